@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing (scripts/setup.sh) and builds build/prefect-cycle and
+# the unit tests, warnings as errors.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/setup.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFECT_CYCLE_WERROR=ON >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the real Dockerfile without a Docker engine and drains a flow run
+# inside the image:
+#   1. a Debian 12 base made by mmdebstrap, loaded into buildah as
+#      localhost/debian:bookworm-slim (the Dockerfile's BASE_IMAGE);
+#   2. buildah bud --isolation chroot of the Dockerfile;
+#   3. against a local Prefect server on 127.0.0.1: `prefect-cycle doctor` and
+#      a cycle that drains one due run to COMPLETED, run inside the image; the
+#      image's user must not be root.
+# Prints the image and binary sizes. Needs root (buildah, chroot isolation).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+STORAGE=${CONTAINER_STORAGE_DRIVER:-vfs}
+IMAGE=localhost/prefect-cycle:test
+BASE=localhost/debian:bookworm-slim
+bh=(buildah --storage-driver "$STORAGE")
+
+need=()
+for p in buildah mmdebstrap uidmap; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "container-test: installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+bash scripts/setup.sh >/dev/null
+
+t0=$(date +%s)
+if ! "${bh[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
+  echo "container-test: making the Debian 12 base with mmdebstrap"
+  work=$(mktemp -d)
+  mmdebstrap --quiet --variant=minbase bookworm "$work/base.tar"
+  ctr=$("${bh[@]}" from scratch)
+  mnt=$("${bh[@]}" mount "$ctr")
+  tar -C "$mnt" -xf "$work/base.tar"
+  "${bh[@]}" umount "$ctr" >/dev/null
+  "${bh[@]}" commit --quiet "$ctr" "$BASE" >/dev/null
+  "${bh[@]}" rm "$ctr" >/dev/null
+  rm -rf "$work"
+fi
+t1=$(date +%s)
+
+echo "container-test: building $IMAGE"
+"${bh[@]}" bud --quiet --isolation chroot --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
+t2=$(date +%s)
+
+image_size=$("${bh[@]}" inspect --type image --format '{{.Size}}' "$IMAGE" 2>/dev/null || echo "?")
+ctr=$("${bh[@]}" from --quiet "$IMAGE")
+cleanup() {
+  "${bh[@]}" rm "$ctr" >/dev/null 2>&1 || true
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
+  [ -n "${tmp:-}" ] && rm -rf "$tmp"
+}
+trap cleanup EXIT
+mnt=$("${bh[@]}" mount "$ctr")
+binary_size=$(stat -c %s "$mnt/usr/local/bin/prefect-cycle")
+rootfs_size=$(du -sb "$mnt" | cut -f1)
+if find "$mnt/usr/bin" -name 'g++*' -o -name 'cc1plus' | grep -q . || [ -d "$mnt/usr/include/curl" ]; then
+  echo "container-test: FAIL: the runtime stage has compilers or headers" >&2
+  exit 1
+fi
+"${bh[@]}" umount "$ctr" >/dev/null
+
+uid=$("${bh[@]}" run --isolation chroot "$ctr" -- id -u)
+if [ "$uid" = "0" ]; then
+  echo "container-test: FAIL: the image runs as root" >&2
+  exit 1
+fi
+
+# A local Prefect server with one due run of a deployment whose code lives in
+# a directory mounted into the container at the same path.
+tmp=$(mktemp -d /tmp/pc-container.XXXXXX)
+chmod 755 "$tmp"
+port=$("$root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PREFECT_HOME="$tmp/home" PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_UI_ENABLED=false \
+  "$root/.venv/bin/prefect" server start --host 127.0.0.1 --port "$port" >"$tmp/server.log" 2>&1 &
+server_pid=$!
+api="http://127.0.0.1:$port/api"
+for _ in $(seq 1 120); do
+  curl -fsS "$api/health" >/dev/null 2>&1 && break
+  sleep 1
+done
+curl -fsS "$api/health" >/dev/null || { tail -20 "$tmp/server.log"; exit 1; }
+mkdir -p "$tmp/flows"
+cp "$root/examples/demo_flow.py" "$tmp/flows/"
+chmod -R a+rX "$tmp/flows"
+run_id=$(PREFECT_API_URL="$api" "$root/.venv/bin/python" "$root/scripts/demo_setup.py" \
+  --pool container-pool --flows-dir "$tmp/flows" --runs 1 --print-run-ids | tail -1)
+
+run_in_image() {
+  "${bh[@]}" run --isolation chroot --volume "$tmp/flows:$tmp/flows:ro" \
+    --env PREFECT_API_URL="$api" --env PREFECT_WORK_POOL=container-pool \
+    --env PREFECT_WAIT_POLL_SECONDS=1 "$ctr" -- /usr/local/bin/prefect-cycle "$@"
+}
+t3=$(date +%s)
+run_in_image doctor
+run_in_image run
+t4=$(date +%s)
+
+state=$(PREFECT_API_URL="$api" "$root/.venv/bin/python" - "$run_id" <<'PY'
+import asyncio, sys
+from prefect.client.orchestration import get_client
+async def main():
+    async with get_client() as c:
+        r = await c.read_flow_run(sys.argv[1])
+        print(r.state.type.value)
+asyncio.run(main())
+PY
+)
+if [ "$state" != "COMPLETED" ]; then
+  echo "container-test: FAIL: flow run $run_id is $state, expected COMPLETED" >&2
+  exit 1
+fi
+echo "container-test: image $IMAGE: user uid $uid, binary $binary_size bytes, rootfs $rootfs_size bytes, image size $image_size"
+echo "container-test: base $((t1 - t0)) s, build $((t2 - t1)) s, run in image $((t4 - t3)) s; flow run $run_id COMPLETED"
+echo "1 passed, 0 failed"

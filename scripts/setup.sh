@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything prefect-cycle needs to build, test and run its demo on a
+# fresh Debian 12 machine: Debian packages with apt-get and a project venv
+# (.venv) holding a pinned Prefect. Idempotent: a second run is fast.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+PREFECT_VERSION=${PREFECT_VERSION:-3.8.8}
+# FastAPI 0.151+ answers 422 to the null fields Prefect's own client sends and
+# 0.155+ stops Prefect 3.8's server from starting: pin the last good one.
+FASTAPI_VERSION=${FASTAPI_VERSION:-0.150.0}
+
+debian_packages=(
+  build-essential cmake ninja-build pkg-config clang-format git
+  libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  catch2 libgit2-dev libpq-dev ca-certificates
+  python3 python3-venv
+)
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+venv="$root/.venv"
+stamp="$venv/.prefect-cycle-$PREFECT_VERSION-$FASTAPI_VERSION"
+if [ ! -f "$stamp" ]; then
+  echo "setup: creating $venv with prefect==$PREFECT_VERSION"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r "$root/scripts/requirements-dev.txt" \
+    "prefect==$PREFECT_VERSION" "fastapi==$FASTAPI_VERSION"
+  touch "$stamp"
+fi
+echo "setup: ok ($("$venv/bin/python" -c 'import prefect; print("prefect", prefect.__version__)'))"

@@ -1,0 +1,109 @@
+#include "cli/commands.hpp"
+
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cli/api_stack.hpp"
+#include "cli/doctor.hpp"
+#include "cli/dry_run.hpp"
+#include "common/error.hpp"
+#include "config/child_env.hpp"
+#include "cycle/cli_worker.hpp"
+#include "cycle/cycle.hpp"
+#include "cycle/signals.hpp"
+#include "repo/preflight.hpp"
+
+namespace pc {
+namespace {
+
+std::string origin_name(const ConfigEntry& entry) {
+  switch (entry.origin) {
+    case Origin::kDefault:
+      return "default";
+    case Origin::kEnv:
+      return "env " + entry.source;
+    case Origin::kFlag:
+      return "flag " + entry.source;
+  }
+  return "default";
+}
+
+}  // namespace
+
+void print_config(const LoadedConfig& loaded, std::ostream& out) {
+  std::size_t width = 0;
+  for (const auto& entry : loaded.entries) {
+    width = std::max(width, entry.variable.size());
+  }
+  for (const auto& entry : loaded.entries) {
+    out << std::left << std::setw(static_cast<int>(width)) << entry.variable << "  "
+        << (entry.value.empty() ? "(unset)" : entry.value) << "  [" << origin_name(entry) << "]\n";
+  }
+  for (const auto& warning : loaded.config.warnings) {
+    out << "warning: " << loaded.config.redactor->redact(warning) << "\n";
+  }
+}
+
+ExitCode doctor_command(const FlagValues& flags, bool json, std::ostream& out) {
+  std::optional<LoadedConfig> loaded;
+  DoctorReport report;
+  try {
+    loaded = load_config(process_environment(), flags);
+    report = run_doctor(loaded->config);
+  } catch (const Error& e) {
+    report = doctor_config_failure(redact_url_userinfo(e.what()));
+  }
+  std::ostringstream text;
+  if (json) {
+    report.print_json(text);
+  } else {
+    report.print_text(text);
+  }
+  out << (loaded ? loaded->config.redactor->redact(text.str()) : text.str());
+  return report.exit_code();
+}
+
+ExitCode run_command(const Config& config) {
+  StopSignal::install();
+  Logger log(config.log_level, config.log_format, config.redactor);
+
+  ApiStack stack(config, log);
+  if (config.dry_run) {
+    std::ostringstream plan;
+    ExitCode code = print_plan(config, stack.client(), plan);
+    std::cout << config.redactor->redact(plan.str());
+    return code;
+  }
+
+  const Environment base_env = process_environment();
+  CycleDeps deps{
+      stack.client(),
+      stack.sleeper(),
+      [&config](const Logger& plog) {
+        return run_preflight(config, plog, [] { return StopSignal::stop_requested(); });
+      },
+      [&config, &base_env](const WorkPool&, const PreflightReport& preflight) {
+        std::unique_ptr<WorkerPhase> worker = std::make_unique<CliWorker>(
+            config, child_environment(config, base_env, preflight.flow_env),
+            [] { return StopSignal::stop_requested(); });
+        return worker;
+      },
+      [] { return StopSignal::first(); },
+      [] { return StopSignal::hurry(); },
+  };
+
+  CycleSummary summary;
+  ExitCode code = run_cycle(config, log, deps, summary);
+  log.info(summary.one_line(), {{"exit_code", std::to_string(to_int(code))}});
+  if (!config.summary_file.empty()) {
+    try {
+      write_summary_file(config.summary_file, summary, *config.redactor);
+    } catch (const Error& e) {
+      log.error(e.what());
+    }
+  }
+  return code;
+}
+
+}  // namespace pc

@@ -1,0 +1,455 @@
+#include "cli/doctor.hpp"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "cli/api_stack.hpp"
+#include "common/error.hpp"
+#include "process/process.hpp"
+#include "repo/preflight.hpp"
+
+namespace pc {
+namespace {
+
+struct UrlParts {
+  std::string scheme;
+  std::string host;
+  std::string port;
+  std::string path;
+};
+
+std::optional<UrlParts> split_url(const std::string& url) {
+  static const std::regex kUrl(
+      R"(^(https?)://(?:[^/?#@]*@)?(\[[^\]]+\]|[^/?#:]+)(?::([0-9]+))?(/[^?#]*)?)",
+      std::regex::icase);
+  std::smatch m;
+  if (!std::regex_search(url, m, kUrl)) {
+    return std::nullopt;
+  }
+  UrlParts parts{m[1].str(), m[2].str(), m[3].str(), m[4].str()};
+  if (!parts.host.empty() && parts.host.front() == '[') {
+    parts.host = parts.host.substr(1, parts.host.size() - 2);
+  }
+  if (parts.port.empty()) {
+    parts.port = parts.scheme == "https" ? "443" : "80";
+  }
+  return parts;
+}
+
+// Connects to host:port within `timeout`; returns an error text or "".
+std::string tcp_connect(const addrinfo* addresses, std::chrono::milliseconds timeout) {
+  std::string last_error = "no address";
+  for (const addrinfo* ai = addresses; ai != nullptr; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      rc = poll(&p, 1, static_cast<int>(timeout.count()));
+      if (rc == 0) {
+        last_error = "timed out after " + std::to_string(timeout.count()) + " ms";
+        close(fd);
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (rc == 0) {
+      close(fd);
+      return "";
+    }
+    last_error = std::strerror(errno);
+    close(fd);
+  }
+  return last_error;
+}
+
+bool on_path(const std::string& program, const Environment& env) {
+  auto it = env.find("PATH");
+  std::string path = it == env.end() ? "/usr/bin:/bin" : it->second;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    auto end = path.find(':', start);
+    std::string dir =
+        path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!dir.empty() && access((dir + "/" + program).c_str(), X_OK) == 0) {
+      return true;
+    }
+    if (end == std::string::npos) {
+      break;
+    }
+    start = end + 1;
+  }
+  return false;
+}
+
+class Doctor {
+ public:
+  explicit Doctor(const Config& config)
+      : config_(config),
+        log_(Logger::null()),
+        stack_(config, log_,
+               RetryPolicy{1, std::chrono::milliseconds(0), 1.0, std::chrono::milliseconds(0), 0.0,
+                           std::chrono::milliseconds(0)}) {}
+
+  DoctorReport run() {
+    add("config", true, "configuration valid", "", ExitCode::kUsage);
+    bool api_ok = check_url() && check_network() && check_health();
+    if (api_ok) {
+      check_version();
+      if (check_pool()) {
+        check_deployments();
+      }
+    } else {
+      not_run({"api.version", "api.auth", "pool", "deployments"}, "the API is not reachable");
+    }
+    check_repository();
+    check_database_reachable();
+    check_python();
+    check_git();
+    return std::move(report_);
+  }
+
+ private:
+  void add(const std::string& name, bool ok, const std::string& detail, const std::string& fix,
+           ExitCode failure_class) {
+    report_.checks.push_back({name, ok, false, detail, fix, failure_class});
+  }
+  void skip(const std::string& name, const std::string& why) {
+    report_.checks.push_back({name, true, true, why, "", ExitCode::kOk});
+  }
+  void not_run(std::initializer_list<const char*> names, const std::string& why) {
+    for (const char* name : names) {
+      report_.checks.push_back({name, false, true, "not checked: " + why, "", ExitCode::kApi});
+    }
+  }
+
+  bool check_url() {
+    auto parts = split_url(config_.api_url);
+    bool cloud = config_.api_url.find("/api/accounts/") != std::string::npos;
+    bool api_suffix = parts && (parts->path == "/api" || cloud);
+    if (!api_suffix) {
+      add("api.url", false, "PREFECT_API_URL \"" + config_.api_url + "\" does not end in /api",
+          "set PREFECT_API_URL to http(s)://host:port/api (self-hosted) or "
+          "https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (Cloud)",
+          ExitCode::kUsage);
+    } else {
+      add("api.url", true,
+          std::string(cloud ? "Prefect Cloud workspace URL " : "self-hosted API URL ") +
+              config_.api_url,
+          "", ExitCode::kUsage);
+    }
+    url_ = parts;
+    return parts.has_value();
+  }
+
+  bool check_network() {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* result = nullptr;
+    int rc = getaddrinfo(url_->host.c_str(), url_->port.c_str(), &hints, &result);
+    if (rc != 0) {
+      add("api.dns", false, "cannot resolve host \"" + url_->host + "\": " + gai_strerror(rc),
+          "check the host name in PREFECT_API_URL and the machine's DNS", ExitCode::kApi);
+      return false;
+    }
+    add("api.dns", true, "host \"" + url_->host + "\" resolves", "", ExitCode::kApi);
+    auto timeout =
+        std::min<std::chrono::milliseconds>(config_.request_timeout, std::chrono::seconds(10));
+    std::string error = tcp_connect(result, timeout);
+    freeaddrinfo(result);
+    if (!error.empty()) {
+      add("api.tcp", false, "cannot connect to " + url_->host + ":" + url_->port + ": " + error,
+          "is the Prefect server running and listening on that port? (prefect server start "
+          "--host 0.0.0.0 for remote access)",
+          ExitCode::kApi);
+      return false;
+    }
+    add("api.tcp", true, "connected to " + url_->host + ":" + url_->port, "", ExitCode::kApi);
+    return true;
+  }
+
+  bool check_health() {
+    const bool https = url_->scheme == "https";
+    try {
+      auto response = stack_.api().request("GET", "/health", std::nullopt, {false, {}});
+      if (https) {
+        add("api.tls", true,
+            config_.tls_insecure_skip_verify ? "TLS handshake ok (verification OFF)"
+                                             : "TLS certificate verified",
+            "", ExitCode::kApi);
+      } else {
+        skip("api.tls", "plain HTTP");
+      }
+      add("api.health", true, "GET /health answered " + response.body.dump(), "", ExitCode::kApi);
+      return true;
+    } catch (const Error& e) {
+      std::string what = e.what();
+      bool tls_problem =
+          what.find("SSL") != std::string::npos || what.find("certificate") != std::string::npos;
+      if (https && tls_problem) {
+        add("api.tls", false, what,
+            "set PREFECT_API_SSL_CERT_FILE to the CA bundle that signed the server's "
+            "certificate (or PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true, unsafe)",
+            ExitCode::kApi);
+        return false;
+      }
+      add("api.health", false, what,
+          "the host answers but not as a Prefect API: check the path of PREFECT_API_URL "
+          "(it ends in /api)",
+          ExitCode::kApi);
+      return false;
+    }
+  }
+
+  void check_version() {
+    if (config_.api_url.find("/api/accounts/") != std::string::npos) {
+      skip("api.version", "Prefect Cloud (no /admin/version)");
+      return;
+    }
+    try {
+      std::string version = stack_.client().read_server_version();
+      bool compatible = version.rfind("3.", 0) == 0;
+      add("api.version", compatible, "server is Prefect " + version,
+          compatible ? "" : "prefect-cycle speaks Prefect 3's API: upgrade the server to 3.x",
+          ExitCode::kApi);
+    } catch (const Error& e) {
+      auth_failure(e);
+    }
+  }
+
+  void auth_failure(const Error& e) {
+    const auto* status = dynamic_cast<const HttpStatusError*>(&e);
+    if (status && (status->status() == 401 || status->status() == 403)) {
+      add("api.auth", false, e.what(),
+          status->status() == 401
+              ? "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass "
+                "(self-hosted with PREFECT_SERVER_API_AUTH_STRING) or PREFECT_API_KEY (Cloud)"
+              : "the credentials are valid but not allowed here: check the key's workspace "
+                "and role",
+          ExitCode::kApi);
+      auth_checked_ = true;
+    } else {
+      add("api.call", false, e.what(), "see the message", ExitCode::kApi);
+    }
+  }
+
+  bool check_pool() {
+    std::optional<WorkPool> pool;
+    try {
+      pool = stack_.client().read_work_pool(config_.work_pool);
+    } catch (const Error& e) {
+      auth_failure(e);
+      return false;
+    }
+    if (!auth_checked_) {
+      add("api.auth", true,
+          config_.api_auth_string.empty() && config_.api_key.empty() ? "no credentials needed"
+                                                                     : "credentials accepted",
+          "", ExitCode::kApi);
+    }
+    if (!pool) {
+      add("pool", false, "work pool \"" + config_.work_pool + "\" not found",
+          "create it (prefect work-pool create " + config_.work_pool +
+              " --type process) or set PREFECT_WORK_POOL_CREATE=true",
+          ExitCode::kUsage);
+      return false;
+    }
+    std::string detail = "work pool \"" + pool->name + "\": type " + pool->type + ", " +
+                         (pool->is_paused ? "paused (the cycle resumes it)" : "not paused") +
+                         ", status " + pool->status;
+    if (pool->status == "NOT_READY") {
+      detail +=
+          " (no worker has heartbeated within 3 heartbeat intervals: expected between "
+          "cycles)";
+    }
+    bool type_ok = pool->type == config_.worker_type;
+    add("pool", type_ok, detail,
+        type_ok ? ""
+                : "the pool's type is \"" + pool->type + "\" but PREFECT_WORKER_TYPE is \"" +
+                      config_.worker_type + "\": set PREFECT_WORKER_TYPE=" + pool->type,
+        ExitCode::kUsage);
+    return true;
+  }
+
+  void check_deployments() {
+    if (config_.trigger_deployments.empty()) {
+      skip("deployments", "PREFECT_TRIGGER_DEPLOYMENTS is empty");
+      return;
+    }
+    for (const auto& ref : config_.trigger_deployments) {
+      std::string name = "deployment " + ref.full_name();
+      try {
+        auto deployment = stack_.client().read_deployment_by_name(ref.flow, ref.deployment);
+        if (!deployment) {
+          add(name, false, "deployment \"" + ref.full_name() + "\" not found",
+              "check the flow and deployment names (prefect deployment ls)", ExitCode::kUsage);
+        } else if (deployment->work_pool_name != config_.work_pool) {
+          add(name, false,
+              "deployment \"" + ref.full_name() + "\" belongs to work pool \"" +
+                  deployment->work_pool_name + "\"",
+              "this cycle drains \"" + config_.work_pool +
+                  "\": its runs would wait for another worker",
+              ExitCode::kUsage);
+        } else {
+          add(name, true, "exists in work pool \"" + config_.work_pool + "\"", "",
+              ExitCode::kUsage);
+        }
+      } catch (const Error& e) {
+        add(name, false, e.what(), "see the message", ExitCode::kApi);
+      }
+    }
+  }
+
+  void check_repository() {
+    if (config_.repository.empty() || !config_.verify_repository) {
+      skip("repository", config_.repository.empty() ? "PREFECT_WORKER_REPOSITORY is not set"
+                                                    : "PREFECT_WORKER_VERIFY_REPOSITORY is off");
+      return;
+    }
+    try {
+      auto heads = list_remote_heads(config_.repository, config_.github_token, config_.git_timeout);
+      bool found = std::find(heads.branches.begin(), heads.branches.end(), config_.branch) !=
+                   heads.branches.end();
+      add("repository", found,
+          found ? "branch \"" + config_.branch + "\" present in " + config_.repository
+                : "branch \"" + config_.branch + "\" not found in " + config_.repository,
+          found ? "" : "set PREFECT_WORKER_BRANCH to an existing branch", ExitCode::kPreflight);
+    } catch (const Error& e) {
+      add("repository", false, e.what(), "see the message", ExitCode::kPreflight);
+    }
+  }
+
+  void check_database_reachable() {
+    if (!config_.check_database) {
+      skip("database", "PREFECT_WORKER_CHECK_DATABASE is off");
+      return;
+    }
+    if (config_.database_url.empty()) {
+      add("database", false, "PREFECT_WORKER_CHECK_DATABASE is on but DATABASE_URL is not set",
+          "set DATABASE_URL (or DATABASE_PUBLIC_URL)", ExitCode::kPreflight);
+      return;
+    }
+    try {
+      check_database(config_.database_url, std::chrono::seconds(10));
+      add("database", true, "SELECT 1 answered", "", ExitCode::kPreflight);
+    } catch (const Error& e) {
+      add("database", false, e.what(),
+          "check DATABASE_URL and that the database accepts "
+          "connections from here",
+          ExitCode::kPreflight);
+    }
+  }
+
+  void check_python() {
+    SpawnOptions options;
+    options.argv = {config_.python, "-c", "import prefect; print(prefect.__version__)"};
+    std::string output;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    ExitStatus status = run_streaming(
+        options,
+        [&output](std::string_view line, bool) {
+          if (output.size() < 4096) {
+            output += std::string(line) + "\n";
+          }
+        },
+        [deadline] { return std::chrono::steady_clock::now() > deadline; },
+        std::chrono::milliseconds(1000));
+    std::string last_line;
+    if (auto end = output.find_last_not_of('\n'); end != std::string::npos) {
+      auto start = output.rfind('\n', end);
+      last_line = output.substr(start == std::string::npos ? 0 : start + 1,
+                                end - (start == std::string::npos ? 0 : start + 1) + 1);
+    }
+    if (status.exited() && status.code == 0) {
+      add("python", true, config_.python + " imports Prefect " + last_line, "",
+          ExitCode::kPreflight);
+    } else if (status.exited() && status.code == 127) {
+      add("python", false, "\"" + config_.python + "\" not found",
+          "set PREFECT_WORKER_PYTHON to a Python that has Prefect installed", ExitCode::kPreflight);
+    } else {
+      add("python", false,
+          config_.python + " cannot import Prefect (" + status.describe() + "): " + last_line,
+          "pip install prefect into that interpreter, or set PREFECT_WORKER_PYTHON to one that "
+          "has it",
+          ExitCode::kPreflight);
+    }
+  }
+
+  void check_git() {
+    bool found = on_path("git", process_environment());
+    add("git", found, found ? "git is on PATH" : "git is not on PATH",
+        found ? "" : "install git (deployments with a git_clone pull step need it)",
+        ExitCode::kPreflight);
+  }
+
+  const Config& config_;
+  Logger log_;
+  ApiStack stack_;
+  DoctorReport report_;
+  std::optional<UrlParts> url_;
+  bool auth_checked_ = false;
+};
+
+}  // namespace
+
+ExitCode DoctorReport::exit_code() const {
+  for (const auto& check : checks) {
+    if (!check.ok && !check.skipped) {
+      return check.failure_class;
+    }
+  }
+  return ExitCode::kOk;
+}
+
+void DoctorReport::print_text(std::ostream& out) const {
+  for (const auto& check : checks) {
+    const char* mark = check.skipped ? "-" : (check.ok ? "\u2713" : "\u2717");
+    out << mark << " " << check.name << ": " << check.detail;
+    if (!check.ok && !check.skipped && !check.fix.empty()) {
+      out << " \u2014 fix: " << check.fix;
+    }
+    out << "\n";
+  }
+}
+
+void DoctorReport::print_json(std::ostream& out) const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& check : checks) {
+    list.push_back({{"name", check.name},
+                    {"ok", check.ok},
+                    {"skipped", check.skipped},
+                    {"detail", check.detail},
+                    {"fix", check.fix}});
+  }
+  out << nlohmann::json{{"ok", exit_code() == ExitCode::kOk},
+                        {"exit_code", to_int(exit_code())},
+                        {"checks", list}}
+             .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+      << "\n";
+}
+
+DoctorReport run_doctor(const Config& config) {
+  return Doctor(config).run();
+}
+
+DoctorReport doctor_config_failure(const std::string& message) {
+  DoctorReport report;
+  report.checks.push_back({"config", false, false, message,
+                           "fix the variable or flag named in the message", ExitCode::kUsage});
+  return report;
+}
+
+}  // namespace pc

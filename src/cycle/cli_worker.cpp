@@ -1,0 +1,71 @@
+#include "cycle/cli_worker.hpp"
+
+#include "process/process.hpp"
+
+namespace pc {
+
+CliWorker::CliWorker(const Config& config, Environment env, std::function<bool()> should_stop)
+    : config_(config), env_(std::move(env)), should_stop_(std::move(should_stop)) {}
+
+std::vector<std::string> CliWorker::argv() const {
+  std::vector<std::string> argv{config_.python,
+                                "-m",
+                                "prefect",
+                                "worker",
+                                "start",
+                                "--pool",
+                                config_.work_pool,
+                                "--type",
+                                config_.worker_type,
+                                "--name",
+                                config_.worker_name,
+                                "--prefetch-seconds",
+                                std::to_string(config_.prefetch.count()),
+                                "--limit",
+                                std::to_string(config_.flow_limit)};
+  for (const auto& queue : config_.work_queues) {
+    argv.push_back("--work-queue");
+    argv.push_back(queue);
+  }
+  // The cycle checked (or created) the pool; a typo must not create another.
+  argv.push_back("--no-create-pool-if-not-found");
+  if (!config_.run_forever) {
+    argv.push_back("--run-once");
+  }
+  return argv;
+}
+
+WorkerPhaseResult CliWorker::run(const Logger& log) {
+  SpawnOptions options;
+  options.argv = argv();
+  options.env = env_;
+  Logger child_log = log.with({{"source", "prefect-worker"}});
+  std::string command;
+  for (const auto& arg : options.argv) {
+    command += (command.empty() ? "" : " ") + arg;
+  }
+  log.info("starting Prefect's worker: " + command);
+
+  ExitStatus status = run_streaming(
+      options,
+      // Prefect logs INFO to stderr; its own level is part of each line.
+      [&child_log](std::string_view line, bool) { child_log.info(line); }, should_stop_,
+      std::chrono::duration_cast<std::chrono::milliseconds>(config_.grace));
+
+  WorkerPhaseResult result;
+  if (status.exited() && status.code == 0) {
+    log.info("Prefect's worker exited with exit code 0");
+    return result;
+  }
+  if (should_stop_()) {
+    log.info("Prefect's worker stopped: " + status.describe());
+    return result;
+  }
+  result.failure = ExitCode::kApi;
+  result.failure_message = "Prefect's worker (" + config_.python + " -m prefect worker start) " +
+                           status.describe() + ": " + explain_exit(status) +
+                           "; its output is in the log above";
+  return result;
+}
+
+}  // namespace pc

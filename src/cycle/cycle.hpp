@@ -1,0 +1,61 @@
+#pragma once
+// The cycle: a linear list of phases.
+//
+//   preflight  checks that can fail the cycle, before anything changes on the
+//              server: the pool exists, trigger deployments exist, repository,
+//              code sync, requirements, database
+//   resume     PATCH the pool is_paused=false
+//   trigger    create one flow run per configured deployment
+//   worker     run the due flow runs (native worker or Prefect's worker CLI)
+//   wait       poll until no run of the pool is in an active state
+//   pause      PATCH the pool is_paused=true -- on every path once resume was tried
+//
+// A stop signal skips the remaining phases but not the pause.
+
+#include <functional>
+#include <memory>
+
+#include "config/config.hpp"
+#include "cycle/summary.hpp"
+#include "http/retry.hpp"
+#include "log/logger.hpp"
+#include "prefect/client.hpp"
+#include "repo/preflight.hpp"
+
+namespace pc {
+
+// What the worker phase reports back to the cycle.
+struct WorkerPhaseResult {
+  // Flow runs the worker claimed, with their final state as it saw them. Empty
+  // when the worker cannot tell (Prefect's worker CLI).
+  std::vector<RunRecord> runs;
+  // Set when the worker itself failed (not a flow run): the cycle's exit code.
+  std::optional<ExitCode> failure;
+  std::string failure_message;
+};
+
+// The worker phase seam: the native worker, Prefect's worker CLI, or a fake.
+class WorkerPhase {
+ public:
+  virtual ~WorkerPhase() = default;
+  virtual WorkerPhaseResult run(const Logger& log) = 0;
+};
+
+struct CycleDeps {
+  PrefectClient& client;
+  Sleeper& sleeper;
+  // Runs the repository, code sync and database checks (throws on failure).
+  std::function<PreflightReport(const Logger&)> preflight;
+  // Builds the worker once the preflight has said what the flows need.
+  std::function<std::unique_ptr<WorkerPhase>(const WorkPool&, const PreflightReport&)> make_worker;
+  // Whether a stop signal arrived, and which one (SIGINT/SIGTERM).
+  std::function<int()> stop_signal;
+  // A second signal: hurry (short deadlines), but still pause.
+  std::function<bool()> hurry;
+};
+
+// Runs one cycle and fills `summary`; returns the exit code. Never throws for
+// failures of the cycle itself (they become the exit code and summary.message).
+ExitCode run_cycle(const Config& config, const Logger& log, CycleDeps& deps, CycleSummary& summary);
+
+}  // namespace pc

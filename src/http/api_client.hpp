@@ -1,0 +1,88 @@
+#pragma once
+// The Prefect API over HTTP: base URL, auth, API-version header, JSON bodies,
+// retries (see retry.hpp), one debug log line per attempt, and errors that
+// say what failed, with the server's `detail`, and never a secret.
+
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.hpp"
+#include "http/http_client.hpp"
+#include "http/retry.hpp"
+#include "log/logger.hpp"
+
+namespace pc {
+
+struct ApiOptions {
+  std::string base_url;     // ends in /api, no trailing slash
+  std::string api_key;      // Bearer (Prefect Cloud)
+  std::string auth_string;  // user:pass, Basic (self-hosted); wins over the key
+  std::chrono::milliseconds request_timeout{30000};
+};
+
+struct RequestOptions {
+  bool retry = true;
+  // Total budget for the call including retries; nullopt = the policy's.
+  std::optional<std::chrono::milliseconds> deadline;
+};
+
+struct ApiResponse {
+  long status = 0;
+  nlohmann::json body;  // null when the body is empty
+};
+
+// A non-2xx answer (other than 404/409, which request() returns).
+class HttpStatusError : public Error {
+ public:
+  HttpStatusError(const std::string& message, long status, std::string detail)
+      : Error(ExitCode::kApi, message), status_(status), detail_(std::move(detail)) {}
+  long status() const { return status_; }
+  const std::string& detail() const { return detail_; }
+
+ private:
+  long status_;
+  std::string detail_;
+};
+
+class ApiClient {
+ public:
+  ApiClient(HttpTransport& transport, ApiOptions options, Logger log, RetryPolicy policy,
+            Sleeper& sleeper);
+
+  // Sends `method path` with an optional JSON body. Returns 2xx, 404 and 409
+  // responses. Throws HttpStatusError for other statuses (after retries for
+  // 408/429/502/503) and pc::Error(kApi) when the server cannot be reached or
+  // answers malformed JSON.
+  ApiResponse request(std::string_view method, std::string_view path,
+                      const std::optional<nlohmann::json>& body = std::nullopt,
+                      const RequestOptions& options = {});
+
+  const std::string& base_url() const { return options_.base_url; }
+  // Number of HTTP attempts made so far (for the benchmark and tests).
+  long attempts() const { return attempts_; }
+
+ private:
+  HttpRequest build(std::string_view method, std::string_view path,
+                    const std::optional<nlohmann::json>& body) const;
+
+  HttpTransport& transport_;
+  ApiOptions options_;
+  Logger log_;
+  RetryPolicy policy_;
+  Sleeper& sleeper_;
+  std::mt19937_64 random_;
+  long attempts_ = 0;
+};
+
+// Percent-encodes one path segment (RFC 3986 unreserved characters kept).
+std::string url_encode_segment(std::string_view segment);
+
+// Standard base64 (for Basic auth).
+std::string base64_encode(std::string_view data);
+
+}  // namespace pc

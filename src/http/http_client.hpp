@@ -1,0 +1,79 @@
+#pragma once
+// The HTTP seam. HttpTransport sends one request and returns the response, or
+// throws TransportError when no response came (DNS, connect, reset, timeout,
+// oversized body). CurlTransport is the libcurl implementation; unit tests use
+// a recording fake (tests/unit/http/fake_transport.hpp).
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pc {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;
+  std::string url;
+  std::string body;
+  Headers headers;
+  std::chrono::milliseconds timeout{0};  // 0 = the transport's default
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  Headers headers;
+  // Case-insensitive header lookup.
+  std::optional<std::string> header(std::string_view name) const;
+};
+
+class TransportError : public std::runtime_error {
+ public:
+  TransportError(const std::string& message, bool timed_out)
+      : std::runtime_error(message), timed_out_(timed_out) {}
+  bool timed_out() const { return timed_out_; }
+
+ private:
+  bool timed_out_;
+};
+
+class HttpTransport {
+ public:
+  virtual ~HttpTransport() = default;
+  virtual HttpResponse send(const HttpRequest& request) = 0;
+};
+
+struct TlsOptions {
+  std::filesystem::path ca_file;  // empty = system bundle
+  bool insecure_skip_verify = false;
+};
+
+// libcurl, one easy handle reused (keep-alive). Responses larger than
+// `max_body_bytes` are aborted with a TransportError, so a runaway body never
+// sits in memory.
+class CurlTransport final : public HttpTransport {
+ public:
+  CurlTransport(TlsOptions tls, std::chrono::milliseconds default_timeout,
+                std::size_t max_body_bytes = 64u << 20);
+  ~CurlTransport() override;
+  CurlTransport(const CurlTransport&) = delete;
+  CurlTransport& operator=(const CurlTransport&) = delete;
+
+  HttpResponse send(const HttpRequest& request) override;
+
+ private:
+  struct Handle;
+  std::unique_ptr<Handle> handle_;
+  TlsOptions tls_;
+  std::chrono::milliseconds default_timeout_;
+  std::size_t max_body_bytes_;
+};
+
+}  // namespace pc

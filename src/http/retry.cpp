@@ -1,0 +1,65 @@
+#include "http/retry.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <string>
+#include <thread>
+
+namespace pc {
+
+std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int retry_index,
+                                        double jitter_sample) {
+  double base = static_cast<double>(policy.initial.count()) *
+                std::pow(policy.multiplier, std::max(0, retry_index));
+  base = std::min(base, static_cast<double>(policy.cap.count()));
+  double sample = std::clamp(jitter_sample, -1.0, 1.0);
+  double jittered = base * (1.0 + policy.jitter * sample);
+  return std::chrono::milliseconds(static_cast<long long>(std::llround(std::max(0.0, jittered))));
+}
+
+std::optional<std::chrono::milliseconds> parse_retry_after(
+    std::string_view value, std::chrono::system_clock::time_point now) {
+  std::string v(value);
+  auto begin = v.find_first_not_of(" \t");
+  if (begin == std::string::npos) {
+    return std::nullopt;
+  }
+  v = v.substr(begin, v.find_last_not_of(" \t") - begin + 1);
+  if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    if (v.size() > 9) {
+      return std::nullopt;
+    }
+    return std::chrono::milliseconds(std::stoll(v) * 1000);
+  }
+  // IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT"
+  std::tm tm{};
+  const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') {
+    return std::nullopt;
+  }
+  auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto delta = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
+  return std::max(delta, std::chrono::milliseconds(0));
+}
+
+bool is_retryable_status(long status) {
+  return status == 408 || status == 429 || status == 502 || status == 503;
+}
+
+bool InterruptibleSleeper::sleep_for(std::chrono::milliseconds duration) {
+  const auto deadline = std::chrono::steady_clock::now() + duration;
+  while (true) {
+    if (stop_ != nullptr && stop_->load()) {
+      return false;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(100)));
+  }
+}
+
+}  // namespace pc

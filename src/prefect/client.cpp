@@ -1,0 +1,274 @@
+#include "prefect/client.hpp"
+
+#include <random>
+
+namespace pc {
+namespace {
+
+using json = nlohmann::json;
+
+std::string pool_path(const std::string& name) {
+  return "/work_pools/" + url_encode_segment(name);
+}
+
+std::vector<std::string> state_names(const std::vector<StateType>& types) {
+  std::vector<std::string> names;
+  for (auto t : types) {
+    names.emplace_back(to_string(t));
+  }
+  return names;
+}
+
+[[noreturn]] void unexpected(const std::string& what, const ApiResponse& response) {
+  throw api_error(what + ": unexpected HTTP " + std::to_string(response.status));
+}
+
+}  // namespace
+
+json flow_run_filter_body(const FlowRunFilter& filter, bool paging) {
+  json body = json::object();
+  json runs = json::object();
+  if (!filter.state_types.empty()) {
+    runs["state"] = {{"type", {{"any_", state_names(filter.state_types)}}}};
+  }
+  if (!filter.ids.empty()) {
+    runs["id"] = {{"any_", filter.ids}};
+  }
+  if (!runs.empty()) {
+    body["flow_runs"] = runs;
+  }
+  if (!filter.work_pool_names.empty()) {
+    body["work_pools"] = {{"name", {{"any_", filter.work_pool_names}}}};
+  }
+  if (paging) {
+    body["limit"] = filter.limit;
+    body["offset"] = filter.offset;
+    body["sort"] = filter.sort;
+  }
+  return body;
+}
+
+std::string new_uuid4() {
+  static thread_local std::mt19937_64 random{std::random_device{}()};
+  std::uniform_int_distribution<unsigned> byte(0, 255);
+  unsigned char b[16];
+  for (auto& x : b) {
+    x = static_cast<unsigned char>(byte(random));
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  char out[37];
+  std::snprintf(out, sizeof(out),
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+std::optional<WorkPool> PrefectClient::read_work_pool(const std::string& name) {
+  auto response = api_.request("GET", pool_path(name));
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return decode_work_pool(response.body);
+}
+
+WorkPool PrefectClient::create_work_pool(const std::string& name, const std::string& type,
+                                         const json& base_job_template) {
+  json body{{"name", name}, {"type", type}};
+  if (!base_job_template.empty()) {
+    body["base_job_template"] = base_job_template;
+  }
+  auto response = api_.request("POST", "/work_pools/", body);
+  if (response.status == 409) {
+    if (auto pool = read_work_pool(name)) {
+      return *pool;
+    }
+    throw api_error("work pool \"" + name + "\": creation conflicted but it cannot be read");
+  }
+  return decode_work_pool(response.body);
+}
+
+void PrefectClient::set_work_pool_paused(const std::string& name, bool paused,
+                                         const RequestOptions& options) {
+  auto response = api_.request("PATCH", pool_path(name), json{{"is_paused", paused}}, options);
+  if (response.status == 404) {
+    throw api_error("work pool \"" + name + "\" not found at " + api_.base_url());
+  }
+}
+
+std::vector<Worker> PrefectClient::read_workers(const std::string& pool) {
+  auto response = api_.request("POST", pool_path(pool) + "/workers/filter", json::object());
+  std::vector<Worker> workers;
+  if (response.status == 404) {
+    return workers;
+  }
+  if (!response.body.is_array()) {
+    unexpected("POST " + pool_path(pool) + "/workers/filter", response);
+  }
+  for (const auto& item : response.body) {
+    workers.push_back(decode_worker(item));
+  }
+  return workers;
+}
+
+std::optional<Deployment> PrefectClient::read_deployment_by_name(const std::string& flow,
+                                                                 const std::string& deployment) {
+  auto response = api_.request("GET", "/deployments/name/" + url_encode_segment(flow) + "/" +
+                                          url_encode_segment(deployment));
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return decode_deployment(response.body);
+}
+
+std::optional<Deployment> PrefectClient::read_deployment(const std::string& id) {
+  auto response = api_.request("GET", "/deployments/" + url_encode_segment(id));
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return decode_deployment(response.body);
+}
+
+FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deployment_id) {
+  auto response =
+      api_.request("POST", "/deployments/" + url_encode_segment(deployment_id) + "/create_flow_run",
+                   json{{"state", {{"type", "SCHEDULED"}}}});
+  if (response.status == 404) {
+    throw api_error("deployment " + deployment_id + " not found when creating a flow run");
+  }
+  return decode_flow_run(response.body);
+}
+
+json PrefectClient::read_flow(const std::string& id) {
+  auto response = api_.request("GET", "/flows/" + url_encode_segment(id));
+  if (response.status == 404) {
+    throw api_error("flow " + id + " not found");
+  }
+  return response.body;
+}
+
+std::vector<FlowRun> PrefectClient::read_flow_runs(const FlowRunFilter& filter) {
+  auto response = api_.request("POST", "/flow_runs/filter", flow_run_filter_body(filter, true));
+  if (!response.body.is_array()) {
+    unexpected("POST /flow_runs/filter", response);
+  }
+  std::vector<FlowRun> runs;
+  for (const auto& item : response.body) {
+    runs.push_back(decode_flow_run(item));
+  }
+  return runs;
+}
+
+std::int64_t PrefectClient::count_flow_runs(const FlowRunFilter& filter) {
+  auto response = api_.request("POST", "/flow_runs/count", flow_run_filter_body(filter, false));
+  if (!response.body.is_number_integer()) {
+    unexpected("POST /flow_runs/count", response);
+  }
+  return response.body.get<std::int64_t>();
+}
+
+std::optional<FlowRun> PrefectClient::read_flow_run(const std::string& id) {
+  auto response = api_.request("GET", "/flow_runs/" + url_encode_segment(id));
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return decode_flow_run(response.body);
+}
+
+SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
+                                                 const StateCreate& state, bool force,
+                                                 const std::string& transition_id) {
+  json details = state.state_details.is_object() ? state.state_details : json::object();
+  details["flow_run_id"] = flow_run_id;
+  details["transition_id"] = transition_id;
+  json state_json{{"type", to_string(state.type)}, {"state_details", details}};
+  if (!state.name.empty()) {
+    state_json["name"] = state.name;
+  }
+  if (!state.message.empty()) {
+    state_json["message"] = state.message;
+  }
+  auto response =
+      api_.request("POST", "/flow_runs/" + url_encode_segment(flow_run_id) + "/set_state",
+                   json{{"state", state_json}, {"force", force}});
+  if (response.status == 404) {
+    throw api_error("flow run " + flow_run_id + " not found when setting its state");
+  }
+  return decode_set_state_result(response.body);
+}
+
+void PrefectClient::update_flow_run(const std::string& id, const json& patch) {
+  auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id), patch);
+  if (response.status == 404) {
+    throw api_error("flow run " + id + " not found when updating it");
+  }
+}
+
+void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
+                                          std::chrono::seconds interval) {
+  auto response =
+      api_.request("POST", pool_path(pool) + "/workers/heartbeat",
+                   json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}});
+  if (response.status == 404) {
+    throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat");
+  }
+}
+
+std::vector<WorkerFlowRun> PrefectClient::get_scheduled_flow_runs(
+    const std::string& pool, const std::vector<std::string>& queues,
+    std::chrono::system_clock::time_point scheduled_before, std::optional<int> limit) {
+  json body{{"work_queue_names", queues}, {"scheduled_before", format_iso8601(scheduled_before)}};
+  if (limit) {
+    body["limit"] = *limit;
+  }
+  auto response = api_.request("POST", pool_path(pool) + "/get_scheduled_flow_runs", body);
+  std::vector<WorkerFlowRun> runs;
+  if (response.status == 404) {
+    return runs;
+  }
+  if (!response.body.is_array()) {
+    unexpected("POST " + pool_path(pool) + "/get_scheduled_flow_runs", response);
+  }
+  for (const auto& item : response.body) {
+    runs.push_back(decode_worker_flow_run(item));
+  }
+  return runs;
+}
+
+std::optional<json> PrefectClient::read_variable_by_name(const std::string& name) {
+  auto response = api_.request("GET", "/variables/name/" + url_encode_segment(name));
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  if (!response.body.is_object() || !response.body.contains("value")) {
+    unexpected("GET /variables/name/" + name, response);
+  }
+  return response.body["value"];
+}
+
+std::optional<json> PrefectClient::read_block_document(const std::string& block_type_slug,
+                                                       const std::string& name) {
+  auto response = api_.request("GET", "/block_types/slug/" + url_encode_segment(block_type_slug) +
+                                          "/block_documents/name/" + url_encode_segment(name) +
+                                          "?include_secrets=true");
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return response.body;
+}
+
+std::string PrefectClient::read_server_version() {
+  auto response = api_.request("GET", "/admin/version");
+  if (!response.body.is_string()) {
+    unexpected("GET /admin/version", response);
+  }
+  return response.body.get<std::string>();
+}
+
+bool PrefectClient::health() {
+  auto response = api_.request("GET", "/health", std::nullopt, {false, {}});
+  return response.status == 200;
+}
+
+}  // namespace pc

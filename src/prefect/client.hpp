@@ -1,0 +1,93 @@
+#pragma once
+// Typed Prefect REST calls (paths relative to PREFECT_API_URL; see
+// ../shared/docs/prefect-protocol.md). Every call throws pc::Error(kApi) on
+// failures it does not name; "not found" is an empty optional where noted.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "http/api_client.hpp"
+#include "prefect/types.hpp"
+
+namespace pc {
+
+struct FlowRunFilter {
+  std::vector<std::string> work_pool_names;
+  std::vector<StateType> state_types;
+  std::vector<std::string> ids;
+  int limit = 200;
+  int offset = 0;
+  std::string sort = "EXPECTED_START_TIME_ASC";
+};
+
+struct StateCreate {
+  StateType type = StateType::kPending;
+  std::string name;     // empty = the server's default for the type
+  std::string message;  // empty = none
+  nlohmann::json state_details = nlohmann::json::object();
+};
+
+class PrefectClient {
+ public:
+  explicit PrefectClient(ApiClient& api) : api_(api) {}
+
+  // --- work pools
+  std::optional<WorkPool> read_work_pool(const std::string& name);
+  // 409 (created meanwhile by someone else) -> re-read.
+  WorkPool create_work_pool(const std::string& name, const std::string& type,
+                            const nlohmann::json& base_job_template);
+  // PATCH /work_pools/{name} {"is_paused": b}; 404 -> Error.
+  void set_work_pool_paused(const std::string& name, bool paused,
+                            const RequestOptions& options = {});
+  std::vector<Worker> read_workers(const std::string& pool);
+
+  // --- deployments and flows
+  std::optional<Deployment> read_deployment_by_name(const std::string& flow,
+                                                    const std::string& deployment);
+  std::optional<Deployment> read_deployment(const std::string& id);
+  // A flow run of the deployment, SCHEDULED and due now.
+  FlowRun create_flow_run_from_deployment(const std::string& deployment_id);
+  nlohmann::json read_flow(const std::string& id);
+
+  // --- flow runs
+  std::vector<FlowRun> read_flow_runs(const FlowRunFilter& filter);
+  std::int64_t count_flow_runs(const FlowRunFilter& filter);
+  std::optional<FlowRun> read_flow_run(const std::string& id);
+  // `transition_id` goes into state_details; a retried POST reuses it, so the
+  // server rejects a duplicate instead of applying it twice.
+  SetStateResult set_flow_run_state(const std::string& flow_run_id, const StateCreate& state,
+                                    bool force, const std::string& transition_id);
+  void update_flow_run(const std::string& id, const nlohmann::json& patch);
+
+  // --- worker
+  void send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
+                             std::chrono::seconds interval);
+  // 404 (unknown pool or queue) -> empty, as Prefect's worker does.
+  std::vector<WorkerFlowRun> get_scheduled_flow_runs(
+      const std::string& pool, const std::vector<std::string>& queues,
+      std::chrono::system_clock::time_point scheduled_before,
+      std::optional<int> limit = std::nullopt);
+
+  // --- variables, blocks, server
+  std::optional<nlohmann::json> read_variable_by_name(const std::string& name);
+  std::optional<nlohmann::json> read_block_document(const std::string& block_type_slug,
+                                                    const std::string& name);
+  std::string read_server_version();
+  bool health();
+
+ private:
+  ApiClient& api_;
+};
+
+// The JSON body of a flow run filter (for /flow_runs/filter and /count).
+nlohmann::json flow_run_filter_body(const FlowRunFilter& filter, bool paging);
+
+// A random UUID4 string (transition ids).
+std::string new_uuid4();
+
+}  // namespace pc

@@ -1,0 +1,426 @@
+// libgit2 work of the preflight: list a remote's branches, clone or update a
+// code directory. Each public function runs its libgit2 calls in a forked child
+// with a deadline (see bounded.hpp) and turns failures into messages that name
+// the host, the credential tried (never its value) and libgit2's reason.
+
+#include <git2.h>
+
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <sstream>
+
+#include "common/error.hpp"
+#include "common/redact.hpp"
+#include "common/spellcheck.hpp"
+#include "repo/bounded.hpp"
+#include "repo/git_ops.hpp"
+
+namespace pc {
+namespace {
+
+namespace fs = std::filesystem;
+
+// --- RAII for libgit2 handles ------------------------------------------------
+
+struct RemoteDeleter {
+  void operator()(git_remote* r) const { git_remote_free(r); }
+};
+struct RepoDeleter {
+  void operator()(git_repository* r) const { git_repository_free(r); }
+};
+struct ObjectDeleter {
+  void operator()(git_object* o) const { git_object_free(o); }
+};
+struct ReferenceDeleter {
+  void operator()(git_reference* r) const { git_reference_free(r); }
+};
+struct StatusDeleter {
+  void operator()(git_status_list* s) const { git_status_list_free(s); }
+};
+using RemotePtr = std::unique_ptr<git_remote, RemoteDeleter>;
+using RepoPtr = std::unique_ptr<git_repository, RepoDeleter>;
+using ObjectPtr = std::unique_ptr<git_object, ObjectDeleter>;
+using ReferencePtr = std::unique_ptr<git_reference, ReferenceDeleter>;
+using StatusPtr = std::unique_ptr<git_status_list, StatusDeleter>;
+
+struct Library {
+  Library() { git_libgit2_init(); }
+  ~Library() { git_libgit2_shutdown(); }
+};
+
+// Thrown inside the child only; carried back as text.
+struct GitFailure {
+  std::string kind;  // "auth", "unreachable", "other", "not_a_clone", ...
+  std::string message;
+};
+
+std::string last_git_error() {
+  const git_error* e = git_error_last();
+  return e != nullptr && e->message != nullptr ? e->message : "unknown libgit2 error";
+}
+
+// What credential a URL + token will use, in words (never the value).
+std::string credential_in_words(const std::string& url, const std::string& token) {
+  if (!token.empty()) {
+    return "GITHUB_ACCESS_TOKEN (as user x-access-token)";
+  }
+  static const std::regex kUserPass(R"(^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@]+:[^/@]*@)");
+  if (std::regex_search(url, kUserPass)) {
+    return "the user:password in PREFECT_WORKER_REPOSITORY";
+  }
+  return "no credentials (set GITHUB_ACCESS_TOKEN for a private HTTPS repository)";
+}
+
+struct CredentialContext {
+  std::string token;
+  int calls = 0;
+};
+
+// libgit2 callback: must not throw.
+int on_credentials(git_credential** out, const char* /*url*/, const char* username_from_url,
+                   unsigned int allowed_types, void* payload) noexcept {
+  auto* ctx = static_cast<CredentialContext*>(payload);
+  if (++ctx->calls > 1) {
+    git_error_set_str(GIT_ERROR_NET, "authentication failed");
+    return GIT_EAUTH;
+  }
+  if ((allowed_types & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0 && !ctx->token.empty()) {
+    return git_credential_userpass_plaintext_new(out, "x-access-token", ctx->token.c_str());
+  }
+  if ((allowed_types & GIT_CREDENTIAL_SSH_KEY) != 0) {
+    return git_credential_ssh_key_from_agent(out, username_from_url ? username_from_url : "git");
+  }
+  git_error_set_str(GIT_ERROR_NET, "authentication required but no credential is configured");
+  return GIT_EAUTH;
+}
+
+git_remote_callbacks callbacks(CredentialContext& ctx) {
+  git_remote_callbacks cb = GIT_REMOTE_CALLBACKS_INIT;
+  cb.credentials = on_credentials;
+  cb.payload = &ctx;
+  return cb;
+}
+
+GitFailure classify(const std::string& url, const std::string& token, const std::string& action,
+                    int code, const CredentialContext& ctx) {
+  std::string reason = last_git_error();
+  std::string lower = reason;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (code == GIT_EAUTH || ctx.calls > 1 || lower.find("401") != std::string::npos ||
+      lower.find("403") != std::string::npos || lower.find("authentication") != std::string::npos) {
+    return {"auth", "authentication to " + redact_url_userinfo(url) + " failed with " +
+                        credential_in_words(url, token) + ": " + reason};
+  }
+  if (lower.find("failed to resolve") != std::string::npos ||
+      lower.find("failed to connect") != std::string::npos ||
+      lower.find("could not connect") != std::string::npos ||
+      lower.find("connection refused") != std::string::npos ||
+      lower.find("timed out") != std::string::npos ||
+      lower.find("could not find repository") != std::string::npos ||
+      lower.find("failed to send request") != std::string::npos ||
+      lower.find("no such host") != std::string::npos) {
+    return {"unreachable", "cannot reach repository " + redact_url_userinfo(url) + " (host " +
+                               git_host(url) + "): " + reason};
+  }
+  return {"other", action + " " + redact_url_userinfo(url) + " failed: " + reason};
+}
+
+std::string encode(const GitFailure& f) {
+  return "error\n" + f.kind + "\n" + f.message;
+}
+
+// Child side of list_remote_heads.
+std::string ls_remote_in_child(const std::string& url, const std::string& token) {
+  Library library;
+  git_remote* raw = nullptr;
+  CredentialContext ctx{token, 0};
+  if (int rc = git_remote_create_anonymous(&raw, nullptr, url.c_str()); rc != 0) {
+    return encode(classify(url, token, "opening", rc, ctx));
+  }
+  RemotePtr remote(raw);
+  git_remote_callbacks cb = callbacks(ctx);
+  if (int rc = git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, nullptr, nullptr);
+      rc != 0) {
+    return encode(classify(url, token, "connecting to", rc, ctx));
+  }
+  const git_remote_head** heads = nullptr;
+  size_t count = 0;
+  if (int rc = git_remote_ls(&heads, &count, remote.get()); rc != 0) {
+    return encode(classify(url, token, "listing", rc, ctx));
+  }
+  std::ostringstream out;
+  out << "ok\n";
+  std::string default_branch;
+  for (size_t i = 0; i < count; ++i) {
+    std::string name = heads[i]->name;
+    if (name == "HEAD" && heads[i]->symref_target != nullptr) {
+      std::string target = heads[i]->symref_target;
+      if (target.rfind("refs/heads/", 0) == 0) {
+        default_branch = target.substr(11);
+      }
+    }
+  }
+  out << "default " << default_branch << "\n";
+  for (size_t i = 0; i < count; ++i) {
+    std::string name = heads[i]->name;
+    if (name.rfind("refs/heads/", 0) == 0) {
+      out << "branch " << name.substr(11) << "\n";
+    }
+  }
+  git_remote_disconnect(remote.get());
+  return out.str();
+}
+
+[[noreturn]] void throw_failure(const std::string& output, const std::string& url,
+                                std::chrono::seconds timeout, const std::string& action) {
+  std::istringstream in(output);
+  std::string status, kind;
+  std::getline(in, status);
+  std::getline(in, kind);
+  std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (status != "error" || message.empty()) {
+    throw preflight_error(action + " " + redact_url_userinfo(url) +
+                          " failed: the git helper process ended without a result");
+  }
+  (void)timeout;
+  throw preflight_error(message);
+}
+
+BoundedResult bounded(const std::function<std::string()>& work, std::chrono::seconds timeout,
+                      const std::string& url, const std::string& action,
+                      const std::function<bool()>& should_stop) {
+  BoundedResult result = run_bounded(
+      work, std::chrono::duration_cast<std::chrono::milliseconds>(timeout), should_stop);
+  if (result.timed_out) {
+    if (should_stop && should_stop()) {
+      throw preflight_error(action + " " + redact_url_userinfo(url) +
+                            " stopped: stop signal received");
+    }
+    throw preflight_error(action + " " + redact_url_userinfo(url) + " (host " + git_host(url) +
+                          ") did not finish within " + std::to_string(timeout.count()) +
+                          " s (PREFECT_WORKER_GIT_TIMEOUT_SECONDS)");
+  }
+  if (result.output.rfind("ok\n", 0) != 0) {
+    throw_failure(result.output, url, timeout, action);
+  }
+  return result;
+}
+
+// --- code sync (child side) --------------------------------------------------
+
+std::string strip_userinfo(const std::string& url) {
+  static const std::regex kUserinfo(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@)");
+  return std::regex_replace(url, kUserinfo, "$1");
+}
+
+std::string normalize_url(std::string url) {
+  url = strip_userinfo(url);
+  while (!url.empty() && url.back() == '/') {
+    url.pop_back();
+  }
+  if (url.rfind("file://", 0) == 0) {
+    url = url.substr(7);
+  }
+  if (!url.empty() && url.front() == '/') {
+    std::error_code ec;
+    auto canonical = fs::weakly_canonical(url, ec);
+    if (!ec) {
+      url = canonical.string();
+    }
+  }
+  return url;
+}
+
+std::vector<std::string> untracked_paths(git_repository* repo) {
+  git_status_options opts = GIT_STATUS_OPTIONS_INIT;
+  opts.show = GIT_STATUS_SHOW_WORKDIR_ONLY;
+  opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED;  // directories reported whole
+  git_status_list* raw = nullptr;
+  std::vector<std::string> paths;
+  if (git_status_list_new(&raw, repo, &opts) != 0) {
+    return paths;
+  }
+  StatusPtr list(raw);
+  for (size_t i = 0; i < git_status_list_entrycount(list.get()); ++i) {
+    const git_status_entry* e = git_status_byindex(list.get(), i);
+    if ((e->status & GIT_STATUS_WT_NEW) != 0 && e->index_to_workdir != nullptr) {
+      paths.emplace_back(e->index_to_workdir->new_file.path);
+    }
+  }
+  return paths;
+}
+
+std::string head_commit(git_repository* repo) {
+  git_oid oid;
+  if (git_reference_name_to_id(&oid, repo, "HEAD") != 0) {
+    return "";
+  }
+  char hex[GIT_OID_HEXSZ + 1] = {};
+  git_oid_tostr(hex, sizeof(hex), &oid);
+  return hex;
+}
+
+std::string sync_in_child(const SyncRequest& req) {
+  Library library;
+  CredentialContext ctx{req.token, 0};
+  const fs::path dir = req.code_dir;
+  std::ostringstream out;
+  if (!fs::exists(dir)) {
+    git_clone_options opts = GIT_CLONE_OPTIONS_INIT;
+    opts.checkout_branch = req.branch.c_str();
+    opts.fetch_opts.callbacks = callbacks(ctx);
+    git_repository* raw = nullptr;
+    if (int rc = git_clone(&raw, req.url.c_str(), dir.c_str(), &opts); rc != 0) {
+      GitFailure failure = classify(req.url, req.token, "cloning", rc, ctx);
+      std::error_code ec;
+      fs::remove_all(dir, ec);  // we created it: leave nothing half-cloned
+      return encode(failure);
+    }
+    RepoPtr repo(raw);
+    out << "ok\ncloned\ncommit " << head_commit(repo.get()) << "\n";
+    return out.str();
+  }
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
+    return encode(
+        {"not_a_clone", "code directory " + dir.string() +
+                            " exists but is not a git repository; refusing to touch "
+                            "it (remove it, or point PREFECT_WORKER_CODE_DIR elsewhere)"});
+  }
+  RepoPtr repo(raw);
+  git_remote* raw_remote = nullptr;
+  if (git_remote_lookup(&raw_remote, repo.get(), "origin") != 0) {
+    return encode({"not_a_clone", "code directory " + dir.string() +
+                                      " is a git repository without an \"origin\" remote; "
+                                      "refusing to touch it"});
+  }
+  RemotePtr remote(raw_remote);
+  const char* origin_url = git_remote_url(remote.get());
+  if (origin_url == nullptr || normalize_url(origin_url) != normalize_url(req.url)) {
+    return encode({"not_a_clone", "code directory " + dir.string() + " is a clone of " +
+                                      redact_url_userinfo(origin_url ? origin_url : "?") +
+                                      ", not of " + redact_url_userinfo(req.url) +
+                                      "; refusing to touch it"});
+  }
+  git_fetch_options fetch = GIT_FETCH_OPTIONS_INIT;
+  fetch.callbacks = callbacks(ctx);
+  std::string refspec = "+refs/heads/" + req.branch + ":refs/remotes/origin/" + req.branch;
+  char* specs[] = {refspec.data()};
+  git_strarray refspecs{specs, 1};
+  if (int rc = git_remote_fetch(remote.get(), &refspecs, &fetch, nullptr); rc != 0) {
+    return encode(classify(req.url, req.token, "fetching", rc, ctx));
+  }
+  git_object* raw_target = nullptr;
+  std::string remote_ref = "refs/remotes/origin/" + req.branch;
+  if (git_revparse_single(&raw_target, repo.get(), remote_ref.c_str()) != 0) {
+    return encode({"branch", "branch \"" + req.branch + "\" not found in " +
+                                 redact_url_userinfo(req.url) + " after fetching"});
+  }
+  ObjectPtr target(raw_target);
+  git_object* commit_obj = nullptr;
+  if (git_object_peel(&commit_obj, target.get(), GIT_OBJECT_COMMIT) != 0) {
+    return encode({"other", "cannot resolve " + remote_ref + ": " + last_git_error()});
+  }
+  ObjectPtr commit(commit_obj);
+  git_reference* raw_branch = nullptr;
+  std::string local = req.branch;
+  if (git_branch_create(&raw_branch, repo.get(), local.c_str(),
+                        reinterpret_cast<git_commit*>(commit.get()), 1) != 0) {
+    // The branch is checked out: move HEAD's target instead.
+    raw_branch = nullptr;
+  }
+  ReferencePtr branch(raw_branch);
+  std::string head_ref = "refs/heads/" + local;
+  if (git_repository_set_head(repo.get(), head_ref.c_str()) != 0 ||
+      git_reset(repo.get(), commit.get(), GIT_RESET_HARD, nullptr) != 0) {
+    return encode({"other", "cannot reset " + dir.string() + " to origin/" + req.branch + ": " +
+                                last_git_error()});
+  }
+  int removed = 0;
+  for (const auto& path : untracked_paths(repo.get())) {
+    std::error_code ec;
+    fs::remove_all(dir / path, ec);
+    ++removed;
+  }
+  out << "ok\nupdated\ncommit " << head_commit(repo.get()) << "\nremoved " << removed << "\n";
+  return out.str();
+}
+
+}  // namespace
+
+std::string git_host(const std::string& url) {
+  static const std::regex kHost(R"(^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/@]*@)?([^/:]+))");
+  static const std::regex kScp(R"(^(?:[^@/]+@)?([^:/]+):)");
+  std::smatch m;
+  if (std::regex_search(url, m, kHost)) {
+    return m[1].str().empty() ? "localhost" : m[1].str();
+  }
+  if (std::regex_search(url, m, kScp)) {
+    return m[1].str();
+  }
+  return "local path";
+}
+
+RemoteHeads list_remote_heads(const std::string& url, const std::string& github_token,
+                              std::chrono::seconds timeout) {
+  BoundedResult result = bounded([&] { return ls_remote_in_child(url, github_token); }, timeout,
+                                 url, "listing branches of", nullptr);
+  RemoteHeads heads;
+  std::istringstream in(result.output);
+  std::string line;
+  std::getline(in, line);  // "ok"
+  while (std::getline(in, line)) {
+    if (line.rfind("branch ", 0) == 0) {
+      heads.branches.push_back(line.substr(7));
+    } else if (line.rfind("default ", 0) == 0) {
+      heads.default_branch = line.substr(8);
+    }
+  }
+  return heads;
+}
+
+void require_branch(const RemoteHeads& heads, const std::string& branch, const std::string& url) {
+  if (std::find(heads.branches.begin(), heads.branches.end(), branch) != heads.branches.end()) {
+    return;
+  }
+  std::string message = "branch \"" + branch + "\" not found in " + redact_url_userinfo(url);
+  if (heads.branches.empty()) {
+    message += " (the repository has no branches)";
+  } else {
+    message += "; it has ";
+    for (std::size_t i = 0; i < heads.branches.size() && i < 10; ++i) {
+      message += (i == 0 ? "" : ", ") + heads.branches[i];
+    }
+    if (heads.branches.size() > 10) {
+      message += ", ... (" + std::to_string(heads.branches.size()) + " in all)";
+    }
+    if (auto guess = closest_match(branch, heads.branches)) {
+      message += "; did you mean \"" + *guess + "\"?";
+    }
+  }
+  message += " (PREFECT_WORKER_BRANCH)";
+  throw preflight_error(message);
+}
+
+SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>& should_stop) {
+  BoundedResult result = bounded([&] { return sync_in_child(request); }, request.timeout,
+                                 request.url, "syncing", should_stop);
+  SyncResult sync;
+  std::istringstream in(result.output);
+  std::string line;
+  std::getline(in, line);  // ok
+  std::getline(in, line);
+  sync.cloned = line == "cloned";
+  while (std::getline(in, line)) {
+    if (line.rfind("commit ", 0) == 0) {
+      sync.commit = line.substr(7);
+    } else if (line.rfind("removed ", 0) == 0) {
+      sync.removed_untracked = std::stoi(line.substr(8));
+    }
+  }
+  return sync;
+}
+
+}  // namespace pc
