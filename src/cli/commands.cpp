@@ -83,10 +83,11 @@ ExitCode run_command(const Config& config) {
       [&config](const Logger& plog) {
         return run_preflight(config, plog, [] { return StopSignal::stop_requested(); });
       },
-      [&config, &base_env](const WorkPool&, const PreflightReport& preflight) {
+      [&config, &base_env](const WorkPool&, const PreflightReport& preflight,
+                           std::function<bool()> should_stop) {
         std::unique_ptr<WorkerPhase> worker = std::make_unique<CliWorker>(
             config, child_environment(config, base_env, preflight.flow_env),
-            [] { return StopSignal::stop_requested(); });
+            std::move(should_stop));
         return worker;
       },
       [] { return StopSignal::first(); },

@@ -23,7 +23,12 @@ Environment child_environment(const Config& config, const Environment& base,
     env["DATABASE_URL"] = config.database_url;
   }
   for (const auto& [key, value] : extra) {
-    env[key] = value;
+    // The code directory goes first on an existing PYTHONPATH, not instead of it.
+    if (key == "PYTHONPATH" && env.count(key) != 0 && !env[key].empty()) {
+      env[key] = value + ":" + env[key];
+    } else {
+      env[key] = value;
+    }
   }
   return env;
 }

@@ -204,16 +204,28 @@ class CycleRun {
 
   void work() {
     remember_due_runs();
-    auto worker = deps_.make_worker(pool_, preflight_);
+    if (config_.wait_timeout.count() > 0) {
+      wait_deadline_ = Clock::now() + config_.wait_timeout;
+    }
+    auto should_stop = [this] { return deps_.stop_signal() != 0 || deadline_passed(); };
+    auto worker = deps_.make_worker(pool_, preflight_, should_stop);
     WorkerPhaseResult result = worker->run(log_.with({{"phase", "worker"}}));
     for (auto& run : result.runs) {
       tracked_ids_.insert(run.id);
     }
     check_stop();
+    if (deadline_passed()) {
+      throw Error(ExitCode::kWaitTimeout,
+                  "wait timed out after " + std::to_string(config_.wait_timeout.count()) +
+                      " s (PREFECT_WAIT_TIMEOUT_SECONDS) while the worker was still running its "
+                      "flow runs; the worker was stopped");
+    }
     if (result.failure) {
       throw Error(*result.failure, result.failure_message);
     }
   }
+
+  bool deadline_passed() const { return wait_deadline_ && Clock::now() >= *wait_deadline_; }
 
   // The runs of the pool that are due now: those the worker is expected to
   // take. They are the runs the summary accounts for.
@@ -248,8 +260,8 @@ class CycleRun {
       return;
     }
     const auto start = Clock::now();
-    const bool bounded = config_.wait_timeout.count() > 0;
-    const auto deadline = start + config_.wait_timeout;
+    const bool bounded = wait_deadline_.has_value();
+    const auto deadline = wait_deadline_.value_or(start);
     FlowRunFilter filter;
     filter.work_pool_names = {config_.work_pool};
     filter.state_types = config_.active_state_types;
@@ -362,6 +374,7 @@ class CycleRun {
   PreflightReport preflight_;
   std::set<std::string> tracked_ids_;
   bool resume_attempted_ = false;
+  std::optional<Clock::time_point> wait_deadline_;
   PhaseStatus current_status_ = PhaseStatus::kOk;
   std::string current_message_;
 };

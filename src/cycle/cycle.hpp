@@ -7,7 +7,9 @@
 //   resume     PATCH the pool is_paused=false
 //   trigger    create one flow run per configured deployment
 //   worker     run the due flow runs (native worker or Prefect's worker CLI)
-//   wait       poll until no run of the pool is in an active state
+//   wait       poll until no run of the pool is in an active state; the wait
+//              timeout counts from the start of the worker phase, because a
+//              run-once worker itself waits for the runs it started
 //   pause      PATCH the pool is_paused=true -- on every path once resume was tried
 //
 // A stop signal skips the remaining phases but not the pause.
@@ -46,8 +48,12 @@ struct CycleDeps {
   Sleeper& sleeper;
   // Runs the repository, code sync and database checks (throws on failure).
   std::function<PreflightReport(const Logger&)> preflight;
-  // Builds the worker once the preflight has said what the flows need.
-  std::function<std::unique_ptr<WorkerPhase>(const WorkPool&, const PreflightReport&)> make_worker;
+  // Builds the worker once the preflight has said what the flows need. The
+  // worker must stop (and account for its runs) once `should_stop` is true: a
+  // signal arrived or the wait timeout passed.
+  std::function<std::unique_ptr<WorkerPhase>(const WorkPool&, const PreflightReport&,
+                                             std::function<bool()> should_stop)>
+      make_worker;
   // Whether a stop signal arrived, and which one (SIGINT/SIGTERM).
   std::function<int()> stop_signal;
   // A second signal: hurry (short deadlines), but still pause.
