@@ -153,6 +153,7 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
   const auto budget = options.deadline.value_or(policy_.max_total);
   const int max_attempts = options.retry ? std::max(1, policy_.max_attempts) : 1;
   std::uniform_real_distribution<double> jitter(-1.0, 1.0);
+  std::chrono::milliseconds waited{0};  // the delays slept so far
 
   for (int attempt = 1;; ++attempt) {
     HttpRequest attempt_request = request;
@@ -223,7 +224,8 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
 
     auto delay = retry_after ? std::min(*retry_after, policy_.cap)
                              : backoff_delay(policy_, attempt - 1, jitter(random_));
-    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    auto elapsed = std::max(
+        waited, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
     if (elapsed + delay >= budget) {
       throw api_error(
           (unreachable ? "cannot reach Prefect API at " + options_.base_url + " (" + what + ")"
@@ -233,6 +235,7 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
     }
     log_.warn(what + ": " + retry_reason + "; retry " + std::to_string(attempt) + " of " +
               std::to_string(max_attempts - 1) + " in " + format_ms(delay));
+    waited += delay;
     if (!sleeper_.sleep_for(delay)) {
       throw api_error(what + ": " + retry_reason + "; not retried: stop requested");
     }

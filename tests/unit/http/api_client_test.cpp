@@ -1,0 +1,217 @@
+#include "http/api_client.hpp"
+
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "http/fake_transport.hpp"
+
+using namespace pc;
+using pc::testing::FakeSleeper;
+using pc::testing::FakeTransport;
+using std::chrono::milliseconds;
+
+namespace {
+
+struct Fixture {
+  FakeTransport transport;
+  FakeSleeper sleeper;
+  std::ostringstream log_text;
+  std::shared_ptr<Redactor> redactor = std::make_shared<Redactor>();
+  ApiOptions options;
+  RetryPolicy policy;
+
+  Fixture() {
+    options.base_url = "http://prefect:4200/api";
+    policy.jitter = 0.0;
+  }
+  ApiClient client() {
+    return ApiClient(transport, options,
+                     Logger(LogLevel::kDebug, LogFormat::kText, redactor, log_text), policy,
+                     sleeper);
+  }
+  std::string header(std::size_t i, const std::string& name) const {
+    for (const auto& [k, v] : transport.requests.at(i).headers) {
+      if (k == name)
+        return v;
+    }
+    return "<none>";
+  }
+};
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+}  // namespace
+
+TEST_CASE("ApiClient sends JSON with the API version and auth headers", "[http]") {
+  Fixture f;
+  SECTION("Basic auth wins over the key") {
+    f.options.api_key = "pnu_key";
+    f.options.auth_string = "admin:pass";
+    f.transport.reply(200, R"({"ok":true})");
+    auto r = f.client().request("POST", "/work_pools/filter", nlohmann::json{{"limit", 1}});
+    CHECK(r.status == 200);
+    CHECK(r.body["ok"] == true);
+    const auto& req = f.transport.requests.at(0);
+    CHECK(req.method == "POST");
+    CHECK(req.url == "http://prefect:4200/api/work_pools/filter");
+    CHECK(req.body == R"({"limit":1})");
+    CHECK(f.header(0, "Authorization") == "Basic YWRtaW46cGFzcw==");
+    CHECK(f.header(0, "X-PREFECT-API-VERSION") == "0.8.4");
+    CHECK(f.header(0, "Content-Type") == "application/json");
+  }
+  SECTION("Bearer key") {
+    f.options.api_key = "pnu_key";
+    f.transport.reply(204);
+    auto r = f.client().request("PATCH", "/work_pools/x", nlohmann::json{{"is_paused", true}});
+    CHECK(r.status == 204);
+    CHECK(r.body.is_null());
+    CHECK(f.header(0, "Authorization") == "Bearer pnu_key");
+  }
+  SECTION("no credentials, no Authorization header") {
+    f.transport.reply(200, "true");
+    f.client().request("GET", "/health");
+    CHECK(f.header(0, "Authorization") == "<none>");
+    CHECK(f.header(0, "Content-Type") == "<none>");
+  }
+}
+
+TEST_CASE("ApiClient retries 503 and connection errors with backoff", "[http]") {
+  Fixture f;
+  f.transport.reply(503, "").fail("Connection refused").reply(200, "[]");
+  auto r = f.client().request("POST", "/flow_runs/filter", nlohmann::json::object());
+  CHECK(r.status == 200);
+  CHECK(f.transport.requests.size() == 3);
+  CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000), milliseconds(2000)});
+  // The same body each time (state proposals keep their transition_id).
+  CHECK(f.transport.requests[0].body == f.transport.requests[2].body);
+  CHECK(f.log_text.str().find("retry 1 of 5 in 1.0 s") != std::string::npos);
+  CHECK(f.log_text.str().find("POST http://prefect:4200/api/flow_runs/filter -> 503") !=
+        std::string::npos);
+}
+
+TEST_CASE("ApiClient honours Retry-After on 429", "[http]") {
+  Fixture f;
+  f.transport.reply(429, "", {{"Retry-After", "7"}}).reply(200, "1");
+  f.client().request("POST", "/flow_runs/count", nlohmann::json::object());
+  CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(7000)});
+}
+
+TEST_CASE("ApiClient does not retry other 4xx and quotes the server's detail", "[http]") {
+  Fixture f;
+  f.transport.reply(422, R"({"detail":[{"loc":["body","x"],"msg":"extra fields not permitted"}]})");
+  auto m = message_of([&] { f.client().request("POST", "/x", nlohmann::json::object()); });
+  CHECK(m.find("POST http://prefect:4200/api/x: 422 Unprocessable Entity: ") == 0);
+  CHECK(m.find("extra fields not permitted") != std::string::npos);
+  CHECK(f.transport.requests.size() == 1);
+
+  Fixture g;
+  g.options.api_key = "pnu_secret_key_1";
+  g.redactor->add_secret("pnu_secret_key_1");
+  g.transport.reply(401, R"({"exception_message":"Unauthorized"})");
+  try {
+    g.client().request("GET", "/work_pools/p");
+    FAIL("expected an error");
+  } catch (const HttpStatusError& e) {
+    CHECK(e.status() == 401);
+    CHECK(e.detail() == "Unauthorized");
+    CHECK(e.code() == ExitCode::kApi);
+    std::string what = e.what();
+    CHECK(what.find("GET http://prefect:4200/api/work_pools/p: 401 Unauthorized: Unauthorized "
+                    "(check PREFECT_API_AUTH_STRING") == 0);
+    CHECK(what.find("pnu_secret_key_1") == std::string::npos);
+  }
+  CHECK(g.log_text.str().find("pnu_secret_key_1") == std::string::npos);
+}
+
+TEST_CASE("ApiClient returns 404 and 409 to the caller", "[http]") {
+  Fixture f;
+  f.transport.reply(404, R"({"detail":"Work pool not found."})").reply(409, "");
+  auto client = f.client();
+  CHECK(client.request("GET", "/work_pools/x").status == 404);
+  CHECK(client.request("POST", "/work_pools/", nlohmann::json::object()).status == 409);
+}
+
+TEST_CASE("ApiClient gives up: attempts, budget, interruption, malformed JSON", "[http]") {
+  SECTION("unreachable after max attempts") {
+    Fixture f;
+    f.policy.max_attempts = 3;
+    f.transport.fail("Failed to connect to prefect port 4200: Connection refused")
+        .fail("Failed to connect")
+        .fail("Failed to connect to prefect port 4200: Connection refused");
+    auto m = message_of([&] { f.client().request("GET", "/health"); });
+    CHECK(m ==
+          "cannot reach Prefect API at http://prefect:4200/api (GET "
+          "http://prefect:4200/api/health): Failed to connect to prefect port 4200: "
+          "Connection refused (after 3 attempt(s))");
+    CHECK(f.sleeper.slept.size() == 2);
+  }
+  SECTION("503 until the attempts are used up") {
+    Fixture f;
+    f.policy.max_attempts = 2;
+    f.transport.reply(503, "busy").reply(503, "busy");
+    auto m = message_of([&] { f.client().request("GET", "/health"); });
+    CHECK(m ==
+          "GET http://prefect:4200/api/health: 503 Service Unavailable after 2 "
+          "attempt(s): busy");
+  }
+  SECTION("the deadline bounds the retries") {
+    Fixture f;
+    f.transport.reply(503).reply(503).reply(503);
+    RequestOptions options;
+    options.deadline = milliseconds(2500);
+    auto m = message_of([&] { f.client().request("PATCH", "/p", nlohmann::json{}, options); });
+    CHECK(m.find("giving up after 2 attempt(s)") != std::string::npos);
+  }
+  SECTION("a stop signal ends the backoff") {
+    Fixture f;
+    f.sleeper.interrupted = true;
+    f.transport.reply(502).reply(200, "true");
+    auto m = message_of([&] { f.client().request("GET", "/health"); });
+    CHECK(m ==
+          "GET http://prefect:4200/api/health: 502 Bad Gateway; not retried: stop "
+          "requested");
+    CHECK(f.transport.pending() == 1);
+  }
+  SECTION("no retries when asked") {
+    Fixture f;
+    f.transport.reply(503).reply(200);
+    RequestOptions options;
+    options.retry = false;
+    CHECK_THROWS_AS(f.client().request("GET", "/health", std::nullopt, options), HttpStatusError);
+    CHECK(f.transport.pending() == 1);
+  }
+  SECTION("malformed JSON") {
+    Fixture f;
+    f.transport.reply(200, R"({"id": "truncat)");
+    auto m = message_of([&] { f.client().request("GET", "/work_pools/x"); });
+    CHECK(m ==
+          "GET http://prefect:4200/api/work_pools/x: malformed JSON in the response (15 "
+          "bytes)");
+  }
+}
+
+TEST_CASE("url_encode_segment and base64_encode", "[http]") {
+  CHECK(url_encode_segment("hello world") == "hello%20world");
+  CHECK(url_encode_segment("a/b?c#d%") == "a%2Fb%3Fc%23d%25");
+  CHECK(url_encode_segment("flow-name_1.x~") == "flow-name_1.x~");
+  CHECK(base64_encode("") == "");
+  CHECK(base64_encode("f") == "Zg==");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("user:pass") == "dXNlcjpwYXNz");
+}
+
+TEST_CASE("CurlTransport: connection refused is a TransportError", "[http]") {
+  CurlTransport transport(TlsOptions{}, milliseconds(2000));
+  HttpRequest request;
+  request.method = "GET";
+  request.url = "http://127.0.0.1:1/api/health";
+  CHECK_THROWS_AS(transport.send(request), TransportError);
+}

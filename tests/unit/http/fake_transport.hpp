@@ -1,0 +1,64 @@
+#pragma once
+// A recording fake HttpTransport: replays scripted responses (or transport
+// errors) in order and records every request it was sent.
+
+#include <deque>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "http/http_client.hpp"
+#include "http/retry.hpp"
+
+namespace pc::testing {
+
+class FakeTransport : public HttpTransport {
+ public:
+  // Queue a response: status, body, headers.
+  FakeTransport& reply(long status, std::string body = "", Headers headers = {}) {
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    script_.emplace_back(std::move(r));
+    return *this;
+  }
+  // Queue a transport failure (connection refused, timeout...).
+  FakeTransport& fail(std::string message, bool timed_out = false) {
+    script_.emplace_back(TransportError(message, timed_out));
+    return *this;
+  }
+
+  HttpResponse send(const HttpRequest& request) override {
+    requests.push_back(request);
+    if (script_.empty()) {
+      throw TransportError(
+          "FakeTransport: no scripted response for " + request.method + " " + request.url, false);
+    }
+    auto next = std::move(script_.front());
+    script_.pop_front();
+    if (auto* error = std::get_if<TransportError>(&next)) {
+      throw *error;
+    }
+    return std::get<HttpResponse>(next);
+  }
+
+  std::size_t pending() const { return script_.size(); }
+  std::vector<HttpRequest> requests;
+
+ private:
+  std::deque<std::variant<HttpResponse, TransportError>> script_;
+};
+
+// Records the delays it was asked to sleep; never sleeps.
+class FakeSleeper : public Sleeper {
+ public:
+  bool sleep_for(std::chrono::milliseconds d) override {
+    slept.push_back(d);
+    return !interrupted;
+  }
+  std::vector<std::chrono::milliseconds> slept;
+  bool interrupted = false;
+};
+
+}  // namespace pc::testing

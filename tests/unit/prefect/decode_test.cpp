@@ -1,0 +1,135 @@
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.hpp"
+#include "prefect/types.hpp"
+
+using namespace pc;
+using nlohmann::json;
+
+namespace {
+
+// Responses captured from a real Prefect 3.8.8 server (see data/).
+json load(const std::string& name) {
+  auto dir = std::filesystem::path(__FILE__).parent_path() / "data";
+  std::ifstream in(dir / name);
+  REQUIRE(in.good());
+  return json::parse(in);
+}
+
+std::string decode_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    CHECK(e.code() == ExitCode::kApi);
+    return e.what();
+  }
+  return "<no error>";
+}
+
+}  // namespace
+
+TEST_CASE("decode real work pool", "[prefect]") {
+  auto pool = decode_work_pool(load("work_pool.json"));
+  CHECK(pool.name == "smoke");
+  CHECK(pool.type == "process");
+  CHECK(pool.is_paused);
+  CHECK(pool.status == "PAUSED");
+  CHECK(pool.base_job_template.contains("job_configuration"));
+  CHECK(pool.base_job_template["variables"]["properties"].contains("command"));
+  CHECK_FALSE(pool.concurrency_limit);
+  CHECK_FALSE(pool.default_queue_id.empty());
+}
+
+TEST_CASE("decode real deployment", "[prefect]") {
+  auto d = decode_deployment(load("deployment.json"));
+  CHECK(d.name == "dep");
+  CHECK(d.work_pool_name == "smoke");
+  CHECK(d.work_queue_name == "default");
+  CHECK_FALSE(d.flow_id.empty());
+  CHECK(d.job_variables.is_object());
+}
+
+TEST_CASE("decode real flow runs", "[prefect]") {
+  auto done = decode_flow_run(load("flow_run.json"));
+  REQUIRE(done.state);
+  CHECK(done.state->type == StateType::kCompleted);
+  CHECK(done.current_type() == StateType::kCompleted);
+  CHECK_FALSE(done.start_time.empty());
+
+  auto created = decode_flow_run(load("created_flow_run.json"));
+  REQUIRE(created.state);
+  CHECK(created.state->type == StateType::kScheduled);
+  CHECK(created.infrastructure_pid.empty());
+  CHECK(parse_iso8601(created.expected_start_time).has_value());
+
+  auto scheduled = load("scheduled_flow_runs.json");
+  REQUIRE(scheduled.size() == 1);
+  auto w = decode_worker_flow_run(scheduled[0]);
+  CHECK_FALSE(w.work_queue_id.empty());
+  CHECK_FALSE(w.flow_run.state);  // get_scheduled_flow_runs sends "state": null
+  CHECK(w.flow_run.current_type() == StateType::kScheduled);
+}
+
+TEST_CASE("decode real orchestration results", "[prefect]") {
+  auto accept = decode_set_state_result(load("set_state_accept.json"));
+  CHECK(accept.status == SetStateStatus::kAccept);
+  REQUIRE(accept.state);
+  CHECK(accept.state->type == StateType::kPending);
+  CHECK(accept.state->state_details["transition_id"] == "9f3c2b1e-0000-4000-8000-000000000001");
+
+  auto abort = decode_set_state_result(load("set_state_abort.json"));
+  CHECK(abort.status == SetStateStatus::kAbort);
+  CHECK(abort.reason == "This run is in a PENDING state and cannot transition to a PENDING state.");
+
+  auto wait = decode_set_state_result(json::parse(
+      R"({"status":"WAIT","state":null,"details":{"type":"wait_details","delay_seconds":5,"reason":"later"}})"));
+  CHECK(wait.status == SetStateStatus::kWait);
+  CHECK(wait.delay_seconds == 5.0);
+  CHECK_FALSE(wait.state);
+}
+
+TEST_CASE("decode real workers", "[prefect]") {
+  auto list = load("workers.json");
+  REQUIRE(list.size() >= 1);
+  auto w = decode_worker(list[0]);
+  CHECK_FALSE(w.name.empty());
+  CHECK(w.heartbeat_interval_seconds > 0);
+}
+
+TEST_CASE("decoding rejects malformed objects with a clean error", "[prefect]") {
+  CHECK(decode_error([] { decode_work_pool(json::array()); }) ==
+        "unexpected Prefect API response: work pool is not a JSON object");
+  CHECK(decode_error([] {
+          decode_work_pool(json{{"name", "x"}});
+        }) == "unexpected Prefect API response: work pool.id is not present");
+  CHECK(decode_error([] {
+          decode_work_pool(json{{"id", "1"}, {"is_paused", "yes"}});
+        }) == "unexpected Prefect API response: work pool.is_paused is not a boolean");
+  CHECK(decode_error([] {
+          decode_state(json{{"type", "EXPLODED"}});
+        }) == "unexpected Prefect API response: state.type is not a known state type");
+  CHECK(decode_error([] {
+          decode_set_state_result(json{{"status", "MAYBE"}});
+        }) ==
+        "unexpected Prefect API response: orchestration result.status is not ACCEPT, REJECT, "
+        "ABORT or WAIT");
+  CHECK(decode_error([] {
+          decode_worker_flow_run(json{{"work_pool_id", "x"}});
+        }) == "unexpected Prefect API response: scheduled flow run.flow_run is not present");
+  CHECK(decode_error([] {
+          decode_flow_run(json{{"id", "1"}, {"tags", 5}, {"name", json::array()}});
+        }) == "unexpected Prefect API response: flow run.name is not a string");
+}
+
+TEST_CASE("ISO 8601 round trip and the forms Prefect sends", "[prefect]") {
+  auto t = parse_iso8601("2026-08-21T16:00:10.123456Z");
+  REQUIRE(t);
+  CHECK(format_iso8601(*t) == "2026-08-21T16:00:10.123456Z");
+  CHECK(parse_iso8601("2026-08-21 16:00:10.123456+00:00") == t);
+  CHECK(parse_iso8601("2026-08-21T18:00:10.123456+02:00") == t);
+  CHECK(parse_iso8601("2026-08-21T16:00:10Z") == *t - std::chrono::microseconds(123456));
+  CHECK_FALSE(parse_iso8601("yesterday"));
+  CHECK_FALSE(parse_iso8601("2026-08-21T16:00:10 PST"));
+}
