@@ -13,6 +13,9 @@
 #include "cycle/cycle.hpp"
 #include "cycle/signals.hpp"
 #include "repo/preflight.hpp"
+#include "worker/worker.hpp"
+
+#include <unistd.h>
 
 namespace pc {
 namespace {
@@ -27,6 +30,14 @@ std::string origin_name(const ConfigEntry& entry) {
       return "flag " + entry.source;
   }
   return "default";
+}
+
+std::string host_name() {
+  char buffer[256] = {};
+  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') {
+    return "localhost";
+  }
+  return buffer;
 }
 
 }  // namespace
@@ -83,11 +94,18 @@ ExitCode run_command(const Config& config) {
       [&config](const Logger& plog) {
         return run_preflight(config, plog, [] { return StopSignal::stop_requested(); });
       },
-      [&config, &base_env](const WorkPool&, const PreflightReport& preflight,
-                           std::function<bool()> should_stop) {
-        std::unique_ptr<WorkerPhase> worker = std::make_unique<CliWorker>(
-            config, child_environment(config, base_env, preflight.flow_env),
-            std::move(should_stop));
+      [&config, &base_env, &stack](const WorkPool& pool, const PreflightReport& preflight,
+                                   std::function<std::string()> stop_reason) {
+        Environment env = child_environment(config, base_env, preflight.flow_env);
+        std::unique_ptr<WorkerPhase> worker;
+        if (config.worker_type == "process") {
+          NativeWorkerOptions options{std::move(env), preflight.working_dir, host_name(),
+                                      std::move(stop_reason)};
+          worker = std::make_unique<NativeWorker>(config, stack.client(), stack.sleeper(), pool,
+                                                  std::move(options));
+        } else {
+          worker = std::make_unique<CliWorker>(config, std::move(env), std::move(stop_reason));
+        }
         return worker;
       },
       [] { return StopSignal::first(); },

@@ -4,8 +4,9 @@
 
 namespace pc {
 
-CliWorker::CliWorker(const Config& config, Environment env, std::function<bool()> should_stop)
-    : config_(config), env_(std::move(env)), should_stop_(std::move(should_stop)) {}
+CliWorker::CliWorker(const Config& config, Environment env,
+                     std::function<std::string()> stop_reason)
+    : config_(config), env_(std::move(env)), stop_reason_(std::move(stop_reason)) {}
 
 std::vector<std::string> CliWorker::argv() const {
   std::vector<std::string> argv{config_.python,
@@ -46,10 +47,11 @@ WorkerPhaseResult CliWorker::run(const Logger& log) {
   }
   log.info("starting Prefect's worker: " + command);
 
+  auto should_stop = [this] { return !stop_reason_().empty(); };
   ExitStatus status = run_streaming(
       options,
       // Prefect logs INFO to stderr; its own level is part of each line.
-      [&child_log](std::string_view line, bool) { child_log.info(line); }, should_stop_,
+      [&child_log](std::string_view line, bool) { child_log.info(line); }, should_stop,
       std::chrono::duration_cast<std::chrono::milliseconds>(config_.grace));
 
   WorkerPhaseResult result;
@@ -57,8 +59,8 @@ WorkerPhaseResult CliWorker::run(const Logger& log) {
     log.info("Prefect's worker exited with exit code 0");
     return result;
   }
-  if (should_stop_()) {
-    log.info("Prefect's worker stopped: " + status.describe());
+  if (should_stop()) {
+    log.info("Prefect's worker stopped (" + stop_reason_() + "): " + status.describe());
     return result;
   }
   result.failure = ExitCode::kApi;

@@ -15,7 +15,7 @@ namespace pc {
 
 class CliWorker final : public WorkerPhase {
  public:
-  CliWorker(const Config& config, Environment env, std::function<bool()> should_stop);
+  CliWorker(const Config& config, Environment env, std::function<std::string()> stop_reason);
   WorkerPhaseResult run(const Logger& log) override;
 
   // The argv it runs, for tests and --dry-run.
@@ -24,7 +24,7 @@ class CliWorker final : public WorkerPhase {
  private:
   const Config& config_;
   Environment env_;
-  std::function<bool()> should_stop_;
+  std::function<std::string()> stop_reason_;
 };
 
 }  // namespace pc

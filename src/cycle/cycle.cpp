@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "worker/job_config.hpp"
 
 namespace pc {
 namespace {
@@ -148,13 +149,20 @@ class CycleRun {
     auto pool = deps_.client.read_work_pool(config_.work_pool);
     if (!pool && config_.work_pool_create) {
       log_.info("work pool \"" + config_.work_pool + "\" not found: creating it (type process)");
-      pool = deps_.client.create_work_pool(config_.work_pool, "process", nlohmann::json::object());
+      pool = deps_.client.create_work_pool(config_.work_pool, "process",
+                                           default_process_job_template());
     }
     if (!pool) {
       throw usage_error("PREFECT_WORK_POOL: work pool \"" + config_.work_pool + "\" not found at " +
                         config_.api_url + " (create it, or set PREFECT_WORK_POOL_CREATE=true)");
     }
     pool_ = *pool;
+    if (config_.worker_type == "process" && pool_.type != "process") {
+      throw usage_error("work pool \"" + pool_.name + "\" is of type \"" + pool_.type +
+                        "\": the native worker runs process pools only; set "
+                        "PREFECT_WORKER_TYPE=" +
+                        pool_.type + " to run it with Prefect's worker CLI");
+    }
     log_.info("work pool \"" + pool_.name + "\": type " + pool_.type + ", " +
               (pool_.is_paused ? "paused" : "not paused") + ", status " + pool_.status);
 
@@ -207,8 +215,17 @@ class CycleRun {
     if (config_.wait_timeout.count() > 0) {
       wait_deadline_ = Clock::now() + config_.wait_timeout;
     }
-    auto should_stop = [this] { return deps_.stop_signal() != 0 || deadline_passed(); };
-    auto worker = deps_.make_worker(pool_, preflight_, should_stop);
+    auto stop_reason = [this]() -> std::string {
+      if (int sig = deps_.stop_signal(); sig != 0) {
+        return sig == SIGINT ? "SIGINT received" : "SIGTERM received";
+      }
+      if (deadline_passed()) {
+        return "wait timeout of " + std::to_string(config_.wait_timeout.count()) +
+               " s reached (PREFECT_WAIT_TIMEOUT_SECONDS)";
+      }
+      return "";
+    };
+    auto worker = deps_.make_worker(pool_, preflight_, stop_reason);
     WorkerPhaseResult result = worker->run(log_.with({{"phase", "worker"}}));
     for (auto& run : result.runs) {
       tracked_ids_.insert(run.id);

@@ -49,10 +49,10 @@ struct CycleDeps {
   // Runs the repository, code sync and database checks (throws on failure).
   std::function<PreflightReport(const Logger&)> preflight;
   // Builds the worker once the preflight has said what the flows need. The
-  // worker must stop (and account for its runs) once `should_stop` is true: a
-  // signal arrived or the wait timeout passed.
+  // worker must stop (and account for its runs) once `stop_reason` returns
+  // something: a signal arrived or the wait timeout passed.
   std::function<std::unique_ptr<WorkerPhase>(const WorkPool&, const PreflightReport&,
-                                             std::function<bool()> should_stop)>
+                                             std::function<std::string()> stop_reason)>
       make_worker;
   // Whether a stop signal arrived, and which one (SIGINT/SIGTERM).
   std::function<int()> stop_signal;

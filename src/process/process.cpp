@@ -350,6 +350,24 @@ std::optional<ExitStatus> Child::poll(std::chrono::milliseconds max_wait,
   return std::nullopt;
 }
 
+void wait_for_any(const std::vector<const Child*>& children, std::chrono::milliseconds max_wait) {
+  std::vector<pollfd> fds;
+  for (const Child* child : children) {
+    for (int fd : {child->stdout_fd(), child->stderr_fd()}) {
+      if (fd >= 0) {
+        fds.push_back(pollfd{fd, POLLIN, 0});
+      }
+    }
+  }
+  if (fds.empty()) {
+    std::this_thread::sleep_for(max_wait);
+    return;
+  }
+  // Exits without output are seen at the next Child::poll; cap the wait so a
+  // silent child's exit is noticed quickly.
+  ::poll(fds.data(), fds.size(), static_cast<int>(max_wait.count()));
+}
+
 ExitStatus run_streaming(const SpawnOptions& options, const LineCallback& on_line,
                          const std::function<bool()>& should_stop,
                          std::chrono::milliseconds grace) {

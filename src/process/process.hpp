@@ -63,6 +63,9 @@ class Child {
   bool running() const { return pid_ > 0 && !status_; }
   // Set when posix_spawn itself failed (e.g. ENOENT); the status is then 127.
   const std::string& spawn_error() const { return spawn_error_; }
+  // The output pipes still open (-1 once closed), for wait_for_any().
+  int stdout_fd() const { return out_fd_; }
+  int stderr_fd() const { return err_fd_; }
 
  private:
   Child() = default;
@@ -77,6 +80,10 @@ class Child {
   std::optional<ExitStatus> status_;
   std::string spawn_error_;
 };
+
+// Blocks until one of the children has output (or a closed pipe) or
+// `max_wait` passes. Exits are noticed by Child::poll afterwards.
+void wait_for_any(const std::vector<const Child*>& children, std::chrono::milliseconds max_wait);
 
 // Runs a child to completion, streaming its lines. When should_stop() turns
 // true: SIGTERM to the group, `grace`, then SIGKILL. A command that cannot be

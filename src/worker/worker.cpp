@@ -1,0 +1,600 @@
+#include "worker/worker.hpp"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <deque>
+#include <map>
+#include <set>
+
+#include "common/error.hpp"
+#include "process/process.hpp"
+#include "worker/command_split.hpp"
+#include "worker/job_config.hpp"
+
+namespace pc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// Placeholders resolved through the API and the worker's environment, with
+// per-run caches.
+class ApiResolver final : public TemplateResolver {
+ public:
+  ApiResolver(PrefectClient& client, const Environment& env) : client_(client), env_(env) {}
+  std::optional<std::string> env(const std::string& name) override {
+    auto it = env_.find(name);
+    return it == env_.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+  std::optional<json> variable(const std::string& name) override {
+    return client_.read_variable_by_name(name);
+  }
+  std::optional<json> block(const std::string& slug, const std::string& name) override {
+    auto doc = client_.read_block_document(slug, name);
+    if (!doc || !doc->is_object()) {
+      return std::nullopt;
+    }
+    return doc->value("data", json::object());
+  }
+
+ private:
+  PrefectClient& client_;
+  const Environment& env_;
+};
+
+struct Running {
+  FlowRun run;
+  Logger log;
+  Child child;
+  std::optional<fs::path> temp_dir;
+  bool stream_output = true;
+  bool cancelling = false;  // the run was cancelled in Prefect
+  std::string stop_reason;  // the cycle is stopping it
+  std::optional<Clock::time_point> kill_at;
+  Clock::time_point started;
+};
+
+}  // namespace
+
+std::string crashed_message(const std::string& exit_description, const std::string& meaning) {
+  return "Flow run process exited with " + exit_description + " (" + meaning + ").";
+}
+
+class NativeWorker::Impl {
+ public:
+  Impl(const Config& config, PrefectClient& client, Sleeper& sleeper, WorkPool pool,
+       NativeWorkerOptions options)
+      : config_(config),
+        client_(client),
+        sleeper_(sleeper),
+        pool_(std::move(pool)),
+        options_(std::move(options)),
+        log_(Logger::null()) {
+    if (pool_.base_job_template.empty()) {
+      pool_.base_job_template = default_process_job_template();
+    }
+  }
+
+  WorkerPhaseResult run(const Logger& log) {
+    log_ = log;
+    const auto start_wall = std::chrono::system_clock::now();
+    horizon_ = start_wall + config_.prefetch;
+    log_.info("native worker \"" + config_.worker_name + "\" on pool \"" + pool_.name +
+              "\": limit " + std::to_string(config_.flow_limit) + ", prefetch " +
+              std::to_string(config_.prefetch.count()) + " s" +
+              (config_.run_forever ? ", until stopped"
+               : config_.drain     ? ", drain"
+                                   : ", run once"));
+    heartbeat(true);
+    try {
+      poll();
+      loop();
+    } catch (const Error& e) {
+      // Whatever failed, the runs we started must not stay PENDING/RUNNING.
+      if (!running_.empty()) {
+        begin_stop(std::string("the worker failed: ") + e.what());
+        while (!running_.empty()) {
+          supervise();
+        }
+      }
+      throw;
+    }
+    log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
+              std::to_string(skipped_) + " skipped");
+    WorkerPhaseResult result;
+    result.runs = std::move(records_);
+    return result;
+  }
+
+ private:
+  void loop() {
+    while (true) {
+      const std::string stop = options_.stop_reason();
+      if (!stop.empty() && !stopping_) {
+        begin_stop(stop);
+      }
+      if (!stopping_) {
+        fill_slots();
+      }
+      supervise();
+      const auto now = Clock::now();
+      if (now >= next_heartbeat_) {
+        heartbeat(false);
+      }
+      if (!running_.empty() && now >= next_cancel_check_) {
+        check_cancellations();
+      }
+      if (stopping_) {
+        if (running_.empty()) {
+          break;
+        }
+        continue;
+      }
+      if (wants_poll(now)) {
+        poll();
+      }
+      if (finished()) {
+        break;
+      }
+    }
+  }
+
+  // --- heartbeat and polling ---------------------------------------------
+
+  void heartbeat(bool first) {
+    next_heartbeat_ = Clock::now() + config_.heartbeat_interval;
+    try {
+      client_.send_worker_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval);
+    } catch (const Error& e) {
+      if (first) {
+        throw;
+      }
+      log_.warn(std::string("worker heartbeat failed (will retry): ") + e.what());
+    }
+  }
+
+  bool wants_poll(Clock::time_point now) const {
+    const bool slots_free = static_cast<int>(running_.size()) < config_.flow_limit;
+    if (!slots_free || !queue_.empty()) {
+      return false;
+    }
+    if (config_.run_forever || config_.drain) {
+      return now >= next_poll_;
+    }
+    // Run once: keep taking what was due at the start until a poll has
+    // nothing new (a poll returns at most 200 runs).
+    return !exhausted_ && now >= next_poll_;
+  }
+
+  void poll() {
+    next_poll_ = Clock::now() + (config_.run_forever || config_.drain
+                                     ? std::chrono::milliseconds(config_.query_interval)
+                                     : std::chrono::milliseconds(500));
+    if (config_.run_forever || config_.drain) {
+      horizon_ = std::chrono::system_clock::now() + config_.prefetch;
+    }
+    std::vector<WorkerFlowRun> runs;
+    try {
+      runs = client_.get_scheduled_flow_runs(pool_.name, config_.work_queues, horizon_);
+      consecutive_failures_ = 0;
+    } catch (const Error& e) {
+      if (!config_.run_forever) {
+        throw;
+      }
+      ++consecutive_failures_;
+      if (consecutive_failures_ >= config_.max_consecutive_failures) {
+        throw Error(
+            ExitCode::kApi,
+            "crash loop: " + std::to_string(consecutive_failures_) +
+                " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES): " + e.what());
+      }
+      auto backoff = std::min<std::chrono::milliseconds>(
+          std::chrono::milliseconds(1000) * (1 << std::min(consecutive_failures_ - 1, 6)),
+          std::chrono::milliseconds(60000));
+      log_.warn(std::string("polling failed (") + std::to_string(consecutive_failures_) +
+                " in a row), next try in " + std::to_string(backoff.count()) + " ms: " + e.what());
+      next_poll_ = Clock::now() + backoff;
+      return;
+    }
+    int fresh = 0;
+    for (auto& item : runs) {
+      if (seen_.insert(item.flow_run.id).second) {
+        queue_.push_back(std::move(item.flow_run));
+        ++fresh;
+      }
+    }
+    if (fresh == 0) {
+      exhausted_ = true;
+    }
+    log_.debug("polled pool \"" + pool_.name + "\": " + std::to_string(runs.size()) +
+               " scheduled run(s), " + std::to_string(fresh) + " new");
+  }
+
+  bool finished() const {
+    if (config_.run_forever || !running_.empty() || !queue_.empty()) {
+      return false;
+    }
+    if (config_.drain) {
+      return exhausted_;  // a poll after the last run ended found nothing new
+    }
+    return exhausted_;
+  }
+
+  // --- claiming and launching --------------------------------------------
+
+  void fill_slots() {
+    while (static_cast<int>(running_.size()) < config_.flow_limit && !queue_.empty() &&
+           options_.stop_reason().empty()) {
+      FlowRun run = std::move(queue_.front());
+      queue_.pop_front();
+      if (config_.drain && queue_.empty()) {
+        exhausted_ = false;  // poll again once this one is taken
+      }
+      claim_and_launch(std::move(run));
+    }
+  }
+
+  std::optional<Deployment> deployment_of(const FlowRun& run) {
+    if (run.deployment_id.empty()) {
+      return Deployment{};
+    }
+    if (auto it = deployments_.find(run.deployment_id); it != deployments_.end()) {
+      return it->second;
+    }
+    auto deployment = client_.read_deployment(run.deployment_id);
+    if (deployment) {
+      deployments_[run.deployment_id] = *deployment;
+    }
+    return deployment;
+  }
+
+  std::string flow_name(const std::string& flow_id) {
+    if (flow_id.empty()) {
+      return "";
+    }
+    if (auto it = flow_names_.find(flow_id); it != flow_names_.end()) {
+      return it->second;
+    }
+    std::string name;
+    try {
+      name = client_.read_flow(flow_id).value("name", "");
+    } catch (const Error& e) {
+      log_.warn(std::string("cannot read flow ") + flow_id + ": " + e.what());
+    }
+    flow_names_[flow_id] = name;
+    return name;
+  }
+
+  void claim_and_launch(FlowRun run) {
+    Logger rlog = log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
+    auto deployment = deployment_of(run);
+    if (!deployment) {
+      set_state(run.id,
+                {StateType::kCancelled, "",
+                 "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
+                true);
+      rlog.info("skipped: its deployment no longer exists; cancelled the run");
+      ++skipped_;
+      return;
+    }
+    if (!claim(run, rlog)) {
+      ++skipped_;
+      return;
+    }
+    try {
+      launch(std::move(run), *deployment, rlog);
+    } catch (const Error& e) {
+      // The run is ours and PENDING: it must not stay so.
+      rlog.error(std::string("could not start the flow run: ") + e.what());
+      set_state(run.id,
+                {StateType::kCrashed, "",
+                 std::string("Failed to submit flow run to infrastructure: ") + e.what()},
+                false);
+      remember(run.id);
+    }
+  }
+
+  // The PENDING proposal. True when the run is ours.
+  bool claim(const FlowRun& run, const Logger& rlog) {
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      SetStateResult result;
+      try {
+        result = set_state(run.id, {StateType::kPending, "", ""}, false);
+      } catch (const Error& e) {
+        rlog.warn(std::string("claim failed: ") + e.what());
+        return false;
+      }
+      if (result.status == SetStateStatus::kAccept && result.state &&
+          result.state->type == StateType::kPending) {
+        rlog.debug("claimed (PENDING accepted)");
+        return true;
+      }
+      if (result.status == SetStateStatus::kWait) {
+        auto delay = std::chrono::milliseconds(
+            static_cast<long long>(std::min(result.delay_seconds, 30.0) * 1000));
+        rlog.info("server asked to wait " + std::to_string(delay.count()) +
+                  " ms before claiming: " + result.reason);
+        if (!sleeper_.sleep_for(delay) || !options_.stop_reason().empty()) {
+          return false;
+        }
+        continue;
+      }
+      std::string state =
+          result.state ? std::string(to_string(result.state->type)) +
+                             (result.state->name.empty() ? "" : " (" + result.state->name + ")")
+                       : "unknown";
+      rlog.info("skipped: the server answered " + std::string(to_string(result.status)) +
+                " to the PENDING proposal, the run is " + state +
+                (result.reason.empty() ? "" : ": " + result.reason));
+      return false;
+    }
+    return false;
+  }
+
+  void launch(FlowRun run, const Deployment& deployment, const Logger& rlog) {
+    ApiResolver resolver(client_, options_.child_env);
+    json variables = merge_job_variables(deployment.job_variables, run.job_variables);
+    json populated = apply_job_template(pool_.base_job_template, variables, resolver);
+    ProcessJobConfig job = to_process_job_config(populated);
+
+    SpawnOptions spawn;
+    if (job.command) {
+      spawn.argv = split_command(*job.command);
+    }
+    if (spawn.argv.empty()) {
+      spawn.argv = {config_.python, "-m", "prefect.engine"};
+    }
+    Environment env = options_.child_env;
+    env["PREFECT__FLOW_RUN_ID"] = run.id;
+    env["PREFECT__WORKER_NAME"] = config_.worker_name;
+    const std::string flow = flow_name(run.flow_id);
+    if (!run.flow_id.empty()) {
+      env["PREFECT__FLOW_ID"] = run.flow_id;
+    }
+    if (!flow.empty()) {
+      env["PREFECT__FLOW_NAME"] = flow;
+    }
+    if (!deployment.id.empty()) {
+      env["PREFECT__DEPLOYMENT_ID"] = deployment.id;
+      env["PREFECT__DEPLOYMENT_NAME"] = deployment.name;
+    }
+    for (const auto& [key, value] : job.env) {
+      env[key] = value;
+    }
+    spawn.env = env;
+
+    std::optional<fs::path> temp_dir;
+    if (job.working_dir) {
+      spawn.cwd = *job.working_dir;
+    } else if (!options_.default_working_dir.empty()) {
+      spawn.cwd = options_.default_working_dir;
+    } else {
+      std::string pattern = (fs::temp_directory_path() / "prefect-cycle-XXXXXX").string();
+      if (mkdtemp(pattern.data()) == nullptr) {
+        throw Error(ExitCode::kApi, "cannot create a temporary working directory");
+      }
+      temp_dir = pattern;
+      spawn.cwd = *temp_dir;
+    }
+
+    Running entry{std::move(run), rlog, Child::spawn(spawn), temp_dir,    job.stream_output,
+                  false,          "",   std::nullopt,        Clock::now()};
+    ++launched_;
+    const std::string id = entry.run.id;
+    if (entry.child.spawn_error().empty()) {
+      rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(entry.child.pid()) +
+                ", " + std::to_string(running_.size() + 1) + " running)");
+      try {
+        client_.update_flow_run(
+            id, json{{"infrastructure_pid",
+                      options_.hostname + ":" + std::to_string(entry.child.pid())}});
+      } catch (const Error& e) {
+        rlog.warn(std::string("could not record infrastructure_pid: ") + e.what());
+      }
+    } else {
+      rlog.error(entry.child.spawn_error());
+    }
+    running_.emplace(id, std::move(entry));
+  }
+
+  // --- supervision --------------------------------------------------------
+
+  void supervise() {
+    std::vector<const Child*> children;
+    for (const auto& [id, r] : running_) {
+      children.push_back(&r.child);
+    }
+    wait_for_any(children, std::chrono::milliseconds(100));
+    const auto now = Clock::now();
+    std::vector<std::string> done;
+    for (auto& [id, r] : running_) {
+      auto& entry = r;
+      auto status =
+          entry.child.poll(std::chrono::milliseconds(0), [&entry](std::string_view line, bool) {
+            if (entry.stream_output) {
+              entry.log.info(line);
+            }
+          });
+      if (status) {
+        finish(entry, *status);
+        done.push_back(id);
+      } else if (entry.kill_at && now >= *entry.kill_at) {
+        entry.log.warn("still running after the grace period: SIGKILL");
+        entry.child.signal_group(SIGKILL);
+        entry.kill_at.reset();
+      }
+    }
+    for (const auto& id : done) {
+      running_.erase(id);
+    }
+  }
+
+  void stop_process(Running& r) {
+    r.child.signal_group(SIGTERM);
+    r.kill_at = Clock::now() + config_.grace;
+  }
+
+  void check_cancellations() {
+    next_cancel_check_ = Clock::now() + std::min(config_.query_interval, std::chrono::seconds(10));
+    FlowRunFilter filter;
+    for (const auto& [id, r] : running_) {
+      if (!r.cancelling) {
+        filter.ids.push_back(id);
+      }
+    }
+    if (filter.ids.empty()) {
+      return;
+    }
+    filter.state_types = {StateType::kCancelling, StateType::kCancelled};
+    std::vector<FlowRun> cancelled;
+    try {
+      cancelled = client_.read_flow_runs(filter);
+    } catch (const Error& e) {
+      log_.warn(std::string("cancellation check failed: ") + e.what());
+      return;
+    }
+    for (const auto& run : cancelled) {
+      auto it = running_.find(run.id);
+      if (it == running_.end()) {
+        continue;
+      }
+      it->second.cancelling = true;
+      it->second.log.info("cancellation requested in Prefect: SIGTERM, then SIGKILL after " +
+                          std::to_string(config_.grace.count()) + " s");
+      stop_process(it->second);
+    }
+  }
+
+  void begin_stop(const std::string& reason) {
+    stopping_ = true;
+    log_.warn("stopping: " + reason + "; " + std::to_string(running_.size()) +
+              " flow run process(es) get SIGTERM, SIGKILL after " +
+              std::to_string(config_.grace.count()) + " s");
+    queue_.clear();
+    for (auto& [id, r] : running_) {
+      r.stop_reason = reason;
+      stop_process(r);
+    }
+  }
+
+  void finish(Running& r, const ExitStatus& status) {
+    const std::string& id = r.run.id;
+    if (r.temp_dir) {
+      std::error_code ec;
+      fs::remove_all(*r.temp_dir, ec);
+    }
+    std::optional<StateType> type;
+    try {
+      if (auto now = client_.read_flow_run(id)) {
+        type = now->current_type();
+      }
+    } catch (const Error& e) {
+      r.log.warn(std::string("cannot read the run's state after exit: ") + e.what());
+    }
+    const bool terminal = type && is_terminal(*type);
+    const std::string described = status.describe();
+    if (!r.stop_reason.empty() && !terminal) {
+      if (!type || *type == StateType::kPending || *type == StateType::kScheduled) {
+        StateCreate scheduled{StateType::kScheduled, "", ""};
+        scheduled.state_details["scheduled_time"] =
+            format_iso8601(std::chrono::system_clock::now());
+        scheduled.message = "prefect-cycle stopped before the flow started (" + r.stop_reason +
+                            "); scheduled again for the next cycle";
+        set_state(id, scheduled, true);
+        r.log.info("handed back: SCHEDULED again (" + r.stop_reason + ")");
+      } else {
+        set_state(id,
+                  {StateType::kCrashed, "",
+                   "prefect-cycle stopped this flow run: " + r.stop_reason + "; the process " +
+                       (status.signal ? "was " + described : "exited with " + described) + "."},
+                  true);
+        r.log.warn("stopped: CRASHED (" + r.stop_reason + ")");
+      }
+    } else if (r.cancelling && !terminal) {
+      set_state(id, {StateType::kCancelled, "", "Cancelled: prefect-cycle stopped the process."},
+                true);
+      r.log.info("cancelled: process stopped (" + described + ")");
+    } else if (!terminal) {
+      std::string message = crashed_message(described, explain_exit(status));
+      auto result = set_state(id, {StateType::kCrashed, "", message}, false);
+      r.log.warn("process " + described + " but the run was " +
+                 (type ? std::string(to_string(*type)) : std::string("unknown")) +
+                 ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
+    } else {
+      r.log.info("process " + described + "; flow run " + std::string(to_string(*type)));
+    }
+    remember(id);
+  }
+
+  void remember(const std::string& id) {
+    RunRecord record{id, "", "UNKNOWN", "", ""};
+    try {
+      if (auto run = client_.read_flow_run(id)) {
+        record.name = run->name;
+        if (auto t = run->current_type()) {
+          record.state_type = std::string(to_string(*t));
+        }
+        if (run->state) {
+          record.state_name = run->state->name;
+          record.message = run->state->message;
+        }
+      }
+    } catch (const Error& e) {
+      log_.warn(std::string("cannot read flow run ") + id + ": " + e.what());
+    }
+    records_.push_back(std::move(record));
+  }
+
+  SetStateResult set_state(const std::string& id, const StateCreate& state, bool force) {
+    try {
+      return client_.set_flow_run_state(id, state, force, new_uuid4());
+    } catch (const Error& e) {
+      if (state.type == StateType::kPending) {
+        throw;
+      }
+      log_.error("could not set flow run " + id + " to " + std::string(to_string(state.type)) +
+                 ": " + e.what());
+      SetStateResult failed;
+      failed.status = SetStateStatus::kAbort;
+      failed.reason = e.what();
+      return failed;
+    }
+  }
+
+  const Config& config_;
+  PrefectClient& client_;
+  Sleeper& sleeper_;
+  WorkPool pool_;
+  NativeWorkerOptions options_;
+  Logger log_;
+
+  std::chrono::system_clock::time_point horizon_;
+  std::deque<FlowRun> queue_;
+  std::set<std::string> seen_;
+  std::map<std::string, Running> running_;
+  std::map<std::string, Deployment> deployments_;
+  std::map<std::string, std::string> flow_names_;
+  std::vector<RunRecord> records_;
+  Clock::time_point next_heartbeat_{};
+  Clock::time_point next_poll_{};
+  Clock::time_point next_cancel_check_{};
+  bool exhausted_ = false;
+  bool stopping_ = false;
+  int launched_ = 0;
+  int skipped_ = 0;
+  int consecutive_failures_ = 0;
+};
+
+NativeWorker::NativeWorker(const Config& config, PrefectClient& client, Sleeper& sleeper,
+                           WorkPool pool, NativeWorkerOptions options)
+    : impl_(std::make_unique<Impl>(config, client, sleeper, std::move(pool), std::move(options))) {}
+
+NativeWorker::~NativeWorker() = default;
+
+WorkerPhaseResult NativeWorker::run(const Logger& log) {
+  return impl_->run(log);
+}
+
+}  // namespace pc
