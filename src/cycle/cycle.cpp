@@ -318,14 +318,26 @@ class CycleRun {
       skip("the pool was not resumed");
       return;
     }
+    forget_own_worker();
     if (config_.auto_pause == AutoPause::kOff) {
       skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
       return;
     }
+    if (config_.auto_pause == AutoPause::kOn) {
+      auto others = wait_for_other_workers();
+      if (!others.empty()) {
+        summary_.pool_left_resumed_for = others;
+        skip("other worker(s) of the pool are active (" + others +
+             "): not pausing so as not to stop them; the last cycle to finish pauses "
+             "(PREFECT_AUTO_PAUSE=force pauses anyway)");
+        log_.warn(current_message_);
+        return;
+      }
+    }
     RequestOptions options;
     // After a second signal the user wants out: one short try.
-    options.deadline =
-        deps_.hurry() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(120000);
+    options.deadline = deps_.hurry() ? std::chrono::milliseconds(5000)
+                                     : std::chrono::milliseconds(120000);
     try {
       deps_.client.set_work_pool_paused(config_.work_pool, true, options);
     } catch (const Error& e) {
@@ -341,6 +353,50 @@ class CycleRun {
     }
     summary_.pool_paused_at_end = true;
     log_.info("work pool \"" + config_.work_pool + "\" paused");
+  }
+
+  // Our worker row goes away at the end, so that other cycles deciding
+  // whether to pause do not count us as active.
+  void forget_own_worker() {
+    try {
+      deps_.client.delete_worker(config_.work_pool, config_.worker_name);
+    } catch (const Error& e) {
+      log_.debug(std::string("could not delete our worker row: ") + e.what());
+    }
+  }
+
+  // Names of other workers that heartbeated within their interval, after
+  // waiting up to 10 s for them to finish (several cycles ending together).
+  std::string wait_for_other_workers() {
+    const auto give_up = Clock::now() + std::chrono::seconds(deps_.hurry() ? 0 : 10);
+    bool logged = false;
+    while (true) {
+      std::string names;
+      try {
+        const auto now = std::chrono::system_clock::now();
+        for (const auto& worker : deps_.client.read_workers(config_.work_pool)) {
+          auto last = parse_iso8601(worker.last_heartbeat_time);
+          auto interval = std::chrono::seconds(
+              worker.heartbeat_interval_seconds > 0 ? worker.heartbeat_interval_seconds : 30);
+          if (worker.name != config_.worker_name && last &&
+              now - *last < interval + std::chrono::seconds(5)) {
+            names += (names.empty() ? "" : ", ") + worker.name;
+          }
+        }
+      } catch (const Error& e) {
+        log_.warn(std::string("could not list the pool's workers: ") + e.what());
+        return "";
+      }
+      if (names.empty() || Clock::now() >= give_up || deps_.stop_signal() != 0) {
+        return names;
+      }
+      if (!logged) {
+        log_.info("other worker(s) of the pool are active (" + names +
+                  "): waiting up to 10 s for them to finish before pausing");
+        logged = true;
+      }
+      deps_.sleeper.sleep_for(std::chrono::milliseconds(1000));
+    }
   }
 
   void collect_runs() {

@@ -61,6 +61,7 @@ nlohmann::json CycleSummary::to_json() const {
       {"pool_resumed", pool_resumed},
       {"pool_paused_at_end",
        pool_paused_at_end ? nlohmann::json(*pool_paused_at_end) : nlohmann::json()},
+      {"pool_left_resumed_for", pool_left_resumed_for},
       {"phases", phases_json},
       {"runs", runs_by_state()},
       {"flow_runs", runs_json},
@@ -84,7 +85,9 @@ std::string CycleSummary::one_line() const {
   }
   line += "; pool \"" + pool + "\" ";
   if (!pool_paused_at_end) {
-    line += pool_resumed ? "left resumed" : "untouched";
+    line += !pool_left_resumed_for.empty()
+                ? "left resumed for active worker(s) " + pool_left_resumed_for
+                : (pool_resumed ? "left resumed" : "untouched");
   } else {
     line += *pool_paused_at_end ? "paused" : "MAY STILL BE RESUMED";
   }

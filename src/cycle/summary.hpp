@@ -43,6 +43,7 @@ struct CycleSummary {
   std::vector<std::string> triggered_run_ids;
   bool pool_resumed = false;
   std::optional<bool> pool_paused_at_end;  // nullopt = not attempted
+  std::string pool_left_resumed_for;       // other active workers, when that was why
   ExitCode exit_code = ExitCode::kOk;
   std::string message;  // the error that decided the exit code, if any
 

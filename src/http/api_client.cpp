@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/redact.hpp"
+
 namespace pc {
 namespace {
 
@@ -40,23 +42,80 @@ std::string reason_phrase(long status) {
   }
 }
 
-// The server's explanation: FastAPI's "detail" (string or validation list) or
-// Prefect's "exception_message"; else the start of the body.
-std::string server_detail(const std::string& body) {
-  auto parsed = nlohmann::json::parse(body, nullptr, false);
-  if (!parsed.is_discarded() && parsed.is_object()) {
-    for (const char* key : {"detail", "exception_message", "message"}) {
-      if (auto it = parsed.find(key); it != parsed.end()) {
-        if (it->is_string()) {
-          return it->get<std::string>();
-        }
-        return it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(0, 500);
+// One validation error of FastAPI/pydantic: "body.flow_runs.id: Input should be
+// a valid UUID". The echoed `input` is left out: it may hold job variables.
+std::string validation_entry(const nlohmann::json& entry) {
+  if (!entry.is_object()) {
+    return entry.is_string() ? entry.get<std::string>() : entry.dump();
+  }
+  std::string loc;
+  if (auto it = entry.find("loc"); it != entry.end() && it->is_array()) {
+    for (const auto& part : *it) {
+      if (!loc.empty()) {
+        loc += '.';
       }
+      loc += part.is_string() ? part.get<std::string>() : part.dump();
     }
   }
-  std::string text = body.substr(0, 200);
+  std::string msg = entry.value("msg", std::string());
+  return loc.empty() ? msg : loc + ": " + msg;
+}
+
+std::string validation_list(const nlohmann::json& list) {
+  std::string out;
+  for (const auto& entry : list) {
+    if (!out.empty()) {
+      out += "; ";
+    }
+    out += validation_entry(entry);
+  }
+  return out;
+}
+
+// The server's explanation: FastAPI's "detail" (a string or a validation
+// list), Prefect's "exception_message" (+ "exception_detail" for 422s), else
+// the start of the body. Never the echoed "request_body".
+std::string server_detail(const std::string& body) {
+  constexpr std::size_t kMaxDetail = 500;
+  std::string text;
+  auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (!parsed.is_discarded() && parsed.is_object()) {
+    if (auto it = parsed.find("detail"); it != parsed.end()) {
+      text = it->is_string()  ? it->get<std::string>()
+             : it->is_array() ? validation_list(*it)
+                              : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    } else if (auto msg = parsed.find("exception_message"); msg != parsed.end()) {
+      text = msg->is_string() ? msg->get<std::string>() : msg->dump();
+      if (auto d = parsed.find("exception_detail"); d != parsed.end() && d->is_array()) {
+        text += ": " + validation_list(*d);
+      }
+    } else if (auto m = parsed.find("message"); m != parsed.end() && m->is_string()) {
+      text = m->get<std::string>();
+    }
+  }
+  if (text.empty()) {
+    text = body.substr(0, 200);
+  }
   std::replace(text.begin(), text.end(), '\n', ' ');
+  std::replace(text.begin(), text.end(), '\r', ' ');
+  if (text.size() > kMaxDetail) {
+    text = text.substr(0, kMaxDetail) + "...";
+  }
   return text;
+}
+
+// A fix for credential problems. A 403 can also be a plain refusal (pool
+// names starting with "prefect" are reserved) or the server's CSRF check.
+std::string auth_hint(long status, const std::string& detail) {
+  if (status == 403 && detail.find("CSRF") != std::string::npos) {
+    return " (the server enforces CSRF tokens: PREFECT_SERVER_CSRF_PROTECTION_ENABLED; "
+           "prefect-cycle does not send them, disable it on the server)";
+  }
+  if (status == 401 || (status == 403 && detail.find("reserved") == std::string::npos)) {
+    return " (check PREFECT_API_AUTH_STRING for a self-hosted server with "
+           "PREFECT_SERVER_API_AUTH_STRING, or PREFECT_API_KEY for Prefect Cloud)";
+  }
+  return "";
 }
 
 std::string format_ms(std::chrono::milliseconds ms) {
@@ -119,7 +178,45 @@ ApiClient::ApiClient(HttpTransport& transport, ApiOptions options, Logger log, R
       log_(std::move(log)),
       policy_(policy),
       sleeper_(sleeper),
-      random_(std::random_device{}()) {}
+      random_(std::random_device{}()),
+      redacted_base_url_(redact_url_userinfo(options_.base_url)) {
+  // What must never appear in a message, even when a server or proxy echoes it.
+  constexpr std::size_t kMinSecret = 3;
+  auto add = [this](const std::string& secret) {
+    if (secret.size() >= kMinSecret) {
+      secrets_.push_back(secret);
+    }
+  };
+  add(options_.api_key);
+  // The password of a https://user:password@host base URL.
+  if (auto scheme = options_.base_url.find("://"); scheme != std::string::npos) {
+    const std::string authority =
+        options_.base_url.substr(scheme + 3, options_.base_url.find('/', scheme + 3) - scheme - 3);
+    if (auto at = authority.rfind('@'); at != std::string::npos) {
+      const std::string userinfo = authority.substr(0, at);
+      auto colon = userinfo.find(':');
+      add(colon == std::string::npos ? userinfo : userinfo.substr(colon + 1));
+    }
+  }
+  add(options_.auth_string);
+  if (!options_.auth_string.empty()) {
+    add(base64_encode(options_.auth_string));
+    if (auto colon = options_.auth_string.find(':'); colon != std::string::npos) {
+      add(options_.auth_string.substr(colon + 1));
+    }
+  }
+}
+
+std::string ApiClient::scrub(std::string text) const {
+  text = redact_url_userinfo(text);
+  for (const auto& secret : secrets_) {
+    for (auto pos = text.find(secret); pos != std::string::npos;
+         pos = text.find(secret, pos + kRedacted.size())) {
+      text.replace(pos, secret.size(), kRedacted);
+    }
+  }
+  return text;
+}
 
 HttpRequest ApiClient::build(std::string_view method, std::string_view path,
                              const std::optional<nlohmann::json>& body) const {
@@ -148,7 +245,12 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
                                const std::optional<nlohmann::json>& body,
                                const RequestOptions& options) {
   const HttpRequest request = build(method, path, body);
-  const std::string what = std::string(method) + " " + request.url;
+  // "GET http://host:4200/api/x", user-info password redacted: the prefix of
+  // every log line and message about this call.
+  const std::string what =
+      scrub(std::string(method) + " " + redacted_base_url_ + std::string(path));
+  const std::string short_what = scrub(std::string(method) + " " + std::string(path));
+  const std::string unreachable_prefix = "cannot reach Prefect API at " + redacted_base_url_;
   const auto start = Clock::now();
   const auto budget = options.deadline.value_or(policy_.max_total);
   const int max_attempts = options.retry ? std::max(1, policy_.max_attempts) : 1;
@@ -189,17 +291,13 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
         }
         return result;
       }
+      const std::string detail = scrub(server_detail(response.body));
       if (!is_retryable_status(status)) {
-        std::string detail = server_detail(response.body);
         std::string message = what + ": " + std::to_string(status) + " " + reason_phrase(status);
         if (!detail.empty()) {
           message += ": " + detail;
         }
-        if (status == 401 || status == 403) {
-          message +=
-              " (check PREFECT_API_AUTH_STRING for a self-hosted server with "
-              "PREFECT_SERVER_API_AUTH_STRING, or PREFECT_API_KEY for Prefect Cloud)";
-        }
+        message += auth_hint(status, detail);
         throw HttpStatusError(message, status, detail);
       }
       retry_reason = std::to_string(status) + " " + reason_phrase(status);
@@ -208,30 +306,35 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
       }
       if (attempt >= max_attempts) {
         throw HttpStatusError(what + ": " + retry_reason + " after " + std::to_string(attempt) +
-                                  " attempt(s): " + server_detail(response.body),
-                              status, server_detail(response.body));
+                                  " attempt(s)" + (detail.empty() ? "" : ": " + detail),
+                              status, detail);
       }
     } catch (const TransportError& e) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
-      log_.debug(what + " -> " + e.what() + " (" + std::to_string(ms.count()) + " ms)");
-      retry_reason = e.what();
+      const std::string reason = scrub(e.what());
+      log_.debug(what + " -> " + reason + " (" + std::to_string(ms.count()) + " ms)");
+      if (!e.retryable()) {
+        throw api_error(what + ": " + reason);
+      }
+      retry_reason = reason;
       unreachable = true;
       if (attempt >= max_attempts) {
-        throw api_error("cannot reach Prefect API at " + options_.base_url + " (" + what +
-                        "): " + e.what() + " (after " + std::to_string(attempt) + " attempt(s))");
+        throw api_error(unreachable_prefix + ": " + reason + " (" + short_what + ", after " +
+                        std::to_string(attempt) + " attempt(s))");
       }
     }
 
+    // Retry-After replaces the computed delay, within the policy's cap.
     auto delay = retry_after ? std::min(*retry_after, policy_.cap)
                              : backoff_delay(policy_, attempt - 1, jitter(random_));
     auto elapsed = std::max(
         waited, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
     if (elapsed + delay >= budget) {
-      throw api_error(
-          (unreachable ? "cannot reach Prefect API at " + options_.base_url + " (" + what + ")"
-                       : what) +
-          ": " + retry_reason + "; giving up after " + std::to_string(attempt) + " attempt(s) in " +
-          format_ms(elapsed) + " (retry budget " + format_ms(budget) + ")");
+      const std::string gave_up = "giving up after " + std::to_string(attempt) + " attempt(s) in " +
+                                  format_ms(elapsed) + ", retry budget " + format_ms(budget);
+      throw api_error(unreachable ? unreachable_prefix + ": " + retry_reason + " (" + short_what +
+                                        ", " + gave_up + ")"
+                                  : what + ": " + retry_reason + "; " + gave_up);
     }
     log_.warn(what + ": " + retry_reason + "; retry " + std::to_string(attempt) + " of " +
               std::to_string(max_attempts - 1) + " in " + format_ms(delay));

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -54,21 +55,30 @@ class ApiClient {
   ApiClient(HttpTransport& transport, ApiOptions options, Logger log, RetryPolicy policy,
             Sleeper& sleeper);
 
-  // Sends `method path` with an optional JSON body. Returns 2xx, 404 and 409
-  // responses. Throws HttpStatusError for other statuses (after retries for
-  // 408/429/502/503) and pc::Error(kApi) when the server cannot be reached or
-  // answers malformed JSON.
+  // Sends `method base_url+path` with an optional JSON body. Returns 2xx, 404
+  // and 409 responses (body parsed; null when empty). Retries transport errors
+  // and 408/429/502/503 (not 500, as Prefect's client) with backoff or the
+  // server's Retry-After, within policy.max_attempts and the deadline
+  // (default policy.max_total), resending the same body; each retry is logged
+  // at warn. Throws HttpStatusError for other statuses and for exhausted
+  // status retries, and pc::Error(kApi) when the server cannot be reached, the
+  // Sleeper was interrupted, or a 2xx body is malformed JSON. Messages hold
+  // the method, the URL (user-info redacted) and the server's detail, never
+  // the key or auth string.
   ApiResponse request(std::string_view method, std::string_view path,
                       const std::optional<nlohmann::json>& body = std::nullopt,
                       const RequestOptions& options = {});
 
-  const std::string& base_url() const { return options_.base_url; }
+  // The base URL for messages, user-info password redacted.
+  const std::string& base_url() const { return redacted_base_url_; }
   // Number of HTTP attempts made so far (for the benchmark and tests).
   long attempts() const { return attempts_; }
 
  private:
   HttpRequest build(std::string_view method, std::string_view path,
                     const std::optional<nlohmann::json>& body) const;
+  // `text` with the key, the auth string and its parts replaced by "***".
+  std::string scrub(std::string text) const;
 
   HttpTransport& transport_;
   ApiOptions options_;
@@ -77,6 +87,8 @@ class ApiClient {
   Sleeper& sleeper_;
   std::mt19937_64 random_;
   long attempts_ = 0;
+  std::string redacted_base_url_;
+  std::vector<std::string> secrets_;
 };
 
 // Percent-encodes one path segment (RFC 3986 unreserved characters kept).

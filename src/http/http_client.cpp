@@ -68,6 +68,25 @@ size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
   return n;
 }
 
+// "host:port" of a URL, without any user-info, for messages.
+std::string host_of(std::string_view url) {
+  auto scheme = url.find("://");
+  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    rest.remove_prefix(at + 1);
+  }
+  return std::string(rest);
+}
+
+std::string size_text(std::size_t bytes) {
+  constexpr std::size_t kMiB = std::size_t{1} << 20;
+  if (bytes >= kMiB && bytes % kMiB == 0) {
+    return std::to_string(bytes / kMiB) + " MiB";
+  }
+  return std::to_string(bytes) + " bytes";
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -110,22 +129,27 @@ CurlTransport::~CurlTransport() = default;
 
 HttpResponse CurlTransport::send(const HttpRequest& request) {
   CURL* curl = handle_->curl;
+  // Keeps the connection cache, so the next request reuses the connection.
   curl_easy_reset(curl);
   Sink sink;
   sink.max_body = max_body_bytes_;
 
-  const auto timeout = request.timeout.count() > 0 ? request.timeout : default_timeout_;
-  const auto connect_timeout =
-      std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(10));
+  constexpr std::chrono::milliseconds kFallbackTimeout{30000};
+  constexpr std::chrono::milliseconds kMaxConnectTimeout{10000};
+  auto timeout = request.timeout.count() > 0 ? request.timeout : default_timeout_;
+  if (timeout.count() <= 0) {
+    timeout = kFallbackTimeout;  // never wait forever
+  }
+  const auto connect_timeout = std::min(timeout, kMaxConnectTimeout);
 
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   for (const auto& [key, value] : request.headers) {
     std::string line = key + ": " + value;
     curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
     if (appended == nullptr) {
-      throw TransportError("out of memory building request headers", false);
+      throw TransportError("out of memory building request headers", false, false);
     }
-    (void)headers.release();
+    (void)headers.release();  // `appended` is the same list, now one longer
     headers.reset(appended);
   }
 
@@ -134,6 +158,8 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   if (request.method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  } else if (request.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
   } else if (!request.body.empty() || request.method != "DELETE") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -144,6 +170,13 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+#if LIBCURL_VERSION_NUM >= 0x075500  // 7.85.0
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+  // A declared Content-Length over the limit fails before any byte arrives;
+  // the write callback catches bodies without one.
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body_bytes_));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -159,14 +192,19 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
   char error_buffer[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
 
-  CURLcode rc = curl_easy_perform(curl);
-  if (sink.too_large) {
-    throw TransportError("response from " + redact_url_userinfo(request.url) + " is larger than " +
-                             std::to_string(max_body_bytes_ >> 20) + " MiB; refused",
-                         false);
+  const CURLcode rc = curl_easy_perform(curl);
+  const std::string host = host_of(request.url);
+  if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+    throw TransportError(
+        "response from " + host + " larger than " + size_text(max_body_bytes_) + "; refused", false,
+        false);
   }
   if (rc != CURLE_OK) {
     std::string reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc);
+    // Name the host when libcurl's reason does not (timeouts, resets).
+    if (!host.empty() && reason.find(host.substr(0, host.rfind(':'))) == std::string::npos) {
+      reason = host + ": " + reason;
+    }
     throw TransportError(redact_url_userinfo(reason), rc == CURLE_OPERATION_TIMEDOUT);
   }
   HttpResponse response;

@@ -34,14 +34,20 @@ struct HttpResponse {
   std::optional<std::string> header(std::string_view name) const;
 };
 
+// No response: connection refused, DNS failure, timeout, reset, or a body over
+// the size limit. The message names the host and libcurl's reason, with any
+// URL password redacted.
 class TransportError : public std::runtime_error {
  public:
-  TransportError(const std::string& message, bool timed_out)
-      : std::runtime_error(message), timed_out_(timed_out) {}
+  TransportError(const std::string& message, bool timed_out, bool retryable = true)
+      : std::runtime_error(message), timed_out_(timed_out), retryable_(retryable) {}
   bool timed_out() const { return timed_out_; }
+  // False when trying again cannot help (an oversized response body).
+  bool retryable() const { return retryable_; }
 
  private:
   bool timed_out_;
+  bool retryable_;
 };
 
 class HttpTransport {
@@ -55,9 +61,12 @@ struct TlsOptions {
   bool insecure_skip_verify = false;
 };
 
-// libcurl, one easy handle reused (keep-alive). Responses larger than
-// `max_body_bytes` are aborted with a TransportError, so a runaway body never
-// sits in memory.
+// libcurl, one easy handle reused (keep-alive); not thread-safe: one instance
+// per thread. Each request has a total timeout (the request's, else
+// `default_timeout`, else 30 s) and a connect timeout of min(10 s, total).
+// Redirects are followed (http/https only). Responses larger than
+// `max_body_bytes` are aborted with a non-retryable TransportError, so a
+// runaway body never sits in memory.
 class CurlTransport final : public HttpTransport {
  public:
   CurlTransport(TlsOptions tls, std::chrono::milliseconds default_timeout,

@@ -112,6 +112,10 @@ std::vector<Worker> PrefectClient::read_workers(const std::string& pool) {
   return workers;
 }
 
+void PrefectClient::delete_worker(const std::string& pool, const std::string& name) {
+  api_.request("DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name));
+}
+
 std::optional<Deployment> PrefectClient::read_deployment_by_name(const std::string& flow,
                                                                  const std::string& deployment) {
   auto response = api_.request("GET", "/deployments/name/" + url_encode_segment(flow) + "/" +
@@ -130,10 +134,14 @@ std::optional<Deployment> PrefectClient::read_deployment(const std::string& id) 
   return decode_deployment(response.body);
 }
 
-FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deployment_id) {
+FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deployment_id,
+                                                       const json& body) {
+  // The server needs a body (no body -> 422); {} alone would also schedule
+  // the run for now, the explicit state says so.
+  const bool defaulted = body.is_null() || (body.is_object() && body.empty());
   auto response =
       api_.request("POST", "/deployments/" + url_encode_segment(deployment_id) + "/create_flow_run",
-                   json{{"state", {{"type", "SCHEDULED"}}}});
+                   defaulted ? json{{"state", {{"type", "SCHEDULED"}}}} : body);
   if (response.status == 404) {
     throw api_error("deployment " + deployment_id + " not found when creating a flow run");
   }
@@ -195,7 +203,17 @@ SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
   if (response.status == 404) {
     throw api_error("flow run " + flow_run_id + " not found when setting its state");
   }
-  return decode_set_state_result(response.body);
+  SetStateResult result = decode_set_state_result(response.body);
+  // PreventDuplicateTransitions answers a retried proposal that was already
+  // applied with REJECT and the current state, which carries our id.
+  if (result.status == SetStateStatus::kReject && result.state &&
+      result.state->type == state.type && !transition_id.empty()) {
+    auto it = result.state->state_details.find("transition_id");
+    if (it != result.state->state_details.end() && it->is_string() && *it == transition_id) {
+      result.status = SetStateStatus::kAccept;
+    }
+  }
+  return result;
 }
 
 void PrefectClient::update_flow_run(const std::string& id, const json& patch) {
@@ -267,8 +285,12 @@ std::string PrefectClient::read_server_version() {
 }
 
 bool PrefectClient::health() {
-  auto response = api_.request("GET", "/health", std::nullopt, {false, {}});
-  return response.status == 200;
+  try {
+    auto response = api_.request("GET", "/health", std::nullopt, {false, {}});
+    return response.status == 200 && response.body == true;
+  } catch (const HttpStatusError&) {
+    return false;  // it answered, unhealthy; unreachable still throws
+  }
 }
 
 }  // namespace pc

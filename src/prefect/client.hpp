@@ -44,22 +44,36 @@ class PrefectClient {
   // PATCH /work_pools/{name} {"is_paused": b}; 404 -> Error.
   void set_work_pool_paused(const std::string& name, bool paused,
                             const RequestOptions& options = {});
+  // POST /work_pools/{pool}/workers/filter; 404 -> empty.
   std::vector<Worker> read_workers(const std::string& pool);
+  // DELETE /work_pools/{pool}/workers/{name}; a missing worker is fine.
+  void delete_worker(const std::string& pool, const std::string& name);
 
   // --- deployments and flows
+  // GET /deployments/name/{flow}/{deployment}, each segment percent-encoded
+  // ("my flow" -> my%20flow). 404 -> nullopt. Prefect forbids '/' in flow
+  // and deployment names, so "a/b" cannot exist (the server answers 404).
   std::optional<Deployment> read_deployment_by_name(const std::string& flow,
                                                     const std::string& deployment);
+  // GET /deployments/{id}; 404 -> nullopt (the worker cancels such runs).
   std::optional<Deployment> read_deployment(const std::string& id);
-  // A flow run of the deployment, SCHEDULED and due now.
-  FlowRun create_flow_run_from_deployment(const std::string& deployment_id);
+  // POST /deployments/{id}/create_flow_run. `body` is a DeploymentFlowRunCreate
+  // (unknown fields give 422); null or {} sends {"state":{"type":"SCHEDULED"}}:
+  // a run due now (the server's default too). 404 -> Error.
+  FlowRun create_flow_run_from_deployment(const std::string& deployment_id,
+                                          const nlohmann::json& body = {});
   nlohmann::json read_flow(const std::string& id);
 
   // --- flow runs
   std::vector<FlowRun> read_flow_runs(const FlowRunFilter& filter);
   std::int64_t count_flow_runs(const FlowRunFilter& filter);
+  // GET /flow_runs/{id}; 404 -> nullopt.
   std::optional<FlowRun> read_flow_run(const std::string& id);
+  // POST /flow_runs/{id}/set_state {"state": {...}, "force": b}.
   // `transition_id` goes into state_details; a retried POST reuses it, so the
-  // server rejects a duplicate instead of applying it twice.
+  // server rejects a duplicate instead of applying it twice. That REJECT
+  // (current state carries our transition_id) is reported as kAccept: our
+  // earlier attempt was applied. 404 -> Error.
   SetStateResult set_flow_run_state(const std::string& flow_run_id, const StateCreate& state,
                                     bool force, const std::string& transition_id);
   void update_flow_run(const std::string& id, const nlohmann::json& patch);
@@ -74,10 +88,17 @@ class PrefectClient {
       std::optional<int> limit = std::nullopt);
 
   // --- variables, blocks, server
+  // The variable's `value`; 404 -> nullopt.
   std::optional<nlohmann::json> read_variable_by_name(const std::string& name);
+  // The whole block document (its `data` holds the values, secrets included:
+  // never log it); 404 (unknown type or name) -> nullopt.
   std::optional<nlohmann::json> read_block_document(const std::string& block_type_slug,
                                                     const std::string& name);
+  // GET /admin/version: the Prefect release ("3.8.8"), not /version's API
+  // schema version.
   std::string read_server_version();
+  // GET /health without retries: true when it answers 200 `true`, false for
+  // any other answer; throws pc::Error(kApi) when the server is unreachable.
   bool health();
 
  private:

@@ -156,11 +156,15 @@ FlowRun decode_flow_run(const json& j) {
   r.start_time = str(j, "start_time", "flow run");
   r.end_time = str(j, "end_time", "flow run");
   r.run_count = optional_int(j, "run_count", "flow run").value_or(0);
-  if (auto it = j.find("tags"); it != j.end() && it->is_array()) {
+  if (auto it = j.find("tags"); it != j.end() && !it->is_null()) {
+    if (!it->is_array()) {
+      bad_field("flow run", "tags", "an array");
+    }
     for (const auto& tag : *it) {
-      if (tag.is_string()) {
-        r.tags.push_back(tag.get<std::string>());
+      if (!tag.is_string()) {
+        bad_field("flow run", "tags", "an array of strings");
       }
+      r.tags.push_back(tag.get<std::string>());
     }
   }
   return r;

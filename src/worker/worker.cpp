@@ -267,8 +267,30 @@ class NativeWorker::Impl {
     return name;
   }
 
-  void claim_and_launch(FlowRun run) {
-    Logger rlog = log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
+  void claim_and_launch(FlowRun polled) {
+    Logger rlog = log_.with({{"flow_run", polled.name}, {"flow_run_id", polled.id}});
+    // Prefect lets a deployment's run leave a terminal state for PENDING (a
+    // manual rerun), so a PENDING proposal from a stale poll could run a
+    // finished run again. Claim only what is still SCHEDULED now; a
+    // concurrent claim in the remaining window is ABORTed by the server.
+    std::optional<FlowRun> current;
+    try {
+      current = client_.read_flow_run(polled.id);
+    } catch (const Error& e) {
+      rlog.warn(std::string("skipped: cannot read the run before claiming it: ") + e.what());
+      ++skipped_;
+      return;
+    }
+    if (!current || current->current_type() != StateType::kScheduled) {
+      rlog.info("skipped: no longer SCHEDULED (" +
+                (current && current->current_type()
+                     ? std::string(to_string(*current->current_type()))
+                     : std::string("deleted")) +
+                "); another worker has it");
+      ++skipped_;
+      return;
+    }
+    FlowRun run = std::move(*current);
     auto deployment = deployment_of(run);
     if (!deployment) {
       set_state(run.id,
@@ -494,8 +516,12 @@ class NativeWorker::Impl {
       r.log.warn(std::string("cannot read the run's state after exit: ") + e.what());
     }
     const bool terminal = type && is_terminal(*type);
+    // The engine reports CRASHED by itself when it gets our SIGTERM; when we
+    // stopped the process, our reason replaces its generic message.
+    const bool crashed_by_us =
+        type == StateType::kCrashed && (!r.stop_reason.empty() || r.cancelling);
     const std::string described = status.describe();
-    if (!r.stop_reason.empty() && !terminal) {
+    if (!r.stop_reason.empty() && (!terminal || crashed_by_us)) {
       if (!type || *type == StateType::kPending || *type == StateType::kScheduled) {
         StateCreate scheduled{StateType::kScheduled, "", ""};
         scheduled.state_details["scheduled_time"] =
@@ -512,12 +538,16 @@ class NativeWorker::Impl {
                   true);
         r.log.warn("stopped: CRASHED (" + r.stop_reason + ")");
       }
-    } else if (r.cancelling && !terminal) {
+    } else if (r.cancelling && type != StateType::kCancelled && (!terminal || crashed_by_us)) {
+      // As Prefect's runner does after killing a cancelled run.
       set_state(id, {StateType::kCancelled, "", "Cancelled: prefect-cycle stopped the process."},
                 true);
       r.log.info("cancelled: process stopped (" + described + ")");
     } else if (!terminal) {
-      std::string message = crashed_message(described, explain_exit(status));
+      std::string message =
+          r.spawn_error.empty()
+              ? crashed_message(described, explain_exit(status))
+              : "Failed to submit flow run to infrastructure: " + r.spawn_error + ".";
       auto result = set_state(id, {StateType::kCrashed, "", message}, false);
       r.log.warn("process " + described + " but the run was " +
                  (type ? std::string(to_string(*type)) : std::string("unknown")) +

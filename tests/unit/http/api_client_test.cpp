@@ -1,6 +1,8 @@
 #include "http/api_client.hpp"
 
 #include <catch2/catch.hpp>
+#include <ctime>
+#include <functional>
 #include <sstream>
 
 #include "http/fake_transport.hpp"
@@ -147,9 +149,8 @@ TEST_CASE("ApiClient gives up: attempts, budget, interruption, malformed JSON", 
         .fail("Failed to connect to prefect port 4200: Connection refused");
     auto m = message_of([&] { f.client().request("GET", "/health"); });
     CHECK(m ==
-          "cannot reach Prefect API at http://prefect:4200/api (GET "
-          "http://prefect:4200/api/health): Failed to connect to prefect port 4200: "
-          "Connection refused (after 3 attempt(s))");
+          "cannot reach Prefect API at http://prefect:4200/api: Failed to connect to prefect "
+          "port 4200: Connection refused (GET /health, after 3 attempt(s))");
     CHECK(f.sleeper.slept.size() == 2);
   }
   SECTION("503 until the attempts are used up") {
@@ -167,7 +168,10 @@ TEST_CASE("ApiClient gives up: attempts, budget, interruption, malformed JSON", 
     RequestOptions options;
     options.deadline = milliseconds(2500);
     auto m = message_of([&] { f.client().request("PATCH", "/p", nlohmann::json{}, options); });
-    CHECK(m.find("giving up after 2 attempt(s)") != std::string::npos);
+    CHECK(m ==
+          "PATCH http://prefect:4200/api/p: 503 Service Unavailable; giving up after 2 "
+          "attempt(s) in 1.0 s, retry budget 2.5 s");
+    CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000)});
   }
   SECTION("a stop signal ends the backoff") {
     Fixture f;
@@ -208,10 +212,144 @@ TEST_CASE("url_encode_segment and base64_encode", "[http]") {
   CHECK(base64_encode("user:pass") == "dXNlcjpwYXNz");
 }
 
-TEST_CASE("CurlTransport: connection refused is a TransportError", "[http]") {
-  CurlTransport transport(TlsOptions{}, milliseconds(2000));
-  HttpRequest request;
-  request.method = "GET";
-  request.url = "http://127.0.0.1:1/api/health";
-  CHECK_THROWS_AS(transport.send(request), TransportError);
+TEST_CASE("ApiClient: debug line per attempt, warn line per retry", "[http]") {
+  Fixture f;
+  f.transport.reply(502, "").reply(200, R"({"id":"x"})");
+  f.client().request("GET", "/work_pools/etl");
+  const std::string log = f.log_text.str();
+  CHECK(log.find("GET http://prefect:4200/api/work_pools/etl -> 502 (") != std::string::npos);
+  CHECK(log.find("GET http://prefect:4200/api/work_pools/etl -> 200 (") != std::string::npos);
+  CHECK(log.find("GET http://prefect:4200/api/work_pools/etl: 502 Bad Gateway; retry 1 of 5 in "
+                 "1.0 s") != std::string::npos);
+  CHECK(f.header(0, "User-Agent") == std::string("prefect-cycle/") + PREFECT_CYCLE_VERSION);
+  CHECK(f.header(0, "Accept") == "application/json");
+}
+
+TEST_CASE("ApiClient retry decisions by status", "[http]") {
+  SECTION("408 is retried") {
+    Fixture f;
+    f.transport.reply(408).reply(200, "true");
+    CHECK(f.client().request("GET", "/health").body == true);
+    CHECK(f.transport.requests.size() == 2);
+  }
+  SECTION("500 is not (Prefect's client does not retry it either)") {
+    Fixture f;
+    f.transport.reply(500, R"({"exception_message":"Internal Server Error"})").reply(200);
+    CHECK(message_of([&] { f.client().request("GET", "/x"); }) ==
+          "GET http://prefect:4200/api/x: 500 Internal Server Error: Internal Server Error");
+    CHECK(f.transport.pending() == 1);
+  }
+  SECTION("backoff grows with jitter inside +-10 %") {
+    Fixture f;
+    f.policy.jitter = 0.10;
+    f.transport.reply(503).reply(503).reply(503).reply(200, "1");
+    f.client().request("GET", "/x");
+    REQUIRE(f.sleeper.slept.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+      const long base = 1000L << i;
+      CHECK(f.sleeper.slept[i].count() >= base * 9 / 10);
+      CHECK(f.sleeper.slept[i].count() <= base * 11 / 10);
+    }
+  }
+}
+
+TEST_CASE("ApiClient Retry-After: seconds, HTTP date, capped", "[http]") {
+  SECTION("an HTTP date replaces the backoff") {
+    Fixture f;
+    std::time_t in_20s = std::time(nullptr) + 20;
+    std::tm tm{};
+    gmtime_r(&in_20s, &tm);
+    char date[64];
+    std::strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    f.transport.reply(503, "", {{"retry-after", date}}).reply(200, "1");
+    f.client().request("GET", "/x");
+    REQUIRE(f.sleeper.slept.size() == 1);
+    CHECK(f.sleeper.slept[0] > milliseconds(17000));
+    CHECK(f.sleeper.slept[0] <= milliseconds(20000));
+  }
+  SECTION("never longer than the policy cap") {
+    Fixture f;
+    f.transport.reply(429, "", {{"Retry-After", "3600"}}).reply(200, "1");
+    f.client().request("GET", "/x");
+    CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(60000)});
+  }
+  SECTION("an unparsable value falls back to the backoff") {
+    Fixture f;
+    f.transport.reply(429, "", {{"Retry-After", "later"}}).reply(200, "1");
+    f.client().request("GET", "/x");
+    CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000)});
+  }
+}
+
+TEST_CASE("ApiClient quotes validation errors without the echoed input", "[http]") {
+  Fixture f;
+  // What Prefect 3.8.8 answers to an invalid /flow_runs/filter body.
+  f.transport.reply(422, R"({"exception_message":"Invalid request received.",
+      "exception_detail":[{"type":"uuid_parsing","loc":["body","flow_runs","id","any_",0],
+      "msg":"Input should be a valid UUID","input":"SECRET-INPUT"}],
+      "request_body":{"flow_runs":{"id":{"any_":["SECRET-INPUT"]}}}})");
+  try {
+    f.client().request("POST", "/flow_runs/filter", nlohmann::json::object());
+    FAIL("expected an error");
+  } catch (const HttpStatusError& e) {
+    CHECK(std::string(e.what()) ==
+          "POST http://prefect:4200/api/flow_runs/filter: 422 Unprocessable Entity: Invalid "
+          "request received.: body.flow_runs.id.any_.0: Input should be a valid UUID");
+    CHECK(e.status() == 422);
+  }
+}
+
+TEST_CASE("ApiClient 403: auth hint only where it helps", "[http]") {
+  Fixture f;
+  f.transport
+      .reply(403,
+             R"({"detail":"Work pools starting with 'Prefect' are reserved for internal use."})")
+      .reply(403, R"({"detail":"Invalid CSRF token or client identifier."})")
+      .reply(403, R"({"detail":"Forbidden"})");
+  auto client = f.client();
+  CHECK(message_of([&] { client.request("POST", "/work_pools/", nlohmann::json::object()); }) ==
+        "POST http://prefect:4200/api/work_pools/: 403 Forbidden: Work pools starting with "
+        "'Prefect' are reserved for internal use.");
+  CHECK(message_of([&] {
+          client.request("POST", "/x", nlohmann::json::object());
+        }).find("(the server enforces CSRF tokens") != std::string::npos);
+  CHECK(message_of([&] { client.request("GET", "/x"); }).find("(check PREFECT_API_AUTH_STRING") !=
+        std::string::npos);
+}
+
+TEST_CASE("ApiClient keeps secrets out of messages and log lines", "[http]") {
+  Fixture f;
+  // No secret registered with the Redactor: the client must be clean alone.
+  f.options.base_url = "https://user:urlpass99@prefect.example/api";
+  f.options.auth_string = "admin:hunter2pw";
+  f.transport.reply(401, R"({"detail":"bad credentials admin:hunter2pw / YWRtaW46aHVudGVyMnB3"})")
+      .fail("Failed to connect to https://user:urlpass99@prefect.example: refused")
+      .fail("Failed to connect to https://user:urlpass99@prefect.example: refused");
+  f.policy.max_attempts = 2;
+  auto client = f.client();
+  const std::string denied = message_of([&] { client.request("GET", "/work_pools/x"); });
+  CHECK(denied.find("GET https://user:***@prefect.example/api/work_pools/x: 401 Unauthorized: "
+                    "bad credentials *** / ***") == 0);
+  const std::string unreachable = message_of([&] { client.request("GET", "/health"); });
+  CHECK(unreachable.find("cannot reach Prefect API at https://user:***@prefect.example/api") == 0);
+  CHECK(client.base_url() == "https://user:***@prefect.example/api");
+  for (const std::string& text : {denied, unreachable, f.log_text.str()}) {
+    CHECK(text.find("hunter2pw") == std::string::npos);
+    CHECK(text.find("urlpass99") == std::string::npos);
+    CHECK(text.find("YWRtaW46aHVudGVyMnB3") == std::string::npos);
+  }
+  // The header itself still carries the real credentials.
+  CHECK(f.header(0, "Authorization") == "Basic YWRtaW46aHVudGVyMnB3");
+}
+
+TEST_CASE("ApiClient does not retry an oversized response", "[http]") {
+  Fixture f;
+  f.transport.script_error(
+      TransportError("response from prefect:4200 larger than 64 MiB; refused", false, false));
+  f.transport.reply(200, "[]");
+  CHECK(message_of([&] { f.client().request("POST", "/flow_runs/filter", nlohmann::json{}); }) ==
+        "POST http://prefect:4200/api/flow_runs/filter: response from prefect:4200 larger than "
+        "64 MiB; refused");
+  CHECK(f.transport.pending() == 1);
+  CHECK(f.sleeper.slept.empty());
 }

@@ -1,6 +1,9 @@
 #pragma once
 // A recording fake HttpTransport: replays scripted responses (or transport
-// errors) in order and records every request it was sent.
+// errors) in order, one per send(), and records every request it was sent in
+// `requests`. An unscripted send() throws a TransportError naming the request.
+//   FakeTransport t;
+//   t.reply(503).fail("Connection refused").reply(200, R"({"id":"p1"})");
 
 #include <deque>
 #include <string>
@@ -26,6 +29,11 @@ class FakeTransport : public HttpTransport {
   // Queue a transport failure (connection refused, timeout...).
   FakeTransport& fail(std::string message, bool timed_out = false) {
     script_.emplace_back(TransportError(message, timed_out));
+    return *this;
+  }
+  // Queue any TransportError (e.g. a non-retryable one).
+  FakeTransport& script_error(TransportError error) {
+    script_.emplace_back(std::move(error));
     return *this;
   }
 

@@ -47,3 +47,30 @@ TEST_CASE("InterruptibleSleeper stops early on the flag", "[http]") {
   stop = false;
   CHECK(sleeper.sleep_for(milliseconds(10)));
 }
+
+TEST_CASE("backoff_delay: the default schedule at the jitter extremes", "[http]") {
+  RetryPolicy p;
+  const long expected_low[] = {900, 1800, 3600, 7200, 14400, 28800, 54000};
+  const long expected_high[] = {1100, 2200, 4400, 8800, 17600, 35200, 66000};
+  for (int i = 0; i < 7; ++i) {
+    CHECK(backoff_delay(p, i, -1.0).count() == expected_low[i]);
+    CHECK(backoff_delay(p, i, 1.0).count() == expected_high[i]);
+  }
+  RetryPolicy custom;
+  custom.initial = milliseconds(250);
+  custom.multiplier = 3.0;
+  custom.cap = milliseconds(5000);
+  custom.jitter = 0.0;
+  CHECK(backoff_delay(custom, 0, 1.0) == milliseconds(250));
+  CHECK(backoff_delay(custom, 2, -1.0) == milliseconds(2250));
+  CHECK(backoff_delay(custom, 3, 0.0) == milliseconds(5000));
+  CHECK(backoff_delay(custom, -1, 0.0) == milliseconds(250));  // negative index = first
+}
+
+TEST_CASE("parse_retry_after rejects what is not seconds or an IMF date", "[http]") {
+  CHECK_FALSE(parse_retry_after("-5"));
+  CHECK_FALSE(parse_retry_after("1.5"));
+  CHECK_FALSE(parse_retry_after("99999999999999"));
+  CHECK_FALSE(parse_retry_after("2015-10-21T07:28:00Z"));
+  CHECK(parse_retry_after("120") == milliseconds(120000));
+}

@@ -109,3 +109,158 @@ TEST_CASE("new_uuid4 is a version-4 UUID", "[prefect]") {
   CHECK(a[14] == '4');
   CHECK(a != b);
 }
+
+TEST_CASE("PrefectClient create_flow_run bodies", "[prefect]") {
+  Fixture f;
+  const char* run = R"({"id":"r1","state":{"type":"SCHEDULED","name":"Scheduled"}})";
+  f.transport.reply(201, run).reply(201, run).reply(404, R"({"detail":"Deployment not found"})");
+  f.client.create_flow_run_from_deployment("d 1");
+  CHECK(f.req(0).method == "POST");
+  CHECK(f.req(0).url == "http://h/api/deployments/d%201/create_flow_run");
+  CHECK(f.body(0) == json::parse(R"({"state":{"type":"SCHEDULED"}})"));
+  f.client.create_flow_run_from_deployment("d1", json{{"parameters", {{"x", 2}}}, {"tags", {"t"}}});
+  CHECK(f.body(1) == json::parse(R"({"parameters":{"x":2},"tags":["t"]})"));
+  CHECK_THROWS_WITH(f.client.create_flow_run_from_deployment("d2"),
+                    "deployment d2 not found when creating a flow run");
+}
+
+TEST_CASE("PrefectClient deployment by name: the real server's encoding", "[prefect]") {
+  Fixture f;
+  f.transport.reply(200, R"({"id":"d1","name":"my dep"})").reply(404, R"({"detail":"Not Found"})");
+  CHECK(f.client.read_deployment_by_name("my flow", "my dep")->name == "my dep");
+  // Verified against Prefect 3.8.8: %20 matches "my flow", '+' does not.
+  CHECK(f.req(0).url == "http://h/api/deployments/name/my%20flow/my%20dep");
+  CHECK(f.req(0).method == "GET");
+  CHECK(f.req(0).body.empty());
+  CHECK_FALSE(f.client.read_deployment_by_name("f", "x/y&z%"));
+  CHECK(f.req(1).url == "http://h/api/deployments/name/f/x%2Fy%26z%25");
+}
+
+TEST_CASE("PrefectClient flow run filter shapes", "[prefect]") {
+  SECTION("nothing set: paging only") {
+    CHECK(flow_run_filter_body(FlowRunFilter{}, true) ==
+          json::parse(R"({"limit":200,"offset":0,"sort":"EXPECTED_START_TIME_ASC"})"));
+    CHECK(flow_run_filter_body(FlowRunFilter{}, false) == json::object());
+  }
+  SECTION("ids, states and pools") {
+    FlowRunFilter filter;
+    filter.ids = {"a", "b"};
+    filter.state_types = {StateType::kCancelling};
+    filter.work_pool_names = {"p"};
+    filter.limit = 10;
+    filter.offset = 20;
+    filter.sort = "ID_DESC";
+    CHECK(flow_run_filter_body(filter, true) == json::parse(R"({
+        "flow_runs":{"state":{"type":{"any_":["CANCELLING"]}},"id":{"any_":["a","b"]}},
+        "work_pools":{"name":{"any_":["p"]}},"limit":10,"offset":20,"sort":"ID_DESC"})"));
+  }
+  SECTION("a real answer decodes") {
+    Fixture f;
+    f.transport.reply(200, R"([{"id":"r1","work_pool_name":"p","state":{"type":"RUNNING"}}])");
+    auto runs = f.client.read_flow_runs(FlowRunFilter{});
+    REQUIRE(runs.size() == 1);
+    CHECK(runs[0].current_type() == StateType::kRunning);
+    CHECK(f.req().url == "http://h/api/flow_runs/filter");
+  }
+  SECTION("a non-list answer is an error") {
+    Fixture f;
+    f.transport.reply(200, R"({"oops":1})");
+    CHECK_THROWS_WITH(f.client.read_flow_runs(FlowRunFilter{}),
+                      "POST /flow_runs/filter: unexpected HTTP 200");
+  }
+}
+
+TEST_CASE("PrefectClient set_state results", "[prefect]") {
+  StateCreate crashed;
+  crashed.type = StateType::kCrashed;
+  crashed.name = "Crashed";
+  crashed.message = "exit 1";
+  crashed.state_details = json{{"scheduled_time", "x"}};
+  SECTION("name, message and details are sent; force") {
+    Fixture f;
+    f.transport.reply(201, R"({"status":"ACCEPT","state":{"type":"CRASHED"},"details":{}})");
+    f.client.set_flow_run_state("r1", crashed, true, "t-9");
+    CHECK(f.body() == json::parse(R"({"state":{"type":"CRASHED","name":"Crashed",
+        "message":"exit 1","state_details":{"scheduled_time":"x","flow_run_id":"r1",
+        "transition_id":"t-9"}},"force":true})"));
+  }
+  SECTION("a duplicate of our own transition counts as accepted") {
+    Fixture f;
+    // Prefect 3.8.8's answer when a retried POST repeats an applied transition.
+    f.transport.reply(200, R"({"status":"REJECT","details":{"type":"reject_details",
+        "reason":"This run has already made this state transition."},
+        "state":{"type":"PENDING","name":"Pending","state_details":{"transition_id":"t-1"}}})");
+    StateCreate pending;
+    auto r = f.client.set_flow_run_state("r1", pending, false, "t-1");
+    CHECK(r.status == SetStateStatus::kAccept);
+    CHECK(r.reason == "This run has already made this state transition.");
+  }
+  SECTION("a REJECT with someone else's transition stays a REJECT") {
+    Fixture f;
+    f.transport.reply(200, R"({"status":"REJECT","details":{"reason":"limit"},
+        "state":{"type":"SCHEDULED","name":"AwaitingConcurrencySlot",
+                 "state_details":{"transition_id":"t-1"}}})");
+    StateCreate pending;
+    CHECK(f.client.set_flow_run_state("r1", pending, false, "t-1").status ==
+          SetStateStatus::kReject);
+  }
+  SECTION("404") {
+    Fixture f;
+    f.transport.reply(404, R"({"exception_message":"Flow run with id r1 not found"})");
+    CHECK_THROWS_WITH(f.client.set_flow_run_state("r1", crashed, false, "t"),
+                      "flow run r1 not found when setting its state");
+  }
+}
+
+TEST_CASE("PrefectClient flow runs, flows, workers, variables, blocks, server", "[prefect]") {
+  Fixture f;
+  f.transport.reply(404, R"({"detail":"Flow run not found"})")
+      .reply(204)
+      .reply(404, R"({"detail":"Flow run not found"})")
+      .reply(200, R"({"id":"f1","name":"my flow"})")
+      .reply(200, R"([{"name":"w","status":"ONLINE","heartbeat_interval_seconds":30}])")
+      .reply(404, R"({"detail":"Work pool \"x\" not found."})")
+      .reply(200, R"({"id":"v","name":"my_var","value":{"a":[1,2]}})")
+      .reply(404, R"({"detail":"Variable not found."})")
+      .reply(200, R"({"id":"b","name":"my-secret","data":{"value":"s"}})")
+      .reply(404, R"({"detail":"Block document not found"})")
+      .reply(200, R"("3.8.8")")
+      .reply(503)
+      .reply(404, R"({"detail":"Work pool \"gone\" not found."})");
+  CHECK_FALSE(f.client.read_flow_run("r0"));
+  f.client.update_flow_run("r1", json{{"infrastructure_pid", "42"}});
+  CHECK(f.req(1).method == "PATCH");
+  CHECK(f.req(1).url == "http://h/api/flow_runs/r1");
+  CHECK(f.body(1) == json{{"infrastructure_pid", "42"}});
+  CHECK_THROWS_WITH(f.client.update_flow_run("r2", json::object()),
+                    "flow run r2 not found when updating it");
+  CHECK(f.client.read_flow("f1")["name"] == "my flow");
+  auto workers = f.client.read_workers("etl");
+  REQUIRE(workers.size() == 1);
+  CHECK(f.req(4).url == "http://h/api/work_pools/etl/workers/filter");
+  CHECK(f.body(4) == json::object());
+  CHECK(f.client.read_workers("x").empty());
+  CHECK(*f.client.read_variable_by_name("my_var") == json::parse(R"({"a":[1,2]})"));
+  CHECK(f.req(6).url == "http://h/api/variables/name/my_var");
+  CHECK_FALSE(f.client.read_variable_by_name("nope"));
+  CHECK((*f.client.read_block_document("secret", "my-secret"))["data"]["value"] == "s");
+  CHECK(f.req(8).url ==
+        "http://h/api/block_types/slug/secret/block_documents/name/my-secret?include_secrets=true");
+  CHECK_FALSE(f.client.read_block_document("secret", "nope"));
+  CHECK(f.client.read_server_version() == "3.8.8");
+  CHECK(f.req(10).url == "http://h/api/admin/version");
+  CHECK_FALSE(f.client.health());  // one attempt only: 503 is not retried here
+  CHECK(f.transport.pending() == 1);
+  CHECK_THROWS_WITH(f.client.send_worker_heartbeat("gone", "w", std::chrono::seconds(30)),
+                    "work pool \"gone\" not found when sending the worker heartbeat");
+}
+
+TEST_CASE("PrefectClient scheduled runs: limit and the time format", "[prefect]") {
+  Fixture f;
+  f.transport.reply(200, "[]");
+  auto when = std::chrono::system_clock::from_time_t(1767225600) + std::chrono::microseconds(5);
+  f.client.get_scheduled_flow_runs("my pool", {}, when, 50);
+  CHECK(f.req().url == "http://h/api/work_pools/my%20pool/get_scheduled_flow_runs");
+  CHECK(f.body() == json::parse(R"({"work_queue_names":[],
+      "scheduled_before":"2026-01-01T00:00:00.000005Z","limit":50})"));
+}

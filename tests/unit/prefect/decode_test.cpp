@@ -133,3 +133,76 @@ TEST_CASE("ISO 8601 round trip and the forms Prefect sends", "[prefect]") {
   CHECK_FALSE(parse_iso8601("yesterday"));
   CHECK_FALSE(parse_iso8601("2026-08-21T16:00:10 PST"));
 }
+
+TEST_CASE("decode more real Prefect 3.8.8 answers", "[prefect]") {
+  SECTION("a new pool has an empty base job template") {
+    auto pool = decode_work_pool(load("work_pool_empty_template.json"));
+    CHECK(pool.name == "verify-pool");
+    CHECK(pool.base_job_template == json::object());
+    CHECK(pool.status == "PAUSED");
+  }
+  SECTION("create_flow_run with an empty body: SCHEDULED, due now") {
+    auto run = decode_flow_run(load("created_flow_run_empty_body.json"));
+    REQUIRE(run.state);
+    CHECK(run.state->type == StateType::kScheduled);
+    CHECK(run.state->name == "Scheduled");
+    CHECK(run.state->state_details["scheduled_time"] == run.expected_start_time);
+    CHECK(run.work_pool_name == "verify-pool");
+    CHECK(run.work_queue_name == "default");
+    CHECK(run.run_count == 0);
+    CHECK(run.tags.empty());
+    CHECK(run.start_time.empty());
+  }
+  SECTION("POST /flow_runs/filter answers a list of runs with a loaded state") {
+    auto list = load("flow_runs_filter.json");
+    REQUIRE(list.is_array());
+    REQUIRE(list.size() == 1);
+    auto run = decode_flow_run(list[0]);
+    CHECK(run.id == "e204f11d-7370-405b-bda4-386ee1564d11");
+    REQUIRE(run.state);
+    CHECK(run.state->type == StateType::kScheduled);
+  }
+  SECTION("set_state: REJECT for a repeated transition id, CRASHED accepted") {
+    auto dup = decode_set_state_result(load("set_state_reject_duplicate.json"));
+    CHECK(dup.status == SetStateStatus::kReject);
+    CHECK(dup.reason == "This run has already made this state transition.");
+    REQUIRE(dup.state);
+    CHECK(dup.state->type == StateType::kPending);
+    CHECK(dup.state->state_details["transition_id"] == "b9af5683-ac26-422b-9225-8c9237de113d");
+    auto crashed = decode_set_state_result(load("set_state_crashed.json"));
+    CHECK(crashed.status == SetStateStatus::kAccept);
+    REQUIRE(crashed.state);
+    CHECK(crashed.state->type == StateType::kCrashed);
+    CHECK(crashed.state->message == "boom");
+    CHECK(parse_iso8601(crashed.state->timestamp).has_value());
+  }
+  SECTION("workers: status recomputed by the server") {
+    auto list = load("workers_online_offline.json");
+    REQUIRE(list.size() == 2);
+    auto online = decode_worker(list[0]);
+    auto offline = decode_worker(list[1]);
+    CHECK(online.status == "ONLINE");
+    CHECK(online.heartbeat_interval_seconds == 15);
+    CHECK(offline.status == "OFFLINE");
+    CHECK(parse_iso8601(offline.last_heartbeat_time).has_value());
+  }
+}
+
+TEST_CASE("decoding tolerates nulls and missing fields", "[prefect]") {
+  auto run = decode_flow_run(json::parse(R"({"id":"r","name":null,"state":null,"tags":null,
+      "parameters":null,"job_variables":null,"infrastructure_pid":null,"run_count":null,
+      "unknown_field":{"x":1}})"));
+  CHECK(run.name.empty());
+  CHECK_FALSE(run.state);
+  CHECK_FALSE(run.current_type());
+  CHECK(run.parameters == json::object());
+  CHECK(run.tags.empty());
+  auto pool = decode_work_pool(json::parse(R"({"id":"p","status":null,"concurrency_limit":3})"));
+  CHECK(pool.status.empty());
+  CHECK(pool.concurrency_limit == 3);
+  CHECK(decode_error([] { decode_flow_run(json::parse(R"({"id":"r","tags":"a,b"})")); }) ==
+        "unexpected Prefect API response: flow run.tags is not an array");
+  CHECK(decode_error([] {
+          decode_work_pool(json::parse(R"({"id":"p","concurrency_limit":"3"})"));
+        }) == "unexpected Prefect API response: work pool.concurrency_limit is not an integer");
+}

@@ -1,0 +1,125 @@
+#include <catch2/catch.hpp>
+#include <chrono>
+
+#include "http/http_client.hpp"
+#include "http/loopback_server.hpp"
+
+using namespace pc;
+using pc::testing::LoopbackServer;
+using std::chrono::milliseconds;
+
+namespace {
+
+std::string ok(const std::string& body, const std::string& extra_headers = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+HttpRequest make(const std::string& method, const std::string& url, const std::string& body = "") {
+  HttpRequest r;
+  r.method = method;
+  r.url = url;
+  r.body = body;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("CurlTransport sends the request and reads status, headers and body", "[http]") {
+  LoopbackServer server({ok(R"({"a":1})", "Retry-After: 3\r\n"), ok("[]")});
+  CurlTransport transport(TlsOptions{}, milliseconds(5000));
+
+  auto request = make("PATCH", server.url("/api/work_pools/x"), R"({"is_paused":true})");
+  request.headers = {{"Content-Type", "application/json"}, {"X-PREFECT-API-VERSION", "0.8.4"}};
+  auto response = transport.send(request);
+  CHECK(response.status == 200);
+  CHECK(response.body == R"({"a":1})");
+  CHECK(response.header("retry-after") == "3");
+  CHECK(response.header("CONTENT-TYPE") == "application/json");
+  CHECK_FALSE(response.header("X-Missing"));
+
+  CHECK(transport.send(make("GET", server.url("/api/health"))).body == "[]");
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[0].rfind("PATCH /api/work_pools/x HTTP/1.1\r\n", 0) == 0);
+  CHECK(requests[0].find("X-PREFECT-API-VERSION: 0.8.4\r\n") != std::string::npos);
+  CHECK(requests[0].find("\r\n\r\n{\"is_paused\":true}") != std::string::npos);
+  CHECK(requests[1].rfind("GET /api/health HTTP/1.1\r\n", 0) == 0);
+  CHECK(server.connections() == 1);  // keep-alive: the handle is reused
+}
+
+TEST_CASE("CurlTransport refuses oversized responses", "[http]") {
+  SECTION("declared by Content-Length") {
+    LoopbackServer server(
+        {"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x')});
+    CurlTransport transport(TlsOptions{}, milliseconds(5000), 1024);
+    try {
+      transport.send(make("GET", server.url("/big")));
+      FAIL("expected a TransportError");
+    } catch (const TransportError& e) {
+      CHECK(std::string(e.what()) == "response from 127.0.0.1:" + server.url("").substr(17) +
+                                         " larger than 1024 bytes; refused");
+      CHECK_FALSE(e.retryable());
+      CHECK_FALSE(e.timed_out());
+    }
+  }
+  SECTION("chunked, no length") {
+    std::string chunk(600, 'y');
+    std::string body;
+    for (int i = 0; i < 4; ++i) {
+      body += "258\r\n" + chunk + "\r\n";  // 0x258 = 600
+    }
+    LoopbackServer server(
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + "0\r\n\r\n"});
+    CurlTransport transport(TlsOptions{}, milliseconds(5000), 1024);
+    CHECK_THROWS_WITH(transport.send(make("GET", server.url("/big"))),
+                      Catch::Contains("larger than 1024 bytes; refused"));
+  }
+}
+
+TEST_CASE("CurlTransport times out and names the host", "[http]") {
+  LoopbackServer server({""});  // reads the request, never answers
+  CurlTransport transport(TlsOptions{}, milliseconds(5000));
+  auto request = make("GET", server.url("/slow"));
+  request.timeout = milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    transport.send(request);
+    FAIL("expected a TransportError");
+  } catch (const TransportError& e) {
+    CHECK(e.timed_out());
+    CHECK(e.retryable());
+    CHECK(std::string(e.what()).find("127.0.0.1") != std::string::npos);
+  }
+  CHECK(std::chrono::steady_clock::now() - start < milliseconds(3000));
+}
+
+TEST_CASE("CurlTransport follows a 307 redirect with method and body", "[http]") {
+  LoopbackServer server(
+      {"HTTP/1.1 307 Temporary Redirect\r\nLocation: /api/flow_runs/filter\r\n"
+       "Content-Length: 0\r\n\r\n",
+       ok("[]")});
+  CurlTransport transport(TlsOptions{}, milliseconds(5000));
+  auto response = transport.send(make("POST", server.url("/api/flow_runs/filter/"), "{}"));
+  CHECK(response.status == 200);
+  auto requests = server.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(requests[1].rfind("POST /api/flow_runs/filter HTTP/1.1\r\n", 0) == 0);
+  CHECK(requests[1].find("\r\n\r\n{}") != std::string::npos);
+}
+
+TEST_CASE("CurlTransport: connection refused is a quick TransportError", "[http]") {
+  CurlTransport transport(TlsOptions{}, milliseconds(2000));
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    transport.send(make("GET", "http://user:s3cret@127.0.0.1:1/api/health"));
+    FAIL("expected a TransportError");
+  } catch (const TransportError& e) {
+    std::string what = e.what();
+    CHECK(what.find("127.0.0.1") != std::string::npos);
+    CHECK(what.find("s3cret") == std::string::npos);
+    CHECK_FALSE(e.timed_out());
+    CHECK(e.retryable());
+  }
+  CHECK(std::chrono::steady_clock::now() - start < milliseconds(1000));
+}
