@@ -544,10 +544,7 @@ class NativeWorker::Impl {
                 true);
       r.log.info("cancelled: process stopped (" + described + ")");
     } else if (!terminal) {
-      std::string message =
-          r.spawn_error.empty()
-              ? crashed_message(described, explain_exit(status))
-              : "Failed to submit flow run to infrastructure: " + r.spawn_error + ".";
+      std::string message = crashed_message(described, explain_exit(status));
       auto result = set_state(id, {StateType::kCrashed, "", message}, false);
       r.log.warn("process " + described + " but the run was " +
                  (type ? std::string(to_string(*type)) : std::string("unknown")) +
