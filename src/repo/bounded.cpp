@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 
@@ -44,6 +46,7 @@ BoundedResult run_bounded(const std::function<std::string()>& work,
     result.output = "error\ncannot create a pipe";
     return result;
   }
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);
@@ -54,6 +57,12 @@ BoundedResult run_bounded(const std::function<std::string()>& work,
   }
   if (pid == 0) {
     close(fds[0]);
+    // The child must not outlive us: a killed cycle would otherwise leave a
+    // helper hanging on a dead remote.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) {
+      _exit(1);  // the parent died before prctl took effect
+    }
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     std::string output;

@@ -14,6 +14,12 @@ namespace pc {
 // The host of a git URL, for messages ("github.com", "local path").
 std::string git_host(const std::string& url);
 
+// list_remote_heads() that also gives up (with pc::Error(kPreflight)) as soon
+// as should_stop() turns true, e.g. on SIGTERM.
+RemoteHeads list_remote_heads(const std::string& url, const std::string& github_token,
+                              std::chrono::seconds timeout,
+                              const std::function<bool()>& should_stop);
+
 // Throws pc::Error(kPreflight) listing up to ten branches and the nearest name
 // when `branch` is not among `heads`.
 void require_branch(const RemoteHeads& heads, const std::string& branch, const std::string& url);
@@ -33,8 +39,12 @@ struct SyncResult {
 };
 
 // Clones `branch` into a missing code_dir, or fetches it and hard-resets an
-// existing clone of the same remote to it, removing untracked files. A
-// directory that is not a clone of that remote is refused, untouched.
+// existing clone of the same remote to it, removing untracked files (ignored
+// ones stay, as with `git clean -fd`). A path that is not a clone of that
+// remote is refused, untouched. A clone is made in a fresh sibling directory
+// and renamed into place, so a clone cut short leaves nothing behind; the
+// remote URL recorded in .git/config carries no credentials. Throws
+// pc::Error(kPreflight); bounded by request.timeout and should_stop().
 SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>& should_stop);
 
 }  // namespace pc

@@ -11,12 +11,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void pip_install(const Config& config, const Logger& log, std::vector<std::string> args,
+// The database check is a quick ping, not a configurable phase.
+constexpr std::chrono::seconds kDatabaseTimeout{10};
+// SIGTERM -> SIGKILL for a pip install we stop.
+constexpr std::chrono::seconds kPipGrace{5};
+
+void pip_install(const Config& config, const Logger& log, const std::vector<std::string>& args,
                  const std::string& what, const std::function<bool()>& should_stop) {
   SpawnOptions options;
   options.argv = {config.python, "-m", "pip", "install", "--disable-pip-version-check"};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.cwd = config.code_dir;
+  options.cwd = config.code_dir;  // relative paths in a requirements file are the repo's
   std::string command;
   for (const auto& a : options.argv) {
     command += (command.empty() ? "" : " ") + a;
@@ -29,17 +34,74 @@ void pip_install(const Config& config, const Logger& log, std::vector<std::strin
       [&](std::string_view line, bool is_stderr) {
         if (is_stderr) {
           pip_log.warn(line);
-          last_error = std::string(line.substr(0, 300));
+          if (line.find_first_not_of(" \t") != std::string_view::npos) {
+            last_error = std::string(line.substr(0, 300));
+          }
         } else {
           pip_log.info(line);
         }
       },
-      should_stop, std::chrono::seconds(5));
+      should_stop, kPipGrace);
+  if (should_stop && should_stop()) {
+    throw preflight_error("installing " + what + " stopped: stop signal received");
+  }
   if (!status.exited() || status.code != 0) {
     throw preflight_error("installing " + what + " failed (" + command + ": " + status.describe() +
                           ", " + explain_exit(status) + ")" +
                           (last_error.empty() ? "" : ": " + last_error));
   }
+}
+
+void check_repository(const Config& config, const Logger& log,
+                      const std::function<bool()>& should_stop, PreflightReport& report) {
+  log.info("checking repository " + config.repository + " for branch \"" + config.branch + "\"");
+  RemoteHeads heads =
+      list_remote_heads(config.repository, config.github_token, config.git_timeout, should_stop);
+  require_branch(heads, config.branch, config.repository);
+  report.steps.push_back("repository reachable, branch \"" + config.branch + "\" present");
+  log.info("repository reachable; branch \"" + config.branch + "\" present (" +
+           std::to_string(heads.branches.size()) + " branches)");
+}
+
+void sync_code(const Config& config, const Logger& log, const std::function<bool()>& should_stop,
+               PreflightReport& report) {
+  if (config.repository.empty()) {
+    throw usage_error(
+        "PREFECT_WORKER_CODE_DIR is set but PREFECT_WORKER_REPOSITORY is not (expected the "
+        "git URL to sync into " +
+        config.code_dir.string() + ")");
+  }
+  const fs::path dir = fs::absolute(config.code_dir);
+  SyncRequest request{config.repository, config.github_token, config.branch, dir,
+                      config.git_timeout};
+  SyncResult sync = sync_code_dir(request, should_stop);
+  report.commit = sync.commit;
+  std::string step = std::string(sync.cloned ? "cloned " : "updated ") + dir.string() + " to " +
+                     config.branch + " at " + sync.commit;
+  if (!sync.cloned) {
+    step += " (removed " + std::to_string(sync.removed_untracked) + " untracked path(s))";
+  }
+  report.steps.push_back(step);
+  log.info(step, {{"commit", sync.commit}});
+
+  if (config.install_requirements) {
+    fs::path requirements = dir / config.requirements_file;
+    if (fs::exists(requirements)) {
+      pip_install(config, log, {"-r", requirements.string()},
+                  "requirements from " + requirements.string(), should_stop);
+      report.steps.push_back("installed " + requirements.string());
+    } else {
+      log.info("no " + config.requirements_file + " in the code directory: nothing to install");
+    }
+  }
+  if (config.install_editable) {
+    pip_install(config, log, {"-e", dir.string()}, "the code directory as an editable package",
+                should_stop);
+    report.steps.push_back("installed " + dir.string() + " (editable)");
+  }
+  report.working_dir = dir;
+  // child_environment() puts this in front of an existing PYTHONPATH.
+  report.flow_env["PYTHONPATH"] = dir.string();
 }
 
 }  // namespace
@@ -57,54 +119,12 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
 
   if (!config.repository.empty() && config.verify_repository) {
     report.ran = true;
-    log.info("checking repository " + config.repository + " for branch \"" + config.branch + "\"");
-    RemoteHeads heads =
-        list_remote_heads(config.repository, config.github_token, config.git_timeout);
-    require_branch(heads, config.branch, config.repository);
-    report.steps.push_back("repository reachable, branch \"" + config.branch + "\" present");
-    log.info("repository reachable; branch \"" + config.branch + "\" present (" +
-             std::to_string(heads.branches.size()) + " branches)");
+    check_repository(config, log, should_stop, report);
   }
-
   if (!config.code_dir.empty()) {
-    if (config.repository.empty()) {
-      throw usage_error(
-          "PREFECT_WORKER_CODE_DIR is set but PREFECT_WORKER_REPOSITORY is not (expected the "
-          "git URL to sync into " +
-          config.code_dir.string() + ")");
-    }
     report.ran = true;
-    SyncRequest request{config.repository, config.github_token, config.branch, config.code_dir,
-                        config.git_timeout};
-    SyncResult sync = sync_code_dir(request, should_stop);
-    report.commit = sync.commit;
-    std::string step = std::string(sync.cloned ? "cloned " : "updated ") +
-                       config.code_dir.string() + " to " + config.branch + " at " + sync.commit;
-    if (!sync.cloned) {
-      step += " (removed " + std::to_string(sync.removed_untracked) + " untracked path(s))";
-    }
-    report.steps.push_back(step);
-    log.info(step);
-
-    if (config.install_requirements) {
-      fs::path requirements = config.code_dir / config.requirements_file;
-      if (fs::exists(requirements)) {
-        pip_install(config, log, {"-r", requirements.string()},
-                    "requirements from " + requirements.string(), should_stop);
-        report.steps.push_back("installed " + requirements.string());
-      } else {
-        log.info("no " + config.requirements_file + " in the code directory: nothing to install");
-      }
-    }
-    if (config.install_editable) {
-      pip_install(config, log, {"-e", config.code_dir.string()},
-                  "the code directory as an editable package", should_stop);
-      report.steps.push_back("installed " + config.code_dir.string() + " (editable)");
-    }
-    report.working_dir = config.code_dir;
-    report.flow_env["PYTHONPATH"] = config.code_dir.string();
+    sync_code(config, log, should_stop, report);
   }
-
   if (config.check_database) {
     report.ran = true;
     if (config.database_url.empty()) {
@@ -112,7 +132,8 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
           "PREFECT_WORKER_CHECK_DATABASE is on but neither DATABASE_URL nor DATABASE_PUBLIC_URL "
           "is set");
     }
-    check_database(config.database_url, std::chrono::seconds(10));
+    log.info("checking the database " + describe_database(config.database_url));
+    check_database(config.database_url, kDatabaseTimeout);
     report.steps.push_back("database answered SELECT 1");
     log.info("database answered SELECT 1");
   }

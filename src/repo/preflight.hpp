@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "db/database.hpp"
 #include "log/logger.hpp"
 
 namespace pc {
@@ -38,8 +39,6 @@ struct RemoteHeads {
 RemoteHeads list_remote_heads(const std::string& url, const std::string& github_token,
                               std::chrono::seconds timeout);
 
-// Connects with libpq and runs SELECT 1 within `timeout`. Throws
-// pc::Error(kPreflight) without the password.
-void check_database(const std::string& database_url, std::chrono::seconds timeout);
+// check_database(database_url, timeout) lives in db/database.hpp (included).
 
 }  // namespace pc
