@@ -4,12 +4,18 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 extern char** environ;
 
@@ -17,8 +23,106 @@ namespace pc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
-const char* signal_name(int sig) {
+// Without a pidfd an exit that does not close the pipes (a grandchild holds
+// them) is only seen when poll() times out; keep that latency small.
+constexpr milliseconds kExitPollWithoutPidfd{50};
+
+ExitStatus from_wait_status(int status) {
+  ExitStatus s;
+  if (WIFEXITED(status)) {
+    s.code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    s.signal = WTERMSIG(status);
+  }
+  return s;
+}
+
+// RAII for posix_spawn's C structures.
+struct SpawnAttr {
+  posix_spawnattr_t attr;
+  SpawnAttr() { posix_spawnattr_init(&attr); }
+  ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
+  SpawnAttr(const SpawnAttr&) = delete;
+  SpawnAttr& operator=(const SpawnAttr&) = delete;
+};
+struct FileActions {
+  posix_spawn_file_actions_t actions;
+  FileActions() { posix_spawn_file_actions_init(&actions); }
+  ~FileActions() { posix_spawn_file_actions_destroy(&actions); }
+  FileActions(const FileActions&) = delete;
+  FileActions& operator=(const FileActions&) = delete;
+};
+
+struct Pipe {
+  int read = -1;
+  int write = -1;
+  Pipe() = default;
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  ~Pipe() {
+    if (read >= 0)
+      close(read);
+    if (write >= 0)
+      close(write);
+  }
+  bool open() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      return false;
+    }
+    read = fds[0];
+    write = fds[1];
+    return true;
+  }
+  int release_read() { return std::exchange(read, -1); }
+};
+
+int open_pidfd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  // Close-on-exec by definition. Fails on kernels before 5.3 or under
+  // seccomp profiles that forbid it; we then poll with a short timeout.
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  return fd >= 0 ? static_cast<int>(fd) : -1;
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+// Looks up `name` in `path_list` as execvp would. Returns the full path, or
+// "" with `error` set to ENOENT (nowhere) or EACCES (found, not executable).
+std::string search_path(const std::string& name, const std::string& path_list, int& error) {
+  error = ENOENT;
+  std::size_t start = 0;
+  while (start <= path_list.size()) {
+    auto colon = path_list.find(':', start);
+    std::string dir =
+        path_list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    if (is_executable_file(candidate)) {
+      return candidate;
+    }
+    if (access(candidate.c_str(), F_OK) == 0) {
+      error = EACCES;
+    }
+    if (colon == std::string::npos) {
+      break;
+    }
+    start = colon + 1;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string signal_name(int sig) {
   switch (sig) {
     case SIGHUP:
       return "SIGHUP";
@@ -36,67 +140,33 @@ const char* signal_name(int sig) {
       return "SIGFPE";
     case SIGKILL:
       return "SIGKILL";
+    case SIGUSR1:
+      return "SIGUSR1";
     case SIGSEGV:
       return "SIGSEGV";
+    case SIGUSR2:
+      return "SIGUSR2";
     case SIGPIPE:
       return "SIGPIPE";
     case SIGALRM:
       return "SIGALRM";
     case SIGTERM:
       return "SIGTERM";
+    case SIGXCPU:
+      return "SIGXCPU";
+    case SIGXFSZ:
+      return "SIGXFSZ";
     default:
-      return "signal";
+      return "signal " + std::to_string(sig);
   }
 }
-
-ExitStatus from_wait_status(int status) {
-  ExitStatus s;
-  if (WIFEXITED(status)) {
-    s.code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    s.signal = WTERMSIG(status);
-  }
-  return s;
-}
-
-// RAII for posix_spawn's C structures.
-struct SpawnAttr {
-  posix_spawnattr_t attr;
-  SpawnAttr() { posix_spawnattr_init(&attr); }
-  ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
-};
-struct FileActions {
-  posix_spawn_file_actions_t actions;
-  FileActions() { posix_spawn_file_actions_init(&actions); }
-  ~FileActions() { posix_spawn_file_actions_destroy(&actions); }
-};
-
-struct Pipe {
-  int read = -1;
-  int write = -1;
-  bool open() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      return false;
-    }
-    read = fds[0];
-    write = fds[1];
-    return true;
-  }
-  void close_both() {
-    if (read >= 0)
-      close(read);
-    if (write >= 0)
-      close(write);
-    read = write = -1;
-  }
-};
-
-}  // namespace
 
 std::string ExitStatus::describe() const {
   if (signal != 0) {
     return "killed by signal " + std::to_string(signal) + " (" + signal_name(signal) + ")";
+  }
+  if (code < 0) {
+    return "unknown exit status";
   }
   return "exit code " + std::to_string(code);
 }
@@ -104,20 +174,32 @@ std::string ExitStatus::describe() const {
 std::string explain_exit(const ExitStatus& s) {
   int sig = s.signal;
   if (sig == 0 && s.code > 128 && s.code < 160) {
-    sig = s.code - 128;  // a shell reporting a signal death
+    sig = s.code - 128;  // a shell (or `sh -c`) reporting its child's signal death
   }
-  if (sig == SIGKILL)
-    return "killed (SIGKILL; often the out-of-memory killer)";
-  if (sig == SIGTERM)
-    return "terminated (SIGTERM)";
-  if (sig == SIGINT)
-    return "interrupted (SIGINT)";
-  if (sig == SIGSEGV)
-    return "segmentation fault (SIGSEGV)";
-  if (sig == SIGABRT)
-    return "aborted (SIGABRT)";
-  if (sig != 0)
-    return std::string("killed by ") + signal_name(sig);
+  switch (sig) {
+    case 0:
+      break;
+    case SIGKILL:
+      return "killed (SIGKILL; often out of memory)";
+    case SIGTERM:
+      return "terminated (SIGTERM)";
+    case SIGINT:
+      return "interrupted (SIGINT)";
+    case SIGSEGV:
+      return "segmentation fault (SIGSEGV)";
+    case SIGABRT:
+      return "aborted (SIGABRT)";
+    case SIGBUS:
+      return "bus error (SIGBUS)";
+    case SIGHUP:
+      return "hung up (SIGHUP)";
+    case SIGPIPE:
+      return "broken pipe (SIGPIPE)";
+    case SIGXCPU:
+      return "CPU time limit exceeded (SIGXCPU)";
+    default:
+      return "killed by " + signal_name(sig);
+  }
   switch (s.code) {
     case 0:
       return "success";
@@ -130,24 +212,51 @@ std::string explain_exit(const ExitStatus& s) {
     case 127:
       return "command not found";
     default:
-      return "unexpected exit code";
+      return s.code < 0 ? "the exit status could not be read" : "unexpected exit code";
   }
 }
 
+// ---------------------------------------------------------------- Child
+
 Child Child::spawn(const SpawnOptions& options) {
   Child child;
-  Pipe out, err;
-  if (options.argv.empty()) {
-    child.spawn_error_ = "empty command";
-    child.status_ = ExitStatus{127, 0};
-    return child;
+  auto fail = [&child](int code, std::string why) {
+    child.spawn_error_ = std::move(why);
+    child.status_ = ExitStatus{code, 0};
+    return std::move(child);
+  };
+  if (options.argv.empty() || options.argv.front().empty()) {
+    return fail(127, "cannot start an empty command");
   }
+  const std::string& arg0 = options.argv.front();
+  const std::string quoted = "\"" + arg0 + "\"";
+  if (!options.cwd.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(options.cwd, ec)) {
+      return fail(126, "cannot start " + quoted + ": working directory \"" + options.cwd.string() +
+                           "\" does not exist or is not a directory");
+    }
+  }
+
+  // With an environment of its own, the child's PATH decides (as Python's
+  // subprocess does); posix_spawnp would search ours.
+  std::string program;
+  if (options.env && arg0.find('/') == std::string::npos) {
+    auto it = options.env->find("PATH");
+    const std::string path_list = it != options.env->end() ? it->second : "/bin:/usr/bin";
+    int error = 0;
+    program = search_path(arg0, path_list, error);
+    if (program.empty()) {
+      return fail(error == ENOENT ? 127 : 126,
+                  "cannot start " + quoted + ": " +
+                      (error == ENOENT ? "not found" : "found but not executable") + " in PATH \"" +
+                      path_list + "\"");
+    }
+  }
+
+  Pipe out, err;
   if (!out.open() || !err.open()) {
-    child.spawn_error_ = std::string("cannot create pipes: ") + std::strerror(errno);
-    out.close_both();
-    err.close_both();
-    child.status_ = ExitStatus{127, 0};
-    return child;
+    return fail(126, "cannot start " + quoted + ": cannot create pipes: " + std::strerror(errno));
   }
 
   FileActions fa;
@@ -158,24 +267,21 @@ Child Child::spawn(const SpawnOptions& options) {
     posix_spawn_file_actions_addchdir_np(&fa.actions, options.cwd.c_str());
   }
 
+  // Every signal at its default: an ignored SIGINT/SIGPIPE/SIGTERM of ours
+  // (nohup, a container init) would otherwise be inherited through exec.
   SpawnAttr sa;
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGCHLD);
-  sigaddset(&defaults, SIGHUP);
-  sigaddset(&defaults, SIGQUIT);
-  sigset_t empty_mask;
-  sigemptyset(&empty_mask);
-  posix_spawnattr_setsigdefault(&sa.attr, &defaults);
-  posix_spawnattr_setsigmask(&sa.attr, &empty_mask);
+  sigset_t all;
+  sigfillset(&all);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&sa.attr, &all);
+  posix_spawnattr_setsigmask(&sa.attr, &none);
   posix_spawnattr_setpgroup(&sa.attr, 0);
-  posix_spawnattr_setflags(&sa.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                         POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_USEVFORK);
+  posix_spawnattr_setflags(&sa.attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   std::vector<char*> argv;
+  argv.reserve(options.argv.size() + 1);
   for (const auto& arg : options.argv) {
     argv.push_back(const_cast<char*>(arg.c_str()));
   }
@@ -184,6 +290,7 @@ Child Child::spawn(const SpawnOptions& options) {
   std::vector<char*> envp;
   char** env = environ;
   if (options.env) {
+    env_strings.reserve(options.env->size());
     for (const auto& [key, value] : *options.env) {
       env_strings.push_back(key + "=" + value);
     }
@@ -195,201 +302,301 @@ Child Child::spawn(const SpawnOptions& options) {
   }
 
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &fa.actions, &sa.attr, argv.data(), env);
-  close(out.write);
-  close(err.write);
+  const int rc = program.empty()
+                     ? posix_spawnp(&pid, arg0.c_str(), &fa.actions, &sa.attr, argv.data(), env)
+                     : posix_spawn(&pid, program.c_str(), &fa.actions, &sa.attr, argv.data(), env);
   if (rc != 0) {
-    close(out.read);
-    close(err.read);
-    child.spawn_error_ = "cannot start \"" + options.argv[0] + "\": " + std::strerror(rc);
-    child.status_ = ExitStatus{rc == ENOENT ? 127 : 126, 0};
-    return child;
+    return fail(rc == ENOENT ? 127 : 126, "cannot start " + quoted + ": " + std::strerror(rc));
   }
-  fcntl(out.read, F_SETFL, fcntl(out.read, F_GETFL) | O_NONBLOCK);
-  fcntl(err.read, F_SETFL, fcntl(err.read, F_GETFL) | O_NONBLOCK);
   child.pid_ = pid;
-  child.out_fd_ = out.read;
-  child.err_fd_ = err.read;
-  return child;
+  child.out_.fd = out.release_read();
+  child.err_.fd = err.release_read();
+  fcntl(child.out_.fd, F_SETFL, fcntl(child.out_.fd, F_GETFL) | O_NONBLOCK);
+  fcntl(child.err_.fd, F_SETFL, fcntl(child.err_.fd, F_GETFL) | O_NONBLOCK);
+  child.pid_fd_ = open_pidfd(pid);
+  return child;  // the Pipes close their write ends: only the child holds them now
 }
 
-Child::Child(Child&& other) noexcept {
-  *this = std::move(other);
-}
+Child::Child(Child&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      out_(std::exchange(other.out_, Stream{-1, false, {}, false})),
+      err_(std::exchange(other.err_, Stream{-1, true, {}, false})),
+      pid_fd_(std::exchange(other.pid_fd_, -1)),
+      status_(std::exchange(other.status_, std::nullopt)),
+      spawn_error_(std::move(other.spawn_error_)) {}
 
 Child& Child::operator=(Child&& other) noexcept {
   if (this != &other) {
-    std::swap(pid_, other.pid_);
-    std::swap(out_fd_, other.out_fd_);
-    std::swap(err_fd_, other.err_fd_);
-    std::swap(out_buffer_, other.out_buffer_);
-    std::swap(err_buffer_, other.err_buffer_);
-    std::swap(status_, other.status_);
-    std::swap(spawn_error_, other.spawn_error_);
+    Child old(std::move(*this));  // killed and reaped when it goes out of scope
+    pid_ = std::exchange(other.pid_, -1);
+    out_ = std::exchange(other.out_, Stream{-1, false, {}, false});
+    err_ = std::exchange(other.err_, Stream{-1, true, {}, false});
+    pid_fd_ = std::exchange(other.pid_fd_, -1);
+    status_ = std::exchange(other.status_, std::nullopt);
+    spawn_error_ = std::move(other.spawn_error_);
   }
   return *this;
 }
 
 Child::~Child() {
   if (pid_ > 0 && !status_) {
-    kill(-pid_, SIGKILL);
+    ::kill(-pid_, SIGKILL);
     int status = 0;
     while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
   }
-  close_fds();
+  close_fd(out_.fd);
+  close_fd(err_.fd);
+  close_fd(pid_fd_);
 }
 
-void Child::close_fds() {
-  if (out_fd_ >= 0)
-    close(out_fd_);
-  if (err_fd_ >= 0)
-    close(err_fd_);
-  out_fd_ = err_fd_ = -1;
+void Child::close_fd(int& fd) {
+  if (fd >= 0) {
+    close(fd);
+    fd = -1;
+  }
 }
 
 void Child::signal_group(int sig) const {
   if (pid_ > 0 && !status_) {
-    kill(-pid_, sig);
+    ::kill(-pid_, sig);
   }
 }
 
-void Child::drain(int fd, std::string& buffer, bool is_stderr, const LineCallback& on_line) {
-  char chunk[16384];
-  while (true) {
-    ssize_t n = read(fd, chunk, sizeof(chunk));
+std::optional<ExitStatus> Child::poll_exit() {
+  if (status_ || pid_ <= 0) {
+    return status_;
+  }
+  // Look without reaping first: while the leader is an unreaped zombie its
+  // process-group id cannot be reused, so the SIGKILL below cannot hit a
+  // stranger.
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    // ECHILD: reaped behind our back (SIGCHLD ignored process-wide).
+    status_ = ExitStatus{};
+    close_fd(pid_fd_);
+    return status_;
+  }
+  if (info.si_pid == 0) {
+    return std::nullopt;
+  }
+  ::kill(-pid_, SIGKILL);
+  int status = 0;
+  pid_t reaped;
+  do {
+    reaped = waitpid(pid_, &status, 0);
+  } while (reaped < 0 && errno == EINTR);
+  status_ = reaped == pid_ ? from_wait_status(status) : ExitStatus{};
+  close_fd(pid_fd_);
+  return status_;
+}
+
+bool Child::drain(Stream& stream, const LineCallback& on_line, std::size_t budget) {
+  char chunk[65536];
+  std::size_t taken = 0;
+  while (stream.fd >= 0) {
+    if (taken >= budget) {
+      return true;
+    }
+    ssize_t n = read(stream.fd, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) {
       continue;
     }
-    if (n <= 0) {
-      break;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return false;
     }
-    buffer.append(chunk, static_cast<std::size_t>(n));
+    if (n <= 0) {
+      // End of the pipe (or an error we cannot do better with).
+      flush(stream, on_line);
+      close_fd(stream.fd);
+      return false;
+    }
+    taken += static_cast<std::size_t>(n);
+    stream.buffer.append(chunk, static_cast<std::size_t>(n));
+    const std::string_view text(stream.buffer);
     std::size_t start = 0;
-    while (true) {
-      auto newline = buffer.find('\n', start);
-      if (newline == std::string::npos) {
-        break;
+    for (auto newline = text.find('\n'); newline != std::string_view::npos;
+         newline = text.find('\n', start)) {
+      // The empty rest of a line already delivered in kMaxLine pieces is not
+      // a line of its own.
+      if (on_line && !(stream.cut && newline == start)) {
+        on_line(text.substr(start, newline - start), stream.is_stderr);
       }
-      if (on_line)
-        on_line(std::string_view(buffer).substr(start, newline - start), is_stderr);
+      stream.cut = false;
       start = newline + 1;
     }
-    buffer.erase(0, start);
-    while (buffer.size() >= kMaxLine) {
-      if (on_line)
-        on_line(std::string_view(buffer).substr(0, kMaxLine), is_stderr);
-      buffer.erase(0, kMaxLine);
+    // A line longer than kMaxLine leaves in pieces: the buffer stays small.
+    while (text.size() - start >= kMaxLine) {
+      if (on_line) {
+        on_line(text.substr(start, kMaxLine), stream.is_stderr);
+      }
+      stream.cut = true;
+      start += kMaxLine;
     }
+    stream.buffer.erase(0, start);
+  }
+  return false;
+}
+
+void Child::flush(Stream& stream, const LineCallback& on_line) {
+  if (!stream.buffer.empty() && on_line) {
+    on_line(stream.buffer, stream.is_stderr);
+  }
+  stream.buffer.clear();
+  stream.cut = false;
+}
+
+bool Child::read_output(const LineCallback& on_line, std::size_t budget) {
+  const bool more_out = drain(out_, on_line, budget);
+  const bool more_err = drain(err_, on_line, budget);
+  return more_out || more_err;
+}
+
+void Child::finish_output(const LineCallback& on_line) {
+  // The group is dead, so the pipes end after what they hold (at most a pipe
+  // buffer each), unless something left the group; do not wait for that.
+  for (Stream* stream : {&out_, &err_}) {
+    drain(*stream, on_line, static_cast<std::size_t>(-1));
+    flush(*stream, on_line);
+    close_fd(stream->fd);
   }
 }
 
-std::optional<ExitStatus> Child::poll(std::chrono::milliseconds max_wait,
-                                      const LineCallback& on_line) {
-  if (status_ && out_fd_ < 0 && err_fd_ < 0) {
-    return status_;
-  }
-  pollfd fds[2];
-  nfds_t count = 0;
-  for (int fd : {out_fd_, err_fd_}) {
-    if (fd >= 0) {
-      fds[count++] = pollfd{fd, POLLIN, 0};
-    }
-  }
-  if (count > 0) {
-    int rc = ::poll(fds, count, static_cast<int>(max_wait.count()));
-    if (rc > 0) {
-      for (nfds_t i = 0; i < count; ++i) {
-        if (fds[i].revents == 0) {
-          continue;
-        }
-        bool is_err = fds[i].fd == err_fd_;
-        drain(fds[i].fd, is_err ? err_buffer_ : out_buffer_, is_err, on_line);
-        if ((fds[i].revents & (POLLHUP | POLLERR)) != 0 && !(fds[i].revents & POLLIN)) {
-          // Writer closed and nothing left: flush the partial line.
-          std::string& buffer = is_err ? err_buffer_ : out_buffer_;
-          if (!buffer.empty() && on_line)
-            on_line(buffer, is_err);
-          buffer.clear();
-          close(fds[i].fd);
-          (is_err ? err_fd_ : out_fd_) = -1;
-        }
-      }
-    }
-  } else if (!status_) {
-    std::this_thread::sleep_for(std::min(max_wait, std::chrono::milliseconds(50)));
-  }
-  if (!status_ && pid_ > 0) {
-    int status = 0;
-    pid_t rc;
-    do {
-      rc = waitpid(pid_, &status, WNOHANG);
-    } while (rc < 0 && errno == EINTR);
-    if (rc == pid_) {
-      status_ = from_wait_status(status);
-      // Grandchildren may keep the pipes open; do not wait for them forever.
-      kill(-pid_, SIGKILL);
-    }
-  }
-  if (status_) {
-    // Drain what the child wrote before exiting, then stop reading.
-    for (int* fd : {&out_fd_, &err_fd_}) {
-      if (*fd >= 0) {
-        bool is_err = fd == &err_fd_;
-        std::string& buffer = is_err ? err_buffer_ : out_buffer_;
-        drain(*fd, buffer, is_err, on_line);
-        if (!buffer.empty() && on_line)
-          on_line(buffer, is_err);
-        buffer.clear();
-        close(*fd);
-        *fd = -1;
-      }
-    }
-    return status_;
-  }
-  return std::nullopt;
+// ---------------------------------------------------- ProcessSupervisor
+
+ProcessSupervisor::Id ProcessSupervisor::add(Child child, LineCallback on_line,
+                                             ExitCallback on_exit) {
+  const Id id = next_id_++;
+  entries_.emplace(
+      id, Entry{std::move(child), std::move(on_line), std::move(on_exit), std::nullopt, false});
+  return id;
 }
 
-void wait_for_any(const std::vector<const Child*>& children, std::chrono::milliseconds max_wait) {
+std::optional<pid_t> ProcessSupervisor::pid(Id id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? std::nullopt : std::optional<pid_t>(it->second.child.pid());
+}
+
+bool ProcessSupervisor::terminating(Id id) const {
+  auto it = entries_.find(id);
+  return it != entries_.end() && it->second.terminated;
+}
+
+void ProcessSupervisor::terminate(Id id, milliseconds grace) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.terminated) {
+    return;
+  }
+  it->second.terminated = true;
+  it->second.child.signal_group(SIGTERM);
+  it->second.kill_at = Clock::now() + grace;
+}
+
+void ProcessSupervisor::terminate_all(milliseconds grace) {
+  for (auto& [id, entry] : entries_) {
+    terminate(id, grace);
+  }
+}
+
+void ProcessSupervisor::kill(Id id) {
+  auto it = entries_.find(id);
+  if (it != entries_.end()) {
+    it->second.terminated = true;
+    it->second.child.signal_group(SIGKILL);
+    it->second.kill_at.reset();
+  }
+}
+
+std::size_t ProcessSupervisor::run_once(milliseconds max_wait) {
+  if (entries_.empty()) {
+    return 0;
+  }
+  auto now = Clock::now();
+  milliseconds timeout = std::max(max_wait, milliseconds(0));
   std::vector<pollfd> fds;
-  for (const Child* child : children) {
-    for (int fd : {child->stdout_fd(), child->stderr_fd()}) {
+  fds.reserve(entries_.size() * 3);
+  for (auto& [id, entry] : entries_) {
+    Child& child = entry.child;
+    if (!child.spawn_error().empty()) {
+      timeout = milliseconds(0);  // already ended
+    }
+    for (int fd : {child.stdout_fd(), child.stderr_fd(), child.exit_fd()}) {
       if (fd >= 0) {
         fds.push_back(pollfd{fd, POLLIN, 0});
       }
     }
+    if (child.exit_fd() < 0 && child.pid() > 0) {
+      timeout = std::min(timeout, kExitPollWithoutPidfd);
+    }
+    if (entry.kill_at) {
+      auto left = std::chrono::ceil<milliseconds>(*entry.kill_at - now);
+      timeout = std::min(timeout, std::max(left, milliseconds(0)));
+    }
   }
   if (fds.empty()) {
-    std::this_thread::sleep_for(max_wait);
-    return;
+    std::this_thread::sleep_for(timeout);
+  } else if (::poll(fds.data(), fds.size(), static_cast<int>(timeout.count())) < 0 &&
+             errno != EINTR) {
+    std::this_thread::sleep_for(std::min(timeout, kExitPollWithoutPidfd));
   }
-  // Exits without output are seen at the next Child::poll; cap the wait so a
-  // silent child's exit is noticed quickly.
-  ::poll(fds.data(), fds.size(), static_cast<int>(max_wait.count()));
+
+  now = Clock::now();
+  std::vector<Id> ended;
+  for (auto& [id, entry] : entries_) {
+    entry.child.read_output(entry.on_line);
+    if (entry.kill_at && now >= *entry.kill_at) {
+      entry.child.signal_group(SIGKILL);
+      entry.kill_at.reset();
+    }
+    if (entry.child.poll_exit()) {
+      ended.push_back(id);
+    }
+  }
+
+  // Remove first, then call back: callbacks may add() and terminate().
+  std::exception_ptr first_error;
+  for (Id id : ended) {
+    auto node = entries_.extract(id);
+    Entry& entry = node.mapped();
+    if (!entry.child.spawn_error().empty() && entry.on_line) {
+      entry.on_line(entry.child.spawn_error(), true);
+    }
+    entry.child.finish_output(entry.on_line);
+    if (entry.on_exit) {
+      try {
+        entry.on_exit(*entry.child.poll_exit());
+      } catch (...) {
+        if (!first_error) {
+          first_error = std::current_exception();
+        }
+      }
+    }
+  }
+  if (first_error) {
+    std::rethrow_exception(first_error);
+  }
+  return ended.size();
 }
 
+// -------------------------------------------------------- run_streaming
+
 ExitStatus run_streaming(const SpawnOptions& options, const LineCallback& on_line,
-                         const std::function<bool()>& should_stop,
-                         std::chrono::milliseconds grace) {
-  Child child = Child::spawn(options);
-  if (!child.spawn_error().empty()) {
-    if (on_line)
-      on_line(child.spawn_error(), true);
-  }
-  std::optional<Clock::time_point> kill_at;
-  while (true) {
-    if (auto status = child.poll(std::chrono::milliseconds(100), on_line)) {
-      return *status;
-    }
-    if (!kill_at && should_stop && should_stop()) {
-      child.signal_group(SIGTERM);
-      kill_at = Clock::now() + grace;
-    }
-    if (kill_at && Clock::now() >= *kill_at) {
-      child.signal_group(SIGKILL);
-      kill_at = Clock::time_point::max();
+                         const std::function<bool()>& should_stop, milliseconds grace) {
+  ProcessSupervisor supervisor;
+  ExitStatus result;
+  const auto id =
+      supervisor.spawn(options, on_line, [&result](const ExitStatus& s) { result = s; });
+  while (!supervisor.empty()) {
+    supervisor.run_once(milliseconds(100));
+    if (!supervisor.empty() && !supervisor.terminating(id) && should_stop && should_stop()) {
+      supervisor.terminate(id, grace);
     }
   }
+  return result;
 }
 
 }  // namespace pc

@@ -26,7 +26,7 @@ std::vector<std::string> split_command(std::string_view command) {
         if (c == '"') {
           quote = Quote::kNone;
         } else if (c == '\\' && i + 1 < command.size() &&
-                   std::string_view("\"\\$`\n").find(command[i + 1]) != std::string_view::npos) {
+                   std::string_view("\"\\").find(command[i + 1]) != std::string_view::npos) {
           word += command[++i];
         } else {
           word += c;

@@ -1,8 +1,9 @@
 #pragma once
-// Splits a command line the way POSIX shells (and Python's shlex.split, which
-// Prefect's process worker uses) do: whitespace separates words; '...' keeps
-// everything literally; "..." keeps everything but lets \ escape " \ $ `;
-// outside quotes \ escapes the next character. No expansion of any kind.
+// Splits a command line exactly as Python's shlex.split(posix=True) does,
+// which Prefect 3.8's process worker uses (command_from_string): whitespace
+// separates words; '...' keeps everything literally; "..." keeps everything
+// but lets \ escape only " and \ (unlike a shell, "\$" stays "\$"); outside
+// quotes \ escapes the next character. No comments, no expansion.
 
 #include <string>
 #include <string_view>

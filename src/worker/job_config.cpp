@@ -1,6 +1,9 @@
 #include "worker/job_config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -45,42 +48,96 @@ std::set<Placeholder> find_placeholders(const std::string& text) {
   return found;
 }
 
-// Prefect's get_from_dict: "a.b[0].c" through objects and arrays.
+// Python's int() of a key, as get_from_dict tries it on every key:
+// optional whitespace and sign, digits (underscores between digits allowed).
+std::optional<long long> python_int(const std::string& key) {
+  std::size_t i = key.find_first_not_of(" \t\n\r\f\v");
+  std::size_t end = key.find_last_not_of(" \t\n\r\f\v");
+  if (i == std::string::npos) {
+    return std::nullopt;
+  }
+  bool negative = false;
+  if (key[i] == '+' || key[i] == '-') {
+    negative = key[i] == '-';
+    ++i;
+  }
+  if (i > end || !std::isdigit(static_cast<unsigned char>(key[i])) ||
+      !std::isdigit(static_cast<unsigned char>(key[end]))) {
+    return std::nullopt;
+  }
+  long long value = 0;
+  for (; i <= end; ++i) {
+    char c = key[i];
+    if (c == '_' && std::isdigit(static_cast<unsigned char>(key[i + 1])) &&
+        std::isdigit(static_cast<unsigned char>(key[i - 1]))) {
+      continue;
+    }
+    if (!std::isdigit(static_cast<unsigned char>(c)) || value > (1LL << 53)) {
+      return std::nullopt;
+    }
+    value = value * 10 + (c - '0');
+  }
+  return negative ? -value : value;
+}
+
+// Python's sequence[index], negative indexes counting from the end.
+std::optional<std::size_t> python_index(long long index, std::size_t size) {
+  if (index < 0) {
+    index += static_cast<long long>(size);
+  }
+  if (index < 0 || static_cast<std::size_t>(index) >= size) {
+    return std::nullopt;
+  }
+  return static_cast<std::size_t>(index);
+}
+
+// Prefect's get_from_dict: "a.b[0].c" ("[" -> ".", "]" dropped, split on
+// "."). Every key that int() accepts is used as an integer, so it indexes
+// lists and strings (negative from the end) and never matches an object key.
 std::optional<json> get_path(const json& root, const std::string& path) {
-  std::string keys = path;
   std::string normalized;
-  for (char c : keys) {
+  for (char c : path) {
     if (c == '[') {
       normalized += '.';
     } else if (c != ']') {
       normalized += c;
     }
   }
-  const json* value = &root;
+  json value = root;
   std::size_t start = 0;
   while (true) {
     auto dot = normalized.find('.', start);
     std::string key =
         normalized.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (value->is_array()) {
-      char* end = nullptr;
-      long index = std::strtol(key.c_str(), &end, 10);
-      if (key.empty() || *end != '\0' || index < 0 ||
-          static_cast<std::size_t>(index) >= value->size()) {
+    const auto index = python_int(key);
+    if (index) {
+      if (value.is_array()) {
+        auto i = python_index(*index, value.size());
+        if (!i) {
+          return std::nullopt;
+        }
+        value = json(value[*i]);
+      } else if (value.is_string()) {
+        const std::string text = value.get<std::string>();
+        auto i = python_index(*index, text.size());
+        if (!i) {
+          return std::nullopt;
+        }
+        value = std::string(1, text[*i]);
+      } else {
+        return std::nullopt;  // dict[int] is a KeyError for JSON objects
+      }
+    } else if (value.is_object()) {
+      auto it = value.find(key);
+      if (it == value.end()) {
         return std::nullopt;
       }
-      value = &(*value)[static_cast<std::size_t>(index)];
-    } else if (value->is_object()) {
-      auto it = value->find(key);
-      if (it == value->end()) {
-        return std::nullopt;
-      }
-      value = &*it;
+      value = json(*it);
     } else {
       return std::nullopt;
     }
     if (dot == std::string::npos) {
-      return *value;
+      return value;
     }
     start = dot + 1;
   }
@@ -144,10 +201,12 @@ std::optional<json> apply_values(const json& tmpl, const json& values, TemplateR
 }
 
 json resolve_block(const Placeholder& p, const std::string& text, TemplateResolver& resolver) {
-  std::string rest = p.name.substr(kBlockPrefix.size());
+  // Python's name.replace(prefix, "").split(".", 2).
+  std::string rest = p.name;
+  replace_all(rest, std::string(kBlockPrefix), "");
   auto first = rest.find('.');
   if (first == std::string::npos) {
-    throw api_error("invalid block placeholder \"" + p.full_match +
+    throw api_error("invalid block placeholder format: \"" + p.name +
                     "\" (expected prefect.blocks.<block-type-slug>.<block-document-name>)");
   }
   std::string slug = rest.substr(0, first);
@@ -158,12 +217,14 @@ json resolve_block(const Placeholder& p, const std::string& text, TemplateResolv
   auto data = resolver.block(slug, name);
   if (!data) {
     throw api_error("block not found: \"" + name + "\" of type \"" + slug + "\", referenced by " +
-                    p.full_match + " in the job configuration");
+                    p.full_match +
+                    " in the job configuration (deleted? check the deployment and the work "
+                    "pool's base job template)");
   }
   json value = *data;
-  if (value.is_object() && value.size() == 1 && value.contains("value") &&
-      !(keypath.rfind("value", 0) == 0 &&
-        (keypath.size() == 5 || keypath[5] == '.' || keypath[5] == '['))) {
+  const bool points_into_value =
+      keypath == "value" || keypath.rfind("value.", 0) == 0 || keypath.rfind("value[", 0) == 0;
+  if (value.is_object() && value.size() == 1 && value.contains("value") && !points_into_value) {
     value = json(value["value"]);
   }
   if (!keypath.empty()) {
@@ -177,18 +238,34 @@ json resolve_block(const Placeholder& p, const std::string& text, TemplateResolv
   return value;
 }
 
-json resolve_references(const json& tmpl, TemplateResolver& resolver) {
+// resolve_block_document_references(): {"$ref": {"block_document_id": id}}
+// objects and prefect.blocks placeholders. Other placeholders stay.
+json resolve_blocks(const json& tmpl, TemplateResolver& resolver) {
   if (tmpl.is_object()) {
+    if (auto ref = tmpl.find("$ref"); ref != tmpl.end() && ref->is_object()) {
+      auto id = ref->find("block_document_id");
+      if (id != ref->end() && !id->is_null() &&
+          !(id->is_string() && id->get<std::string>().empty())) {
+        const std::string block_id = id->is_string() ? id->get<std::string>() : id->dump();
+        auto data = resolver.block_by_id(block_id);
+        if (!data) {
+          throw api_error("block not found: ID \"" + block_id +
+                          "\", referenced in the job configuration (deleted? check the "
+                          "deployment and the work pool's base job template)");
+        }
+        return *data;
+      }
+    }
     json out = json::object();
     for (const auto& [key, value] : tmpl.items()) {
-      out[key] = resolve_references(value, resolver);
+      out[key] = resolve_blocks(value, resolver);
     }
     return out;
   }
   if (tmpl.is_array()) {
     json out = json::array();
     for (const auto& value : tmpl) {
-      out.push_back(resolve_references(value, resolver));
+      out.push_back(resolve_blocks(value, resolver));
     }
     return out;
   }
@@ -197,53 +274,114 @@ json resolve_references(const json& tmpl, TemplateResolver& resolver) {
   }
   const std::string text = tmpl.get<std::string>();
   auto placeholders = find_placeholders(text);
-  // Blocks first, then variables, as Prefect does.
-  for (auto pass : {PlaceholderType::kBlock, PlaceholderType::kVariable}) {
-    for (const auto& p : placeholders) {
-      if (p.type != pass) {
-        continue;
-      }
-      std::optional<json> value;
-      if (pass == PlaceholderType::kBlock) {
-        value = resolve_block(p, text, resolver);
-      } else {
-        value = resolver.variable(p.name.substr(kVariablePrefix.size()));
-      }
-      if (p.full_match == text) {
-        return value ? *value : json("");
-      }
-      if (value && (value->is_object() || value->is_array())) {
-        throw api_error("invalid template \"" + text + "\": " + p.full_match +
-                        " is an object or list and cannot be embedded in text");
-      }
-    }
+  if (std::none_of(placeholders.begin(), placeholders.end(),
+                   [](const Placeholder& p) { return p.type == PlaceholderType::kBlock; })) {
+    return tmpl;
+  }
+  if (placeholders.size() == 1 && placeholders.begin()->full_match == text) {
+    return resolve_block(*placeholders.begin(), text, resolver);
   }
   std::string out = text;
   for (const auto& p : placeholders) {
-    if (p.type == PlaceholderType::kBlock) {
-      replace_all(out, p.full_match, python_str(resolve_block(p, text, resolver)));
-    } else if (p.type == PlaceholderType::kVariable) {
-      auto value = resolver.variable(p.name.substr(kVariablePrefix.size()));
+    if (p.type != PlaceholderType::kBlock) {
+      continue;
+    }
+    json value = resolve_block(p, text, resolver);
+    if (value.is_object() || value.is_array()) {
+      throw api_error("invalid template \"" + text + "\": block placeholder " + p.full_match +
+                      " resolved to a " + (value.is_object() ? "dict" : "list") +
+                      ", which cannot be used for inline string substitution (resolve a "
+                      "scalar attribute instead, e.g. '.value' or '.url')");
+    }
+    replace_all(out, p.full_match, python_str(value));
+  }
+  return json(out);
+}
+
+// resolve_variables(): prefect.variables placeholders; a missing variable
+// is "".
+class VariableCache {
+ public:
+  explicit VariableCache(TemplateResolver& resolver) : resolver_(resolver) {}
+  std::optional<json> get(const std::string& placeholder_name) {
+    std::string name = placeholder_name;
+    replace_all(name, std::string(kVariablePrefix), "");
+    auto it = cache_.find(name);
+    if (it == cache_.end()) {
+      it = cache_.emplace(name, resolver_.variable(name)).first;
+    }
+    return it->second;
+  }
+
+ private:
+  TemplateResolver& resolver_;
+  std::map<std::string, std::optional<json>> cache_;
+};
+
+json resolve_variables(const json& tmpl, VariableCache& variables) {
+  if (tmpl.is_object()) {
+    json out = json::object();
+    for (const auto& [key, value] : tmpl.items()) {
+      out[key] = resolve_variables(value, variables);
+    }
+    return out;
+  }
+  if (tmpl.is_array()) {
+    json out = json::array();
+    for (const auto& value : tmpl) {
+      out.push_back(resolve_variables(value, variables));
+    }
+    return out;
+  }
+  if (!tmpl.is_string()) {
+    return tmpl;
+  }
+  const std::string text = tmpl.get<std::string>();
+  auto placeholders = find_placeholders(text);
+  if (std::none_of(placeholders.begin(), placeholders.end(),
+                   [](const Placeholder& p) { return p.type == PlaceholderType::kVariable; })) {
+    return tmpl;
+  }
+  if (placeholders.size() == 1 && placeholders.begin()->full_match == text) {
+    auto value = variables.get(placeholders.begin()->name);
+    return value ? *value : json("");
+  }
+  std::string out = text;
+  for (const auto& p : placeholders) {
+    if (p.type == PlaceholderType::kVariable) {
+      auto value = variables.get(p.name);
       replace_all(out, p.full_match, value ? python_str(*value) : "");
     }
   }
   return json(out);
 }
 
-// Prefect's set_in_dict: "env.FOO" -> {"env": {"FOO": v}}.
+// Prefect's set_in_dict: "env.FOO" -> {"env": {"FOO": v}} ("[" -> ".",
+// "]" dropped); a non-object on the way is an error, as in Prefect.
 void set_dotted(json& target, const std::string& dotted, const json& value) {
+  std::string keys;
+  for (char c : dotted) {
+    if (c == '[') {
+      keys += '.';
+    } else if (c != ']') {
+      keys += c;
+    }
+  }
   json* node = &target;
   std::size_t start = 0;
   while (true) {
-    auto dot = dotted.find('.', start);
+    auto dot = keys.find('.', start);
     std::string key =
-        dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+        keys.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (dot == std::string::npos) {
       (*node)[key] = value;
       return;
     }
-    if (!node->contains(key) || !(*node)[key].is_object()) {
+    if (!node->contains(key)) {
       (*node)[key] = json::object();
+    } else if (!(*node)[key].is_object()) {
+      throw api_error("job variable \"" + dotted + "\": \"" + key +
+                      "\" is already set to a value that is not an object");
     }
     node = &(*node)[key];
     start = dot + 1;
@@ -273,6 +411,72 @@ json shallow_merge(const json& a, const json& b) {
 
 }  // namespace
 
+namespace {
+
+// Python's repr() of a str: single quotes unless the text has ' and no ".
+std::string python_repr_str(const std::string& text) {
+  const char quote =
+      text.find('\'') != std::string::npos && text.find('"') == std::string::npos ? '"' : '\'';
+  std::string out(1, quote);
+  for (unsigned char c : text) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c == static_cast<unsigned char>(quote)) {
+          out += '\\';
+          out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+          static const char* kHex = "0123456789abcdef";
+          out += "\\x";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += quote;
+  return out;
+}
+
+std::string python_repr(const json& value) {
+  if (value.is_string()) {
+    return python_repr_str(value.get<std::string>());
+  }
+  if (value.is_object()) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [key, item] : value.items()) {
+      out += (first ? "" : ", ") + python_repr_str(key) + ": " + python_repr(item);
+      first = false;
+    }
+    return out + "}";
+  }
+  if (value.is_array()) {
+    std::string out = "[";
+    bool first = true;
+    for (const auto& item : value) {
+      out += (first ? "" : ", ") + python_repr(item);
+      first = false;
+    }
+    return out + "]";
+  }
+  return python_str(value);
+}
+
+}  // namespace
+
 std::string python_str(const json& value) {
   if (value.is_string())
     return value.get<std::string>();
@@ -285,6 +489,9 @@ std::string python_str(const json& value) {
     if (std::floor(d) == d && std::abs(d) < 1e16) {
       return std::to_string(static_cast<long long>(d)) + ".0";
     }
+  }
+  if (value.is_object() || value.is_array()) {
+    return python_repr(value);
   }
   return value.dump();
 }
@@ -360,33 +567,90 @@ json apply_job_template(const json& base_job_template, const json& job_variables
   }
 
   json populated = apply_values(config, variables, resolver).value_or(json::object());
-  return resolve_references(populated, resolver);
+  populated = resolve_blocks(populated, resolver);
+  VariableCache cache(resolver);
+  return resolve_variables(populated, cache);
 }
+
+namespace {
+
+// Pydantic's lax bool: true/false, 0/1, and the usual words.
+std::optional<bool> pydantic_bool(const json& value) {
+  if (value.is_boolean()) {
+    return value.get<bool>();
+  }
+  if (value.is_number_integer() || value.is_number_unsigned()) {
+    auto n = value.get<long long>();
+    if (n == 0 || n == 1) {
+      return n == 1;
+    }
+    return std::nullopt;
+  }
+  if (value.is_number_float()) {
+    double d = value.get<double>();
+    if (d == 0.0 || d == 1.0) {
+      return d == 1.0;
+    }
+    return std::nullopt;
+  }
+  if (value.is_string()) {
+    std::string v = value.get<std::string>();
+    std::transform(v.begin(), v.end(), v.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (const char* yes : {"1", "on", "t", "true", "y", "yes"}) {
+      if (v == yes)
+        return true;
+    }
+    for (const char* no : {"0", "off", "f", "false", "n", "no"}) {
+      if (v == no)
+        return false;
+    }
+  }
+  return std::nullopt;
+}
+
+Error invalid_field(const std::string& field, const json& value, const std::string& expected) {
+  return api_error("job configuration: " + field + " " + value.dump() + " is not " + expected +
+                   " (check the deployment's job variables and the work pool's base job "
+                   "template)");
+}
+
+}  // namespace
 
 ProcessJobConfig to_process_job_config(const json& populated) {
   ProcessJobConfig job;
-  if (auto it = populated.find("command");
-      it != populated.end() && it->is_string() && !it->get<std::string>().empty()) {
-    job.command = it->get<std::string>();
+  if (auto it = populated.find("command"); it != populated.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      throw invalid_field("command", *it, "a string");
+    }
+    if (!it->get<std::string>().empty()) {
+      job.command = it->get<std::string>();
+    }
   }
-  if (auto it = populated.find("env"); it != populated.end() && it->is_object()) {
+  if (auto it = populated.find("env"); it != populated.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      throw invalid_field("env", *it, "an object of strings");
+    }
     for (const auto& [key, value] : it->items()) {
       if (!value.is_null()) {
         job.env[key] = python_str(value);
       }
     }
   }
-  if (auto it = populated.find("working_dir");
-      it != populated.end() && it->is_string() && !it->get<std::string>().empty()) {
-    job.working_dir = std::filesystem::path(it->get<std::string>());
+  if (auto it = populated.find("working_dir"); it != populated.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      throw invalid_field("working_dir", *it, "a path");
+    }
+    if (!it->get<std::string>().empty()) {
+      job.working_dir = std::filesystem::path(it->get<std::string>());
+    }
   }
   if (auto it = populated.find("stream_output"); it != populated.end()) {
-    if (it->is_boolean()) {
-      job.stream_output = it->get<bool>();
-    } else if (it->is_string()) {
-      std::string v = it->get<std::string>();
-      job.stream_output = !(v == "False" || v == "false" || v == "0" || v.empty());
+    auto flag = pydantic_bool(*it);
+    if (!flag) {
+      throw invalid_field("stream_output", *it, "a boolean");
     }
+    job.stream_output = *flag;
   }
   if (auto it = populated.find("labels"); it != populated.end() && it->is_object()) {
     for (const auto& [key, value] : it->items()) {

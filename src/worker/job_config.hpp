@@ -9,10 +9,19 @@
 //      a default `env` is merged into (or replaces) job_configuration.env;
 //   3. dot-delimited keys ("env.FOO") expand to nested objects, plain keys
 //      win; variables.update(job variables); env merged again;
-//   4. placeholders: "{{ name }}" alone keeps the value's JSON type, embedded
-//      ones become text, a missing one drops its key (or becomes "" inside
-//      text); "{{ $VAR }}" from the worker's environment; then
-//      "{{ prefect.blocks.TYPE.NAME[.path] }}" and "{{ prefect.variables.NAME }}".
+//   4. placeholders: "{{ name }}" alone keeps the value's JSON type (null
+//      included), embedded ones become Python's str() of the value, a
+//      missing one drops its key or list item (or becomes "" inside text);
+//      "{{ $VAR }}" from the worker's environment (text only);
+//   5. then, over the whole tree, {"$ref": {"block_document_id": ...}} and
+//      "{{ prefect.blocks.TYPE.NAME[.path] }}" (a block whose data is just
+//      {"value": v} resolves to v), and after that
+//      "{{ prefect.variables.NAME }}" (a missing variable is "").
+//
+// Paths ("a.b[0]") follow Prefect's get_from_dict, quirks included: a key
+// that Python's int() accepts indexes lists and strings (negative from the
+// end) and never matches an object key. Known difference: objects are
+// rendered into text in key order, not insertion order.
 
 #include <filesystem>
 #include <map>
@@ -31,17 +40,22 @@ class TemplateResolver {
   virtual ~TemplateResolver() = default;
   virtual std::optional<std::string> env(const std::string& name) = 0;
   virtual std::optional<nlohmann::json> variable(const std::string& name) = 0;
-  // The block document's `data`.
+  // The block document's `data`; nullopt when there is no such block.
   virtual std::optional<nlohmann::json> block(const std::string& type_slug,
                                               const std::string& name) = 0;
+  // The `data` of the block document with this id, for a
+  // {"$ref": {"block_document_id": id}} object in the configuration.
+  virtual std::optional<nlohmann::json> block_by_id(const std::string& id) = 0;
 };
 
 // Step 1.
 nlohmann::json merge_job_variables(const nlohmann::json& deployment_vars,
                                    const nlohmann::json& flow_run_vars);
 
-// Steps 2-4: the populated job_configuration object. Throws pc::Error(kApi)
-// for a block placeholder that cannot be resolved (as Prefect fails the run).
+// Steps 2-5: the populated job_configuration object; `base_job_template` is
+// not modified. Throws pc::Error(kApi), as Prefect fails the run, for a block
+// that does not exist, a block keypath that does not resolve, a block object
+// or list embedded in text, and a dotted key that crosses a non-object.
 nlohmann::json apply_job_template(const nlohmann::json& base_job_template,
                                   const nlohmann::json& job_variables, TemplateResolver& resolver);
 
@@ -55,6 +69,11 @@ struct ProcessJobConfig {
   std::string name;
 };
 
+// As pydantic validates ProcessJobConfiguration: "" command or working_dir =
+// unset; env values become str() and nulls are dropped; stream_output takes
+// pydantic's lax booleans ("yes", "0", ...). Throws pc::Error(kApi) for a
+// command or working_dir that is not a string, an env that is not an object,
+// or a stream_output that is not a boolean.
 ProcessJobConfig to_process_job_config(const nlohmann::json& populated);
 
 // Python's str() of a JSON value, as Prefect's templating inserts it into

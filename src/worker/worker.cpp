@@ -16,6 +16,9 @@ namespace pc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// How long one supervision round may wait for output or an exit: short, so
+// stop requests, heartbeats and polls are never late by more than this.
+constexpr std::chrono::milliseconds kSupervisePoll{100};
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -38,6 +41,11 @@ class ApiResolver final : public TemplateResolver {
     }
     return doc->value("data", json::object());
   }
+  std::optional<json> block_by_id(const std::string& id) override {
+    // PrefectClient has no GET /block_documents/{id} yet.
+    throw api_error("the job configuration references block document " + id +
+                    " by id ($ref), which prefect-cycle cannot resolve yet");
+  }
 
  private:
   PrefectClient& client_;
@@ -47,12 +55,12 @@ class ApiResolver final : public TemplateResolver {
 struct Running {
   FlowRun run;
   Logger log;
-  Child child;
+  ProcessSupervisor::Id process = 0;
+  std::string spawn_error;  // the command could not be started
   std::optional<fs::path> temp_dir;
   bool stream_output = true;
   bool cancelling = false;  // the run was cancelled in Prefect
   std::string stop_reason;  // the cycle is stopping it
-  std::optional<Clock::time_point> kill_at;
   Clock::time_point started;
 };
 
@@ -401,62 +409,56 @@ class NativeWorker::Impl {
       spawn.cwd = *temp_dir;
     }
 
-    Running entry{std::move(run), rlog, Child::spawn(spawn), temp_dir,    job.stream_output,
-                  false,          "",   std::nullopt,        Clock::now()};
+    Child child = Child::spawn(spawn);
+    const pid_t pid = child.pid();
+    const std::string id = run.id;
+    Running entry{std::move(run),    rlog,  0,  child.spawn_error(), temp_dir,
+                  job.stream_output, false, "", Clock::now()};
+    Running& r = running_.emplace(id, std::move(entry)).first->second;
+    // Map nodes do not move, so the callbacks may keep `r` until it ends.
+    r.process = processes_.add(
+        std::move(child),
+        [&r](std::string_view line, bool) {
+          if (r.stream_output && r.spawn_error.empty()) {
+            r.log.info(line);
+          }
+        },
+        [this, id](const ExitStatus& status) { exited_.emplace_back(id, status); });
     ++launched_;
-    const std::string id = entry.run.id;
-    if (entry.child.spawn_error().empty()) {
-      rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(entry.child.pid()) +
-                ", " + std::to_string(running_.size() + 1) + " running)");
+    if (r.spawn_error.empty()) {
+      rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(pid) + ", " +
+                std::to_string(running_.size()) + " running)");
       try {
         client_.update_flow_run(
-            id, json{{"infrastructure_pid",
-                      options_.hostname + ":" + std::to_string(entry.child.pid())}});
+            id, json{{"infrastructure_pid", options_.hostname + ":" + std::to_string(pid)}});
       } catch (const Error& e) {
         rlog.warn(std::string("could not record infrastructure_pid: ") + e.what());
       }
     } else {
-      rlog.error(entry.child.spawn_error());
+      rlog.error(r.spawn_error);
     }
-    running_.emplace(id, std::move(entry));
   }
 
   // --- supervision --------------------------------------------------------
 
   void supervise() {
-    std::vector<const Child*> children;
-    for (const auto& [id, r] : running_) {
-      children.push_back(&r.child);
+    if (processes_.empty()) {
+      sleeper_.sleep_for(kSupervisePoll);
+    } else {
+      processes_.run_once(kSupervisePoll);
     }
-    wait_for_any(children, std::chrono::milliseconds(100));
-    const auto now = Clock::now();
-    std::vector<std::string> done;
-    for (auto& [id, r] : running_) {
-      auto& entry = r;
-      auto status =
-          entry.child.poll(std::chrono::milliseconds(0), [&entry](std::string_view line, bool) {
-            if (entry.stream_output) {
-              entry.log.info(line);
-            }
-          });
-      if (status) {
-        finish(entry, *status);
-        done.push_back(id);
-      } else if (entry.kill_at && now >= *entry.kill_at) {
-        entry.log.warn("still running after the grace period: SIGKILL");
-        entry.child.signal_group(SIGKILL);
-        entry.kill_at.reset();
+    auto exited = std::move(exited_);
+    exited_.clear();
+    for (const auto& [id, status] : exited) {
+      auto it = running_.find(id);
+      if (it != running_.end()) {
+        finish(it->second, status);
+        running_.erase(it);
       }
-    }
-    for (const auto& id : done) {
-      running_.erase(id);
     }
   }
 
-  void stop_process(Running& r) {
-    r.child.signal_group(SIGTERM);
-    r.kill_at = Clock::now() + config_.grace;
-  }
+  void stop_process(Running& r) { processes_.terminate(r.process, config_.grace); }
 
   void check_cancellations() {
     next_cancel_check_ = Clock::now() + std::min(config_.query_interval, std::chrono::seconds(10));
@@ -544,7 +546,10 @@ class NativeWorker::Impl {
                 true);
       r.log.info("cancelled: process stopped (" + described + ")");
     } else if (!terminal) {
-      std::string message = crashed_message(described, explain_exit(status));
+      std::string message =
+          r.spawn_error.empty()
+              ? crashed_message(described, explain_exit(status))
+              : "Failed to submit flow run to infrastructure: " + r.spawn_error + ".";
       auto result = set_state(id, {StateType::kCrashed, "", message}, false);
       r.log.warn("process " + described + " but the run was " +
                  (type ? std::string(to_string(*type)) : std::string("unknown")) +
@@ -601,6 +606,10 @@ class NativeWorker::Impl {
   std::deque<FlowRun> queue_;
   std::set<std::string> seen_;
   std::map<std::string, Running> running_;
+  // Declared after running_: destroyed (children killed) before the entries
+  // their callbacks point to.
+  ProcessSupervisor processes_;
+  std::vector<std::pair<std::string, ExitStatus>> exited_;
   std::map<std::string, Deployment> deployments_;
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;

@@ -20,12 +20,19 @@ class FakeResolver : public TemplateResolver {
     return it == envs.end() ? std::nullopt : std::optional<std::string>(it->second);
   }
   std::optional<json> variable(const std::string& name) override {
+    ++variable_reads;
     auto it = variables.find(name);
     return it == variables.end() ? std::nullopt : std::optional<json>(it->second);
   }
+  std::map<std::string, json> blocks_by_id;
+  int variable_reads = 0;
   std::optional<json> block(const std::string& slug, const std::string& name) override {
     auto it = blocks.find(slug + "/" + name);
     return it == blocks.end() ? std::nullopt : std::optional<json>(it->second);
+  }
+  std::optional<json> block_by_id(const std::string& id) override {
+    auto it = blocks_by_id.find(id);
+    return it == blocks_by_id.end() ? std::nullopt : std::optional<json>(it->second);
   }
 };
 
@@ -138,7 +145,7 @@ TEST_CASE("job config: $ENV, prefect.variables and prefect.blocks", "[worker]") 
                     Catch::Contains("block not found: \"gone\" of type \"secret\""));
   json embedded_object = template_of({{"x", "a {{ prefect.blocks.json.cfg }}"}}, json::object());
   CHECK_THROWS_WITH(apply_job_template(embedded_object, json::object(), r),
-                    Catch::Contains("cannot be embedded in text"));
+                    Catch::Contains("cannot be used for inline string substitution"));
 }
 
 TEST_CASE("python_str matches Python's str()", "[worker]") {
@@ -154,7 +161,7 @@ TEST_CASE("split_command follows shell quoting", "[worker]") {
   using V = std::vector<std::string>;
   CHECK(split_command("python -m prefect.engine") == V{"python", "-m", "prefect.engine"});
   CHECK(split_command("  sh  -c 'echo a  b; exit 3'  ") == V{"sh", "-c", "echo a  b; exit 3"});
-  CHECK(split_command(R"(echo "a \"q\" \$x \n" c\ d)") == V{"echo", R"(a "q" $x \n)", "c d"});
+  CHECK(split_command(R"(echo "a \"q\" \$x \n" c\ d)") == V{"echo", R"(a "q" \$x \n)", "c d"});
   CHECK(split_command(R"(a''b "" c)") == V{"ab", "", "c"});
   CHECK(split_command("") == V{});
   CHECK_THROWS_WITH(split_command("echo 'open"),
