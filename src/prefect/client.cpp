@@ -276,6 +276,15 @@ std::optional<json> PrefectClient::read_block_document(const std::string& block_
   return response.body;
 }
 
+std::optional<json> PrefectClient::read_block_document_by_id(const std::string& id) {
+  auto response =
+      api_.request("GET", "/block_documents/" + url_encode_segment(id) + "?include_secrets=true");
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return response.body;
+}
+
 std::string PrefectClient::read_server_version() {
   auto response = api_.request("GET", "/admin/version");
   if (!response.body.is_string()) {

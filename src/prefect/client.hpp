@@ -96,6 +96,8 @@ class PrefectClient {
                                                     const std::string& name);
   // GET /admin/version: the Prefect release ("3.8.8"), not /version's API
   // schema version.
+  // GET /block_documents/{id}?include_secrets=true (a {"$ref": ...} reference).
+  std::optional<nlohmann::json> read_block_document_by_id(const std::string& id);
   std::string read_server_version();
   // GET /health without retries: true when it answers 200 `true`, false for
   // any other answer; throws pc::Error(kApi) when the server is unreachable.

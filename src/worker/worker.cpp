@@ -35,19 +35,20 @@ class ApiResolver final : public TemplateResolver {
     return client_.read_variable_by_name(name);
   }
   std::optional<json> block(const std::string& slug, const std::string& name) override {
-    auto doc = client_.read_block_document(slug, name);
-    if (!doc || !doc->is_object()) {
-      return std::nullopt;
-    }
-    return doc->value("data", json::object());
+    return data_of(client_.read_block_document(slug, name));
   }
   std::optional<json> block_by_id(const std::string& id) override {
-    // PrefectClient has no GET /block_documents/{id} yet.
-    throw api_error("the job configuration references block document " + id +
-                    " by id ($ref), which prefect-cycle cannot resolve yet");
+    return data_of(client_.read_block_document_by_id(id));
   }
 
  private:
+  static std::optional<json> data_of(const std::optional<json>& document) {
+    if (!document || !document->is_object()) {
+      return std::nullopt;
+    }
+    return document->value("data", json::object());
+  }
+
   PrefectClient& client_;
   const Environment& env_;
 };

@@ -264,3 +264,13 @@ TEST_CASE("PrefectClient scheduled runs: limit and the time format", "[prefect]"
   CHECK(f.body() == json::parse(R"({"work_queue_names":[],
       "scheduled_before":"2026-01-01T00:00:00.000005Z","limit":50})"));
 }
+
+TEST_CASE("PrefectClient block document by id", "[prefect]") {
+  Fixture f;
+  f.transport.reply(200, R"({"id":"b1","data":{"value":"x"}})").reply(404);
+  auto doc = f.client.read_block_document_by_id("b1");
+  REQUIRE(doc);
+  CHECK((*doc)["data"]["value"] == "x");
+  CHECK(f.req().url == "http://h/api/block_documents/b1?include_secrets=true");
+  CHECK_FALSE(f.client.read_block_document_by_id("gone"));
+}
