@@ -1,32 +1,39 @@
 #!/usr/bin/env bash
-# Every test: builds (scripts/build.sh), runs the unit tests (CTest) and the
-# end-to-end tests (pytest, tests/e2e/, against a real Prefect server the suite
-# starts). Exits non-zero if anything failed; ends with the runners' summaries.
+# Every test: builds (scripts/build.sh, which runs scripts/setup.sh), runs the
+# unit tests (CTest) and the end-to-end tests (pytest, tests/e2e/, against a
+# real Prefect server the suite starts). Exits non-zero if anything failed.
+# The output ends with both runners' summary lines. Non-interactive (CI=true,
+# no stdin). Extra arguments go to pytest (e.g. -k wait).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+exec </dev/null
 
-bash scripts/build.sh || { echo "test.sh: build failed"; exit 1; }
-
-ctest_log=$(mktemp)
-ctest --test-dir build --output-on-failure -j2 2>&1 | tee "$ctest_log"
-ctest_rc=${PIPESTATUS[0]}
-
-pytest_rc=0
-pytest_summary=""
-if compgen -G "tests/e2e/test_*.py" >/dev/null; then
-  pytest_log=$(mktemp)
-  .venv/bin/python -m pytest -p no:cacheprovider -v tests/e2e 2>&1 | tee "$pytest_log"
-  pytest_rc=${PIPESTATUS[0]}
-  pytest_summary=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$pytest_log" | tail -1)
+if ! bash scripts/build.sh; then
+  echo "test.sh: setup or build failed"
+  exit 1
 fi
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+echo "==== unit tests (ctest)"
+ctest --test-dir build --output-on-failure -j2 2>&1 | tee "$logs/ctest.log"
+ctest_rc=${PIPESTATUS[0]}
+
+echo "==== end-to-end tests (pytest tests/e2e)"
+.venv/bin/python -m pytest -p no:cacheprovider -v -rfE --durations=10 tests/e2e "$@" 2>&1 \
+  | tee "$logs/pytest.log"
+pytest_rc=${PIPESTATUS[0]}
+
+ctest_summary=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$logs/ctest.log" | tail -1)
+pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$logs/pytest.log" | tail -1)
+
 echo
-echo "==== summary"
-grep -E 'tests passed|tests failed out of' "$ctest_log" | tail -1
-[ -n "$pytest_summary" ] && echo "$pytest_summary"
+echo "==== summary (test.sh: ctest exit $ctest_rc, pytest exit $pytest_rc)"
+echo "${ctest_summary:-ctest: no summary line (exit $ctest_rc)}"
+echo "${pytest_summary:-pytest: no summary line (exit $pytest_rc)}"
 if [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ]; then
-  echo "test.sh: FAILED (ctest $ctest_rc, pytest $pytest_rc)"
   exit 1
 fi
 exit 0

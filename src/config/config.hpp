@@ -50,6 +50,7 @@ struct Config {
   bool work_pool_create = false;
   bool drain = false;
   std::chrono::seconds grace{20};  // SIGTERM -> SIGKILL for runs we stop
+  bool recover_stale_runs = true;  // CRASH runs a killed cycle left behind
 
   // --- cycle
   std::vector<DeploymentRef> trigger_deployments;

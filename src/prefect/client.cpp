@@ -223,6 +223,13 @@ void PrefectClient::update_flow_run(const std::string& id, const json& patch) {
   }
 }
 
+void PrefectClient::update_flow_run_labels(const std::string& id, const json& labels) {
+  auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id) + "/labels", labels);
+  if (response.status == 404) {
+    throw api_error("flow run " + id + " not found when updating its labels");
+  }
+}
+
 void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
                                           std::chrono::seconds interval) {
   auto response =

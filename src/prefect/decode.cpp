@@ -152,6 +152,7 @@ FlowRun decode_flow_run(const json& j) {
   r.parameters = object_or_empty(j, "parameters", "flow run");
   r.job_variables = object_or_empty(j, "job_variables", "flow run");
   r.infrastructure_pid = str(j, "infrastructure_pid", "flow run");
+  r.labels = object_or_empty(j, "labels", "flow run");
   r.expected_start_time = str(j, "expected_start_time", "flow run");
   r.start_time = str(j, "start_time", "flow run");
   r.end_time = str(j, "end_time", "flow run");

@@ -63,6 +63,7 @@ struct FlowRun {
   std::string end_time;
   int run_count = 0;
   std::vector<std::string> tags;
+  nlohmann::json labels = nlohmann::json::object();
 
   // The state type from `state`, else from the flat field.
   std::optional<StateType> current_type() const;

@@ -11,6 +11,7 @@
 #include "process/process.hpp"
 #include "worker/command_split.hpp"
 #include "worker/job_config.hpp"
+#include "worker/recover.hpp"
 
 namespace pc {
 namespace {
@@ -65,6 +66,17 @@ struct Running {
   Clock::time_point started;
 };
 
+// Entries of /proc/self/fd: the load test compares start and end.
+std::size_t open_fd_count() {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = fs::directory_iterator("/proc/self/fd", ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
 std::string crashed_message(const std::string& exit_description, const std::string& meaning) {
@@ -96,6 +108,12 @@ class NativeWorker::Impl {
               (config_.run_forever ? ", until stopped"
                : config_.drain     ? ", drain"
                                    : ", run once"));
+    log_.debug("open file descriptors at start: " + std::to_string(open_fd_count()));
+    // Before our first heartbeat: it would refresh the row that tells whether
+    // a previous cycle with our name died.
+    if (config_.recover_stale_runs) {
+      recover_stale_runs(config_, client_, options_.hostname, log_);
+    }
     heartbeat(true);
     try {
       poll();
@@ -110,6 +128,7 @@ class NativeWorker::Impl {
       }
       throw;
     }
+    log_.debug("open file descriptors at end: " + std::to_string(open_fd_count()));
     log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
               std::to_string(skipped_) + " skipped");
     WorkerPhaseResult result;
@@ -314,6 +333,7 @@ class NativeWorker::Impl {
       ++skipped_;
       return;
     }
+    label(run, rlog);
     try {
       launch(std::move(run), *deployment, rlog);
     } catch (const Error& e) {
@@ -324,6 +344,19 @@ class NativeWorker::Impl {
                  std::string("Failed to submit flow run to infrastructure: ") + e.what()},
                 false);
       remember(run.id);
+    }
+  }
+
+  // Labels as Prefect's worker sets them; prefect.worker.name also lets a
+  // later cycle with our name recognise runs we leave behind if we are killed.
+  void label(const FlowRun& run, const Logger& rlog) {
+    try {
+      client_.update_flow_run_labels(run.id, json{{"prefect.worker.name", config_.worker_name},
+                                                  {"prefect.worker.type", "process"},
+                                                  {"prefect.work-pool.name", pool_.name},
+                                                  {"prefect.work-pool.id", pool_.id}});
+    } catch (const Error& e) {
+      rlog.warn(std::string("could not label the flow run: ") + e.what());
     }
   }
 

@@ -2,134 +2,260 @@
 flow runs, and running the prefect-cycle binary against them.
 
 Everything talks to the real server through Prefect's own Python client, so a
-test checks what Prefect itself sees.
+test checks what Prefect itself sees. The pytest fixtures in conftest.py wrap
+these classes; a new test file normally needs only the fixtures:
+
+    def test_something(deploy, pool, schedule_runs, run_cycle, prefect):
+        deployment_id, full_name = deploy(pool, "flows.py", "hello")
+        [run] = schedule_runs(deployment_id, 1)
+        result = run_cycle({"PREFECT_WORKER_FLOW_LIMIT": "2"})
+        assert result.returncode == 0, result          # str(result) = output
+        assert prefect.state_type(run) == "COMPLETED"
+        assert prefect.pool(pool).is_paused
+
+Classes and functions here (all documented below): free_port, binary_path,
+PrefectServer, Prefect, Cycle, CycleResult, CycleProcess, ConnectionRecorder,
+wait_for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".venv"
 VENV_BIN = VENV / "bin"
+VENV_PYTHON = VENV_BIN / "python"
 FLOWS_DIR = Path(__file__).resolve().parent / "flows"
+
+# Prefect's terminal and active state types, as the server spells them.
+TERMINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+ACTIVE_STATES = {"PENDING", "RUNNING", "CANCELLING"}
+# The auth string of the auth_prefect_server fixture's server.
+AUTH_STRING = "user:pass"
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def wait_for(predicate: Callable[[], object], timeout: float, what: str,
+             interval: float = 0.3):
+    """Polls predicate() until it returns something truthy (returned), or
+    raises AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+_binary_snapshot: Path | None = None
+
+
 def binary_path() -> Path:
-    """The prefect-cycle binary: $PREFECT_CYCLE_BIN or build/prefect-cycle."""
-    path = Path(os.environ.get("PREFECT_CYCLE_BIN", ROOT / "build" / "prefect-cycle"))
-    if not path.exists():
-        raise RuntimeError(f"{path} does not exist: run scripts/build.sh first")
-    return path
+    """The prefect-cycle binary under test: $PREFECT_CYCLE_BIN, else
+    build/prefect-cycle (build it with scripts/build.sh).
+
+    The first call copies it into a private temp dir and every later call
+    returns that copy, so that a rebuild while the suite runs (the linker
+    rewriting build/prefect-cycle) cannot make a test fail with EACCES/ETXTBSY
+    or mix two versions in one session. Raises RuntimeError if it is missing."""
+    global _binary_snapshot
+    if _binary_snapshot is not None and _binary_snapshot.exists():
+        return _binary_snapshot
+    source = Path(os.environ.get("PREFECT_CYCLE_BIN") or ROOT / "build" / "prefect-cycle")
+    if not source.is_file():
+        raise RuntimeError(f"{source} does not exist: run scripts/build.sh first "
+                           "(or point PREFECT_CYCLE_BIN at a built prefect-cycle)")
+    snapshot_dir = Path(tempfile.mkdtemp(prefix="pc-e2e-bin-"))
+    atexit.register(shutil.rmtree, snapshot_dir, True)
+    snapshot = snapshot_dir / "prefect-cycle"
+    for attempt in range(20):  # the linker may be writing it right now
+        try:
+            shutil.copy2(source, snapshot)
+            break
+        except OSError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    _binary_snapshot = snapshot
+    return snapshot
+
+
+def require_venv() -> None:
+    """Raises RuntimeError unless the project venv (scripts/setup.sh) exists."""
+    if not (VENV_BIN / "prefect").exists() or not VENV_PYTHON.exists():
+        raise RuntimeError(f"{VENV_BIN}/prefect not found: run scripts/setup.sh to create "
+                           "the venv with the pinned Prefect")
 
 
 class PrefectServer:
-    """A real `prefect server start` on 127.0.0.1 with a throwaway home and SQLite."""
+    """A real `prefect server start` on 127.0.0.1: throwaway PREFECT_HOME,
+    SQLite, a free port, analytics and UI off.
+
+    Attributes: .port, .home (Path, the PREFECT_HOME), .api_url
+    ("http://127.0.0.1:PORT/api"), .auth_string (the server's
+    PREFECT_SERVER_API_AUTH_STRING or None), .log_path (server output).
+    `PrefectServer(extra_env).start()` blocks until /api/health answers 200
+    (RuntimeError with the log tail after `timeout`); `.stop()` kills it and
+    removes its home. `.env()` is the environment for Prefect's client."""
 
     def __init__(self, extra_env: dict[str, str] | None = None):
-        if not (VENV_BIN / "prefect").exists():
-            raise RuntimeError(
-                f"{VENV_BIN}/prefect not found: run scripts/setup.sh to create the venv "
-                "with the pinned Prefect"
-            )
+        require_venv()
         self.port = free_port()
         self.home = Path(tempfile.mkdtemp(prefix="pc-prefect-home-"))
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.extra_env = extra_env or {}
+        self.extra_env = dict(extra_env or {})
         self.log_path = self.home / "server.log"
         self.process: subprocess.Popen | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def auth_string(self) -> str | None:
+        return self.extra_env.get("PREFECT_SERVER_API_AUTH_STRING")
 
     def base_env(self) -> dict[str, str]:
-        env = {
+        """The server process's environment (before extra_env)."""
+        return {
             "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "false",
         }
-        return env
 
-    def start(self, timeout: float = 120) -> "PrefectServer":
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no server log)"
+
+    def start(self, timeout: float = 90) -> "PrefectServer":
         env = self.base_env() | self.extra_env
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        import urllib.request
-
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
+        started = time.monotonic()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                 "--port", str(self.port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        # No proxies: a developer's http_proxy must not see loopback requests.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = started + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
+                with opener.open(f"{self.api_url}/health", timeout=2) as r:
                     if r.status == 200:
+                        self.startup_seconds = time.monotonic() - started
                         return self
-            except Exception:
-                time.sleep(0.5)
-        tail = self.log_path.read_text(errors="replace")[-3000:]
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.5)
+        code = self.process.poll()
+        tail = self.log_tail()
         self.stop()
-        raise RuntimeError(f"Prefect server did not become healthy in {timeout}s:\n{tail}")
+        why = (f"exited with {code}" if code is not None
+               else f"did not answer {self.api_url}/health with 200 within {timeout}s")
+        raise RuntimeError(f"Prefect server on port {self.port} {why}; server log tail:\n{tail}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
             try:
+                os.killpg(self.process.pid, signal.SIGTERM)
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+            except ProcessLookupError:
+                pass
         shutil.rmtree(self.home, ignore_errors=True)
 
-    def client_env(self) -> dict[str, str]:
-        """Environment for Prefect's Python client (in this process) against this server."""
-        env = {"PREFECT_API_URL": self.api_url}
-        auth = self.extra_env.get("PREFECT_SERVER_API_AUTH_STRING")
-        if auth:
-            env["PREFECT_API_AUTH_STRING"] = auth
+    def env(self) -> dict[str, str]:
+        """Environment for Prefect's Python client/CLI against this server:
+        PREFECT_API_URL, PREFECT_API_AUTH_STRING (auth servers only) and a
+        PREFECT_HOME of its own."""
+        env = {"PREFECT_API_URL": self.api_url,
+               "PREFECT_HOME": str(self.home / "client-home"),
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        if self.auth_string:
+            env["PREFECT_API_AUTH_STRING"] = self.auth_string
         return env
+
+    client_env = env  # older name
 
 
 def _run(coro):
     return asyncio.run(coro)
 
 
+def _is_transient(exc: BaseException) -> bool:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover
+        httpx = None
+    if httpx is not None and isinstance(exc, httpx.TransportError):
+        return True
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None) in (429, 502, 503, 504):
+        return True
+    text = str(exc)
+    return "503 Service Unavailable" in text or "database is locked" in text
+
+
 def _retry(fn, attempts: int = 8):
-    """Calls fn(); a fresh SQLite server can answer 503 under contention."""
+    """Calls fn(); retries transient failures (a fresh SQLite server answers
+    503 under contention; connection resets) with a growing pause."""
     for i in range(attempts):
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - the last one is raised
-            if i == attempts - 1 or "503" not in str(e) and "locked" not in str(e):
+            if i == attempts - 1 or not _is_transient(e):
                 raise
             time.sleep(0.5 * (i + 1))
 
 
 class Prefect:
-    """Prefect's own client against one server, wrapped in plain functions."""
+    """Prefect's own client (PrefectClient) against one server, as plain
+    synchronous functions; every call retries transient errors.
+
+    - call(method, *args, **kw): any PrefectClient coroutine method by name,
+      e.g. prefect.call("set_flow_run_state", uuid.UUID(id), Running(), force=True)
+    - create_pool(name=None, paused=True, type_="process") -> name
+    - pool(name) -> WorkPool (.is_paused, .status.value in READY/NOT_READY/PAUSED)
+    - pool_status(name) -> (is_paused, "PAUSED"|"READY"|"NOT_READY")
+    - deploy(pool, "file.py:func", name, flow_name, job_variables) -> (id, "flow/dep")
+    - deploy_flow(pool, "file.py", "func", ...) -> same
+    - schedule_runs(deployment_id, n, parameters) -> [flow run id]
+    - run(id) -> FlowRun; state_type(id) -> "COMPLETED"...; state(id) -> State
+    - states(id) -> state history types, oldest first
+    - wait_for_state(id, {"RUNNING"}, timeout) -> the state type reached
+    - pool_runs(pool) -> every FlowRun of the pool
+    """
 
     def __init__(self, server: PrefectServer):
         self.server = server
@@ -137,15 +263,7 @@ class Prefect:
     def _client(self):
         from prefect.client.orchestration import PrefectClient
 
-        auth = self.server.extra_env.get("PREFECT_SERVER_API_AUTH_STRING")
-        kwargs = {}
-        if auth:
-            import base64
-
-            kwargs["httpx_settings"] = {
-                "headers": {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()}
-            }
-        return PrefectClient(self.server.api_url, **kwargs)
+        return PrefectClient(self.server.api_url, auth_string=self.server.auth_string)
 
     def call(self, method: str, *args, **kwargs):
         async def go():
@@ -155,7 +273,10 @@ class Prefect:
         return _retry(lambda: _run(go()))
 
     # --- pools
-    def create_pool(self, name: str | None = None, paused: bool = True, type_: str = "process") -> str:
+    def create_pool(self, name: str | None = None, paused: bool = True,
+                    type_: str = "process") -> str:
+        """Creates a work pool (process pools get Prefect's default process
+        base job template); returns its name (unique if not given)."""
         from prefect.client.schemas.actions import WorkPoolCreate
         from prefect.workers.process import ProcessWorker
 
@@ -166,15 +287,23 @@ class Prefect:
         return name
 
     def pool(self, name: str):
+        """The work pool as Prefect's client reads it."""
         return self.call("read_work_pool", name)
+
+    def pool_status(self, name: str) -> tuple[bool, str]:
+        """(is_paused, status) of a pool; status is PAUSED, READY or NOT_READY."""
+        p = self.pool(name)
+        status = p.status.value if p.status is not None else "NONE"
+        return bool(p.is_paused), status
 
     # --- deployments and runs
     def deploy(self, pool: str, entrypoint: str, name: str = "dep", flow_name: str | None = None,
                job_variables: dict | None = None) -> tuple[str, str]:
-        """Deploys a flow from tests/e2e/flows ("file.py:func") into `pool`.
+        """Deploys a flow from tests/e2e/flows ("file.py:func") into `pool`,
+        run from that directory by `python -m prefect.engine` (pull step
+        set_working_directory). `flow_name` renames the flow.
 
         Returns (deployment id, "flow-name/deployment-name")."""
-        from prefect.client.schemas.actions import DeploymentCreate  # noqa: F401
         from prefect.flows import load_flow_from_entrypoint
 
         flow = load_flow_from_entrypoint(str(FLOWS_DIR / entrypoint))
@@ -198,35 +327,64 @@ class Prefect:
         deployment_id = _retry(lambda: _run(go()))
         return str(deployment_id), f"{flow.name}/{name}"
 
+    def deploy_flow(self, pool: str, flow_file: str, func: str, name: str = "dep",
+                    flow_name: str | None = None,
+                    job_variables: dict | None = None) -> tuple[str, str]:
+        """deploy() with the file and the function given separately."""
+        return self.deploy(pool, f"{flow_file}:{func}", name=name, flow_name=flow_name,
+                           job_variables=job_variables)
+
     def schedule_runs(self, deployment_id: str, n: int, parameters: dict | None = None) -> list[str]:
-        """n flow runs of the deployment, SCHEDULED and due now."""
+        """n flow runs of the deployment, SCHEDULED and due now; their ids."""
         ids = []
         for _ in range(n):
-            run = self.call("create_flow_run_from_deployment", deployment_id,
+            run = self.call("create_flow_run_from_deployment", uuid.UUID(str(deployment_id)),
                             parameters=parameters or {})
             ids.append(str(run.id))
         return ids
 
     def run(self, run_id: str):
-        return self.call("read_flow_run", uuid.UUID(run_id))
+        """The FlowRun (with .state, .state.message, .infrastructure_pid, ...)."""
+        return self.call("read_flow_run", uuid.UUID(str(run_id)))
+
+    def state(self, run_id: str):
+        """The run's current State (or None)."""
+        return self.run(run_id).state
 
     def state_type(self, run_id: str) -> str:
+        """The run's current state type: "COMPLETED", "FAILED", ... ("NONE" if none)."""
         run = self.run(run_id)
         return run.state.type.value if run.state else "NONE"
 
     def states(self, run_id: str) -> list[str]:
         """The run's state history, oldest first, as type names."""
-        history = self.call("read_flow_run_states", uuid.UUID(run_id))
+        history = self.call("read_flow_run_states", uuid.UUID(str(run_id)))
         return [s.type.value for s in sorted(history, key=lambda s: s.timestamp)]
+
+    def wait_for_state(self, run_id: str, types: Iterable[str], timeout: float = 60) -> str:
+        """Polls until the run's state type is one of `types`; returns it."""
+        wanted = set(types)
+        return wait_for(lambda: (t := self.state_type(run_id)) in wanted and t,
+                        timeout, f"flow run {run_id} to reach {sorted(wanted)}", 0.5)
+
+    def pool_runs(self, pool: str) -> list:
+        """Every flow run of the pool (up to 200)."""
+        from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
+
+        return self.call("read_flow_runs", work_pool_filter=WorkPoolFilter(
+            name=WorkPoolFilterName(any_=[pool])), limit=200)
 
 
 @dataclass
 class CycleResult:
+    """What one prefect-cycle invocation did. str(result) shows the exit code,
+    duration and output tails: use `assert cond, result`."""
+
     returncode: int
     stdout: str
     stderr: str
-    summary: dict | None
-    duration: float
+    summary: dict | None  # parsed PREFECT_CYCLE_SUMMARY_FILE, None if not written
+    duration: float  # seconds, wall clock
     args: list[str] = field(default_factory=list)
 
     @property
@@ -234,28 +392,152 @@ class CycleResult:
         return self.stdout + self.stderr
 
     def __str__(self) -> str:  # shown by pytest on assertion failures
-        return (f"exit {self.returncode} after {self.duration:.1f}s\n--- stdout\n{self.stdout[-4000:]}"
-                f"\n--- stderr\n{self.stderr[-6000:]}")
+        return (f"prefect-cycle {' '.join(self.args)}: exit {self.returncode} after "
+                f"{self.duration:.1f}s\n--- stdout\n{self.stdout[-4000:]}"
+                f"\n--- stderr\n{self.stderr[-8000:]}\n--- summary\n{self.summary}")
+
+
+class CycleProcess:
+    """A prefect-cycle started in the background (Cycle.spawn). Its output is
+    read continuously, so a test can wait for a log line and then signal it:
+
+        proc = cycle.spawn(pool)
+        proc.wait_for_output("[phase=wait] phase started", timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        result = proc.finish(timeout=60)     # CycleResult
+    """
+
+    def __init__(self, popen: subprocess.Popen, args: list[str], summary_path: Path,
+                 started: float):
+        self.popen = popen
+        self.args = args
+        self.summary_path = summary_path
+        self.started = started
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._lock = threading.Lock()
+        self._readers = [
+            threading.Thread(target=self._read, args=(popen.stdout, self._out), daemon=True),
+            threading.Thread(target=self._read, args=(popen.stderr, self._err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, stream, sink: list[str]) -> None:
+        for line in stream:
+            with self._lock:
+                sink.append(line)
+        stream.close()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def stdout(self) -> str:
+        with self._lock:
+            return "".join(self._out)
+
+    @property
+    def stderr(self) -> str:
+        with self._lock:
+            return "".join(self._err)
+
+    def wait_for_output(self, text: str, timeout: float = 60, stream: str = "both") -> None:
+        """Waits until `text` appears in stderr/stdout ("stderr", "stdout" or
+        "both"); AssertionError with the output so far if the process exits
+        first or `timeout` passes."""
+        def seen() -> bool:
+            if stream in ("stderr", "both") and text in self.stderr:
+                return True
+            return stream in ("stdout", "both") and text in self.stdout
+
+        deadline = time.monotonic() + timeout
+        while not seen():
+            if self.popen.poll() is not None:
+                for t in self._readers:
+                    t.join(5)
+                if seen():
+                    return
+                raise AssertionError(f"prefect-cycle exited ({self.popen.returncode}) before "
+                                     f"printing {text!r}:\n{self.stderr[-6000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prefect-cycle did not print {text!r} within {timeout}s:"
+                                     f"\n{self.stderr[-6000:]}")
+            time.sleep(0.1)
+
+    def send_signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    def terminate(self) -> None:
+        self.popen.send_signal(signal.SIGTERM)
+
+    def finish(self, timeout: float = 300) -> CycleResult:
+        """Waits for the exit; after `timeout`: stop() and AssertionError."""
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            for t in self._readers:
+                t.join(5)
+            raise AssertionError(f"prefect-cycle did not exit within {timeout}s:\n"
+                                 f"{self.stderr[-6000:]}")
+        for t in self._readers:
+            t.join(10)
+        summary = (json.loads(self.summary_path.read_text())
+                   if self.summary_path.exists() else None)
+        return CycleResult(self.popen.returncode, self.stdout, self.stderr, summary,
+                           time.monotonic() - self.started, list(self.args))
+
+    def stop(self, grace: float = 30) -> None:
+        """Teardown: SIGTERM, `grace` seconds, SIGKILL (if still running)."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
 
 
 class Cycle:
-    """Runs the prefect-cycle binary with a scrubbed environment."""
+    """Runs the prefect-cycle binary against `server` with a scrubbed
+    environment (nothing inherited from the test process):
+
+      PATH=<venv>/bin:/usr/local/bin:/usr/bin:/bin (so `prefect`/`python3` are
+      the venv's), HOME=<tmp>, LANG, PREFECT_HOME=<tmp>/prefect-home,
+      PREFECT_API_URL, PREFECT_WORK_POOL=<pool>, PREFECT_WORKER_PYTHON=<venv
+      python>, PREFECT_WAIT_POLL_SECONDS=1, PREFECT_WORKER_CYCLE_LOG_LEVEL=debug,
+      PREFECT_CYCLE_SUMMARY_FILE=<tmp>/summary.json; then `overrides` (a value
+      of None removes the variable).
+
+    - run(pool, overrides, args=("run",), timeout=300) -> CycleResult
+    - spawn(pool, overrides, args) -> CycleProcess (background; signals)
+    - start(...) -> subprocess.Popen and finish(popen, started, args, timeout)
+      (older API, kept for existing tests)
+    """
 
     def __init__(self, server: PrefectServer, tmp: Path):
         self.server = server
-        self.tmp = tmp
+        self.tmp = Path(tmp)
+        self.spawned: list[CycleProcess] = []
+        self.popens: list[subprocess.Popen] = []
 
-    def env(self, pool: str | None, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    @property
+    def summary_path(self) -> Path:
+        return self.tmp / "summary.json"
+
+    def env(self, pool: str | None, overrides: dict[str, str | None] | None = None) -> dict[str, str]:
         env = {
             "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.tmp),
             "LANG": "C.UTF-8",
             "PREFECT_HOME": str(self.tmp / "prefect-home"),
             "PREFECT_API_URL": self.server.api_url,
-            "PREFECT_WORKER_PYTHON": str(VENV_BIN / "python"),
+            "PREFECT_WORKER_PYTHON": str(VENV_PYTHON),
             "PREFECT_WAIT_POLL_SECONDS": "1",
             "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug",
-            "PREFECT_CYCLE_SUMMARY_FILE": str(self.tmp / "summary.json"),
+            "PREFECT_CYCLE_SUMMARY_FILE": str(self.summary_path),
         }
         if pool:
             env["PREFECT_WORK_POOL"] = pool
@@ -263,33 +545,109 @@ class Cycle:
             if value is None:
                 env.pop(key, None)
             else:
-                env[key] = value
+                env[key] = str(value)
         return env
+
+    def _popen(self, pool, overrides, args) -> subprocess.Popen:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        if self.summary_path.exists():
+            self.summary_path.unlink()
+        return subprocess.Popen(
+            [str(binary_path()), *args], env=self.env(pool, overrides),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, errors="replace",
+        )
 
     def start(self, pool: str | None, overrides: dict | None = None,
               args: Iterable[str] = ("run",)) -> subprocess.Popen:
-        summary = self.tmp / "summary.json"
-        if summary.exists():
-            summary.unlink()
-        return subprocess.Popen(
-            [str(binary_path()), *args], env=self.env(pool, overrides),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        )
+        proc = self._popen(pool, overrides, list(args))
+        self.popens.append(proc)
+        return proc
 
     def finish(self, proc: subprocess.Popen, started: float, args, timeout: float) -> CycleResult:
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            raise AssertionError(f"prefect-cycle did not exit within {timeout}s:\n{err[-4000:]}")
-        summary_path = self.tmp / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else None
+            # SIGTERM first: the cycle then stops its flow runs and pauses the pool.
+            proc.send_signal(signal.SIGTERM)
+            try:
+                out, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            raise AssertionError(f"prefect-cycle did not exit within {timeout}s (stopped):\n"
+                                 f"{err[-6000:]}")
+        summary = json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
         return CycleResult(proc.returncode, out, err, summary, time.monotonic() - started, list(args))
+
+    def spawn(self, pool: str | None, overrides: dict | None = None,
+              args: Iterable[str] = ("run",)) -> CycleProcess:
+        args = list(args)
+        started = time.monotonic()
+        proc = CycleProcess(self._popen(pool, overrides, args), args, self.summary_path, started)
+        self.spawned.append(proc)
+        return proc
 
     def run(self, pool: str | None, overrides: dict | None = None, args: Iterable[str] = ("run",),
             timeout: float = 300) -> CycleResult:
         args = list(args)
         started = time.monotonic()
-        proc = self.start(pool, overrides, args)
+        proc = self._popen(pool, overrides, args)
         return self.finish(proc, started, args, timeout)
+
+    def cleanup(self) -> None:
+        """Stops every spawned/started process still running (fixture
+        teardown, e.g. after a failed assertion): SIGTERM, 30 s, SIGKILL."""
+        for proc in self.spawned:
+            proc.stop()
+        for popen in self.popens:
+            if popen.poll() is None:
+                popen.send_signal(signal.SIGTERM)
+                try:
+                    popen.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    popen.kill()
+                    popen.communicate()
+
+
+class ConnectionRecorder:
+    """A TCP listener on 127.0.0.1 that accepts and counts connections (and
+    closes them at once). Use it as a PREFECT_API_URL that must never be
+    contacted:
+
+        with ConnectionRecorder() as rec:
+            result = run_cycle({"PREFECT_API_URL": rec.url, ...})
+        assert rec.connections == 0
+    """
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+    def __enter__(self) -> "ConnectionRecorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,226 +1,214 @@
-"""The cycle end to end against a real Prefect server (issue 2)."""
+"""The cycle end to end against a real Prefect server (issue 2): resume →
+trigger → preflight → worker → wait → pause, exit codes, auth and secrets."""
 
 import json
-import socket
-import threading
-import time
+import signal
 import uuid
 
-import pytest
+from harness import AUTH_STRING, ConnectionRecorder, Cycle, free_port
 
-from harness import PrefectServer, Prefect, free_port
+def assert_paused(prefect, pool):
+    assert prefect.pool_status(pool) == (True, "PAUSED")
 
 
-def test_paused_pool_with_three_due_runs_completes_and_pauses(prefect, pool, cycle):
-    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
-    runs = prefect.schedule_runs(deployment_id, 3)
-    assert prefect.pool(pool).is_paused
+def test_paused_pool_with_three_due_runs_completes_and_pauses(
+        prefect, pool, deploy, schedule_runs, run_cycle):
+    deployment_id, _ = deploy(pool, "flows.py", "hello")
+    runs = schedule_runs(deployment_id, 3)
+    assert_paused(prefect, pool)
 
-    result = cycle.run(pool)
+    result = run_cycle()
 
     assert result.returncode == 0, result
     assert [prefect.state_type(r) for r in runs] == ["COMPLETED"] * 3
-    assert prefect.pool(pool).is_paused
-    assert result.summary["exit_code"] == 0
-    assert result.summary["outcome"] == "ok"
-    assert result.summary["runs"] == {"COMPLETED": 3}
-    assert result.summary["pool_paused_at_end"] is True
-    assert [p["name"] for p in result.summary["phases"]] == [
-        "preflight", "resume", "trigger", "worker", "wait", "pause"]
+    for r in runs:  # really executed by Prefect's engine, not just marked
+        assert prefect.states(r) == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+    assert_paused(prefect, pool)
+    summary = result.summary
+    assert summary["exit_code"] == 0
+    assert summary["outcome"] == "ok"
+    assert summary["pool"] == pool
+    assert summary["runs"] == {"COMPLETED": 3}
+    assert summary["pool_paused_at_end"] is True
+    assert [(p["name"], p["status"]) for p in summary["phases"]] == [
+        ("preflight", "skipped"), ("resume", "ok"), ("trigger", "skipped"),
+        ("worker", "ok"), ("wait", "ok"), ("pause", "ok")]
+    for phase in summary["phases"]:
+        assert isinstance(phase["duration_ms"], int) and phase["duration_ms"] >= 0
     assert "cycle finished: exit 0 (ok)" in result.stderr
     assert "runs: 3 COMPLETED" in result.stderr
 
 
-def test_trigger_two_deployments_one_with_spaces(prefect, pool, cycle):
-    _, plain = prefect.deploy(pool, "flows.py:hello", name="plain")
-    _, spaced = prefect.deploy(pool, "flows.py:hello_world", name="my deployment")
+def test_trigger_two_deployments_one_with_spaces(prefect, pool, deploy, run_cycle):
+    plain_id, plain = deploy(pool, "flows.py", "hello", name="plain")
+    spaced_id, spaced = deploy(pool, "flows.py", "hello_world", name="my deployment")
     assert spaced == "hello world/my deployment"
 
-    result = cycle.run(pool, {"PREFECT_TRIGGER_DEPLOYMENTS": f"{plain},{spaced}"})
+    result = run_cycle({"PREFECT_TRIGGER_DEPLOYMENTS": f"{plain},{spaced}"})
 
     assert result.returncode == 0, result
     triggered = result.summary["triggered_run_ids"]
     assert len(triggered) == 2
     assert [prefect.state_type(r) for r in triggered] == ["COMPLETED", "COMPLETED"]
-    names = {prefect.run(r).deployment_id for r in triggered}
-    assert len(names) == 2
-    assert prefect.pool(pool).is_paused
+    assert {str(prefect.run(r).deployment_id) for r in triggered} == {plain_id, spaced_id}
+    assert result.summary["runs"] == {"COMPLETED": 2}
+    assert_paused(prefect, pool)
 
 
-def test_failing_flow_exits_1(prefect, pool, cycle):
-    deployment_id, _ = prefect.deploy(pool, "flows.py:fails")
-    [run] = prefect.schedule_runs(deployment_id, 1)
+def test_failing_flow_exits_1(prefect, pool, deploy, schedule_runs, run_cycle):
+    deployment_id, _ = deploy(pool, "flows.py", "fails")
+    [run] = schedule_runs(deployment_id, 1)
 
-    result = cycle.run(pool)
+    result = run_cycle()
 
     assert result.returncode == 1, result
     assert prefect.state_type(run) == "FAILED"
+    assert "this flow fails on purpose" in prefect.state(run).message
+    assert result.summary["exit_code"] == 1
     assert result.summary["runs"] == {"FAILED": 1}
     assert result.summary["outcome"] == "runs_failed"
-    assert prefect.pool(pool).is_paused
+    assert_paused(prefect, pool)
 
 
-def test_missing_trigger_deployment_is_a_configuration_error(prefect, pool, cycle):
-    result = cycle.run(pool, {"PREFECT_TRIGGER_DEPLOYMENTS": "nope/missing"})
+def test_missing_trigger_deployment_is_a_configuration_error(prefect, pool, deploy,
+                                                             schedule_runs, run_cycle):
+    # The project documents this as exit 2 (README "Exit codes" and "How it
+    # differs"): the trigger deployments are looked up (404) before the pool is
+    # resumed, so nothing changed on the server.
+    deployment_id, _ = deploy(pool, "flows.py", "hello")
+    [due] = schedule_runs(deployment_id, 1)
+
+    result = run_cycle({"PREFECT_TRIGGER_DEPLOYMENTS": "nope/missing"})
 
     assert result.returncode == 2, result
-    assert ('PREFECT_TRIGGER_DEPLOYMENTS: deployment "nope/missing" not found' in result.stderr)
-    # Found before anything changed: the pool was never resumed and is paused.
-    assert prefect.pool(pool).is_paused
+    assert 'PREFECT_TRIGGER_DEPLOYMENTS: deployment "nope/missing" not found' in result.stderr
+    assert result.summary["exit_code"] == 2
     assert result.summary["pool_resumed"] is False
+    assert_paused(prefect, pool)
+    assert prefect.state_type(due) == "SCHEDULED"  # nothing was run either
 
 
-def _fake_active_run(prefect, pool):
-    """A run of the pool that is RUNNING without any process behind it."""
+def _fake_active_run(prefect, pool, deploy, schedule_runs):
+    """A run of the pool that is RUNNING without any process behind it: the
+    wait phase sees it active for as long as the test wants."""
     from prefect.states import Running
 
-    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
-    [run] = prefect.schedule_runs(deployment_id, 1)
+    deployment_id, _ = deploy(pool, "flows.py", "hello")
+    [run] = schedule_runs(deployment_id, 1)
     prefect.call("set_flow_run_state", uuid.UUID(run), Running(), force=True)
     return run
 
 
-def test_wait_timeout_exits_5_and_pauses(prefect, pool, cycle):
-    _fake_active_run(prefect, pool)
+def test_wait_timeout_exits_5_and_pauses(prefect, pool, deploy, schedule_runs, run_cycle):
+    _fake_active_run(prefect, pool, deploy, schedule_runs)
 
-    result = cycle.run(pool, {"PREFECT_WAIT_TIMEOUT_SECONDS": "3"}, timeout=120)
+    result = run_cycle({"PREFECT_WAIT_TIMEOUT_SECONDS": "3"}, timeout=120)
 
     assert result.returncode == 5, result
     assert "wait timed out after 3 s" in result.stderr
     assert "1 flow run(s) still active" in result.stderr
-    assert prefect.pool(pool).is_paused
+    assert result.summary["exit_code"] == 5
     assert result.summary["outcome"] == "wait_timeout"
+    assert_paused(prefect, pool)
 
 
-def test_wait_timeout_with_a_long_sleeping_run(prefect, pool, cycle):
-    deployment_id, _ = prefect.deploy(pool, "flows.py:sleeper")
-    [run] = prefect.schedule_runs(deployment_id, 1, {"seconds": 300})
+def test_wait_timeout_5s_with_a_long_sleeping_run(prefect, pool, deploy, schedule_runs,
+                                                  run_cycle):
+    deployment_id, _ = deploy(pool, "flows.py", "sleeper")
+    [run] = schedule_runs(deployment_id, 1, {"seconds": 300})
 
-    result = cycle.run(pool, {"PREFECT_WAIT_TIMEOUT_SECONDS": "20",
-                              "PREFECT_CYCLE_GRACE_SECONDS": "5"}, timeout=180)
+    result = run_cycle({"PREFECT_WAIT_TIMEOUT_SECONDS": "5",
+                        "PREFECT_CYCLE_GRACE_SECONDS": "5"}, timeout=120)
 
     assert result.returncode == 5, result
-    assert result.duration < 120
-    assert prefect.pool(pool).is_paused
+    assert result.summary["exit_code"] == 5
+    assert result.summary["outcome"] == "wait_timeout"
+    # 5 s timeout + 5 s grace + the pause; far from the 300 s the flow sleeps.
+    assert result.duration < 45, result
+    assert_paused(prefect, pool)
+    # Nothing lost: a run that reached RUNNING is stopped and CRASHED saying
+    # why; one that had not is handed back to SCHEDULED for the next cycle.
+    state = prefect.state(run)
+    if "RUNNING" in prefect.states(run):
+        assert state.type.value == "CRASHED", state
+        assert state.message.startswith(
+            "prefect-cycle stopped this flow run: wait timeout of 5 s reached"), state
+    else:
+        assert state.type.value == "SCHEDULED", state
+    assert result.summary["runs"] == {state.type.value: 1}
 
 
-def test_sigterm_during_wait_exits_143_and_pauses(prefect, pool, cycle):
-    _fake_active_run(prefect, pool)
-    started = time.monotonic()
-    proc = cycle.start(pool)
-    # Wait until the cycle is in its wait phase.
-    deadline = time.monotonic() + 60
-    seen = ""
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        if not prefect.pool(pool).is_paused:
-            time.sleep(2)
-            break
-    proc.terminate()
-    result = cycle.finish(proc, started, ["run"], timeout=60)
-    seen = result.stderr
+def test_sigterm_during_wait_exits_143_and_pauses(prefect, pool, deploy, schedule_runs,
+                                                  start_cycle):
+    _fake_active_run(prefect, pool, deploy, schedule_runs)
+    proc = start_cycle()
+    proc.wait_for_output("[phase=wait] phase started", timeout=60)
+    assert prefect.pool_status(pool)[0] is False  # resumed while waiting
+
+    proc.send_signal(signal.SIGTERM)
+    result = proc.finish(timeout=60)
 
     assert result.returncode == 143, result
-    assert "[phase=wait] phase started" in seen
-    assert prefect.pool(pool).is_paused
+    assert result.summary["exit_code"] == 143
     assert result.summary["outcome"] == "terminated"
+    assert_paused(prefect, pool)
 
 
-def test_unreachable_api_exits_3_naming_the_url(cycle):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
+def test_unreachable_api_exits_3_naming_the_url(run_cycle):
+    url = f"http://127.0.0.1:{free_port()}/api"
 
-    result = cycle.run("any", {"PREFECT_API_URL": url, "PREFECT_API_REQUEST_TIMEOUT": "2"},
-                       timeout=120)
+    result = run_cycle({"PREFECT_API_URL": url, "PREFECT_API_REQUEST_TIMEOUT": "2"},
+                       timeout=120, pool="any-pool")
 
     assert result.returncode == 3, result
     assert f"cannot reach Prefect API at {url}" in result.stderr
-    assert result.duration < 60
+    assert result.duration < 60, result
+    assert result.summary["exit_code"] == 3
 
 
-class ConnectionRecorder:
-    """A TCP listener that records every connection it receives."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.running = True
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-                self.connections += 1
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close()
-
-
-def test_invalid_configuration_exits_2_before_any_request(cycle):
-    recorder = ConnectionRecorder()
-    try:
-        result = cycle.run("any", {
-            "PREFECT_API_URL": f"http://127.0.0.1:{recorder.port}/api",
-            "PREFECT_WORKER_FLOW_LIMIT": "abc",
-        })
-    finally:
-        recorder.close()
+def test_invalid_configuration_exits_2_before_any_request(run_cycle):
+    with ConnectionRecorder() as recorder:
+        result = run_cycle({"PREFECT_API_URL": recorder.url,
+                            "PREFECT_WORKER_FLOW_LIMIT": "abc"}, pool="any-pool")
 
     assert result.returncode == 2, result
-    assert ('prefect-cycle: error: PREFECT_WORKER_FLOW_LIMIT: invalid integer "abc" '
-            '(expected 1..1000)') in result.stderr
+    assert 'PREFECT_WORKER_FLOW_LIMIT: invalid integer "abc" (expected 1..1000)' in result.stderr
+    assert "Traceback" not in result.output
     assert recorder.connections == 0
 
 
-@pytest.fixture(scope="module")
-def auth_server():
-    server = PrefectServer({"PREFECT_SERVER_API_AUTH_STRING": "admin:pc-s3cret-pass"}).start()
-    yield server
-    server.stop()
-
-
-def test_auth_string_accepted_and_required(auth_server, tmp_path):
-    from harness import Cycle
-
-    prefect = Prefect(auth_server)
-    pool = prefect.create_pool(paused=True)
-    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
-    [run] = prefect.schedule_runs(deployment_id, 1)
-    cycle = Cycle(auth_server, tmp_path)
+def test_auth_string_accepted_and_required(auth_prefect_server, auth_prefect, tmp_path):
+    pool = auth_prefect.create_pool(paused=True)
+    deployment_id, _ = auth_prefect.deploy_flow(pool, "flows.py", "hello")
+    [run] = auth_prefect.schedule_runs(deployment_id, 1)
+    cycle = Cycle(auth_prefect_server, tmp_path)
 
     rejected = cycle.run(pool)
     assert rejected.returncode == 3, rejected
-    assert "401 Unauthorized" in rejected.stderr
-    assert prefect.pool(pool).is_paused
+    assert "401" in rejected.stderr
+    assert auth_prefect.state_type(run) == "SCHEDULED"
+    assert auth_prefect.pool_status(pool) == (True, "PAUSED")
 
-    accepted = cycle.run(pool, {"PREFECT_API_AUTH_STRING": "admin:pc-s3cret-pass"})
+    accepted = cycle.run(pool, {"PREFECT_API_AUTH_STRING": AUTH_STRING})
     assert accepted.returncode == 0, accepted
-    assert prefect.state_type(run) == "COMPLETED"
-    assert prefect.pool(pool).is_paused
-    assert "pc-s3cret-pass" not in accepted.output
-    assert "pc-s3cret-pass" not in str(accepted.summary)
+    assert auth_prefect.state_type(run) == "COMPLETED"
+    assert auth_prefect.pool_status(pool) == (True, "PAUSED")
+    password = AUTH_STRING.split(":", 1)[1]
+    assert f"user:{password}" not in accepted.output
+    assert f"user:{password}" not in json.dumps(accepted.summary)
 
 
-def test_api_key_never_printed(prefect, pool, cycle):
+def test_api_key_never_printed(prefect, pool, deploy, schedule_runs, run_cycle):
     canary = "pc-canary-key-123456"
-    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
-    prefect.schedule_runs(deployment_id, 1)
+    deployment_id, _ = deploy(pool, "flows.py", "hello")
+    [run] = schedule_runs(deployment_id, 1)
+    env = {"PREFECT_API_KEY": canary, "PREFECT_WORKER_CYCLE_LOG_LEVEL": "trace"}
 
-    result = cycle.run(pool, {"PREFECT_API_KEY": canary})
-    config = cycle.run(pool, {"PREFECT_API_KEY": canary}, args=["config"])
+    result = run_cycle(env)
+    config = run_cycle(env, args=["config"])
 
     assert result.returncode == 0, result
+    assert prefect.state_type(run) == "COMPLETED"
     assert canary not in result.output
     assert result.summary is not None
     assert canary not in json.dumps(result.summary)

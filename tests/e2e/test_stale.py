@@ -1,0 +1,86 @@
+"""Runs left behind by a cycle killed with SIGKILL are found and marked CRASHED
+by the next cycle of the same worker (issue 6, "Stale runs")."""
+
+import os
+import signal
+import time
+import uuid
+
+WORKER = {"PREFECT_WORKER_NAME": "stale-test-worker"}
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _kill_cycle_and_its_runs(prefect, cycle, pool, runs, overrides):
+    """A cycle killed with SIGKILL while its runs are RUNNING, and their processes
+    dying with it (as in a container that is stopped hard)."""
+    proc = cycle.start(pool, WORKER | overrides)
+    _wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in runs), 60,
+              "the runs to be RUNNING")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    for r in runs:
+        pid = int(prefect.run(r).infrastructure_pid.split(":")[-1])
+        os.killpg(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert [prefect.state_type(r) for r in runs] == ["RUNNING"] * len(runs)
+
+
+def test_next_cycle_crashes_runs_whose_process_is_gone(prefect, pool, cycle):
+    deployment_id, _ = prefect.deploy(pool, "flows.py:sleeper")
+    runs = prefect.schedule_runs(deployment_id, 2, {"seconds": 300})
+    _kill_cycle_and_its_runs(prefect, cycle, pool, runs, {})
+
+    # Without recovery the orphans stay RUNNING; waiting for them would never end.
+    off = cycle.run(pool, WORKER | {"PREFECT_CYCLE_RECOVER_STALE_RUNS": "false",
+                                    "PREFECT_WAIT_FOR_COMPLETION": "false"})
+    assert off.returncode == 0, off
+    assert [prefect.state_type(r) for r in runs] == ["RUNNING", "RUNNING"]
+
+    on = cycle.run(pool, WORKER)
+    assert on.returncode == 0, on
+    for r in runs:
+        state = prefect.run(r).state
+        assert state.type.value == "CRASHED"
+        assert state.message.startswith("prefect-cycle found this flow run stale: its process ")
+        assert "no longer exists (the cycle that started it was killed)" in state.message
+    assert "stale flow run" in on.stderr
+    assert prefect.pool(pool).is_paused
+
+
+def test_runs_of_a_silent_worker_on_another_host(prefect, pool, cycle):
+    deployment_id, _ = prefect.deploy(pool, "flows.py:sleeper")
+    [run] = prefect.schedule_runs(deployment_id, 1, {"seconds": 300})
+    fast = {"PREFECT_WORKER_HEARTBEAT_SECONDS": "1"}
+    _kill_cycle_and_its_runs(prefect, cycle, pool, [run], fast)
+    # As if the killed cycle had run in another container.
+    prefect.call("update_flow_run", uuid.UUID(run), infrastructure_pid="other-container:4242")
+    time.sleep(4)  # more than three heartbeat intervals
+
+    result = cycle.run(pool, WORKER | fast)
+
+    assert result.returncode == 0, result
+    state = prefect.run(run).state
+    assert state.type.value == "CRASHED"
+    assert 'its worker "stale-test-worker" stopped heartbeating' in state.message
+
+
+def test_live_runs_of_other_workers_are_left_alone(prefect, pool, cycle):
+    from prefect.states import Running
+
+    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
+    [run] = prefect.schedule_runs(deployment_id, 1)
+    prefect.call("set_flow_run_state", uuid.UUID(run), Running(), force=True)
+    prefect.call("update_flow_run", uuid.UUID(run), infrastructure_pid="elsewhere:1")
+
+    result = cycle.run(pool, WORKER | {"PREFECT_WAIT_FOR_COMPLETION": "false"})
+
+    assert result.returncode == 0, result
+    assert prefect.state_type(run) == "RUNNING"
