@@ -336,8 +336,8 @@ class CycleRun {
     }
     RequestOptions options;
     // After a second signal the user wants out: one short try.
-    options.deadline = deps_.hurry() ? std::chrono::milliseconds(5000)
-                                     : std::chrono::milliseconds(120000);
+    options.deadline =
+        deps_.hurry() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(120000);
     try {
       deps_.client.set_work_pool_paused(config_.work_pool, true, options);
     } catch (const Error& e) {
