@@ -6,23 +6,16 @@ import signal
 import time
 import uuid
 
+from harness import wait_for
+
 WORKER = {"PREFECT_WORKER_NAME": "stale-test-worker"}
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _kill_cycle_and_its_runs(prefect, cycle, pool, runs, overrides):
     """A cycle killed with SIGKILL while its runs are RUNNING, and their processes
     dying with it (as in a container that is stopped hard)."""
     proc = cycle.start(pool, WORKER | overrides)
-    _wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in runs), 60,
+    wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in runs), 60,
               "the runs to be RUNNING")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)

@@ -8,18 +8,9 @@ import time
 import uuid
 from datetime import timedelta
 
-from harness import VENV_BIN
+from harness import VENV_BIN, wait_for
 
 PYTHON = str(VENV_BIN / "python")
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _max_overlap(runs):
@@ -126,11 +117,11 @@ def test_cancel_a_running_run_through_the_api(prefect, pool, cycle):
     proc = cycle.start(pool, {"PREFECT_WORKER_QUERY_SECONDS": "2",
                               "PREFECT_CYCLE_GRACE_SECONDS": "5"})
     try:
-        _wait_for(lambda: prefect.state_type(run) == "RUNNING", 60, "the run to be RUNNING")
+        wait_for(lambda: prefect.state_type(run) == "RUNNING", 60, "the run to be RUNNING")
         pid = int(prefect.run(run).infrastructure_pid.split(":")[-1])
         cancelled_at = time.monotonic()
         prefect.call("set_flow_run_state", uuid.UUID(run), Cancelling(), force=True)
-        _wait_for(lambda: prefect.state_type(run) == "CANCELLED", 2 + 5 + 10, "CANCELLED")
+        wait_for(lambda: prefect.state_type(run) == "CANCELLED", 2 + 5 + 10, "CANCELLED")
         assert time.monotonic() - cancelled_at < 2 + 5 + 10
     finally:
         result = cycle.finish(proc, started, ["run"], timeout=120)
@@ -150,7 +141,7 @@ def test_sigterm_crashes_running_and_reschedules_unstarted_runs(prefect, pool, c
     proc = cycle.start(pool, {"PREFECT_WORKER_FLOW_LIMIT": "4",
                               "PREFECT_CYCLE_GRACE_SECONDS": "5"})
     try:
-        _wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in running), 60,
+        wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in running), 60,
                   "two runs RUNNING")
         assert [prefect.state_type(r) for r in unstarted] == ["PENDING", "PENDING"]
         proc.send_signal(signal.SIGTERM)
