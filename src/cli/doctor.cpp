@@ -6,8 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <regex>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/api_stack.hpp"
 #include "common/error.hpp"
@@ -106,8 +107,13 @@ class Doctor {
 
   DoctorReport run() {
     add("config", true, "configuration valid", "", ExitCode::kUsage);
-    bool api_ok = check_url() && check_network() && check_health();
-    if (api_ok) {
+    bool url_ok = check_url();
+    bool reachable = url_ && check_network();
+    if (reachable && !url_ok) {
+      // A wrong path reaches some server, but every answer would mislead.
+      not_run({"api.health", "api.version", "api.auth", "pool", "deployments"},
+              "fix PREFECT_API_URL first");
+    } else if (reachable && check_health()) {
       check_version();
       if (check_pool()) {
         check_deployments();
@@ -136,10 +142,21 @@ class Doctor {
     }
   }
 
+  // The shape of PREFECT_API_URL; url_ is set when it has a host to reach.
   bool check_url() {
     auto parts = split_url(config_.api_url);
+    url_ = parts;
     bool cloud = config_.api_url.find("/api/accounts/") != std::string::npos;
-    bool api_suffix = parts && (parts->path == "/api" || cloud);
+    static const std::regex kWorkspacePath("^/api/accounts/[^/]+/workspaces/[^/]+/?$");
+    if (parts && cloud && !std::regex_match(parts->path, kWorkspacePath)) {
+      add("api.url", false,
+          "PREFECT_API_URL \"" + config_.api_url + "\" is a Prefect Cloud URL without a workspace",
+          "use https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (the "
+          "workspace URL Prefect Cloud shows in its settings)",
+          ExitCode::kUsage);
+      return false;
+    }
+    bool api_suffix = parts && (parts->path == "/api" || parts->path == "/api/" || cloud);
     if (!api_suffix) {
       add("api.url", false, "PREFECT_API_URL \"" + config_.api_url + "\" does not end in /api",
           "set PREFECT_API_URL to http(s)://host:port/api (self-hosted) or "
@@ -151,8 +168,7 @@ class Doctor {
               config_.api_url,
           "", ExitCode::kUsage);
     }
-    url_ = parts;
-    return parts.has_value();
+    return api_suffix;
   }
 
   bool check_network() {
