@@ -16,7 +16,7 @@ debian_packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   catch2 libgit2-dev libpq-dev ca-certificates
   python3 python3-venv
-  nginx fcgiwrap postgresql
+  nginx fcgiwrap postgresql curl
 )
 
 missing=()
