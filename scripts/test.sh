@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test: builds (scripts/build.sh, which runs scripts/setup.sh), runs the
 # unit tests (CTest) and the end-to-end tests (pytest, tests/e2e/, against a
-# real Prefect server the suite starts). Exits non-zero if anything failed.
-# The output ends with both runners' summary lines. Non-interactive (CI=true,
-# no stdin). Extra arguments go to pytest (e.g. -k wait).
+# real Prefect server the suite starts), then the unit tests again under
+# ASan+UBSan (scripts/sanitize.sh) and each fuzzer for FUZZ_SECONDS (15).
+# Exits non-zero if anything failed. The output ends with the runners' summary
+# lines. Non-interactive (CI=true, no stdin). Extra arguments go to pytest.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,14 +27,26 @@ echo "==== end-to-end tests (pytest tests/e2e)"
   | tee "$logs/pytest.log"
 pytest_rc=${PIPESTATUS[0]}
 
+echo "==== unit tests under AddressSanitizer + UBSan (scripts/sanitize.sh, build-asan)"
+bash scripts/sanitize.sh 2>&1 | tee "$logs/asan.log"
+asan_rc=${PIPESTATUS[0]}
+
+echo "==== fuzzers, ${FUZZ_SECONDS:-15} s each (scripts/fuzz.sh, build-fuzz)"
+bash scripts/fuzz.sh 2>&1 | tee "$logs/fuzz.log"
+fuzz_rc=${PIPESTATUS[0]}
+
 ctest_summary=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$logs/ctest.log" | tail -1)
 pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$logs/pytest.log" | tail -1)
 
+asan_summary=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$logs/asan.log" | tail -1)
+
 echo
-echo "==== summary (test.sh: ctest exit $ctest_rc, pytest exit $pytest_rc)"
+echo "==== summary (test.sh: ctest exit $ctest_rc, asan ctest exit $asan_rc, fuzz exit $fuzz_rc, pytest exit $pytest_rc)"
+grep -E '^fuzz: ' "$logs/fuzz.log" || echo "fuzz: no result lines (exit $fuzz_rc)"
+echo "asan+ubsan: ${asan_summary:-no summary line (exit $asan_rc)}"
 echo "${ctest_summary:-ctest: no summary line (exit $ctest_rc)}"
 echo "${pytest_summary:-pytest: no summary line (exit $pytest_rc)}"
-if [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ]; then
+if [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ] || [ "$asan_rc" -ne 0 ] || [ "$fuzz_rc" -ne 0 ]; then
   exit 1
 fi
 exit 0

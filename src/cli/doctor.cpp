@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <regex>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -147,8 +148,11 @@ class Doctor {
     auto parts = split_url(config_.api_url);
     url_ = parts;
     bool cloud = config_.api_url.find("/api/accounts/") != std::string::npos;
-    static const std::regex kWorkspacePath("^/api/accounts/[^/]+/workspaces/[^/]+/?$");
-    if (parts && cloud && !std::regex_match(parts->path, kWorkspacePath)) {
+    std::string_view path = parts ? std::string_view(parts->path) : std::string_view();
+    if (path.size() > 1 && path.back() == '/') {
+      path.remove_suffix(1);
+    }
+    if (parts && cloud && !is_cloud_workspace_path(path)) {
       add("api.url", false,
           "PREFECT_API_URL \"" + config_.api_url + "\" is a Prefect Cloud URL without a workspace",
           "use https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (the "

@@ -58,13 +58,13 @@ std::string hostname() {
   return buffer;
 }
 
+}  // namespace
+
 // A Cloud workspace API path: /api/accounts/<id>/workspaces/<id>.
 bool is_cloud_workspace_path(std::string_view path) {
   static const std::regex kWorkspace(R"(^/api/accounts/[^/]+/workspaces/[^/]+$)");
   return std::regex_match(path.begin(), path.end(), kWorkspace);
 }
-
-}  // namespace
 
 // --- value parsers shared by the settings table ---------------------------
 

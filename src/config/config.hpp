@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/redact.hpp"
@@ -114,6 +115,9 @@ struct LoadedConfig {
 // Builds and validates the configuration. Throws pc::Error (ExitCode::kUsage)
 // naming the variable or flag, the bad value, and what is allowed.
 LoadedConfig load_config(const Environment& env, const FlagValues& flags);
+
+// A Prefect Cloud workspace API path: /api/accounts/<id>/workspaces/<id>.
+bool is_cloud_workspace_path(std::string_view path);
 
 // The process environment as a map (the only reader of `environ`).
 Environment process_environment();

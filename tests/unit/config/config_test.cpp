@@ -289,3 +289,11 @@ TEST_CASE("print_config shows origins and hides secrets", "[config]") {
         std::string::npos);
   CHECK(text.find("PREFECT_WORKER_FLOW_LIMIT                5  [default]") != std::string::npos);
 }
+
+TEST_CASE("a Prefect Cloud API path names an account and a workspace") {
+  CHECK(pc::is_cloud_workspace_path("/api/accounts/a1/workspaces/w1"));
+  CHECK_FALSE(pc::is_cloud_workspace_path("/api/accounts/a1"));
+  CHECK_FALSE(pc::is_cloud_workspace_path("/api/accounts/a1/workspaces/"));
+  CHECK_FALSE(pc::is_cloud_workspace_path("/api/accounts/a1/workspaces/w1/extra"));
+  CHECK_FALSE(pc::is_cloud_workspace_path("/api"));
+}
