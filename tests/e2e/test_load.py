@@ -1,0 +1,109 @@
+"""Load (issue 6): 500 due runs of a deployment whose command is a cheap
+non-Python program, at most 20 at once. Every run ends COMPLETED, none is left
+PENDING/RUNNING, prefect-cycle's memory stays flat and it closes every file
+descriptor it opened."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+RUNS = 500
+LIMIT = 20
+
+# Sets the run COMPLETED through the API, as a flow would, without Python.
+CHEAP_COMMAND = (
+    "sh -c 'curl -sf --retry 8 --retry-all-errors -X POST "
+    "\"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/set_state\" "
+    "-H content-type:application/json "
+    "-d \"{\\\"state\\\":{\\\"type\\\":\\\"COMPLETED\\\"},\\\"force\\\":true}\" >/dev/null'"
+)
+
+
+def api(server, method: str, path: str, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.api_url + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for attempt in range(8):  # a busy SQLite server can answer 503
+        try:
+            with opener.open(request, timeout=60) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            if e.code not in (429, 503) or attempt == 7:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+def count(server, pool: str, states: list[str]) -> int:
+    return api(server, "POST", "/flow_runs/count", {
+        "work_pools": {"name": {"any_": [pool]}},
+        "flow_runs": {"state": {"type": {"any_": states}}}})
+
+
+def vm_rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
+    deployment_id, _ = prefect.deploy(pool, "flows.py:hello",
+                                      job_variables={"command": CHEAP_COMMAND})
+    with ThreadPoolExecutor(4) as pool_executor:
+        list(pool_executor.map(
+            lambda _: api(prefect_server, "POST", f"/deployments/{deployment_id}/create_flow_run",
+                          {"state": {"type": "SCHEDULED"}}), range(RUNS)))
+    assert count(prefect_server, pool, ["SCHEDULED"]) == RUNS
+
+    proc = cycle.spawn(pool, {"PREFECT_WORKER_FLOW_LIMIT": str(LIMIT),
+                              "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug"})
+    samples: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            rss = vm_rss_kib(proc.pid)
+            if rss:
+                samples.append((time.monotonic(), rss))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = proc.finish(timeout=900)
+    done.set()
+    sampler.join()
+
+    assert result.returncode == 0, result
+    assert count(prefect_server, pool, ["COMPLETED"]) == RUNS
+    assert count(prefect_server, pool, ["PENDING", "RUNNING", "SCHEDULED", "CRASHED"]) == 0
+    launched = re.search(r"native worker done: (\d+) flow run\(s\) launched", result.stderr)
+    assert launched and int(launched.group(1)) == RUNS, result.stderr[-3000:]
+
+    # Memory: flat. The largest RSS of the second half of the run is within
+    # 1 MiB of the first half's, and small in absolute terms.
+    assert len(samples) > 20, samples
+    half = len(samples) // 2
+    first = max(rss for _, rss in samples[:half])
+    second = max(rss for _, rss in samples[half:])
+    assert second <= first + 1024, (first, second)
+    assert second < 40 * 1024, second
+
+    # File descriptors: as many open at the end as at the start.
+    fds = dict(re.findall(r"open file descriptors at (start|end): (\d+)", result.stderr))
+    assert set(fds) == {"start", "end"}, result.stderr[-2000:]
+    assert fds["start"] == fds["end"], fds
+
+    print(f"\nload: {RUNS} runs, limit {LIMIT}: {result.duration:.1f} s wall "
+          f"({result.duration / RUNS * LIMIT * 1000:.0f} ms per run per slot), "
+          f"VmRSS max {first / 1024:.1f} MiB (first half) / {second / 1024:.1f} MiB "
+          f"(second half), fds {fds['start']} -> {fds['end']}")
