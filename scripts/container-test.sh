@@ -44,10 +44,19 @@ fi
 t1=$(date +%s)
 
 echo "container-test: building $IMAGE"
-"${bh[@]}" bud --quiet --isolation chroot --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >/dev/null
+# pip inside the build trusts the same CA bundle as pip here (PIP_CERT), for
+# networks that intercept TLS.
+bud_extra=()
+if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
+  bud_extra=(--volume "$PIP_CERT:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
+fi
+"${bh[@]}" bud --quiet --isolation chroot --build-arg BASE_IMAGE="$BASE" "${bud_extra[@]}" \
+  -t "$IMAGE" . >/dev/null
 t2=$(date +%s)
 
-image_size=$("${bh[@]}" inspect --type image --format '{{.Size}}' "$IMAGE" 2>/dev/null || echo "?")
+# The previous build of the tag is left untagged: drop it (vfs stores full copies).
+"${bh[@]}" rmi --prune >/dev/null 2>&1 || true
+image_size=$("${bh[@]}" images --format '{{.Name}}:{{.Tag}} {{.Size}}' | awk -v i="$IMAGE" '$1 == i {print $2, $3}')
 ctr=$("${bh[@]}" from --quiet "$IMAGE")
 cleanup() {
   "${bh[@]}" rm "$ctr" >/dev/null 2>&1 || true
@@ -116,4 +125,4 @@ if [ "$state" != "COMPLETED" ]; then
 fi
 echo "container-test: image $IMAGE: user uid $uid, binary $binary_size bytes, rootfs $rootfs_size bytes, image size $image_size"
 echo "container-test: base $((t1 - t0)) s, build $((t2 - t1)) s, run in image $((t4 - t3)) s; flow run $run_id COMPLETED"
-echo "1 passed, 0 failed"
+echo "container-test: 1 passed, 0 failed in $(( $(date +%s) - t0 )) s"

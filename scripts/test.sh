@@ -2,7 +2,8 @@
 # Every test: builds (scripts/build.sh, which runs scripts/setup.sh), runs the
 # unit tests (CTest) and the end-to-end tests (pytest, tests/e2e/, against a
 # real Prefect server the suite starts), then the unit tests again under
-# ASan+UBSan (scripts/sanitize.sh) and each fuzzer for FUZZ_SECONDS (15).
+# ASan+UBSan (scripts/sanitize.sh), each fuzzer for FUZZ_SECONDS (15), and the
+# container image test (scripts/container-test.sh, buildah; needs root).
 # Exits non-zero if anything failed. The output ends with the runners' summary
 # lines. Non-interactive (CI=true, no stdin). Extra arguments go to pytest.
 set -uo pipefail
@@ -35,18 +36,23 @@ echo "==== fuzzers, ${FUZZ_SECONDS:-15} s each (scripts/fuzz.sh, build-fuzz)"
 bash scripts/fuzz.sh 2>&1 | tee "$logs/fuzz.log"
 fuzz_rc=${PIPESTATUS[0]}
 
+echo "==== container image (scripts/container-test.sh: buildah build of the Dockerfile, doctor and a cycle inside it)"
+bash scripts/container-test.sh 2>&1 | tee "$logs/container.log"
+container_rc=${PIPESTATUS[0]}
+
 ctest_summary=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$logs/ctest.log" | tail -1)
 pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s' "$logs/pytest.log" | tail -1)
 
 asan_summary=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$logs/asan.log" | tail -1)
 
 echo
-echo "==== summary (test.sh: ctest exit $ctest_rc, asan ctest exit $asan_rc, fuzz exit $fuzz_rc, pytest exit $pytest_rc)"
+echo "==== summary (test.sh: ctest exit $ctest_rc, asan ctest exit $asan_rc, fuzz exit $fuzz_rc, container exit $container_rc, pytest exit $pytest_rc)"
 grep -E '^fuzz: ' "$logs/fuzz.log" || echo "fuzz: no result lines (exit $fuzz_rc)"
+grep -E '^container-test: (image|1 passed)' "$logs/container.log" || echo "container-test: FAILED (exit $container_rc)"
 echo "asan+ubsan: ${asan_summary:-no summary line (exit $asan_rc)}"
 echo "${ctest_summary:-ctest: no summary line (exit $ctest_rc)}"
 echo "${pytest_summary:-pytest: no summary line (exit $pytest_rc)}"
-if [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ] || [ "$asan_rc" -ne 0 ] || [ "$fuzz_rc" -ne 0 ]; then
+if [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ] || [ "$asan_rc" -ne 0 ] || [ "$fuzz_rc" -ne 0 ] || [ "$container_rc" -ne 0 ]; then
   exit 1
 fi
 exit 0

@@ -363,10 +363,15 @@ class NativeWorker::Impl {
   // The PENDING proposal. True when the run is ours.
   bool claim(const FlowRun& run, const Logger& rlog) {
     for (int attempt = 0; attempt < 20; ++attempt) {
+      const std::string transition_id = new_uuid4();
       SetStateResult result;
       try {
-        result = set_state(run.id, {StateType::kPending, "", ""}, false);
+        result =
+            client_.set_flow_run_state(run.id, {StateType::kPending, "", ""}, false, transition_id);
       } catch (const Error& e) {
+        if (applied_despite_error(run.id, transition_id, rlog)) {
+          return true;
+        }
         rlog.warn(std::string("claim failed: ") + e.what());
         return false;
       }
@@ -394,6 +399,41 @@ class NativeWorker::Impl {
                 (result.reason.empty() ? "" : ": " + result.reason));
       return false;
     }
+    return false;
+  }
+
+  // After a failed PENDING proposal: the server may have applied it before
+  // its answer was lost (a reset, a malformed or oversized body, retries used
+  // up). The run is ours if its current state carries our transition_id; we
+  // then go on, so that it is not left PENDING for ever.
+  bool applied_despite_error(const std::string& id, const std::string& transition_id,
+                             const Logger& rlog) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      try {
+        auto current = client_.read_flow_run(id);
+        bool ours = false;
+        if (current && current->state && current->state->type == StateType::kPending) {
+          auto tid = current->state->state_details.find("transition_id");
+          ours = tid != current->state->state_details.end() && tid->is_string() &&
+                 *tid == transition_id;
+        }
+        if (ours) {
+          rlog.warn(
+              "the answer to our PENDING proposal was lost, but the server applied it: "
+              "the run is ours");
+        }
+        return ours;
+      } catch (const Error& e) {
+        rlog.warn(std::string("cannot read the run after a failed claim: ") + e.what());
+        if (!sleeper_.sleep_for(std::chrono::seconds(1 << attempt))) {
+          break;
+        }
+      }
+    }
+    rlog.error(
+        "cannot tell whether the failed claim was applied; if the run is PENDING with "
+        "transition_id " +
+        transition_id + ", it is this cycle's");
     return false;
   }
 
