@@ -145,6 +145,9 @@ class NativeWorker::Impl {
       }
       if (!stopping_) {
         fill_slots();
+        if (finished()) {
+          break;  // nothing to wait for: do not sit in supervise()
+        }
       }
       supervise();
       const auto now = Clock::now();
