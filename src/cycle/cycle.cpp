@@ -202,7 +202,11 @@ class CycleRun {
     for (std::size_t i = 0; i < deployments_.size(); ++i) {
       check_stop();
       const auto& ref = config_.trigger_deployments[i];
-      FlowRun run = deps_.client.create_flow_run_from_deployment(deployments_[i].id);
+      // The key makes a retried request (its answer lost after the server
+      // created the run) return that run instead of creating a second one.
+      nlohmann::json body{{"state", {{"type", "SCHEDULED"}}},
+                          {"idempotency_key", "prefect-cycle-" + new_uuid4()}};
+      FlowRun run = deps_.client.create_flow_run_from_deployment(deployments_[i].id, body);
       summary_.triggered_run_ids.push_back(run.id);
       tracked_ids_.insert(run.id);
       log_.info("triggered \"" + ref.full_name() + "\": flow run " + run.name + " (" + run.id +
@@ -339,7 +343,22 @@ class CycleRun {
     options.deadline =
         deps_.hurry() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(120000);
     try {
-      deps_.client.set_work_pool_paused(config_.work_pool, true, options);
+      // Transient answers are retried by the client; any other failure
+      // (a 500, an unreadable answer) gets two more tries: this is the
+      // request that must not be lost. Pausing twice is harmless.
+      for (int attempt = 1;; ++attempt) {
+        try {
+          deps_.client.set_work_pool_paused(config_.work_pool, true, options);
+          break;
+        } catch (const Error& e) {
+          if (attempt == 3 || deps_.hurry()) {
+            throw;
+          }
+          log_.warn(std::string("pausing failed (attempt ") + std::to_string(attempt) +
+                    " of 3): " + e.what());
+          deps_.sleeper.sleep_for(std::chrono::seconds(attempt));
+        }
+      }
     } catch (const Error& e) {
       summary_.pool_paused_at_end = false;
       std::string message = std::string("could not pause work pool \"") + config_.work_pool +

@@ -587,9 +587,10 @@ class NativeWorker::Impl {
       fs::remove_all(*r.temp_dir, ec);
     }
     std::optional<StateType> type;
+    std::optional<FlowRun> seen;
     try {
-      if (auto now = client_.read_flow_run(id)) {
-        type = now->current_type();
+      if ((seen = client_.read_flow_run(id))) {
+        type = seen->current_type();
       }
     } catch (const Error& e) {
       r.log.warn(std::string("cannot read the run's state after exit: ") + e.what());
@@ -633,14 +634,17 @@ class NativeWorker::Impl {
                  ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
     } else {
       r.log.info("process " + described + "; flow run " + std::string(to_string(*type)));
+      remember(id, seen);  // final, as just read: no second request
+      return;
     }
     remember(id);
   }
 
-  void remember(const std::string& id) {
+  // The run's final state for the summary, read now unless `known` is given.
+  void remember(const std::string& id, std::optional<FlowRun> known = std::nullopt) {
     RunRecord record{id, "", "UNKNOWN", "", ""};
     try {
-      if (auto run = client_.read_flow_run(id)) {
+      if (auto run = known ? known : client_.read_flow_run(id)) {
         record.name = run->name;
         if (auto t = run->current_type()) {
           record.state_type = std::string(to_string(*t));
@@ -656,20 +660,35 @@ class NativeWorker::Impl {
     records_.push_back(std::move(record));
   }
 
+  // A final report (CRASHED, CANCELLED, SCHEDULED again): a run must not stay
+  // PENDING/RUNNING because one answer was a 500 or unreadable, so it is
+  // tried three times, with one transition_id so that a proposal the server
+  // already applied is not applied twice.
   SetStateResult set_state(const std::string& id, const StateCreate& state, bool force) {
-    try {
-      return client_.set_flow_run_state(id, state, force, new_uuid4());
-    } catch (const Error& e) {
-      if (state.type == StateType::kPending) {
-        throw;
+    const std::string transition_id = new_uuid4();
+    std::string error;
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+      try {
+        return client_.set_flow_run_state(id, state, force, transition_id);
+      } catch (const Error& e) {
+        if (state.type == StateType::kPending) {
+          throw;
+        }
+        error = e.what();
       }
-      log_.error("could not set flow run " + id + " to " + std::string(to_string(state.type)) +
-                 ": " + e.what());
-      SetStateResult failed;
-      failed.status = SetStateStatus::kAbort;
-      failed.reason = e.what();
-      return failed;
+      if (attempt < 3) {
+        log_.warn("could not set flow run " + id + " to " + std::string(to_string(state.type)) +
+                  " (attempt " + std::to_string(attempt) + " of 3, next in " +
+                  std::to_string(attempt) + " s): " + error);
+        sleeper_.sleep_for(std::chrono::seconds(attempt));  // even when stopping
+      }
     }
+    log_.error("could not set flow run " + id + " to " + std::string(to_string(state.type)) + ": " +
+               error);
+    SetStateResult failed;
+    failed.status = SetStateStatus::kAbort;
+    failed.reason = error;
+    return failed;
   }
 
   const Config& config_;

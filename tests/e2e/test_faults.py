@@ -1,0 +1,167 @@
+"""Faults (issue 6): a full cycle through tests/e2e/fault_proxy.py for each
+fault at each phase, checked through Prefect's own client against the real
+server: no run we claimed is left PENDING or RUNNING, no run executed twice,
+the pool is paused at the end (or the exit code and message say it may still
+be resumed), the exit code is the documented one, memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from fault_proxy import FaultProxy, Rule
+
+TIMEOUT = 2  # PREFECT_API_REQUEST_TIMEOUT for these cycles
+
+# Each run writes its id to the witness file, sleeps past a heartbeat, then
+# reports COMPLETED through the API as a flow would (no Python: fast).
+COMPLETING = (
+    "sh -c 'echo $PREFECT__FLOW_RUN_ID >> {witness}; sleep 1.5; "
+    "curl -sf --retry 8 --retry-all-errors -X POST "
+    "\"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/set_state\" "
+    "-H content-type:application/json "
+    "-d \"{{\\\"state\\\":{{\\\"type\\\":\\\"COMPLETED\\\"}},\\\"force\\\":true}}\" >/dev/null'"
+)
+# ... or exits 3 without reporting: the worker must report it CRASHED.
+CRASHING = "sh -c 'echo $PREFECT__FLOW_RUN_ID >> {witness}; exit 3'"
+
+# phase -> (method, path regex, body substring, n-th matching call)
+PHASES = {
+    "resume": ("PATCH", r"^/api/work_pools/{pool}$", '"is_paused":false', 1),
+    "trigger": ("POST", r"/deployments/[^/]+/create_flow_run$", None, 1),
+    "poll": ("POST", r"/get_scheduled_flow_runs$", None, 1),
+    "claim": ("POST", r"/flow_runs/[^/]+/set_state$", '"PENDING"', 1),
+    "heartbeat": ("POST", r"/workers/heartbeat$", None, 2),
+    "crashed": ("POST", r"/flow_runs/[^/]+/set_state$", '"CRASHED"', 1),
+    "wait": ("POST", r"/flow_runs/count$", None, 1),
+    "pause": ("PATCH", r"^/api/work_pools/{pool}$", '"is_paused":true', 1),
+}
+
+FAULTS = {
+    "429": dict(action="status", status=429, retry_after="1"),
+    "503": dict(action="status", status=503),
+    "500": dict(action="status", status=500),
+    "reset": dict(action="reset_before"),
+    "drop_after_apply": dict(action="drop_after_apply"),
+    "slow": dict(action="delay", seconds=TIMEOUT + 1.5),
+    "truncated": dict(action="truncate"),
+    "malformed": dict(action="malformed"),
+    "huge": dict(action="huge"),
+}
+TRANSIENT = {"429", "503", "reset", "drop_after_apply", "slow"}
+
+
+def expected_exit(phase: str, fault: str) -> int:
+    """The documented exit code (design table: 0 ok, 1 runs failed, 3 API)."""
+    if phase == "crashed":
+        return 1  # the runs crashed; reporting it survives any one-off fault
+    if fault in TRANSIENT:
+        return 0  # retried by the client: the cycle goes on
+    if phase in ("heartbeat", "claim", "pause"):
+        # A later heartbeat; a skipped claim (the run stays SCHEDULED for the
+        # next cycle); the pause is tried three times.
+        return 0
+    if fault == "truncated" and phase in ("resume", "wait"):
+        return 0  # a 204 has no body to cut; half of "0" is still "0"
+    return 3
+
+
+def vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@pytest.fixture
+def proxy(prefect_server):
+    p = FaultProxy(prefect_server.api_url.removesuffix("/api")).start()
+    yield p
+    p.stop()
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
+    witness = Path(tmp_path) / "witness"
+    witness.touch()
+    command = (CRASHING if phase == "crashed" else COMPLETING).format(witness=witness)
+    deployment_id, name = prefect.deploy(pool, "flows.py:hello", job_variables={"command": command})
+    [scheduled] = prefect.schedule_runs(deployment_id, 1)
+    method, path, body, nth = PHASES[phase]
+    rule = proxy.add(Rule(method, path.format(pool=re.escape(pool)), body_contains=body, nth=nth,
+                          **FAULTS[fault]))
+
+    proc = cycle.spawn(pool, {"PREFECT_API_URL": proxy.api_url,
+                              "PREFECT_TRIGGER_DEPLOYMENTS": name,
+                              "PREFECT_API_REQUEST_TIMEOUT": str(TIMEOUT),
+                              "PREFECT_WORKER_HEARTBEAT_SECONDS": "1",
+                              "PREFECT_WAIT_TIMEOUT_SECONDS": "60"})
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], vm_hwm_kib(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    result = proc.finish(timeout=180)
+    done.set()
+    sampler.join()
+
+    assert rule.fired == 1, f"the {fault} fault at {phase} never fired: {proxy.log}\n{result.stderr[-3000:]}"
+    runs = prefect.pool_runs(pool)
+    states = {str(r.id): r.state.type.value for r in runs}
+    executions = witness.read_text().split()
+    outcome = (f"{phase}/{fault}: exit {result.returncode}, states {sorted(states.values())}, "
+               f"executions {len(executions)}")
+    print(outcome)
+    # Nothing we claimed is left PENDING or RUNNING, nothing ran twice.
+    assert not {"PENDING", "RUNNING"} & set(states.values()), (outcome, result.stderr[-4000:])
+    assert len(executions) == len(set(executions)), (outcome, executions)
+    for run_id in executions:
+        assert states[run_id] in ("COMPLETED", "CRASHED"), (outcome, result.stderr[-4000:])
+    # Runs not executed are still SCHEDULED for the next cycle.
+    assert all(states[r] == "SCHEDULED" for r in states if r not in executions), outcome
+    assert result.returncode == expected_exit(phase, fault), (outcome, result.stderr[-4000:])
+    assert prefect.pool(pool).is_paused, (outcome, result.stderr[-4000:])
+    if result.returncode == 0 and not (phase == "claim" and fault not in TRANSIENT):
+        assert scheduled in executions and len(states) == 2, (outcome, states, executions)
+    # A huge body is refused, not read into memory.
+    assert peak[0] < 60 * 1024, (outcome, f"peak RSS {peak[0]} KiB")
+    summary = result.summary or {}
+    assert summary.get("exit_code") == result.returncode, summary
+
+
+def test_permanent_failure_of_the_pause_says_the_pool_may_be_resumed(prefect, pool, cycle, proxy):
+    deployment_id, _ = prefect.deploy(pool, "flows.py:hello",
+                                      job_variables={"command": "true"})
+    rule = proxy.add(Rule("PATCH", rf"^/api/work_pools/{re.escape(pool)}$", "status", status=503,
+                          body_contains='"is_paused":true', permanent=True))
+
+    result = cycle.run(pool, {"PREFECT_API_URL": proxy.api_url,
+                              "PREFECT_API_REQUEST_TIMEOUT": str(TIMEOUT)})
+
+    assert rule.fired >= 2  # retried, never succeeded
+    assert result.returncode == 3, result
+    assert re.search(rf'could not pause work pool "{re.escape(pool)}": it may still be resumed',
+                     result.stderr, re.I), result
+    assert prefect.pool(pool).is_paused is False
+    assert "may still be resumed" in json.dumps(result.summary).lower(), result.summary
+    prefect.call("update_work_pool", pool, _pause())
+
+
+def _pause():
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    return WorkPoolUpdate(is_paused=True)
