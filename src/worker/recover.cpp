@@ -55,6 +55,13 @@ int recover_stale_runs(const Config& config, PrefectClient& client, const std::s
                        const Logger& log) {
   int recovered = 0;
   try {
+    FlowRunFilter filter;
+    filter.work_pool_names = {config.work_pool};
+    filter.state_types = {StateType::kPending, StateType::kRunning};
+    const auto runs = client.read_flow_runs(filter);
+    if (runs.empty()) {
+      return 0;  // the usual case: one request
+    }
     // Our worker row as the previous cycle with this name left it.
     bool worker_silent = true;
     std::string silent_since;
@@ -68,10 +75,7 @@ int recover_stale_runs(const Config& config, PrefectClient& client, const std::s
       worker_silent = !last || SysClock::now() - *last > 3 * interval;
       silent_since = worker.last_heartbeat_time;
     }
-    FlowRunFilter filter;
-    filter.work_pool_names = {config.work_pool};
-    filter.state_types = {StateType::kPending, StateType::kRunning};
-    for (const auto& run : client.read_flow_runs(filter)) {
+    for (const auto& run : runs) {
       std::string why =
           stale_reason(run, hostname, config.worker_name, worker_silent, silent_since);
       if (why.empty()) {

@@ -1,0 +1,665 @@
+#!/usr/bin/env python3
+"""prefect-cycle against Prefect's own worker, side by side in one run (issue 7).
+
+Started by scripts/bench.sh. Starts one local Prefect server (tests/e2e/harness.py),
+then for each scenario runs both contenders alternately, BENCH_REPEATS times each,
+and prints a table of median [min..max] with the ratio baseline / prefect-cycle.
+
+  baseline      `prefect work-pool resume P`, `prefect worker start --pool P --type
+                process --run-once --limit L --prefetch-seconds S` (looped until
+                nothing is due, see below), bench/wait_active.py (a Python loop
+                counting the pool's active runs with Prefect's client, 1 s poll),
+                `prefect work-pool pause P`.
+  prefect-cycle `prefect-cycle run` with the same pool, limit and prefetch.
+  floor         (scenario 3 only) the same command spawned once per run by
+                `xargs -P L`.
+
+Each contender run gets a fresh paused pool with its own deployment, so no
+worker row of the other contender is in the pool.
+
+Scenarios: 1 empty pool; 2 twenty due runs of tests/e2e/flows/flows.py:hello,
+limit 5; 3 two hundred due runs whose deployment `command` is an `sh -c 'curl ..'`
+that sets the run COMPLETED through the API, limit 20; 4 (measured in 2 and 3)
+time from the last run's end_time to the exit of the cycle.
+
+Measurements (see docs/benchmarks.md): wall time by the driver (spawn to exit);
+CPU = user+sys of each controller process itself: wait4's rusage minus the
+cutime/cstime read from /proc/PID/stat while it is a zombie (waitid WNOWAIT),
+so the flow processes it reaped are excluded; peak RSS = VmHWM of the controller process
+sampled every 5 ms until it exits; HTTP requests = prefect-cycle's debug lines, and for the baseline an
+httpx hook (bench/httplog/sitecustomize.py) in the controller processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from harness import VENV_BIN, Prefect, PrefectServer, binary_path  # noqa: E402
+
+BENCH = ROOT / "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# Sets the run's final state through the API, as a flow would; no Python.
+CHEAP_COMMAND = (
+    "sh -c 'curl -sf --retry 8 -X POST \"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/set_state\" "
+    "-H content-type:application/json "
+    "-d \"{\\\"state\\\":{\\\"type\\\":\\\"COMPLETED\\\"},\\\"force\\\":true}\" >/dev/null'"
+)
+
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+REAPED_LINE = re.compile(r"^(\S+Z) .*\] process .*; flow run [A-Z]+$", re.M)
+RETRY_LINE = re.compile(r"; retry \d+ of \d+ in ([0-9.]+) s")
+REQUEST_LINE = re.compile(r"\b(GET|POST|PATCH|PUT|DELETE|HEAD) (\S+) -> (\S+) \((\d+) ms\)")
+
+
+# --------------------------------------------------------------------------- processes
+
+@dataclass
+class Proc:
+    """One measured process."""
+
+    argv: list[str]
+    wall: float = 0.0
+    start: float = 0.0  # time.time() at spawn
+    end: float = 0.0  # time.time() at exit
+    cpu_self: float = 0.0  # utime + stime of the process itself
+    cpu_children: float = 0.0  # cutime + cstime: children it reaped (flows)
+    peak_rss_kib: int = 0
+    peak_anon_kib: int = 0  # largest RssAnon seen: the process's own memory, no shared libraries
+    returncode: int | None = None
+    pid: int = 0
+    timed_out: bool = False
+
+
+def _read_mem(pid: int) -> tuple[int, int]:
+    """(VmHWM, RssAnon) in KiB; zeros once the process is gone."""
+    hwm = anon = 0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return hwm, anon
+
+
+def _read_stat_times(pid: int) -> tuple[float, float]:
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+    utime, stime, cutime, cstime = (int(fields[i - 3]) for i in (14, 15, 16, 17))
+    return (utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK
+
+
+def measured(argv: list[str], env: dict[str, str], log_path: Path, timeout: float) -> Proc:
+    """Runs argv to completion and measures it (see the module docstring)."""
+    p = Proc(argv=[str(a) for a in argv])
+    with open(log_path, "ab") as log:
+        log.write(("\n$ " + " ".join(p.argv) + "\n").encode())
+        log.flush()
+        p.start = time.time()
+        t0 = time.monotonic()
+        child = subprocess.Popen(p.argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+    p.pid = child.pid
+    done = threading.Event()
+    hwm = [0, 0]
+
+    def sample() -> None:
+        while not done.is_set():
+            h, a = _read_mem(child.pid)
+            hwm[0], hwm[1] = max(hwm[0], h), max(hwm[1], a)
+            done.wait(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+
+    def kill_at_deadline() -> None:
+        if not done.wait(timeout):
+            p.timed_out = True
+            try:
+                os.killpg(child.pid, 9)
+            except OSError:
+                pass
+
+    killer = threading.Thread(target=kill_at_deadline, daemon=True)
+    killer.start()
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+    p.wall = time.monotonic() - t0
+    p.end = time.time()
+    done.set()
+    sampler.join()
+    _, p.cpu_children = _read_stat_times(child.pid)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = p.returncode = os.waitstatus_to_exitcode(status)
+    # rusage is precise (ns based) but includes the reaped children; their
+    # share comes from the zombie's cutime/cstime (10 ms ticks).
+    p.cpu_self = max(0.0, usage.ru_utime + usage.ru_stime - p.cpu_children)
+    # Not ru_maxrss: Linux carries the parent's high-water mark over fork+exec
+    # (the driver is a ~90 MiB Python process), so only VmHWM is the program's own.
+    p.peak_rss_kib, p.peak_anon_kib = hwm
+    return p
+
+
+# --------------------------------------------------------------------------- Prefect setup
+
+class Api:
+    """What the driver itself asks the server (not counted for any contender)."""
+
+    def __init__(self, server: PrefectServer, prefect: Prefect):
+        self.server = server
+        self.prefect = prefect
+
+    def post(self, path: str, body: dict):
+        req = urllib.request.Request(self.server.api_url + path, data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"null")
+
+    def count(self, pool: str, states: list[str]) -> int:
+        return int(self.post("/flow_runs/count", {
+            "flow_runs": {"state": {"type": {"any_": states}}},
+            "work_pools": {"name": {"any_": [pool]}},
+        }))
+
+    def runs(self, pool: str) -> list[dict]:
+        out, offset = [], 0
+        while True:
+            page = self.post("/flow_runs/filter", {
+                "work_pools": {"name": {"any_": [pool]}}, "limit": 200, "offset": offset})
+            out += page
+            if len(page) < 200:
+                return out
+            offset += 200
+
+    def create_runs(self, deployment_id: str, n: int) -> list[str]:
+        """n SCHEDULED runs due now, through Prefect's client, one after the other
+        (concurrent creates make SQLite answer 503 and the client back off)."""
+
+        async def go():
+            ids = []
+            async with self.prefect._client() as c:
+                for _ in range(n):
+                    run = await c.create_flow_run_from_deployment(uuid.UUID(deployment_id))
+                    ids.append(str(run.id))
+            return ids
+
+        return asyncio.run(go())
+
+    def setup_pool(self, entrypoint: str | None, runs: int, job_variables: dict | None = None):
+        pool = self.prefect.create_pool(paused=True)
+        dep_id = None
+        if entrypoint:
+            dep_id, _ = self.prefect.deploy(pool, entrypoint, name=f"dep-{pool}",
+                                            job_variables=job_variables)
+            if runs:
+                self.create_runs(dep_id, runs)
+        return pool, dep_id
+
+
+# --------------------------------------------------------------------------- contenders
+
+@dataclass
+class Result:
+    contender: str
+    scenario: int
+    rep: int
+    wall: float
+    cpu: float
+    cpu_tree: float
+    peak_rss_kib: int
+    requests: int | None
+    peak_anon_kib: int = 0
+    exit_lag: float | None = None
+    exit_after_reap: float | None = None  # prefect-cycle: exit - its last flow process reaped
+    retry_sleep: float = 0.0  # prefect-cycle: seconds announced in "retry N of M in X s" lines
+    states: dict = field(default_factory=dict)
+    left_scheduled: int = 0
+    iterations: int = 1
+    stages: dict = field(default_factory=dict)
+    request_list: list[str] = field(default_factory=list)
+    ok: bool = True
+    note: str = ""
+
+
+def parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def normalise(method: str, url: str) -> str:
+    path = url.split("/api", 1)[-1] if "/api" in url else url
+    if method == "WS":
+        method = "GET (websocket)"
+    return f"{method} {UUID_RE.sub('{id}', path.split('?', 1)[0])}"
+
+
+class Bench:
+    def __init__(self, args, server: PrefectServer, api: Api, work: Path, binary: Path):
+        self.args = args
+        self.server = server
+        self.api = api
+        self.work = work
+        self.binary = binary
+        self.limit = {1: 5, 2: 5, 3: 20}
+        self.runs = {1: 0, 2: args.runs_2, 3: args.runs_3}
+        self.prefetch = 10
+        self.timeout = args.timeout
+
+    # the common environment of everything the contenders start
+    def env(self, home: Path) -> dict[str, str]:
+        return {
+            "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "PREFECT_HOME": str(home / "prefect-home"),
+            "PREFECT_API_URL": self.server.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+
+    def scenario_pool(self, scenario: int):
+        if scenario == 1:
+            return self.api.setup_pool(None, 0)
+        if scenario == 2:
+            return self.api.setup_pool("flows.py:hello", self.runs[2])
+        return self.api.setup_pool("flows.py:hello", self.runs[3], {"command": CHEAP_COMMAND})
+
+    def finish(self, r: Result, pool: str, end: float) -> Result:
+        runs = self.api.runs(pool)
+        for run in runs:
+            t = (run.get("state") or {}).get("type", "NONE")
+            r.states[t] = r.states.get(t, 0) + 1
+        r.left_scheduled = r.states.get("SCHEDULED", 0)
+        ends = [parse_time(run.get("end_time")) for run in runs]
+        ends = [e for e in ends if e is not None]
+        if ends and r.scenario != 1:
+            r.exit_lag = end - max(ends)
+        expected = self.runs[r.scenario]
+        if r.states.get("COMPLETED", 0) != expected and not r.contender.endswith("single"):
+            r.ok = False
+            r.note += f" expected {expected} COMPLETED, got {r.states}"
+        return r
+
+    def run_cycle(self, scenario: int, rep: int) -> Result:
+        pool, _ = self.scenario_pool(scenario)
+        home = Path(tempfile.mkdtemp(prefix="cycle-", dir=self.work))
+        env = self.env(home) | {
+            "PREFECT_WORK_POOL": pool,
+            "PREFECT_WORKER_FLOW_LIMIT": str(self.limit[scenario]),
+            "PREFECT_WORKER_PREFETCH_SECONDS": str(self.prefetch),
+            "PREFECT_WORKER_PYTHON": str(VENV_BIN / "python"),
+            "PREFECT_WAIT_POLL_SECONDS": "1",
+            "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug",
+        }
+        log = self.work / f"s{scenario}-r{rep}-prefect-cycle.log"
+        p = measured([*self.args.cycle_prefix.split(), self.binary, "run"], env, log, self.timeout)
+        text = log.read_text(errors="replace")
+        requests = [normalise(m.group(1), m.group(2)) + f" -> {m.group(3)} ({m.group(4)} ms)"
+                    for m in REQUEST_LINE.finditer(text)]
+        r = Result("prefect-cycle", scenario, rep, p.wall, p.cpu_self, p.cpu_self + p.cpu_children,
+                   p.peak_rss_kib, len(requests), p.peak_anon_kib, request_list=requests)
+        reaped = [parse_time(m.group(1)) for m in REAPED_LINE.finditer(text)]
+        if reaped:
+            r.exit_after_reap = p.end - max(reaped)
+        r.retry_sleep = sum(float(x) for x in RETRY_LINE.findall(text))
+        if p.returncode != 0 or p.timed_out:
+            r.ok = False
+            r.note = f"exit {p.returncode}{' (timed out)' if p.timed_out else ''}; see {log}"
+        shutil.rmtree(home, ignore_errors=True)
+        return self.finish(r, pool, p.end)
+
+    def run_baseline(self, scenario: int, rep: int, looped: bool = True) -> Result:
+        pool, _ = self.scenario_pool(scenario)
+        home = Path(tempfile.mkdtemp(prefix="baseline-", dir=self.work))
+        http_log = home / "http.log"
+        env = self.env(home) | {"PYTHONPATH": str(BENCH / "httplog"),
+                                "BENCH_HTTP_LOG": str(http_log)}
+        name = "baseline" if looped else "baseline-single"
+        log = self.work / f"s{scenario}-r{rep}-{name}.log"
+        prefect = str(VENV_BIN / "prefect")
+        procs: list[Proc] = []
+        stages: dict[str, float] = {}
+        t0 = time.monotonic()
+        deadline = t0 + self.timeout
+
+        def step(stage: str, argv) -> Proc:
+            p = measured(argv, env, log, max(1.0, deadline - time.monotonic()))
+            procs.append(p)
+            stages[stage] = stages.get(stage, 0.0) + p.wall
+            return p
+
+        step("resume", [prefect, "work-pool", "resume", pool])
+        workers = []
+        while True:
+            workers.append(step("worker", [
+                prefect, "worker", "start", "--pool", pool, "--type", "process", "--run-once",
+                "--limit", str(self.limit[scenario]), "--prefetch-seconds", str(self.prefetch)]))
+            # The loop's "anything still due?" check is the driver's, not counted.
+            if not looped or time.monotonic() > deadline or self.api.count(pool, ["SCHEDULED"]) == 0:
+                break
+        step("wait", [str(VENV_BIN / "python"), str(BENCH / "wait_active.py"), pool, "1"])
+        last = step("pause", [prefect, "work-pool", "pause", pool])
+        wall = time.monotonic() - t0
+
+        pids = {p.pid for p in procs}
+        requests = []
+        if http_log.exists():
+            for line in http_log.read_text().splitlines():
+                pid, method, url, status, ms = line.split("\t")
+                if int(pid) in pids:
+                    requests.append(normalise(method, url) + f" -> {status} ({ms} ms)")
+        r = Result(name, scenario, rep, wall, sum(p.cpu_self for p in procs),
+                   sum(p.cpu_self + p.cpu_children for p in procs),
+                   max(p.peak_rss_kib for p in workers), len(requests),
+                   max(p.peak_anon_kib for p in workers), iterations=len(workers), stages=stages, request_list=requests)
+        bad = [p for p in procs if p.returncode != 0 or p.timed_out]
+        if bad:
+            r.ok = False
+            r.note = "; ".join(f"{' '.join(p.argv[1:4])}: exit {p.returncode}"
+                               f"{' (timed out)' if p.timed_out else ''}" for p in bad)
+        r.stages["peak_rss_all_kib"] = max(p.peak_rss_kib for p in procs)
+        shutil.rmtree(home, ignore_errors=True)
+        return self.finish(r, pool, last.end)
+
+    def run_floor(self, rep: int) -> Result:
+        """The same command spawned once per run at the same concurrency."""
+        pool, dep = self.api.setup_pool("flows.py:hello", 0, {"command": CHEAP_COMMAND})
+        ids = self.api.create_runs(dep, self.runs[3])
+        home = Path(tempfile.mkdtemp(prefix="floor-", dir=self.work))
+        env = self.env(home)
+        inner = CHEAP_COMMAND[len("sh -c '"):-1]  # the sh -c script of the command
+        script = f'xargs -P {self.limit[3]} -I @ID@ env PREFECT__FLOW_RUN_ID=@ID@ sh -c \'{inner}\''
+        ids_file = home / "ids"
+        ids_file.write_text("\n".join(ids) + "\n")
+        log = self.work / f"s3-r{rep}-floor.log"
+        p = measured(["sh", "-c", f"{script} < {ids_file}"], env, log, self.timeout)
+        r = Result("floor", 3, rep, p.wall, p.cpu_self, p.cpu_self + p.cpu_children,
+                   p.peak_rss_kib, len(ids), p.peak_anon_kib, note=f"command: {script}")
+        shutil.rmtree(home, ignore_errors=True)
+        return self.finish(r, pool, p.end)
+
+
+# --------------------------------------------------------------------------- report
+
+def med(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt(stat, unit: str, digits: int = 2) -> str:
+    if stat is None:
+        return "n/a"
+    m, lo, hi = stat
+    if lo == hi:
+        return f"{m:.{digits}f}{unit}"
+    return f"{m:.{digits}f}{unit} [{lo:.{digits}f}..{hi:.{digits}f}]"
+
+
+def ratio(a, b) -> str:
+    if a is None or b is None or b[0] == 0:
+        return "n/a"
+    return f"{a[0] / b[0]:.1f}x"
+
+
+SCENARIO_TITLES = {
+    1: "1. empty pool (nothing due)",
+    2: "2. 20 due runs of flows.py:hello, limit 5",
+    3: "3. 200 due runs, command = sh -c 'curl .../set_state COMPLETED', limit 20",
+}
+
+
+def table(results: list[Result]) -> str:
+    out = []
+    for s in (1, 2, 3):
+        rs = [r for r in results if r.scenario == s]
+        if not rs:
+            continue
+        base = [r for r in rs if r.contender == "baseline"]
+        ours = [r for r in rs if r.contender == "prefect-cycle"]
+        single = [r for r in rs if r.contender == "baseline-single"]
+        floor = [r for r in rs if r.contender == "floor"]
+        cols = [("baseline", base), ("prefect-cycle", ours)]
+        n_floor = f" / {len(floor)}" if floor else ""
+        out.append(f"\n### {SCENARIO_TITLES[s]}  (n = {len(base)} / {len(ours)}{n_floor})\n")
+        head = "| figure | baseline | prefect-cycle | ratio baseline/prefect-cycle |"
+        if floor:
+            head += " floor (xargs) | prefect-cycle/floor |"
+        out.append(head)
+        out.append("|" + "---|" * (head.count("|") - 1))
+        rows = [
+            ("wall time", lambda r: r.wall, " s", 3),
+            ("controller CPU (user+sys, self)", lambda r: r.cpu, " s", 2),
+            ("CPU incl. reaped flow processes", lambda r: r.cpu_tree, " s", 2),
+            ("controller peak RSS (VmHWM)", lambda r: r.peak_rss_kib / 1024, " MiB", 1),
+            ("controller peak anonymous RSS", lambda r: r.peak_anon_kib / 1024, " MiB", 1),
+            ("HTTP requests by the controller", lambda r: r.requests, "", 0),
+        ]
+        if s != 1:
+            rows.append(("exit after last run's end_time", lambda r: r.exit_lag, " s", 2))
+            rows.append(("(prefect-cycle) exit after last flow process reaped",
+                         lambda r: r.exit_after_reap, " s", 2))
+            rows.append(("(prefect-cycle) time in HTTP retry back-off",
+                         lambda r: r.retry_sleep if r.contender == "prefect-cycle" else None, " s", 1))
+        for label, get, unit, digits in rows:
+            a = med([get(r) for r in base])
+            b = med([get(r) for r in ours])
+            line = f"| {label} | {fmt(a, unit, digits)} | {fmt(b, unit, digits)} | {ratio(a, b)} |"
+            if floor:
+                f = med([get(r) for r in floor]) if label in ("wall time", "HTTP requests by the controller") else None
+                line += f" {fmt(f, unit, digits)} | {ratio(b, f)} |"
+            out.append(line)
+        if single:
+            r = single[0]
+            out.append(f"\nbaseline with a single `--run-once` (n = {len(single)}): wall "
+                       f"{fmt(med([x.wall for x in single]), ' s', 3)}, leaves "
+                       f"{r.left_scheduled} of {sum(r.states.values())} runs SCHEDULED "
+                       f"(states {r.states}).")
+        loops = sorted({r.iterations for r in base})
+        if s != 1 and base:
+            out.append(f"\nbaseline `--run-once` invocations per cycle (looped until nothing "
+                       f"due): {loops}")
+    return "\n".join(out)
+
+
+def request_summary(results: list[Result], scenario: int) -> str:
+    out = []
+    for name in ("prefect-cycle", "baseline"):
+        rs = [r for r in results if r.scenario == scenario and r.contender == name]
+        if not rs:
+            continue
+        r = rs[-1]
+        out.append(f"\n{name}, scenario {scenario}, repetition {r.rep}: {r.requests} request(s)\n")
+        if scenario == 1 or name == "prefect-cycle" and scenario != 3:
+            out += [f"{i + 1:3d}. {line}" for i, line in enumerate(r.request_list)]
+        else:
+            counts: dict[str, int] = {}
+            for line in r.request_list:
+                line = re.sub(r" \(\d+ ms\)$", "", line)
+                counts[line] = counts.get(line, 0) + 1
+            out += [f"{n:5d} x {line}" for line, n in sorted(counts.items(), key=lambda x: -x[1])]
+    return "```\n" + "\n".join(out).strip() + "\n```" if out else ""
+
+
+def raw(results: list[Result]) -> str:
+    out = ["| scenario | contender | rep | wall s | CPU s | CPU tree s | peak RSS MiB | requests "
+           "| exit lag s | run-once calls | final states | ok | note |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r.stages.items() if k != "peak_rss_all_kib")
+        note = (r.note + (f" stages: {stages}" if stages else "")).strip().replace("|", "\\|")
+        out.append(f"| {r.scenario} | {r.contender} | {r.rep} | {r.wall:.3f} | {r.cpu:.2f} | "
+                   f"{r.cpu_tree:.2f} | {r.peak_rss_kib / 1024:.1f} | {r.requests} | "
+                   f"{'' if r.exit_lag is None else f'{r.exit_lag:.2f}'} | {r.iterations} | "
+                   f"{json.dumps(r.states)} | {'yes' if r.ok else 'NO'} | {note} |")
+    return "\n".join(out)
+
+
+def machine(binary: Path) -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), "?")
+    mem = next((line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
+                if line.startswith("MemTotal")), "?")
+    prefect_version = subprocess.run([str(VENV_BIN / "python"), "-c",
+                                      "import prefect; print(prefect.__version__)"],
+                                     capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([str(binary), "version"], capture_output=True, text=True)
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                           capture_output=True, text=True).stdout.strip()
+    return "\n".join([
+        f"- machine: {os.cpu_count()} CPU(s) ({cpu}), memory {mem}, "
+        f"{platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()}, Prefect {prefect_version} (SQLite server on "
+        f"127.0.0.1), curl {subprocess.run(['curl', '--version'], capture_output=True, text=True).stdout.split()[1]}",
+        f"- prefect-cycle: `{(version.stdout or version.stderr).strip()}`, built from {head}"
+        f"{' with uncommitted changes in src/' if dirty else ''}",
+        f"- load average at start: {open('/proc/loadavg').read().split()[:3]} "
+        "(the machine is shared with other builds and tests)",
+    ])
+
+
+# --------------------------------------------------------------------------- main
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
+    ap.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "1,2,3"))
+    ap.add_argument("--single-repeats", type=int,
+                    default=int(os.environ.get("BENCH_SINGLE_REPEATS", "1")),
+                    help="repetitions of the one-shot (not looped) baseline in scenarios 2, 3")
+    ap.add_argument("--baseline-repeats-3", type=int,
+                    default=int(os.environ.get("BENCH_BASELINE_REPEATS_3", "1")),
+                    help="repetitions of the baseline in scenario 3 (about 200 s each)")
+    ap.add_argument("--runs-2", type=int, default=20)
+    ap.add_argument("--runs-3", type=int, default=200)
+    ap.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS",
+                                                           "baseline,prefect-cycle,floor"))
+    ap.add_argument("--cycle-prefix", default=os.environ.get("BENCH_CYCLE_PREFIX", ""),
+                    help="command prefix for prefect-cycle (profiling: 'strace -c -o F')")
+    ap.add_argument("--timeout", type=float, default=600, help="per contender run, seconds")
+    ap.add_argument("--out", default=os.environ.get("BENCH_OUT", ""))
+    args = ap.parse_args()
+    scenarios = [int(s) for s in args.scenarios.split(",") if s.strip()]
+
+    work = Path(tempfile.mkdtemp(prefix="pc-bench-"))
+    # A private copy: other builds may replace build/prefect-cycle during the run.
+    binary = work / "prefect-cycle"
+    shutil.copy2(binary_path(), binary)
+    info = machine(binary)
+    print(info, flush=True)
+
+    started = time.monotonic()
+    server = PrefectServer().start()
+    results: list[Result] = []
+    try:
+        prefect = Prefect(server)
+        api = Api(server, prefect)
+        bench = Bench(args, server, api, work, binary)
+        # Warm-up (not measured): the first CLI start compiles bytecode, the
+        # first deployment creates the flow.
+        pool, _ = api.setup_pool("flows.py:hello", 0)
+        measured([VENV_BIN / "prefect", "work-pool", "inspect", pool], bench.env(work),
+                 work / "warmup.log", 120)
+        for rep in range(args.repeats):
+            for s in scenarios:
+                order = ["baseline", "prefect-cycle"] if rep % 2 == 0 else ["prefect-cycle", "baseline"]
+                if s == 3:
+                    order.append("floor")
+                    if rep >= args.baseline_repeats_3:
+                        order.remove("baseline")
+                order = [c for c in order if c in args.contenders.split(",")]
+                for who in order:
+                    t = time.monotonic()
+                    if who == "baseline":
+                        r = bench.run_baseline(s, rep)
+                    elif who == "prefect-cycle":
+                        r = bench.run_cycle(s, rep)
+                    else:
+                        r = bench.run_floor(rep)
+                    results.append(r)
+                    print(f"scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
+                          f"rss {r.peak_rss_kib / 1024:.1f} MiB, requests {r.requests}, exit lag "
+                          f"{r.exit_lag if r.exit_lag is None else round(r.exit_lag, 2)}, states "
+                          f"{r.states}{'' if r.ok else ' NOT OK: ' + r.note} "
+                          f"({time.monotonic() - t:.0f} s incl. setup)", flush=True)
+                if s == 2 and rep < args.single_repeats and "baseline" in args.contenders:
+                    r = bench.run_baseline(s, rep, looped=False)
+                    results.append(r)
+                    print(f"scenario {s} rep {rep} baseline-single: wall {r.wall:.3f} s, leaves "
+                          f"{r.left_scheduled} SCHEDULED, states {r.states}", flush=True)
+    finally:
+        server.stop()
+
+    elapsed = time.monotonic() - started
+    summary = table(results)
+    print(summary)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d")
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{stamp}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join([
+        f"# Benchmark {dt.datetime.now().isoformat(timespec='seconds')}",
+        "",
+        "Generated by `scripts/bench.sh` (bench/bench.py); how to read it: docs/benchmarks.md.",
+        "",
+        info,
+        f"- load average at end: {open('/proc/loadavg').read().split()[:3]}",
+        f"- repetitions: {args.repeats} per contender (scenario 3 baseline: "
+        f"{min(args.repeats, args.baseline_repeats_3)}, about 200 s each; one-shot baseline in "
+        f"scenario 2: {args.single_repeats}); limit 5 / 5 / 20, prefetch 10 s; "
+        f"total {elapsed / 60:.1f} min",
+        f"- prefect-cycle command prefix: `{args.cycle_prefix}`" if args.cycle_prefix else "",
+        "",
+        "Cells: median [min..max].",
+        summary,
+        "",
+        "## HTTP requests, empty pool",
+        "",
+        request_summary(results, 1),
+        "",
+        "## HTTP requests, scenario 3 (by endpoint)",
+        "",
+        request_summary(results, 3),
+        "",
+        "## Every run",
+        "",
+        raw(results),
+        "",
+        f"Logs of this run: {work} (not kept in the repository).",
+        "",
+    ]))
+    print(f"\nwritten to {out}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
