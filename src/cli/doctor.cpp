@@ -253,13 +253,23 @@ class Doctor {
   void auth_failure(const Error& e) {
     const auto* status = dynamic_cast<const HttpStatusError*>(&e);
     if (status && (status->status() == 401 || status->status() == 403)) {
-      add("api.auth", false, e.what(),
-          status->status() == 401
-              ? "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass "
-                "(self-hosted with PREFECT_SERVER_API_AUTH_STRING) or PREFECT_API_KEY (Cloud)"
-              : "the credentials are valid but not allowed here: check the key's workspace "
-                "and role",
-          ExitCode::kApi);
+      std::string fix;
+      if (status->status() == 403) {
+        fix = "the credentials are valid but not allowed here: check the key's workspace and role";
+      } else if (!config_.api_auth_string.empty()) {
+        fix =
+            "the server rejected PREFECT_API_AUTH_STRING: it must equal the server's "
+            "PREFECT_SERVER_API_AUTH_STRING (user:pass)";
+      } else if (!config_.api_key.empty()) {
+        fix =
+            "the server rejected PREFECT_API_KEY: check the key is valid and belongs to the "
+            "workspace in PREFECT_API_URL";
+      } else {
+        fix =
+            "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass (self-hosted "
+            "with PREFECT_SERVER_API_AUTH_STRING) or PREFECT_API_KEY (Cloud)";
+      }
+      add("api.auth", false, e.what(), fix, ExitCode::kApi);
       auth_checked_ = true;
     } else {
       add("api.call", false, e.what(), "see the message", ExitCode::kApi);

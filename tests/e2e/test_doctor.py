@@ -167,13 +167,26 @@ def test_deployments_missing_or_in_another_pool(prefect, pool, deploy, cycle):
         "deployment names (prefect deployment ls)")
 
 
-def test_unauthenticated(auth_prefect_server, tmp_path):
-    result = Cycle(auth_prefect_server, tmp_path).run("any-pool", args=("doctor",))
+def test_missing_or_wrong_auth_string(auth_prefect_server, tmp_path):
+    doctor = Cycle(auth_prefect_server, tmp_path)
+    missing = doctor.run("any-pool", args=("doctor",))
+    wrong = doctor.run("any-pool", {"PREFECT_API_AUTH_STRING": "admin:wrong-canary-pw"},
+                       args=("doctor",))
 
-    assert result.returncode == 3, result
-    line = lines(result)["api.auth"]
-    assert line.startswith("✗ api.auth: "), result
-    assert "401" in line and "PREFECT_API_AUTH_STRING" in line, line
+    for result in (missing, wrong):
+        assert result.returncode == 3, result
+        assert failed(result) == ["api.auth"], result
+    url = f"{auth_prefect_server.api_url}/work_pools/any-pool"
+    answer = (f"✗ api.auth: GET {url}: 401 Unauthorized: Unauthorized (check "
+              "PREFECT_API_AUTH_STRING for a self-hosted server with "
+              "PREFECT_SERVER_API_AUTH_STRING, or PREFECT_API_KEY for Prefect Cloud) — fix: ")
+    assert lines(missing)["api.auth"] == answer + (
+        "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass (self-hosted with "
+        "PREFECT_SERVER_API_AUTH_STRING) or PREFECT_API_KEY (Cloud)")
+    assert lines(wrong)["api.auth"] == answer + (
+        "the server rejected PREFECT_API_AUTH_STRING: it must equal the server's "
+        "PREFECT_SERVER_API_AUTH_STRING (user:pass)")
+    assert "wrong-canary-pw" not in wrong.stdout + wrong.stderr
 
 
 def test_python_missing_or_without_prefect(pool, cycle):
