@@ -33,18 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from harness import VENV_BIN, Prefect, PrefectServer, binary_path  # noqa: E402
-
-
-def vm_hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+from harness import VENV_BIN, Prefect, PrefectServer, binary_path, proc_status_kib  # noqa: E402
 
 
 def run_measured(argv: list[str], env: dict[str, str], stamp: Path) -> tuple[float, int, int]:
@@ -58,7 +47,7 @@ def run_measured(argv: list[str], env: dict[str, str], stamp: Path) -> tuple[flo
     def sample():
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, vm_hwm_kib(proc.pid))
+            peak = max(peak, proc_status_kib(proc.pid, "VmHWM"))
             time.sleep(0.005)
 
     sampler = threading.Thread(target=sample)

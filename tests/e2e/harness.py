@@ -71,6 +71,48 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
         time.sleep(interval)
 
 
+def proc_status_kib(pid: int, field: str) -> int:
+    """A "kB" field of /proc/PID/status (VmRSS, VmHWM, RssAnon, ...) in KiB; 0
+    once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class StatusSampler:
+    """Samples a /proc/PID/status field (see proc_status_kib) every `interval`
+    seconds in a thread, from construction until stop(): .samples (non-zero
+    values, in order), .peak."""
+
+    def __init__(self, pid: int, field: str, interval: float = 0.05):
+        self.samples: list[int] = []
+        self._done = threading.Event()
+
+        def sample():
+            while not self._done.is_set():
+                value = proc_status_kib(pid, field)
+                if value:
+                    self.samples.append(value)
+                self._done.wait(interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> "StatusSampler":
+        self._done.set()
+        self._thread.join()
+        return self
+
+    @property
+    def peak(self) -> int:
+        return max(self.samples, default=0)
+
+
 _binary_snapshot: Path | None = None
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from pathlib import Path
 
 import pytest
 
 from fault_proxy import FaultProxy, Rule
+from harness import StatusSampler
 
 TIMEOUT = 2  # PREFECT_API_REQUEST_TIMEOUT for these cycles
 
@@ -70,17 +70,6 @@ def expected_exit(phase: str, fault: str) -> int:
     return 3
 
 
-def vm_hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 @pytest.fixture
 def proxy(prefect_server):
     p = FaultProxy(prefect_server.api_url.removesuffix("/api")).start()
@@ -105,21 +94,12 @@ def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
                               "PREFECT_API_REQUEST_TIMEOUT": str(TIMEOUT),
                               "PREFECT_WORKER_HEARTBEAT_SECONDS": "1",
                               "PREFECT_WAIT_TIMEOUT_SECONDS": "60"})
-    peak = [0]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], vm_hwm_kib(proc.pid))
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    hwm = StatusSampler(proc.pid, "VmHWM", 0.02)
     result = proc.finish(timeout=180)
-    done.set()
-    sampler.join()
+    peak = hwm.stop().peak
 
-    assert rule.fired == 1, f"the {fault} fault at {phase} never fired: {proxy.log}\n{result.stderr[-3000:]}"
+    assert rule.fired == 1, (f"the {fault} fault at {phase} never fired: {proxy.log}\n"
+                             f"{result.stderr[-3000:]}")
     runs = prefect.pool_runs(pool)
     states = {str(r.id): r.state.type.value for r in runs}
     executions = witness.read_text().split()
@@ -138,7 +118,7 @@ def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
     if result.returncode == 0 and not (phase == "claim" and fault not in TRANSIENT):
         assert scheduled in executions and len(states) == 2, (outcome, states, executions)
     # A huge body is refused, not read into memory.
-    assert peak[0] < 60 * 1024, (outcome, f"peak RSS {peak[0]} KiB")
+    assert peak < 60 * 1024, (outcome, f"peak RSS {peak} KiB")
     summary = result.summary or {}
     assert summary.get("exit_code") == result.returncode, summary
 

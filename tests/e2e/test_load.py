@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+
+from harness import StatusSampler
 
 RUNS = 500
 LIMIT = 20
@@ -45,17 +46,6 @@ def count(server, pool: str, states: list[str]) -> int:
         "flow_runs": {"state": {"type": {"any_": states}}}})
 
 
-def vm_rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     deployment_id, _ = prefect.deploy(pool, "flows.py:hello",
                                       job_variables={"command": CHEAP_COMMAND})
@@ -67,21 +57,9 @@ def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
 
     proc = cycle.spawn(pool, {"PREFECT_WORKER_FLOW_LIMIT": str(LIMIT),
                               "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug"})
-    samples: list[tuple[float, int]] = []
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            rss = vm_rss_kib(proc.pid)
-            if rss:
-                samples.append((time.monotonic(), rss))
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    rss = StatusSampler(proc.pid, "VmRSS", 0.05)
     result = proc.finish(timeout=900)
-    done.set()
-    sampler.join()
+    samples = rss.stop().samples
 
     assert result.returncode == 0, result
     assert count(prefect_server, pool, ["COMPLETED"]) == RUNS
@@ -93,8 +71,8 @@ def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     # 1 MiB of the first half's, and small in absolute terms.
     assert len(samples) > 20, samples
     half = len(samples) // 2
-    first = max(rss for _, rss in samples[:half])
-    second = max(rss for _, rss in samples[half:])
+    first = max(samples[:half])
+    second = max(samples[half:])
     assert second <= first + 1024, (first, second)
     assert second < 40 * 1024, second
 
