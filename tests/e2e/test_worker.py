@@ -130,22 +130,27 @@ def test_cancel_a_running_run_through_the_api(prefect, pool, cycle):
     assert prefect.pool(pool).is_paused
 
 
-def test_sigterm_crashes_running_and_reschedules_unstarted_runs(prefect, pool, cycle):
+def test_sigterm_crashes_running_and_reschedules_unstarted_runs(prefect, pool, cycle, tmp_path):
     sleeper_id, _ = prefect.deploy(pool, "flows.py:sleeper", name="sleeper")
+    fast = tmp_path / "start-fast"  # the second cycle starts them at once
     slow_start_id, _ = prefect.deploy(
         pool, "flows.py:hello", name="slow-start",
-        job_variables={"command": f"sh -c 'sleep 15; exec {PYTHON} -m prefect.engine'"})
+        job_variables={"command": f"sh -c 'test -e {fast} || sleep 90; "
+                                  f"exec {PYTHON} -m prefect.engine'"})
     running = prefect.schedule_runs(sleeper_id, 2, {"seconds": 300})
     unstarted = prefect.schedule_runs(slow_start_id, 2)
     started = time.monotonic()
     proc = cycle.start(pool, {"PREFECT_WORKER_FLOW_LIMIT": "4",
                               "PREFECT_CYCLE_GRACE_SECONDS": "5"})
+    # Claims are sequential and a loaded server answers slowly, so the two
+    # sleepers may be RUNNING before the last slow-start run is claimed: wait
+    # for all four states (the slow starts stay PENDING for 90 s).
+    expected = ["RUNNING", "RUNNING", "PENDING", "PENDING"]
     try:
-        wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in running), 60,
-                  "two runs RUNNING")
-        assert [prefect.state_type(r) for r in unstarted] == ["PENDING", "PENDING"]
-        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: [prefect.state_type(r) for r in running + unstarted] == expected, 60,
+                 "two runs RUNNING and two PENDING")
     finally:
+        proc.send_signal(signal.SIGTERM)
         result = cycle.finish(proc, started, ["run"], timeout=120)
 
     assert result.returncode == 143, result
@@ -156,6 +161,7 @@ def test_sigterm_crashes_running_and_reschedules_unstarted_runs(prefect, pool, c
     assert [prefect.state_type(r) for r in unstarted] == ["SCHEDULED", "SCHEDULED"]
     assert prefect.pool(pool).is_paused
 
+    fast.touch()
     second = cycle.run(pool)
     assert second.returncode == 0, second
     assert [prefect.state_type(r) for r in unstarted] == ["COMPLETED", "COMPLETED"]
