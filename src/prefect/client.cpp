@@ -216,15 +216,18 @@ SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
   return result;
 }
 
-void PrefectClient::update_flow_run(const std::string& id, const json& patch) {
-  auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id), patch);
+void PrefectClient::update_flow_run(const std::string& id, const json& patch,
+                                    const RequestOptions& options) {
+  auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id), patch, options);
   if (response.status == 404) {
     throw api_error("flow run " + id + " not found when updating it");
   }
 }
 
-void PrefectClient::update_flow_run_labels(const std::string& id, const json& labels) {
-  auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id) + "/labels", labels);
+void PrefectClient::update_flow_run_labels(const std::string& id, const json& labels,
+                                           const RequestOptions& options) {
+  auto response =
+      api_.request("PATCH", "/flow_runs/" + url_encode_segment(id) + "/labels", labels, options);
   if (response.status == 404) {
     throw api_error("flow run " + id + " not found when updating its labels");
   }

@@ -76,9 +76,11 @@ class PrefectClient {
   // earlier attempt was applied. 404 -> Error.
   SetStateResult set_flow_run_state(const std::string& flow_run_id, const StateCreate& state,
                                     bool force, const std::string& transition_id);
-  void update_flow_run(const std::string& id, const nlohmann::json& patch);
+  void update_flow_run(const std::string& id, const nlohmann::json& patch,
+                       const RequestOptions& options = {});
   // PATCH /flow_runs/{id}/labels with the labels object (merged server-side).
-  void update_flow_run_labels(const std::string& id, const nlohmann::json& labels);
+  void update_flow_run_labels(const std::string& id, const nlohmann::json& labels,
+                              const RequestOptions& options = {});
 
   // --- worker
   void send_worker_heartbeat(const std::string& pool, const std::string& worker_name,

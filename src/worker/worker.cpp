@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -128,6 +129,7 @@ class NativeWorker::Impl {
       }
       throw;
     }
+    send_updates(true);
     log_.debug("open file descriptors at end: " + std::to_string(open_fd_count()));
     log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
               std::to_string(skipped_) + " skipped");
@@ -150,6 +152,7 @@ class NativeWorker::Impl {
         }
       }
       supervise();
+      send_updates(false);
       const auto now = Clock::now();
       if (now >= next_heartbeat_) {
         heartbeat(false);
@@ -353,13 +356,76 @@ class NativeWorker::Impl {
   // Labels as Prefect's worker sets them; prefect.worker.name also lets a
   // later cycle with our name recognise runs we leave behind if we are killed.
   void label(const FlowRun& run, const Logger& rlog) {
+    json labels{{"prefect.worker.name", config_.worker_name},
+                {"prefect.worker.type", "process"},
+                {"prefect.work-pool.name", pool_.name},
+                {"prefect.work-pool.id", pool_.id}};
+    best_effort(
+        {"label the flow run", rlog, [this, id = run.id, labels](const RequestOptions& options) {
+           client_.update_flow_run_labels(id, labels, options);
+         }});
+  }
+
+  // --- best-effort updates ------------------------------------------------
+  //
+  // Labels and infrastructure_pid describe a run; they must not hold up the
+  // next claim. Each is sent once, without the client's retries; after a
+  // failure (Prefect's SQLite server answers 503 "database is locked" under
+  // load, and the client's first retry would stall this loop for 1 s) it is
+  // sent again from the loop 1 s and 2 s later, and at the end of the phase
+  // with the client's full retry policy.
+
+  struct Update {
+    std::string what;  // "label the flow run", ...
+    Logger log;
+    std::function<void(const RequestOptions&)> send;
+    int failures = 0;
+    Clock::time_point due{};
+  };
+
+  void best_effort(Update update) {
     try {
-      client_.update_flow_run_labels(run.id, json{{"prefect.worker.name", config_.worker_name},
-                                                  {"prefect.worker.type", "process"},
-                                                  {"prefect.work-pool.name", pool_.name},
-                                                  {"prefect.work-pool.id", pool_.id}});
+      update.send(RequestOptions{false, std::nullopt});
     } catch (const Error& e) {
-      rlog.warn(std::string("could not label the flow run: ") + e.what());
+      defer(std::move(update), e);
+    }
+  }
+
+  void defer(Update update, const Error& e) {
+    ++update.failures;
+    if (update.failures > 2) {
+      update.log.warn("could not " + update.what + " (" + std::to_string(update.failures) +
+                      " tries): " + e.what());
+      return;
+    }
+    update.log.debug("could not " + update.what + ", will try again: " + e.what());
+    update.due = Clock::now() + std::chrono::seconds(update.failures);
+    updates_.push_back(std::move(update));
+  }
+
+  // Sends the updates that are due (all of them when `last`: then with the
+  // client's retries, since nothing else waits).
+  void send_updates(bool last) {
+    if (updates_.empty()) {
+      return;
+    }
+    const auto now = Clock::now();
+    std::vector<Update> pending;
+    pending.swap(updates_);
+    for (auto& update : pending) {
+      if (!last && update.due > now) {
+        updates_.push_back(std::move(update));
+        continue;
+      }
+      try {
+        update.send(last ? RequestOptions{} : RequestOptions{false, std::nullopt});
+      } catch (const Error& e) {
+        if (last) {
+          update.log.warn("could not " + update.what + ": " + e.what());
+        } else {
+          defer(std::move(update), e);
+        }
+      }
     }
   }
 
@@ -505,12 +571,11 @@ class NativeWorker::Impl {
     if (r.spawn_error.empty()) {
       rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(pid) + ", " +
                 std::to_string(running_.size()) + " running)");
-      try {
-        client_.update_flow_run(
-            id, json{{"infrastructure_pid", options_.hostname + ":" + std::to_string(pid)}});
-      } catch (const Error& e) {
-        rlog.warn(std::string("could not record infrastructure_pid: ") + e.what());
-      }
+      best_effort({"record infrastructure_pid", rlog,
+                   [this, id, infra = options_.hostname + ":" + std::to_string(pid)](
+                       const RequestOptions& options) {
+                     client_.update_flow_run(id, json{{"infrastructure_pid", infra}}, options);
+                   }});
     } else {
       rlog.error(r.spawn_error);
     }
@@ -709,6 +774,7 @@ class NativeWorker::Impl {
   std::map<std::string, Deployment> deployments_;
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;
+  std::vector<Update> updates_;  // best-effort updates to send again
   Clock::time_point next_heartbeat_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_cancel_check_{};

@@ -35,6 +35,7 @@ PHASES = {
     "trigger": ("POST", r"/deployments/[^/]+/create_flow_run$", None, 1),
     "poll": ("POST", r"/get_scheduled_flow_runs$", None, 1),
     "claim": ("POST", r"/flow_runs/[^/]+/set_state$", '"PENDING"', 1),
+    "label": ("PATCH", r"/flow_runs/[^/]+/labels$", None, 1),
     "heartbeat": ("POST", r"/workers/heartbeat$", None, 2),
     "crashed": ("POST", r"/flow_runs/[^/]+/set_state$", '"CRASHED"', 1),
     "wait": ("POST", r"/flow_runs/count$", None, 1),
@@ -59,6 +60,8 @@ def expected_exit(phase: str, fault: str) -> int:
     """The documented exit code (design table: 0 ok, 1 runs failed, 3 API)."""
     if phase == "crashed":
         return 1  # the runs crashed; reporting it survives any one-off fault
+    if phase == "label":
+        return 0  # labels are best-effort, sent again later from the loop
     if fault in TRANSIENT:
         return 0  # retried by the client: the cycle goes on
     if phase in ("heartbeat", "claim", "pause"):
@@ -121,6 +124,11 @@ def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
     assert peak < 60 * 1024, (outcome, f"peak RSS {peak} KiB")
     summary = result.summary or {}
     assert summary.get("exit_code") == result.returncode, summary
+    if phase == "label":
+        # Sent again after the fault, without holding up the cycle.
+        labels = {str(r.id): r.labels for r in runs}
+        for run_id in executions:
+            assert labels[run_id].get("prefect.worker.name"), (outcome, labels[run_id])
 
 
 def test_permanent_failure_of_the_pause_says_the_pool_may_be_resumed(prefect, pool, cycle, proxy):
