@@ -231,6 +231,7 @@ class CycleRun {
     };
     auto worker = deps_.make_worker(pool_, preflight_, stop_reason);
     WorkerPhaseResult result = worker->run(log_.with({{"phase", "worker"}}));
+    worker_registered_ = result.registered;
     for (auto& run : result.runs) {
       tracked_ids_.insert(run.id);
     }
@@ -322,7 +323,9 @@ class CycleRun {
       skip("the pool was not resumed");
       return;
     }
-    forget_own_worker();
+    if (worker_registered_) {
+      forget_own_worker();
+    }
     if (config_.auto_pause == AutoPause::kOff) {
       skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
       return;
@@ -465,6 +468,7 @@ class CycleRun {
   std::vector<Deployment> deployments_;
   PreflightReport preflight_;
   std::set<std::string> tracked_ids_;
+  bool worker_registered_ = true;  // a worker row of ours may exist
   bool resume_attempted_ = false;
   std::optional<Clock::time_point> wait_deadline_;
   PhaseStatus current_status_ = PhaseStatus::kOk;

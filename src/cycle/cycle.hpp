@@ -34,6 +34,9 @@ struct WorkerPhaseResult {
   // Set when the worker itself failed (not a flow run): the cycle's exit code.
   std::optional<ExitCode> failure;
   std::string failure_message;
+  // False when the worker never heartbeated (nothing was due): it left no
+  // worker row for the pause phase to delete.
+  bool registered = true;
 };
 
 // The worker phase seam: the native worker, Prefect's worker CLI, or a fake.

@@ -115,10 +115,16 @@ class NativeWorker::Impl {
     if (config_.recover_stale_runs) {
       recover_stale_runs(config_, client_, options_.hostname, log_);
     }
-    heartbeat(true);
+    // Poll first: a run-once worker with nothing due stops here, without a
+    // heartbeat, so it leaves no worker row to delete (two requests fewer).
+    bool idle = false;
     try {
       poll();
-      loop();
+      idle = finished();
+      if (!idle) {
+        heartbeat(true);
+        loop();
+      }
     } catch (const Error& e) {
       // Whatever failed, the runs we started must not stay PENDING/RUNNING.
       if (!running_.empty()) {
@@ -135,6 +141,7 @@ class NativeWorker::Impl {
               std::to_string(skipped_) + " skipped");
     WorkerPhaseResult result;
     result.runs = std::move(records_);
+    result.registered = !idle;
     return result;
   }
 
