@@ -15,13 +15,21 @@ def _kill_cycle_and_its_runs(prefect, cycle, pool, runs, overrides):
     """A cycle killed with SIGKILL while its runs are RUNNING, and their processes
     dying with it (as in a container that is stopped hard)."""
     proc = cycle.start(pool, WORKER | overrides)
-    wait_for(lambda: all(prefect.state_type(r) == "RUNNING" for r in runs), 60,
-              "the runs to be RUNNING")
+
+    def started():
+        found = [prefect.run(r) for r in runs]
+        return all(f.state.type.value == "RUNNING" and f.infrastructure_pid
+                   for f in found) and found
+
+    found = wait_for(started, 60, "the runs to be RUNNING with an infrastructure_pid")
+    # Freeze the cycle first so that its pipes stay open: a flow whose stdout
+    # breaks reports itself CRASHED, which is not the case under test. Then
+    # the flows and the cycle die without a word.
+    proc.send_signal(signal.SIGSTOP)
+    for f in found:
+        os.killpg(int(f.infrastructure_pid.split(":")[-1]), signal.SIGKILL)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    for r in runs:
-        pid = int(prefect.run(r).infrastructure_pid.split(":")[-1])
-        os.killpg(pid, signal.SIGKILL)
     time.sleep(0.5)
     assert [prefect.state_type(r) for r in runs] == ["RUNNING"] * len(runs)
 
