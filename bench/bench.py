@@ -13,6 +13,8 @@ and prints a table of median [min..max] with the ratio baseline / prefect-cycle.
   prefect-cycle `prefect-cycle run` with the same pool, limit and prefetch.
   floor         (scenario 3 only) the same command spawned once per run by
                 `xargs -P L`.
+  floor-claim   (scenario 3 only) the same, each job first proposing PENDING
+                through the API: the least any worker must ask of the server.
 
 Each contender run gets a fresh paused pool with its own deployment, so no
 worker row of the other contender is in the pool.
@@ -66,6 +68,15 @@ CHEAP_COMMAND = (
     "sh -c 'curl -sf --retry 8 -X POST \"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/set_state\" "
     "-H content-type:application/json "
     "-d \"{\\\"state\\\":{\\\"type\\\":\\\"COMPLETED\\\"},\\\"force\\\":true}\" >/dev/null'"
+)
+
+# What any worker must at least do per run besides spawning it: propose PENDING
+# (the claim; Prefect's orchestration runs on it). Prefixed to the command for
+# the "floor + claim" contender.
+CLAIM_COMMAND = (
+    "curl -sf --retry 8 -X POST \"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/set_state\" "
+    "-H content-type:application/json "
+    "-d \"{\\\"state\\\":{\\\"type\\\":\\\"PENDING\\\"}}\" >/dev/null; "
 )
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -388,20 +399,25 @@ class Bench:
         shutil.rmtree(home, ignore_errors=True)
         return self.finish(r, pool, last.end)
 
-    def run_floor(self, rep: int) -> Result:
-        """The same command spawned once per run at the same concurrency."""
+    def run_floor(self, rep: int, claim: bool = False) -> Result:
+        """The same command spawned once per run at the same concurrency;
+        with `claim`, each first proposes PENDING through the API."""
         pool, dep = self.api.setup_pool("flows.py:hello", 0, {"command": CHEAP_COMMAND})
         ids = self.api.create_runs(dep, self.runs[3])
         home = Path(tempfile.mkdtemp(prefix="floor-", dir=self.work))
         env = self.env(home)
         inner = CHEAP_COMMAND[len("sh -c '"):-1]  # the sh -c script of the command
+        if claim:
+            inner = CLAIM_COMMAND + inner
         script = f'xargs -P {self.limit[3]} -I @ID@ env PREFECT__FLOW_RUN_ID=@ID@ sh -c \'{inner}\''
         ids_file = home / "ids"
         ids_file.write_text("\n".join(ids) + "\n")
-        log = self.work / f"s3-r{rep}-floor.log"
+        name = "floor-claim" if claim else "floor"
+        log = self.work / f"s3-r{rep}-{name}.log"
         p = measured(["sh", "-c", f"{script} < {ids_file}"], env, log, self.timeout)
-        r = Result("floor", 3, rep, p.wall, p.cpu_self, p.cpu_self + p.cpu_children,
-                   p.peak_rss_kib, len(ids), p.peak_anon_kib, note=f"command: {script}")
+        r = Result(name, 3, rep, p.wall, p.cpu_self, p.cpu_self + p.cpu_children,
+                   p.peak_rss_kib, len(ids) * (2 if claim else 1), p.peak_anon_kib,
+                   note=f"command: {script}")
         shutil.rmtree(home, ignore_errors=True)
         return self.finish(r, pool, p.end)
 
@@ -447,12 +463,15 @@ def table(results: list[Result]) -> str:
         ours = [r for r in rs if r.contender == "prefect-cycle"]
         single = [r for r in rs if r.contender == "baseline-single"]
         floor = [r for r in rs if r.contender == "floor"]
+        floor_claim = [r for r in rs if r.contender == "floor-claim"]
         cols = [("baseline", base), ("prefect-cycle", ours)]
         n_floor = f" / {len(floor)}" if floor else ""
         out.append(f"\n### {SCENARIO_TITLES[s]}  (n = {len(base)} / {len(ours)}{n_floor})\n")
         head = "| figure | baseline | prefect-cycle | ratio baseline/prefect-cycle |"
         if floor:
             head += " floor (xargs) | prefect-cycle/floor |"
+        if floor_claim:
+            head += " floor + claim | prefect-cycle/(floor + claim) |"
         out.append(head)
         out.append("|" + "---|" * (head.count("|") - 1))
         rows = [
@@ -473,9 +492,11 @@ def table(results: list[Result]) -> str:
             a = med([get(r) for r in base])
             b = med([get(r) for r in ours])
             line = f"| {label} | {fmt(a, unit, digits)} | {fmt(b, unit, digits)} | {ratio(a, b)} |"
-            if floor:
-                f = med([get(r) for r in floor]) if label in ("wall time", "HTTP requests by the controller") else None
-                line += f" {fmt(f, unit, digits)} | {ratio(b, f)} |"
+            for extra in (floor, floor_claim):
+                if extra:
+                    f = (med([get(r) for r in extra])
+                         if label in ("wall time", "HTTP requests by the controller") else None)
+                    line += f" {fmt(f, unit, digits)} | {ratio(b, f)} |"
             out.append(line)
         if single:
             r = single[0]
@@ -563,7 +584,7 @@ def main() -> int:
     ap.add_argument("--runs-2", type=int, default=20)
     ap.add_argument("--runs-3", type=int, default=200)
     ap.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS",
-                                                           "baseline,prefect-cycle,floor"))
+                                                           "baseline,prefect-cycle,floor,floor-claim"))
     ap.add_argument("--cycle-prefix", default=os.environ.get("BENCH_CYCLE_PREFIX", ""),
                     help="command prefix for prefect-cycle (profiling: 'strace -c -o F')")
     ap.add_argument("--timeout", type=float, default=600, help="per contender run, seconds")
@@ -594,7 +615,7 @@ def main() -> int:
             for s in scenarios:
                 order = ["baseline", "prefect-cycle"] if rep % 2 == 0 else ["prefect-cycle", "baseline"]
                 if s == 3:
-                    order.append("floor")
+                    order += ["floor", "floor-claim"]
                     if rep >= args.baseline_repeats_3:
                         order.remove("baseline")
                 order = [c for c in order if c in args.contenders.split(",")]
@@ -605,7 +626,7 @@ def main() -> int:
                     elif who == "prefect-cycle":
                         r = bench.run_cycle(s, rep)
                     else:
-                        r = bench.run_floor(rep)
+                        r = bench.run_floor(rep, claim=who == "floor-claim")
                     results.append(r)
                     print(f"scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
                           f"rss {r.peak_rss_kib / 1024:.1f} MiB, requests {r.requests}, exit lag "
