@@ -569,6 +569,22 @@ def machine(binary: Path) -> str:
     ])
 
 
+def libcurl_floor(url: str, work: Path) -> str:
+    """Peak RSS of bench/libcurl_floor.c making one request: the least any
+    program using Debian's libcurl needs. A results line, or why not."""
+    exe = work / "libcurl_floor"
+    build = subprocess.run(["cc", str(ROOT / "bench" / "libcurl_floor.c"), "-o", str(exe),
+                            "-lcurl"], capture_output=True, text=True)
+    if build.returncode != 0:
+        return f"\n- libcurl floor: not measured ({build.stderr.strip()[:200]})"
+    out = subprocess.run([str(exe), url], capture_output=True, text=True).stdout
+    hwm = re.search(r"VmHWM:\s+(\d+) kB", out)
+    if not hwm:
+        return f"\n- libcurl floor: not measured (output {out!r})"
+    return (f"\n- libcurl floor (bench/libcurl_floor.c, one request through Debian's libcurl): "
+            f"peak RSS {int(hwm.group(1)) / 1024:.1f} MiB")
+
+
 # --------------------------------------------------------------------------- main
 
 def main() -> int:
@@ -609,6 +625,9 @@ def main() -> int:
         # Warm-up (not measured): the first CLI start compiles bytecode, the
         # first deployment creates the flow.
         pool, _ = api.setup_pool("flows.py:hello", 0)
+        floor_line = libcurl_floor(server.api_url + "/health", work)
+        print(floor_line.strip(), flush=True)
+        info += floor_line
         measured([VENV_BIN / "prefect", "work-pool", "inspect", pool], bench.env(work),
                  work / "warmup.log", 120)
         for rep in range(args.repeats):
