@@ -287,9 +287,26 @@ class CycleRun {
     FlowRunFilter filter;
     filter.work_pool_names = {config_.work_pool};
     filter.state_types = config_.active_state_types;
+    int failures = 0;  // in a row
     while (true) {
       check_stop();
-      const auto active = deps_.client.count_flow_runs(filter);
+      std::int64_t active = 0;
+      try {
+        active = deps_.client.count_flow_runs(filter);
+        failures = 0;
+      } catch (const Error& e) {
+        // One bad answer (a 500, a malformed body) does not end the wait:
+        // the count is asked again, up to three failures in a row.
+        if (++failures >= 3 || (bounded && Clock::now() >= deadline)) {
+          throw;
+        }
+        log_.warn("could not count the active flow runs (failure " + std::to_string(failures) +
+                  " of 3), asking again in 1 s: " + e.what());
+        if (!deps_.sleeper.sleep_for(std::chrono::seconds(1))) {
+          check_stop();
+        }
+        continue;
+      }
       const auto elapsed = since(start);
       if (active == 0) {
         log_.info("no active flow runs in pool \"" + config_.work_pool + "\" after " +

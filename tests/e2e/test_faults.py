@@ -64,12 +64,12 @@ def expected_exit(phase: str, fault: str) -> int:
         return 0  # labels are best-effort, sent again later from the loop
     if fault in TRANSIENT:
         return 0  # retried by the client: the cycle goes on
-    if phase in ("heartbeat", "claim", "pause"):
+    if phase in ("heartbeat", "claim", "wait", "pause"):
         # A later heartbeat; a skipped claim (the run stays SCHEDULED for the
-        # next cycle); the pause is tried three times.
+        # next cycle); the count and the pause are tried three times.
         return 0
-    if fault == "truncated" and phase in ("resume", "wait"):
-        return 0  # a 204 has no body to cut; half of "0" is still "0"
+    if fault == "truncated" and phase == "resume":
+        return 0  # a 204 has no body to cut
     return 3
 
 
@@ -147,6 +147,24 @@ def test_permanent_failure_of_the_pause_says_the_pool_may_be_resumed(prefect, po
     assert prefect.pool(pool).is_paused is False
     assert "may still be resumed" in json.dumps(result.summary).lower(), result.summary
     prefect.call("update_work_pool", pool, _pause())
+
+
+def test_permanent_failure_of_the_count_ends_the_wait_with_exit_3(prefect, pool, cycle, proxy,
+                                                                  tmp_path):
+    command = COMPLETING.format(witness=tmp_path / "witness")
+    deployment_id, _ = prefect.deploy(pool, "flows.py:hello", job_variables={"command": command})
+    prefect.schedule_runs(deployment_id, 1)
+    rule = proxy.add(Rule("POST", r"/flow_runs/count$", "status", status=500, permanent=True))
+
+    result = cycle.run(pool, {"PREFECT_API_URL": proxy.api_url,
+                              "PREFECT_API_REQUEST_TIMEOUT": str(TIMEOUT)})
+
+    assert rule.fired == 3, (rule.fired, result.stderr[-3000:])  # asked three times
+    assert result.returncode == 3, result
+    assert "could not count the active flow runs (failure 2 of 3)" in result.stderr, result
+    assert "/flow_runs/count: 500 Internal Server Error" in result.stderr, result
+    assert prefect.pool(pool).is_paused, result.stderr[-3000:]
+    assert [r.state.type.value for r in prefect.pool_runs(pool)] == ["COMPLETED"]
 
 
 def _pause():
