@@ -234,10 +234,11 @@ void PrefectClient::update_flow_run_labels(const std::string& id, const json& la
 }
 
 void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
-                                          std::chrono::seconds interval) {
-  auto response =
-      api_.request("POST", pool_path(pool) + "/workers/heartbeat",
-                   json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}});
+                                          std::chrono::seconds interval,
+                                          const RequestOptions& options) {
+  auto response = api_.request(
+      "POST", pool_path(pool) + "/workers/heartbeat",
+      json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}}, options);
   if (response.status == 404) {
     throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat");
   }

@@ -84,7 +84,7 @@ class PrefectClient {
 
   // --- worker
   void send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
-                             std::chrono::seconds interval);
+                             std::chrono::seconds interval, const RequestOptions& options = {});
   // 404 (unknown pool or queue) -> empty, as Prefect's worker does.
   std::vector<WorkerFlowRun> get_scheduled_flow_runs(
       const std::string& pool, const std::vector<std::string>& queues,

@@ -122,7 +122,7 @@ class NativeWorker::Impl {
       poll();
       idle = finished();
       if (!idle) {
-        heartbeat(true);
+        heartbeat();
         loop();
       }
     } catch (const Error& e) {
@@ -162,7 +162,7 @@ class NativeWorker::Impl {
       send_updates(false);
       const auto now = Clock::now();
       if (now >= next_heartbeat_) {
-        heartbeat(false);
+        heartbeat();
       }
       if (!running_.empty() && now >= next_cancel_check_) {
         check_cancellations();
@@ -184,15 +184,23 @@ class NativeWorker::Impl {
 
   // --- heartbeat and polling ---------------------------------------------
 
-  void heartbeat(bool first) {
-    next_heartbeat_ = Clock::now() + config_.heartbeat_interval;
+  // One attempt, without the client's back-off (a 503 would stall the loop
+  // for 1 s); a failed heartbeat is sent again from the loop 1 s later, then
+  // 2 s, 4 s, ... up to the interval. The poll before the first one has
+  // already shown that the API answers.
+  void heartbeat() {
     try {
-      client_.send_worker_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval);
+      client_.send_worker_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval,
+                                    RequestOptions{false, std::nullopt});
+      heartbeat_failures_ = 0;
+      next_heartbeat_ = Clock::now() + config_.heartbeat_interval;
     } catch (const Error& e) {
-      if (first) {
-        throw;
-      }
-      log_.warn(std::string("worker heartbeat failed (will retry): ") + e.what());
+      const auto retry_in = std::min<std::chrono::seconds>(
+          std::chrono::seconds(1 << std::min(heartbeat_failures_++, 5)),
+          config_.heartbeat_interval);
+      log_.warn("worker heartbeat failed, next try in " + std::to_string(retry_in.count()) +
+                " s: " + e.what());
+      next_heartbeat_ = Clock::now() + retry_in;
     }
   }
 
@@ -790,6 +798,7 @@ class NativeWorker::Impl {
   int launched_ = 0;
   int skipped_ = 0;
   int consecutive_failures_ = 0;
+  int heartbeat_failures_ = 0;  // in a row
 };
 
 NativeWorker::NativeWorker(const Config& config, PrefectClient& client, Sleeper& sleeper,
