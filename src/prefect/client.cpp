@@ -153,6 +153,9 @@ json PrefectClient::read_flow(const std::string& id) {
   if (response.status == 404) {
     throw api_error("flow " + id + " not found");
   }
+  if (!response.body.is_object()) {
+    throw api_error("GET /flows/" + id + ": the answer is not a JSON object");
+  }
   return response.body;
 }
 

@@ -517,6 +517,13 @@ json merge_job_variables(const json& deployment_vars, const json& flow_run_vars)
 
 json apply_job_template(const json& base_job_template, const json& job_variables,
                         TemplateResolver& resolver) {
+  // Prefect validates it as a dict; a pool answer that is not one (a proxy,
+  // a corrupted row) must fail this run, not abort the process (found by
+  // fuzz_job_config).
+  if (!base_job_template.is_object()) {
+    throw api_error("the work pool's base job template is not a JSON object but " +
+                    std::string(base_job_template.type_name()));
+  }
   json config = base_job_template.value("job_configuration", json::object());
   json variables = json::object();
   json properties = json::object();

@@ -125,8 +125,9 @@ class NativeWorker::Impl {
         heartbeat();
         loop();
       }
-    } catch (const Error& e) {
-      // Whatever failed, the runs we started must not stay PENDING/RUNNING.
+    } catch (const std::exception& e) {
+      // Whatever failed (an API error, or a bug of ours that threw), the runs
+      // we started must not stay PENDING/RUNNING.
       if (!running_.empty()) {
         begin_stop(std::string("the worker failed: ") + e.what());
         while (!running_.empty()) {

@@ -169,3 +169,11 @@ TEST_CASE("split_command follows shell quoting", "[worker]") {
   CHECK_THROWS_WITH(split_command("echo \\"),
                     "job variable command \"echo \\\": ends with a backslash");
 }
+
+TEST_CASE("job config: a base job template that is not an object is an error", "[worker]") {
+  // Found by fuzz_job_config: it used to throw nlohmann's type_error.
+  FakeResolver r;
+  CHECK_THROWS_WITH(apply_job_template(json(7777), json::object(), r),
+                    "the work pool's base job template is not a JSON object but number");
+  CHECK_THROWS_AS(apply_job_template(json::array(), json::object(), r), pc::Error);
+}
