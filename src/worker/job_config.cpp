@@ -169,7 +169,11 @@ std::optional<json> apply_values(const json& tmpl, const json& values, TemplateR
       if (p.type == PlaceholderType::kStandard) {
         value = get_path(values, p.name);
       } else if (p.type == PlaceholderType::kEnv) {
-        if (auto v = resolver.env(p.name.substr(p.name.find_first_not_of('$')))) {
+        // Python's name.lstrip("$"): "{{ $ }}" names the empty variable
+        // (found by fuzz_job_config: substr(npos) threw).
+        const auto first = p.name.find_first_not_of('$');
+        const std::string name = first == std::string::npos ? "" : p.name.substr(first);
+        if (auto v = name.empty() ? std::nullopt : resolver.env(name)) {
           value = json(*v);
         }
       } else {

@@ -177,3 +177,12 @@ TEST_CASE("job config: a base job template that is not an object is an error", "
                     "the work pool's base job template is not a JSON object but number");
   CHECK_THROWS_AS(apply_job_template(json::array(), json::object(), r), pc::Error);
 }
+
+TEST_CASE("job config: an env placeholder without a name is empty", "[worker]") {
+  // Found by fuzz_job_config: "{{ $ }}" made substr(npos) throw.
+  FakeResolver r;
+  r.envs["HOME"] = "/home/x";
+  json out = apply_job_template(template_of({{"command", "a{{ $ }}b{{ $HOME }}"}}, json::object()),
+                                json::object(), r);
+  CHECK(out["command"] == "ab/home/x");
+}
