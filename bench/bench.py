@@ -590,6 +590,11 @@ def libcurl_floor(url: str, work: Path) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
+    ap.add_argument("--repeats-1", type=int, default=int(os.environ.get("BENCH_REPEATS_1", "5")),
+                    help="repetitions in scenario 1 (cheap, and the most sensitive to a busy server)")
+    ap.add_argument("--settle", type=float, default=float(os.environ.get("BENCH_SETTLE", "3")),
+                    help="seconds to wait before each scenario-1 run, so the server has finished "
+                         "the previous run's background work (events, flushes)")
     ap.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "1,2,3"))
     ap.add_argument("--single-repeats", type=int,
                     default=int(os.environ.get("BENCH_SINGLE_REPEATS", "1")),
@@ -630,8 +635,11 @@ def main() -> int:
         info += floor_line
         measured([VENV_BIN / "prefect", "work-pool", "inspect", pool], bench.env(work),
                  work / "warmup.log", 120)
-        for rep in range(args.repeats):
+        repeats = {s: args.repeats_1 if s == 1 else args.repeats for s in scenarios}
+        for rep in range(max(repeats.values(), default=0)):
             for s in scenarios:
+                if rep >= repeats[s]:
+                    continue
                 order = ["baseline", "prefect-cycle"] if rep % 2 == 0 else ["prefect-cycle", "baseline"]
                 if s == 3:
                     order += ["floor", "floor-claim"]
@@ -639,6 +647,8 @@ def main() -> int:
                         order.remove("baseline")
                 order = [c for c in order if c in args.contenders.split(",")]
                 for who in order:
+                    if s == 1:
+                        time.sleep(args.settle)
                     t = time.monotonic()
                     if who == "baseline":
                         r = bench.run_baseline(s, rep)
@@ -673,7 +683,8 @@ def main() -> int:
         "",
         info,
         f"- load average at end: {open('/proc/loadavg').read().split()[:3]}",
-        f"- repetitions: {args.repeats} per contender (scenario 3 baseline: "
+        f"- repetitions: {args.repeats} per contender (scenario 1: {args.repeats_1}, each after "
+        f"a {args.settle:g}-s pause; scenario 3 baseline: "
         f"{min(args.repeats, args.baseline_repeats_3)}, about 200 s each; one-shot baseline in "
         f"scenario 2: {args.single_repeats}); limit 5 / 5 / 20, prefetch 10 s; "
         f"total {elapsed / 60:.1f} min",

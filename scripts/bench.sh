@@ -5,6 +5,8 @@
 #
 #   BENCH_REPEATS=3         repetitions per contender and scenario
 #   BENCH_SCENARIOS=1,2,3   which scenarios (4, the exit lag, is measured in 2 and 3)
+#   BENCH_REPEATS_1=5       repetitions in scenario 1 (cheap; the most sensitive to noise)
+#   BENCH_SETTLE=3          seconds of quiet before each scenario-1 run
 #   BENCH_SINGLE_REPEATS=1  runs of the one-shot (not looped) baseline in 2 and 3
 #   BENCH_OUT=path.md       where to write the results (default bench/results/<date>.md)
 #   BENCH_BUILD=1           rebuild even if build/prefect-cycle exists
