@@ -635,6 +635,12 @@ def main() -> int:
         info += floor_line
         measured([VENV_BIN / "prefect", "work-pool", "inspect", pool], bench.env(work),
                  work / "warmup.log", 120)
+        # One unmeasured empty cycle of each contender (logs s1-r-1-*): the first answer
+        # to a query shape is slow (a first /flow_runs/count took 269 ms, not 9).
+        if 1 in scenarios:
+            for who in ("baseline", "prefect-cycle"):
+                if who in args.contenders.split(","):
+                    (bench.run_baseline if who == "baseline" else bench.run_cycle)(1, -1)
         repeats = {s: args.repeats_1 if s == 1 else args.repeats for s in scenarios}
         for rep in range(max(repeats.values(), default=0)):
             for s in scenarios:
