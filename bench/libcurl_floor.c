@@ -5,6 +5,10 @@
  *   /tmp/libcurl_floor                          # linked, nothing called
  *   /tmp/libcurl_floor http://127.0.0.1:4200/api/health
  *
+ * Another TLS flavour: link its runtime library instead of -lcurl, e.g.
+ *   cc bench/libcurl_floor.c -o /tmp/libcurl_floor \
+ *      /usr/lib/x86_64-linux-gnu/libcurl-gnutls.so.4
+ *
  * docs/benchmarks.md compares prefect-cycle's peak RSS with it. */
 #include <curl/curl.h>
 #include <stdio.h>
