@@ -328,6 +328,7 @@ class Bench:
             "PREFECT_WORKER_PYTHON": str(VENV_BIN / "python"),
             "PREFECT_WAIT_POLL_SECONDS": "1",
             "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug",
+            "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text",  # the lines parsed below
         }
         log = self.work / f"s{scenario}-r{rep}-prefect-cycle.log"
         p = measured([*self.args.cycle_prefix.split(), self.binary, "run"], env, log, self.timeout)

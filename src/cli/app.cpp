@@ -1,9 +1,13 @@
 #include "cli/app.hpp"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <deque>
 #include <iostream>
+#include <map>
+#include <set>
 
 #include "cli/commands.hpp"
 #include "common/error.hpp"
@@ -17,6 +21,51 @@ void print_error(const std::string& message) {
   std::fprintf(stderr, "prefect-cycle: error: %s\n", redact_url_userinfo(message).c_str());
 }
 
+// Short flags as Prefect's `prefect worker start` spells them.
+const std::map<std::string_view, std::string_view> kShortFlags{
+    {"--pool", "-p"}, {"--worker-name", "-n"}, {"--queues", "-q"}, {"--limit", "-l"}};
+
+bool is_bool_literal(std::string value) {
+  for (auto& c : value) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  for (const char* word : {"true", "false", "1", "0", "yes", "no", "on", "off"}) {
+    if (value == word) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// `--drain false` means `--drain=false`: a boolean flag followed by a boolean
+// word takes it as its value (CLI11 would read the word as a stray argument).
+std::vector<std::string> join_boolean_values(int argc, char** argv,
+                                             const std::set<std::string>& switches) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> joined;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (switches.count(args[i]) > 0 && i + 1 < args.size() && is_bool_literal(args[i + 1])) {
+      joined.push_back(args[i] + "=" + args[i + 1]);
+      ++i;
+    } else {
+      joined.push_back(args[i]);
+    }
+  }
+  return joined;
+}
+
+// The value type shown in --help: booleans and whole numbers by their default.
+std::string type_of(const Setting& setting, const std::string& default_value) {
+  if (setting.is_switch) {
+    return "BOOL";
+  }
+  if (!default_value.empty() && std::all_of(default_value.begin(), default_value.end(),
+                                            [](unsigned char c) { return std::isdigit(c) != 0; })) {
+    return "INT";
+  }
+  return "TEXT";
+}
+
 }  // namespace
 
 int app_main(int argc, char** argv) {
@@ -25,6 +74,7 @@ int app_main(int argc, char** argv) {
       "Every flag has an environment variable (see `prefect-cycle config`); a flag beats it.",
       "prefect-cycle"};
   app.require_subcommand(0, 1);
+  app.set_version_flag("--version,-V", std::string("prefect-cycle ") + PREFECT_CYCLE_VERSION);
 
   FlagValues flags;
   std::deque<std::string> raw_values;  // stable addresses for CLI11 to write into
@@ -34,14 +84,37 @@ int app_main(int argc, char** argv) {
     const std::string* value;
   };
   std::vector<Registered> registered;
+  std::vector<Registered> negations;
+  std::set<std::string> switches;
+  const Config defaults;
   for (const auto& setting : settings_table()) {
     std::string flag(setting.flag);
     std::string help = std::string(setting.help) + " [" + std::string(setting.env.front()) + "]";
+    const std::string default_value = setting.secret ? "" : setting.show(defaults);
     auto& target = raw_values.emplace_back();
-    CLI::Option* option = setting.is_switch ? app.add_flag(flag + "{true}", target, help)
-                                            : app.add_option(flag, target, help);
+    std::string names = flag;
+    if (auto it = kShortFlags.find(setting.flag); it != kShortFlags.end()) {
+      names = std::string(it->second) + "," + flag;
+    }
+    CLI::Option* option = nullptr;
+    if (setting.is_switch) {
+      // --drain, --drain=false, --drain false; --no-drain (not listed in
+      // --help, named in the flag's help instead).
+      const std::string negated = "--no-" + flag.substr(2);
+      switches.insert(flag);
+      option = app.add_flag(names, target, help + " (" + negated + " turns it off)");
+      app.add_flag_callback(negated, [&target] { target = "false"; })->group("");
+      negations.push_back({app.get_option(negated), flag, &target});
+    } else {
+      option = app.add_option(names, target, help);
+    }
+    option->type_name(type_of(setting, default_value));
+    if (!default_value.empty()) {
+      option->default_str(default_value);
+    }
     registered.push_back({option, flag, &target});
   }
+  app.get_formatter()->column_width(40);
 
   bool dry_run = false;
   bool doctor_json = false;
@@ -56,10 +129,14 @@ int app_main(int argc, char** argv) {
   }
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = join_boolean_values(argc, argv, switches);
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last to first
+    app.parse(args);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     print_error(std::string(e.what()) + " (see prefect-cycle --help)");
@@ -71,9 +148,11 @@ int app_main(int argc, char** argv) {
     return 0;
   }
 
-  for (const auto& r : registered) {
-    if (r.option->count() > 0) {
-      flags[r.flag] = *r.value;
+  for (const auto& list : {&registered, &negations}) {
+    for (const auto& r : *list) {
+      if (r.option->count() > 0) {
+        flags[r.flag] = *r.value;
+      }
     }
   }
 

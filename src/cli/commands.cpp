@@ -23,7 +23,7 @@ namespace {
 std::string origin_name(const ConfigEntry& entry) {
   switch (entry.origin) {
     case Origin::kDefault:
-      return "default";
+      return entry.source.empty() ? "default" : "default: " + entry.source;
     case Origin::kEnv:
       return "env " + entry.source;
     case Origin::kFlag:
@@ -77,7 +77,10 @@ ExitCode doctor_command(const FlagValues& flags, bool json, std::ostream& out) {
 
 ExitCode run_command(const Config& config) {
   StopSignal::install();
-  Logger log(config.log_level, config.log_format, config.redactor);
+  // Informational lines on stdout, problems on stderr (see LogStreams); the
+  // dry run prints its plan on stdout, so its log lines stay on stderr.
+  Logger log(config.log_level, config.log_format, config.redactor,
+             config.dry_run ? LogStreams::kStderr : LogStreams::kSplitByLevel);
 
   ApiStack stack(config, log);
   if (config.dry_run) {
@@ -114,7 +117,10 @@ ExitCode run_command(const Config& config) {
 
   CycleSummary summary;
   ExitCode code = run_cycle(config, log, deps, summary);
-  log.info(summary.one_line(), {{"exit_code", std::to_string(to_int(code))}});
+  // The last line carries the outcome: an error when the exit code is not 0,
+  // so that a log viewer's level filter finds every failed cycle.
+  log.log(code == ExitCode::kOk ? LogLevel::kInfo : LogLevel::kError, summary.one_line(),
+          {{"exit_code", to_int(code)}});
   if (!config.summary_file.empty()) {
     try {
       write_summary_file(config.summary_file, summary, *config.redactor);

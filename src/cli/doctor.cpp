@@ -102,9 +102,14 @@ class Doctor {
   explicit Doctor(const Config& config)
       : config_(config),
         log_(Logger::null()),
+        // One attempt per check, bounded by PREFECT_API_REQUEST_TIMEOUT: doctor
+        // reports what it sees instead of retrying it away, but a slow API
+        // (Prefect Cloud, another region) gets the time a cycle would give it.
         stack_(config, log_,
-               RetryPolicy{1, std::chrono::milliseconds(0), 1.0, std::chrono::milliseconds(0), 0.0,
-                           std::chrono::milliseconds(0)}) {}
+               RetryPolicy{
+                   1, std::chrono::milliseconds(0), 1.0, std::chrono::milliseconds(0), 0.0,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(config.request_timeout)}) {
+  }
 
   DoctorReport run() {
     add("config", true, "configuration valid", "", ExitCode::kUsage);

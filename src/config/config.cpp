@@ -279,7 +279,38 @@ Environment process_environment() {
   return env;
 }
 
-LoadedConfig load_config(const Environment& env, const FlagValues& flags) {
+Surroundings Surroundings::detect() {
+  Surroundings around;
+  around.stderr_is_tty = isatty(STDERR_FILENO) == 1;
+  std::error_code ec;
+  around.in_container = std::filesystem::exists("/.dockerenv", ec) ||
+                        std::filesystem::exists("/run/.containerenv", ec);
+  return around;
+}
+
+std::pair<LogFormat, std::string> default_log_format(const Environment& env,
+                                                     const Surroundings& around) {
+  auto is_set = [&env](const char* name) {
+    auto it = env.find(name);
+    return it != env.end() && !trim(it->second).empty();
+  };
+  for (const char* name : {"RAILWAY_ENVIRONMENT_ID", "RAILWAY_ENVIRONMENT_NAME",
+                           "RAILWAY_ENVIRONMENT", "RAILWAY_SERVICE_ID", "RAILWAY_DEPLOYMENT_ID"}) {
+    if (is_set(name)) {
+      return {LogFormat::kJson, std::string(name) + " is set: Railway reads JSON levels"};
+    }
+  }
+  if (is_set("KUBERNETES_SERVICE_HOST")) {
+    return {LogFormat::kJson, "KUBERNETES_SERVICE_HOST is set"};
+  }
+  if (around.in_container && !around.stderr_is_tty) {
+    return {LogFormat::kJson, "in a container without a terminal"};
+  }
+  return {LogFormat::kText, around.stderr_is_tty ? "a terminal" : ""};
+}
+
+LoadedConfig load_config(const Environment& env, const FlagValues& flags,
+                         const Surroundings& around) {
   LoadedConfig loaded;
   Config& config = loaded.config;
   std::vector<std::string> explicitly_set;
@@ -336,11 +367,27 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags) {
   if (!was_set("PREFECT_AUTO_PAUSE")) {
     config.auto_pause = config.run_forever ? AutoPause::kOff : AutoPause::kOn;
   }
+  auto entry_of = [&loaded](std::string_view variable) -> ConfigEntry& {
+    for (auto& entry : loaded.entries) {
+      if (entry.variable == variable) {
+        return entry;
+      }
+    }
+    throw std::logic_error("no setting " + std::string(variable));
+  };
   if (config.database_url.empty()) {
     if (auto it = env.find("DATABASE_PUBLIC_URL"); it != env.end() && !trim(it->second).empty()) {
       config.database_url = trim(it->second);
       config.database_url_from_public = true;
+      auto& entry = entry_of("DATABASE_URL");
+      entry.origin = Origin::kEnv;
+      entry.source = "DATABASE_PUBLIC_URL";
     }
+  }
+  if (!was_set("PREFECT_WORKER_CYCLE_LOG_FORMAT")) {
+    auto [format, why] = default_log_format(env, around);
+    config.log_format = format;
+    entry_of("PREFECT_WORKER_CYCLE_LOG_FORMAT").source = why;
   }
   if (config.tls_insecure_skip_verify) {
     config.warnings.push_back(

@@ -83,7 +83,7 @@ struct Config {
   std::string python = "python3";  // interpreter for flow runs, pip, doctor
   std::filesystem::path summary_file;
   LogLevel log_level = LogLevel::kInfo;
-  LogFormat log_format = LogFormat::kText;
+  LogFormat log_format = LogFormat::kText;  // default: see default_log_format()
 
   // Warnings found while loading (e.g. an API URL without /api), to be logged.
   std::vector<std::string> warnings;
@@ -112,9 +112,25 @@ struct LoadedConfig {
   std::vector<ConfigEntry> entries;  // in table order
 };
 
+// What the process sees around it, beyond its environment variables: it
+// decides defaults such as the log format.
+struct Surroundings {
+  bool stderr_is_tty = false;
+  bool in_container = false;  // /.dockerenv or /run/.containerenv exists
+  static Surroundings detect();
+};
+
+// The log format when PREFECT_WORKER_CYCLE_LOG_FORMAT is unset, and why:
+// JSON on Railway (RAILWAY_* variables), on Kubernetes (KUBERNETES_SERVICE_HOST)
+// and in a container whose stderr is not a terminal -- where the lines are read
+// by a log viewer that understands JSON levels --, text everywhere else.
+std::pair<LogFormat, std::string> default_log_format(const Environment& env,
+                                                     const Surroundings& around);
+
 // Builds and validates the configuration. Throws pc::Error (ExitCode::kUsage)
 // naming the variable or flag, the bad value, and what is allowed.
-LoadedConfig load_config(const Environment& env, const FlagValues& flags);
+LoadedConfig load_config(const Environment& env, const FlagValues& flags,
+                         const Surroundings& around = Surroundings::detect());
 
 // A Prefect Cloud workspace API path: /api/accounts/<id>/workspaces/<id>.
 bool is_cloud_workspace_path(std::string_view path);

@@ -52,9 +52,14 @@ class CycleRun {
       summary_.message =
           "stopped by " + std::string(code == ExitCode::kInterrupted ? "SIGINT" : "SIGTERM");
     } catch (const Error& e) {
+      // The phase's "failed" line has said it already.
       code = e.code();
       summary_.message = e.what();
-      log_.error(e.what());
+    } catch (const std::exception& e) {
+      // A bug of ours or the machine (bad_alloc, a system_error): the pool
+      // must still be paused, so it ends the phases like any failure.
+      code = ExitCode::kApi;
+      summary_.message = std::string("internal error: ") + e.what();
     }
     // A signal that arrived during a phase which then failed still decides.
     if (deps_.stop_signal() != 0 && code != ExitCode::kUsage) {
@@ -93,8 +98,8 @@ class CycleRun {
     try {
       run_phase(name, std::forward<F>(body));
     } catch (const Stopped&) {
-    } catch (const Error& e) {
-      log_.error(e.what());
+    } catch (const std::exception&) {
+      // Recorded as the phase's "failed" line.
     }
   }
 
@@ -112,6 +117,10 @@ class CycleRun {
       throw;
     } catch (const Error& e) {
       record(plog, name, PhaseStatus::kFailed, since(start), e.what());
+      throw;
+    } catch (const std::exception& e) {
+      record(plog, name, PhaseStatus::kFailed, since(start),
+             std::string("internal error: ") + e.what());
       throw;
     }
     record(plog, name, current_status_, since(start), current_message_);

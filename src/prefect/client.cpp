@@ -1,5 +1,6 @@
 #include "prefect/client.hpp"
 
+#include <algorithm>
 #include <random>
 
 namespace pc {
@@ -225,6 +226,22 @@ void PrefectClient::update_flow_run(const std::string& id, const json& patch,
   if (response.status == 404) {
     throw api_error("flow run " + id + " not found when updating it");
   }
+}
+
+std::vector<State> PrefectClient::read_flow_run_states(const std::string& flow_run_id) {
+  const std::string path = "/flow_run_states/?flow_run_id=" + url_encode_segment(flow_run_id);
+  auto response = api_.request("GET", path);
+  if (!response.body.is_array()) {
+    unexpected("GET " + path, response);
+  }
+  std::vector<State> states;
+  for (const auto& item : response.body) {
+    states.push_back(decode_state(item));
+  }
+  std::stable_sort(states.begin(), states.end(), [](const State& a, const State& b) {
+    return a.timestamp < b.timestamp;  // ISO 8601 in UTC sorts as text
+  });
+  return states;
 }
 
 void PrefectClient::update_flow_run_labels(const std::string& id, const json& labels,

@@ -78,6 +78,9 @@ class PrefectClient {
                                     bool force, const std::string& transition_id);
   void update_flow_run(const std::string& id, const nlohmann::json& patch,
                        const RequestOptions& options = {});
+  // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
+  // first (every supported server has it).
+  std::vector<State> read_flow_run_states(const std::string& flow_run_id);
   // PATCH /flow_runs/{id}/labels with the labels object (merged server-side).
   void update_flow_run_labels(const std::string& id, const nlohmann::json& labels,
                               const RequestOptions& options = {});

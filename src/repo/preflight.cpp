@@ -52,6 +52,52 @@ void pip_install(const Config& config, const Logger& log, const std::vector<std:
   }
 }
 
+// Whether the interpreter that will run the flows has Prefect, without
+// importing it (that takes seconds; this takes ~50 ms): find_spec only
+// locates the package, importlib.metadata reads its version.
+constexpr const char* kPrefectProbe =
+    "import sys, importlib.util\n"
+    "if importlib.util.find_spec('prefect') is None:\n"
+    "    print('No module named prefect'); sys.exit(3)\n"
+    "from importlib import metadata\n"
+    "for dist in ('prefect', 'prefect-client'):\n"
+    "    try:\n"
+    "        print(metadata.version(dist)); break\n"
+    "    except metadata.PackageNotFoundError:\n"
+    "        pass\n"
+    "else:\n"
+    "    print('unknown')\n";
+constexpr std::chrono::seconds kProbeTimeout{30};
+
+void check_flow_python(const Config& config, const Logger& log, PreflightReport& report) {
+  SpawnOptions options;
+  options.argv = {config.python, "-c", kPrefectProbe};
+  std::string last_line;
+  const auto deadline = std::chrono::steady_clock::now() + kProbeTimeout;
+  ExitStatus status = run_streaming(
+      options,
+      [&last_line](std::string_view line, bool) {
+        if (line.find_first_not_of(" \t") != std::string_view::npos) {
+          last_line = std::string(line.substr(0, 300));
+        }
+      },
+      [deadline] { return std::chrono::steady_clock::now() > deadline; }, kPipGrace);
+  const std::string fix =
+      "set PREFECT_WORKER_PYTHON (--python) to an interpreter that has Prefect installed (the "
+      "image's is /opt/prefect/bin/python), or pip install prefect into it";
+  if (status.exited() && status.code == 127) {
+    throw preflight_error("PREFECT_WORKER_PYTHON: \"" + config.python +
+                          "\" not found (no such file, or not on PATH): " + fix);
+  }
+  if (!status.exited() || status.code != 0) {
+    throw preflight_error("PREFECT_WORKER_PYTHON: \"" + config.python +
+                          "\" cannot run flow runs (" + status.describe() +
+                          (last_line.empty() ? "" : ": " + last_line) + "): " + fix);
+  }
+  report.steps.push_back("flow interpreter " + config.python + " has Prefect " + last_line);
+  log.info("flow runs will use " + config.python + " (Prefect " + last_line + ")");
+}
+
 void check_repository(const Config& config, const Logger& log,
                       const std::function<bool()>& should_stop, PreflightReport& report) {
   log.info("checking repository " + config.repository + " for branch \"" + config.branch + "\"");
@@ -137,6 +183,8 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
     report.steps.push_back("database answered SELECT 1");
     log.info("database answered SELECT 1");
   }
+  // Last: a requirements file may have installed Prefect.
+  check_flow_python(config, log, report);
   return report;
 }
 

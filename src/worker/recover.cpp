@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <map>
 
 #include "common/error.hpp"
 
@@ -12,32 +13,92 @@ namespace {
 
 using SysClock = std::chrono::system_clock;
 
-// Why the run is stale, or "" when it may still be alive.
+// The claimer named by the run's labels, if they name one we may judge: our
+// own label, or (runs of earlier versions) Prefect's worker-name label when it
+// is our own name.
+std::optional<std::string> claimer_from_labels(const FlowRun& run, const std::string& own_name) {
+  auto label = run.labels.find(std::string(kClaimLabel));
+  if (label != run.labels.end() && label->is_string()) {
+    return label->get<std::string>();
+  }
+  auto worker = run.labels.find("prefect.worker.name");
+  if (worker != run.labels.end() && worker->is_string() && *worker == own_name) {
+    return own_name;
+  }
+  return std::nullopt;
+}
+
+// Whether the run's labels name a worker at all: then its history need not be
+// read (a prefect-cycle claim on a server with labels carries kClaimLabel).
+bool labelled_by_a_worker(const FlowRun& run) {
+  return run.labels.contains("prefect.worker.name") ||
+         run.labels.contains(std::string(kClaimLabel));
+}
+
+std::map<std::string, WorkerLiveness> read_liveness(PrefectClient& client,
+                                                    const std::string& pool) {
+  std::map<std::string, WorkerLiveness> rows;
+  const auto now = SysClock::now();
+  for (const auto& worker : client.read_workers(pool)) {
+    auto last = parse_iso8601(worker.last_heartbeat_time);
+    auto interval = std::chrono::seconds(
+        worker.heartbeat_interval_seconds > 0 ? worker.heartbeat_interval_seconds : 30);
+    rows[worker.name] = {true, !last || now - *last > 3 * interval, worker.last_heartbeat_time};
+  }
+  return rows;
+}
+
+}  // namespace
+
+std::string claim_message(const std::string& worker_name) {
+  return std::string(kClaimMarker) + worker_name + "\"";
+}
+
+std::optional<std::string> claimer_from_message(const std::string& message) {
+  if (message.rfind(kClaimMarker, 0) != 0) {
+    return std::nullopt;
+  }
+  auto end = message.find('"', kClaimMarker.size());
+  if (end == std::string::npos || end == kClaimMarker.size()) {
+    return std::nullopt;
+  }
+  return message.substr(kClaimMarker.size(), end - kClaimMarker.size());
+}
+
 std::string stale_reason(const FlowRun& run, const std::string& hostname,
-                         const std::string& worker_name, bool worker_silent,
-                         const std::string& silent_since) {
+                         const std::optional<std::string>& claimer,
+                         const WorkerLiveness& claimer_row, const std::string& own_name,
+                         bool (*process_alive)(long pid)) {
   const std::string& infra = run.infrastructure_pid;
   auto colon = infra.rfind(':');
   if (colon != std::string::npos && infra.substr(0, colon) == hostname) {
     long pid = std::strtol(infra.c_str() + colon + 1, nullptr, 10);
-    if (pid > 0 && !process_exists(pid)) {
+    if (pid > 0 && !process_alive(pid)) {
       return "its process " + infra + " no longer exists (the cycle that started it was killed)";
     }
     if (pid > 0) {
       return "";  // alive here: not ours to judge
     }
   }
-  auto label = run.labels.find("prefect.worker.name");
-  if (worker_silent && label != run.labels.end() && label->is_string() &&
-      label->get<std::string>() == worker_name) {
-    return "its worker \"" + worker_name + "\" stopped heartbeating" +
-           (silent_since.empty() ? "" : " (last heartbeat " + silent_since + ")") +
-           " and no process is known to run it";
+  if (!claimer) {
+    return "";  // not claimed by prefect-cycle, as far as we can tell
   }
-  return "";
+  if (claimer_row.found && !claimer_row.silent) {
+    return "";  // its worker is alive: it reports the run itself
+  }
+  if (claimer_row.found) {
+    return "prefect-cycle worker \"" + *claimer + "\", which claimed it, stopped heartbeating" +
+           (claimer_row.last_seen.empty() ? ""
+                                          : " (last heartbeat " + claimer_row.last_seen + ")") +
+           (infra.empty() ? "" : "; its process " + infra + " cannot be alive without it") +
+           " (the cycle that ran it was killed, e.g. its container stopped)";
+  }
+  if (*claimer == own_name) {
+    return "its worker \"" + own_name +
+           "\" (this cycle's name) left no worker row: the cycle that claimed it is gone";
+  }
+  return "";  // the claimer's row is gone: we cannot tell
 }
-
-}  // namespace
 
 bool process_exists(long pid) {
   if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
@@ -62,23 +123,33 @@ int recover_stale_runs(const Config& config, PrefectClient& client, const std::s
     if (runs.empty()) {
       return 0;  // the usual case: one request
     }
-    // Our worker row as the previous cycle with this name left it.
-    bool worker_silent = true;
-    std::string silent_since;
-    for (const auto& worker : client.read_workers(config.work_pool)) {
-      if (worker.name != config.worker_name) {
-        continue;
-      }
-      auto last = parse_iso8601(worker.last_heartbeat_time);
-      auto interval = std::chrono::seconds(
-          worker.heartbeat_interval_seconds > 0 ? worker.heartbeat_interval_seconds : 30);
-      worker_silent = !last || SysClock::now() - *last > 3 * interval;
-      silent_since = worker.last_heartbeat_time;
-    }
+    // The workers' rows as the cycles that own them left them: read before
+    // our own first heartbeat.
+    const auto rows = read_liveness(client, config.work_pool);
     for (const auto& run : runs) {
+      std::optional<std::string> claimer = claimer_from_labels(run, config.worker_name);
+      if (!claimer && !labelled_by_a_worker(run)) {
+        // No labels (Prefect < 3.2, or our label update failed): the claim's
+        // PENDING message says who took it.
+        for (const auto& state : client.read_flow_run_states(run.id)) {
+          if (state.type == StateType::kPending) {
+            if (auto name = claimer_from_message(state.message)) {
+              claimer = name;
+            }
+          }
+        }
+      }
+      WorkerLiveness row;
+      if (claimer) {
+        if (auto it = rows.find(*claimer); it != rows.end()) {
+          row = it->second;
+        }
+      }
       std::string why =
-          stale_reason(run, hostname, config.worker_name, worker_silent, silent_since);
+          stale_reason(run, hostname, claimer, row, config.worker_name, &process_exists);
       if (why.empty()) {
+        log.debug("active flow run " + run.name + " (" + run.id + ") is not stale" +
+                  (claimer ? " (claimed by \"" + *claimer + "\")" : ""));
         continue;
       }
       StateCreate crashed{StateType::kCrashed, "",

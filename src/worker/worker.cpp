@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "process/process.hpp"
 #include "worker/command_split.hpp"
+#include "worker/flow_output.hpp"
 #include "worker/job_config.hpp"
 #include "worker/recover.hpp"
 
@@ -58,6 +59,8 @@ class ApiResolver final : public TemplateResolver {
 struct Running {
   FlowRun run;
   Logger log;
+  FlowOutput out;  // the process's stdout, as log events
+  FlowOutput err;  // its stderr
   ProcessSupervisor::Id process = 0;
   std::string spawn_error;  // the command could not be started
   std::optional<fs::path> temp_dir;
@@ -162,6 +165,7 @@ class NativeWorker::Impl {
       supervise();
       send_updates(false);
       const auto now = Clock::now();
+      report_progress(now);
       if (now >= next_heartbeat_) {
         heartbeat();
       }
@@ -183,6 +187,36 @@ class NativeWorker::Impl {
     }
   }
 
+  // One line every PREFECT_WAIT_POLL_SECONDS while runs are running: a long,
+  // silent flow run shows as alive, and a hung cycle as hung.
+  void report_progress(Clock::time_point now) {
+    if (running_.empty()) {
+      next_progress_ = now + config_.wait_poll;  // a full interval after the first start
+      return;
+    }
+    if (now < next_progress_) {
+      return;
+    }
+    next_progress_ = now + config_.wait_poll;
+    std::string names;
+    int listed = 0;
+    for (const auto& [id, r] : running_) {
+      if (listed++ == 5) {
+        names += ", ...";
+        break;
+      }
+      const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - r.started);
+      names +=
+          (names.empty() ? "" : ", ") + r.run.name + " (" + std::to_string(age.count()) + " s)";
+    }
+    log_.info(std::to_string(running_.size()) + " flow run(s) running: " + names + "; " +
+                  std::to_string(queue_.size()) + " queued, " + std::to_string(records_.size()) +
+                  " done",
+              {{"running", static_cast<long long>(running_.size())},
+               {"queued", static_cast<long long>(queue_.size())},
+               {"done", static_cast<long long>(records_.size())}});
+  }
+
   // --- heartbeat and polling ---------------------------------------------
 
   // One attempt, without the client's back-off (a 503 would stall the loop
@@ -199,8 +233,12 @@ class NativeWorker::Impl {
       const auto retry_in = std::min<std::chrono::seconds>(
           std::chrono::seconds(1 << std::min(heartbeat_failures_++, 5)),
           config_.heartbeat_interval);
-      log_.warn("worker heartbeat failed, next try in " + std::to_string(retry_in.count()) +
-                " s: " + e.what());
+      // One failure that the next try repairs (a 503 from a busy SQLite
+      // server) is routine; two in a row are worth a warning.
+      log_.log(heartbeat_failures_ >= 2 ? LogLevel::kWarn : LogLevel::kDebug,
+               "worker heartbeat failed (" + std::to_string(heartbeat_failures_) +
+                   " in a row), next try in " + std::to_string(retry_in.count()) +
+                   " s: " + e.what());
       next_heartbeat_ = Clock::now() + retry_in;
     }
   }
@@ -369,10 +407,11 @@ class NativeWorker::Impl {
     }
   }
 
-  // Labels as Prefect's worker sets them; prefect.worker.name also lets a
-  // later cycle with our name recognise runs we leave behind if we are killed.
+  // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
+  // later cycle, on any host, recognise runs we leave behind if we are killed.
   void label(const FlowRun& run, const Logger& rlog) {
-    json labels{{"prefect.worker.name", config_.worker_name},
+    json labels{{std::string(kClaimLabel), config_.worker_name},
+                {"prefect.worker.name", config_.worker_name},
                 {"prefect.worker.type", "process"},
                 {"prefect.work-pool.name", pool_.name},
                 {"prefect.work-pool.id", pool_.id}};
@@ -451,8 +490,11 @@ class NativeWorker::Impl {
       const std::string transition_id = new_uuid4();
       SetStateResult result;
       try {
-        result =
-            client_.set_flow_run_state(run.id, {StateType::kPending, "", ""}, false, transition_id);
+        // The message names us: on servers without flow-run labels it is how
+        // a later cycle tells that a prefect-cycle worker claimed the run.
+        result = client_.set_flow_run_state(
+            run.id, {StateType::kPending, "", claim_message(config_.worker_name)}, false,
+            transition_id);
       } catch (const Error& e) {
         if (applied_despite_error(run.id, transition_id, rlog)) {
           return true;
@@ -571,15 +613,24 @@ class NativeWorker::Impl {
     Child child = Child::spawn(spawn);
     const pid_t pid = child.pid();
     const std::string id = run.id;
-    Running entry{std::move(run),    rlog,  0,  child.spawn_error(), temp_dir,
-                  job.stream_output, false, "", Clock::now()};
+    Running entry{std::move(run),
+                  rlog,
+                  FlowOutput(rlog),
+                  FlowOutput(rlog),
+                  0,
+                  child.spawn_error(),
+                  temp_dir,
+                  job.stream_output,
+                  false,
+                  "",
+                  Clock::now()};
     Running& r = running_.emplace(id, std::move(entry)).first->second;
     // Map nodes do not move, so the callbacks may keep `r` until it ends.
     r.process = processes_.add(
         std::move(child),
-        [&r](std::string_view line, bool) {
+        [&r](std::string_view line, bool is_stderr) {
           if (r.stream_output && r.spawn_error.empty()) {
-            r.log.info(line);
+            (is_stderr ? r.err : r.out).line(line);
           }
         },
         [this, id](const ExitStatus& status) { exited_.emplace_back(id, status); });
@@ -604,6 +655,11 @@ class NativeWorker::Impl {
       sleeper_.sleep_for(kSupervisePoll);
     } else {
       processes_.run_once(kSupervisePoll);
+    }
+    const auto now = Clock::now();
+    for (auto& [id, r] : running_) {
+      r.out.tick(now);
+      r.err.tick(now);
     }
     auto exited = std::move(exited_);
     exited_.clear();
@@ -662,6 +718,8 @@ class NativeWorker::Impl {
   }
 
   void finish(Running& r, const ExitStatus& status) {
+    r.out.flush();
+    r.err.flush();
     const std::string& id = r.run.id;
     if (r.temp_dir) {
       std::error_code ec;
@@ -794,6 +852,7 @@ class NativeWorker::Impl {
   Clock::time_point next_heartbeat_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_cancel_check_{};
+  Clock::time_point next_progress_{};
   bool exhausted_ = false;
   bool stopping_ = false;
   int launched_ = 0;

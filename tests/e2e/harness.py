@@ -502,10 +502,11 @@ class CycleProcess:
                 if seen():
                     return
                 raise AssertionError(f"prefect-cycle exited ({self.popen.returncode}) before "
-                                     f"printing {text!r}:\n{self.stderr[-6000:]}")
+                                     f"printing {text!r}:\n{self.stdout[-3000:]}"
+                                     f"\n{self.stderr[-3000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"prefect-cycle did not print {text!r} within {timeout}s:"
-                                     f"\n{self.stderr[-6000:]}")
+                                     f"\n{self.stdout[-3000:]}\n{self.stderr[-3000:]}")
             time.sleep(0.1)
 
     def send_signal(self, sig: int) -> None:
@@ -523,7 +524,7 @@ class CycleProcess:
             for t in self._readers:
                 t.join(5)
             raise AssertionError(f"prefect-cycle did not exit within {timeout}s:\n"
-                                 f"{self.stderr[-6000:]}")
+                                 f"{self.stdout[-3000:]}\n{self.stderr[-3000:]}")
         for t in self._readers:
             t.join(10)
         summary = (json.loads(self.summary_path.read_text())
@@ -550,8 +551,10 @@ class Cycle:
       the venv's), HOME=<tmp>, LANG, PREFECT_HOME=<tmp>/prefect-home,
       PREFECT_API_URL, PREFECT_WORK_POOL=<pool>, PREFECT_WORKER_PYTHON=<venv
       python>, PREFECT_WAIT_POLL_SECONDS=1, PREFECT_WORKER_CYCLE_LOG_LEVEL=debug,
-      PREFECT_CYCLE_SUMMARY_FILE=<tmp>/summary.json; then `overrides` (a value
-      of None removes the variable).
+      PREFECT_WORKER_CYCLE_LOG_FORMAT=text, PREFECT_CYCLE_SUMMARY_FILE=
+      <tmp>/summary.json; then `overrides` (a value of None removes the
+      variable). Info lines are on stdout, problems on stderr: check
+      `result.output` for a log line.
 
     - run(pool, overrides, args=("run",), timeout=300) -> CycleResult
     - spawn(pool, overrides, args) -> CycleProcess (background; signals)
@@ -579,6 +582,9 @@ class Cycle:
             "PREFECT_WORKER_PYTHON": str(VENV_PYTHON),
             "PREFECT_WAIT_POLL_SECONDS": "1",
             "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug",
+            # The tests read text lines; the default would be JSON wherever the
+            # suite itself runs in a container (see default_log_format).
+            "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text",
             "PREFECT_CYCLE_SUMMARY_FILE": str(self.summary_path),
         }
         if pool:

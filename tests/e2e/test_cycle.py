@@ -35,8 +35,8 @@ def test_paused_pool_with_three_due_runs_completes_and_pauses(
         ("worker", "ok"), ("wait", "ok"), ("pause", "ok")]
     for phase in summary["phases"]:
         assert isinstance(phase["duration_ms"], int) and phase["duration_ms"] >= 0
-    assert "cycle finished: exit 0 (ok)" in result.stderr
-    assert "runs: 3 COMPLETED" in result.stderr
+    assert "cycle finished: exit 0 (ok)" in result.output
+    assert "runs: 3 COMPLETED" in result.output
 
 
 def test_trigger_two_deployments_one_with_spaces(prefect, pool, deploy, run_cycle):
@@ -81,7 +81,7 @@ def test_missing_trigger_deployment_is_a_configuration_error(prefect, pool, depl
     result = run_cycle({"PREFECT_TRIGGER_DEPLOYMENTS": "nope/missing"})
 
     assert result.returncode == 2, result
-    assert 'PREFECT_TRIGGER_DEPLOYMENTS: deployment "nope/missing" not found' in result.stderr
+    assert 'PREFECT_TRIGGER_DEPLOYMENTS: deployment "nope/missing" not found' in result.output
     assert result.summary["exit_code"] == 2
     assert result.summary["pool_resumed"] is False
     assert_paused(prefect, pool)
@@ -105,8 +105,8 @@ def test_wait_timeout_exits_5_and_pauses(prefect, pool, deploy, schedule_runs, r
     result = run_cycle({"PREFECT_WAIT_TIMEOUT_SECONDS": "3"}, timeout=120)
 
     assert result.returncode == 5, result
-    assert "wait timed out after 3 s" in result.stderr
-    assert "1 flow run(s) still active" in result.stderr
+    assert "wait timed out after 3 s" in result.output
+    assert "1 flow run(s) still active" in result.output
     assert result.summary["exit_code"] == 5
     assert result.summary["outcome"] == "wait_timeout"
     assert_paused(prefect, pool)
@@ -161,7 +161,7 @@ def test_unreachable_api_exits_3_naming_the_url(run_cycle):
                        timeout=120, pool="any-pool")
 
     assert result.returncode == 3, result
-    assert f"cannot reach Prefect API at {url}" in result.stderr
+    assert f"cannot reach Prefect API at {url}" in result.output
     assert result.duration < 60, result
     assert result.summary["exit_code"] == 3
 
@@ -172,7 +172,7 @@ def test_invalid_configuration_exits_2_before_any_request(run_cycle):
                             "PREFECT_WORKER_FLOW_LIMIT": "abc"}, pool="any-pool")
 
     assert result.returncode == 2, result
-    assert 'PREFECT_WORKER_FLOW_LIMIT: invalid integer "abc" (expected 1..1000)' in result.stderr
+    assert 'PREFECT_WORKER_FLOW_LIMIT: invalid integer "abc" (expected 1..1000)' in result.output
     assert "Traceback" not in result.output
     assert recorder.connections == 0
 
@@ -185,7 +185,7 @@ def test_auth_string_accepted_and_required(auth_prefect_server, auth_prefect, tm
 
     rejected = cycle.run(pool)
     assert rejected.returncode == 3, rejected
-    assert "401" in rejected.stderr
+    assert "401" in rejected.output
     assert auth_prefect.state_type(run) == "SCHEDULED"
     assert auth_prefect.pool_status(pool) == (True, "PAUSED")
 

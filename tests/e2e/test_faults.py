@@ -102,7 +102,7 @@ def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
     peak = hwm.stop().peak
 
     assert rule.fired == 1, (f"the {fault} fault at {phase} never fired: {proxy.log}\n"
-                             f"{result.stderr[-3000:]}")
+                             f"{result.output[-3000:]}")
     runs = prefect.pool_runs(pool)
     states = {str(r.id): r.state.type.value for r in runs}
     executions = witness.read_text().split()
@@ -110,14 +110,14 @@ def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
                f"executions {len(executions)}")
     print(outcome)
     # Nothing we claimed is left PENDING or RUNNING, nothing ran twice.
-    assert not {"PENDING", "RUNNING"} & set(states.values()), (outcome, result.stderr[-4000:])
+    assert not {"PENDING", "RUNNING"} & set(states.values()), (outcome, result.output[-4000:])
     assert len(executions) == len(set(executions)), (outcome, executions)
     for run_id in executions:
-        assert states[run_id] in ("COMPLETED", "CRASHED"), (outcome, result.stderr[-4000:])
+        assert states[run_id] in ("COMPLETED", "CRASHED"), (outcome, result.output[-4000:])
     # Runs not executed are still SCHEDULED for the next cycle.
     assert all(states[r] == "SCHEDULED" for r in states if r not in executions), outcome
-    assert result.returncode == expected_exit(phase, fault), (outcome, result.stderr[-4000:])
-    assert prefect.pool(pool).is_paused, (outcome, result.stderr[-4000:])
+    assert result.returncode == expected_exit(phase, fault), (outcome, result.output[-4000:])
+    assert prefect.pool(pool).is_paused, (outcome, result.output[-4000:])
     if result.returncode == 0 and not (phase == "claim" and fault not in TRANSIENT):
         assert scheduled in executions and len(states) == 2, (outcome, states, executions)
     # A huge body is refused, not read into memory.
@@ -143,7 +143,7 @@ def test_permanent_failure_of_the_pause_says_the_pool_may_be_resumed(prefect, po
     assert rule.fired >= 2  # retried, never succeeded
     assert result.returncode == 3, result
     assert re.search(rf'could not pause work pool "{re.escape(pool)}": it may still be resumed',
-                     result.stderr, re.I), result
+                     result.output, re.I), result
     assert prefect.pool(pool).is_paused is False
     assert "may still be resumed" in json.dumps(result.summary).lower(), result.summary
     prefect.call("update_work_pool", pool, _pause())
@@ -159,11 +159,11 @@ def test_permanent_failure_of_the_count_ends_the_wait_with_exit_3(prefect, pool,
     result = cycle.run(pool, {"PREFECT_API_URL": proxy.api_url,
                               "PREFECT_API_REQUEST_TIMEOUT": str(TIMEOUT)})
 
-    assert rule.fired == 3, (rule.fired, result.stderr[-3000:])  # asked three times
+    assert rule.fired == 3, (rule.fired, result.output[-3000:])  # asked three times
     assert result.returncode == 3, result
-    assert "could not count the active flow runs (failure 2 of 3)" in result.stderr, result
-    assert "/flow_runs/count: 500 Internal Server Error" in result.stderr, result
-    assert prefect.pool(pool).is_paused, result.stderr[-3000:]
+    assert "could not count the active flow runs (failure 2 of 3)" in result.output, result
+    assert "/flow_runs/count: 500 Internal Server Error" in result.output, result
+    assert prefect.pool(pool).is_paused, result.output[-3000:]
     assert [r.state.type.value for r in prefect.pool_runs(pool)] == ["COMPLETED"]
 
 

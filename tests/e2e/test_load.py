@@ -65,8 +65,8 @@ def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     assert result.returncode == 0, result
     assert count(prefect_server, pool, ["COMPLETED"]) == RUNS
     assert count(prefect_server, pool, ["PENDING", "RUNNING", "SCHEDULED", "CRASHED"]) == 0
-    launched = re.search(r"native worker done: (\d+) flow run\(s\) launched", result.stderr)
-    assert launched and int(launched.group(1)) == RUNS, result.stderr[-3000:]
+    launched = re.search(r"native worker done: (\d+) flow run\(s\) launched", result.output)
+    assert launched and int(launched.group(1)) == RUNS, result.output[-3000:]
 
     # Memory: no growth beyond what the cycle keeps per run on purpose (the
     # run's record for the summary, its id in the set of runs seen: well
@@ -80,8 +80,8 @@ def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     assert second < 40 * 1024, second
 
     # File descriptors: as many open at the end as at the start.
-    fds = dict(re.findall(r"open file descriptors at (start|end): (\d+)", result.stderr))
-    assert set(fds) == {"start", "end"}, result.stderr[-2000:]
+    fds = dict(re.findall(r"open file descriptors at (start|end): (\d+)", result.output))
+    assert set(fds) == {"start", "end"}, result.output[-2000:]
     assert fds["start"] == fds["end"], fds
 
     print(f"\nload: {RUNS} runs, limit {LIMIT}: {result.duration:.1f} s wall "

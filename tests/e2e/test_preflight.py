@@ -51,7 +51,7 @@ def assert_secret_absent(result, *secrets: str) -> None:
     summary = json.dumps(result.summary) if result.summary else ""
     for secret in secrets:
         assert secret not in result.stdout, result
-        assert secret not in result.stderr, result
+        assert secret not in result.output, result
         assert secret not in summary, result
 
 
@@ -73,7 +73,7 @@ def test_http_right_token_passes(prefect, pool, cycle, git_http):
     result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
                               "GITHUB_ACCESS_TOKEN": TOKEN})
     assert result.returncode == 0, result
-    assert 'branch "main" present' in result.stderr
+    assert 'branch "main" present' in result.output
     assert result.summary["phases"][0]["name"] == "preflight"
     assert result.summary["phases"][0]["status"] == "ok"
     assert_secret_absent(result, TOKEN)
@@ -84,8 +84,8 @@ def test_http_wrong_token_is_rejected_by_the_server(prefect, pool, cycle, git_ht
     result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
                               "GITHUB_ACCESS_TOKEN": WRONG_TOKEN})
     assert_preflight_failed(result, prefect, pool)
-    assert f"authentication to {git_http.url('app')} (host 127.0.0.1) failed" in result.stderr
-    assert "tried GITHUB_ACCESS_TOKEN as user x-access-token" in result.stderr
+    assert f"authentication to {git_http.url('app')} (host 127.0.0.1) failed" in result.output
+    assert "tried GITHUB_ACCESS_TOKEN as user x-access-token" in result.output
     assert_secret_absent(result, WRONG_TOKEN, TOKEN)
 
 
@@ -96,8 +96,8 @@ def test_http_user_password_in_url(prefect, pool, cycle, git_http):
 
     bad = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app", "alice:not-the-pw-99")})
     assert_preflight_failed(bad, prefect, pool)
-    assert "tried the user:password in PREFECT_WORKER_REPOSITORY" in bad.stderr
-    assert "alice:***@127.0.0.1" in bad.stderr
+    assert "tried the user:password in PREFECT_WORKER_REPOSITORY" in bad.output
+    assert "alice:***@127.0.0.1" in bad.output
     assert_secret_absent(bad, "not-the-pw-99", ALICE_PASSWORD)
 
 
@@ -105,11 +105,11 @@ def test_http_missing_branch_lists_branches_and_suggests(prefect, pool, cycle, g
     result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
                               "GITHUB_ACCESS_TOKEN": TOKEN, "PREFECT_WORKER_BRANCH": "devlop"})
     assert_preflight_failed(result, prefect, pool)
-    assert 'branch "devlop" not found in' in result.stderr
-    assert "it has " in result.stderr
+    assert 'branch "devlop" not found in' in result.output
+    assert "it has " in result.output
     for branch in ("main", "develop", "release-2024"):
         assert branch in result.summary["message"]
-    assert 'did you mean "develop"?' in result.stderr
+    assert 'did you mean "develop"?' in result.output
 
 
 def test_unreachable_host_fails_within_the_timeout(prefect, pool, cycle):
@@ -124,7 +124,7 @@ def test_unreachable_host_fails_within_the_timeout(prefect, pool, cycle):
                                   "PREFECT_WORKER_GIT_TIMEOUT_SECONDS": "3"}, timeout=60)
         elapsed = time.monotonic() - started
     assert_preflight_failed(result, prefect, pool)
-    assert "(host 127.0.0.1) did not finish within 3 s" in result.stderr
+    assert "(host 127.0.0.1) did not finish within 3 s" in result.output
     assert elapsed < 3 + 6, result  # 3 s of git plus process start and the API calls
 
 
@@ -135,7 +135,7 @@ def test_refused_connection_names_host_and_libgit2_error(prefect, pool, cycle):
     url = f"http://127.0.0.1:{port}/git/app.git"
     result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": url})
     assert_preflight_failed(result, prefect, pool)
-    assert f"cannot reach repository {url} (host 127.0.0.1):" in result.stderr
+    assert f"cannot reach repository {url} (host 127.0.0.1):" in result.output
 
 
 # --- code sync, requirements, PYTHONPATH, a real flow -------------------------
@@ -238,10 +238,10 @@ def test_sync_install_and_a_flow_importing_from_the_repository(
 
     assert result.returncode == 0, result
     assert prefect.state_type(run) == "COMPLETED", result
-    assert f"cloned {code_dir} to main at {commit}" in result.stderr
-    assert "Successfully installed" in result.stderr
-    assert "source=pip" in result.stderr  # pip's output streamed into the log
-    assert "DATABASE_URL is not set: the flow runs get it from DATABASE_PUBLIC_URL" in result.stderr
+    assert f"cloned {code_dir} to main at {commit}" in result.output
+    assert "Successfully installed" in result.output
+    assert "source=pip" in result.output  # pip's output streamed into the log
+    assert "DATABASE_URL is not set: the flow runs get it from DATABASE_PUBLIC_URL" in result.output
     assert_secret_absent(result, db_password)
 
     seen = json.loads(marker.read_text())
@@ -260,7 +260,7 @@ def test_sync_install_and_a_flow_importing_from_the_repository(
                              "PREFECT_WORKER_INSTALL_REQUIREMENTS": "false"})
     assert again.returncode == 0, again
     # stray.txt and the __pycache__ directories the flow run left
-    assert f"updated {code_dir} to main at {newer} (removed 3 untracked path(s))" in again.stderr
+    assert f"updated {code_dir} to main at {newer} (removed 3 untracked path(s))" in again.output
     assert not (code_dir / "stray.txt").exists()
     assert not (code_dir / "__pycache__").exists()
     assert (code_dir / "helper_mod.py").read_text() == "VALUE = 'second'\n"
@@ -275,7 +275,7 @@ def test_failing_requirements_install_is_exit_4(prefect, pool, cycle, tmp_path):
                               "PREFECT_WORKER_CODE_DIR": str(tmp_path / "code")})
     assert_preflight_failed(result, prefect, pool)
     assert "installing requirements from" in result.summary["message"]
-    assert "No matching distribution found for no-such-package-pc-e2e" in result.stderr
+    assert "No matching distribution found for no-such-package-pc-e2e" in result.output
 
 
 def test_directory_in_the_way_is_refused_and_untouched(prefect, pool, cycle, tmp_path):
@@ -288,7 +288,7 @@ def test_directory_in_the_way_is_refused_and_untouched(prefect, pool, cycle, tmp
     result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": repo.file_url,
                               "PREFECT_WORKER_CODE_DIR": str(code_dir)})
     assert_preflight_failed(result, prefect, pool)
-    assert f"code directory {code_dir} exists but is not a git repository" in result.stderr
+    assert f"code directory {code_dir} exists but is not a git repository" in result.output
     assert sorted(p.name for p in code_dir.iterdir()) == ["data.txt"]
     assert (code_dir / "data.txt").read_text() == "keep me\n"
 
@@ -300,7 +300,7 @@ def test_database_check_passes_with_the_right_url(prefect, pool, cycle, postgres
     result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_URL": postgres.url()})
     assert result.returncode == 0, result
-    assert "database answered SELECT 1" in result.stderr
+    assert "database answered SELECT 1" in result.output
     assert_secret_absent(result, postgres.password)
 
 
@@ -308,7 +308,7 @@ def test_database_check_from_public_url(prefect, pool, cycle, postgres):
     result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_PUBLIC_URL": postgres.url()})
     assert result.returncode == 0, result
-    assert "get it from DATABASE_PUBLIC_URL" in result.stderr
+    assert "get it from DATABASE_PUBLIC_URL" in result.output
     assert_secret_absent(result, postgres.password)
 
 
@@ -317,8 +317,8 @@ def test_database_check_wrong_password(prefect, pool, cycle, postgres):
     result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_URL": postgres.url(password=wrong)})
     assert_preflight_failed(result, prefect, pool)
-    assert f"database check failed for {postgres.user}@127.0.0.1:{postgres.port}" in result.stderr
-    assert "password authentication failed" in result.stderr
+    assert f"database check failed for {postgres.user}@127.0.0.1:{postgres.port}" in result.output
+    assert "password authentication failed" in result.output
     assert_secret_absent(result, wrong, postgres.password)
 
 
@@ -329,5 +329,5 @@ def test_database_check_nothing_listening(prefect, pool, cycle, postgres):
     result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_URL": postgres.url(port=port)})
     assert_preflight_failed(result, prefect, pool)
-    assert "Connection refused" in result.stderr
+    assert "Connection refused" in result.output
     assert_secret_absent(result, postgres.password)

@@ -154,7 +154,7 @@ def test_tls_self_signed(prefect, pool, cycle, tls_proxy):
 
     rejected = cycle.run(pool, {"PREFECT_API_URL": url}, timeout=60)
     assert rejected.returncode == 3, rejected
-    assert "PREFECT_API_SSL_CERT_FILE" in rejected.stderr
+    assert "PREFECT_API_SSL_CERT_FILE" in rejected.output
     assert rejected.duration < 20  # a bad certificate is not retried
 
     with_ca = cycle.run(pool, {"PREFECT_API_URL": url,
@@ -165,5 +165,5 @@ def test_tls_self_signed(prefect, pool, cycle, tls_proxy):
     insecure = cycle.run(pool, {"PREFECT_API_URL": url,
                                 "PREFECT_API_TLS_INSECURE_SKIP_VERIFY": "true"})
     assert insecure.returncode == 0, insecure
-    assert "PREFECT_API_TLS_INSECURE_SKIP_VERIFY is on" in insecure.stderr
+    assert "PREFECT_API_TLS_INSECURE_SKIP_VERIFY is on" in insecure.output
     assert prefect.pool(pool).is_paused

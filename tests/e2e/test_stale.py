@@ -52,7 +52,7 @@ def test_next_cycle_crashes_runs_whose_process_is_gone(prefect, pool, cycle):
         assert state.type.value == "CRASHED"
         assert state.message.startswith("prefect-cycle found this flow run stale: its process ")
         assert "no longer exists (the cycle that started it was killed)" in state.message
-    assert "stale flow run" in on.stderr
+    assert "stale flow run" in on.output
     assert prefect.pool(pool).is_paused
 
 

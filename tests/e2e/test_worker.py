@@ -102,10 +102,10 @@ def test_job_variables_env_command_and_prefect_variable(prefect, pool, cycle):
 
     assert result.returncode == 0, result
     assert prefect.state_type(run) == "COMPLETED"
-    assert "custom-command-ran" in result.stderr
-    assert "ENV PC_DEPLOYMENT_VAR=from-deployment" in result.stderr
-    assert "ENV PC_TEMPLATED=resolved-from-variable" in result.stderr
-    assert "ENV PC_RUN_VAR=from-run" in result.stderr
+    assert "custom-command-ran" in result.output
+    assert "ENV PC_DEPLOYMENT_VAR=from-deployment" in result.output
+    assert "ENV PC_TEMPLATED=resolved-from-variable" in result.output
+    assert "ENV PC_RUN_VAR=from-run" in result.output
 
 
 def test_cancel_a_running_run_through_the_api(prefect, pool, cycle):
@@ -197,13 +197,13 @@ def test_pool_of_another_type(prefect, cycle):
     native = cycle.run(pool)
     assert native.returncode == 2, native
     assert (f'work pool "{pool}" is of type "docker": the native worker runs process pools '
-            f'only; set PREFECT_WORKER_TYPE=docker') in native.stderr
+            f'only; set PREFECT_WORKER_TYPE=docker') in native.output
     assert prefect.pool(pool).is_paused
 
     cli = cycle.run(pool, {"PREFECT_WORKER_TYPE": "docker"})
     # Prefect's worker CLI runs for this type; without prefect-docker installed it fails,
     # and the cycle says so and pauses the pool again.
-    assert "starting Prefect's worker:" in cli.stderr
-    assert "--type docker" in cli.stderr
+    assert "starting Prefect's worker:" in cli.output
+    assert "--type docker" in cli.output
     assert cli.returncode == 3, cli
     assert prefect.pool(pool).is_paused

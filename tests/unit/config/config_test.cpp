@@ -35,7 +35,7 @@ Environment with(std::string key, std::string value) {
 }  // namespace
 
 TEST_CASE("load_config defaults", "[config]") {
-  auto loaded = load_config(base_env(), {});
+  auto loaded = load_config(base_env(), {}, Surroundings{});
   const Config& c = loaded.config;
   CHECK(c.api_url == "http://127.0.0.1:4200/api");
   CHECK(c.work_pool == "default-agent-pool");
@@ -296,4 +296,54 @@ TEST_CASE("a Prefect Cloud API path names an account and a workspace") {
   CHECK_FALSE(pc::is_cloud_workspace_path("/api/accounts/a1/workspaces/"));
   CHECK_FALSE(pc::is_cloud_workspace_path("/api/accounts/a1/workspaces/w1/extra"));
   CHECK_FALSE(pc::is_cloud_workspace_path("/api"));
+}
+
+TEST_CASE("default_log_format: JSON where a log viewer reads levels, text elsewhere", "[config]") {
+  Surroundings terminal{true, false};
+  Surroundings container{false, true};
+  Surroundings container_tty{true, true};
+  Surroundings pipe{false, false};
+  CHECK(default_log_format({}, terminal).first == LogFormat::kText);
+  CHECK(default_log_format({}, pipe).first == LogFormat::kText);
+  CHECK(default_log_format({}, container_tty).first == LogFormat::kText);
+  CHECK(default_log_format({}, container) ==
+        std::pair<LogFormat, std::string>{LogFormat::kJson, "in a container without a terminal"});
+  CHECK(default_log_format({{"RAILWAY_ENVIRONMENT_NAME", "production"}}, terminal) ==
+        std::pair<LogFormat, std::string>{
+            LogFormat::kJson, "RAILWAY_ENVIRONMENT_NAME is set: Railway reads JSON levels"});
+  CHECK(default_log_format({{"KUBERNETES_SERVICE_HOST", "10.0.0.1"}}, pipe).first ==
+        LogFormat::kJson);
+  CHECK(default_log_format({{"RAILWAY_ENVIRONMENT_NAME", " "}}, pipe).first == LogFormat::kText);
+
+  SECTION("the variable wins, and config shows where the default came from") {
+    auto env = base_env();
+    env["RAILWAY_SERVICE_ID"] = "svc";
+    auto loaded = load_config(env, {}, pipe);
+    CHECK(loaded.config.log_format == LogFormat::kJson);
+    for (const auto& entry : loaded.entries) {
+      if (entry.variable == "PREFECT_WORKER_CYCLE_LOG_FORMAT") {
+        CHECK(entry.origin == Origin::kDefault);
+        CHECK(entry.source == "RAILWAY_SERVICE_ID is set: Railway reads JSON levels");
+      }
+    }
+    env["PREFECT_WORKER_CYCLE_LOG_FORMAT"] = "text";
+    CHECK(load_config(env, {}, pipe).config.log_format == LogFormat::kText);
+  }
+}
+
+TEST_CASE("load_config: DATABASE_PUBLIC_URL alone shows as its origin", "[config]") {
+  auto env = base_env();
+  env["DATABASE_PUBLIC_URL"] = "postgresql://u:pw@db:5432/app";
+  auto loaded = load_config(env, {}, Surroundings{});
+  CHECK(loaded.config.database_url_from_public);
+  bool seen = false;
+  for (const auto& entry : loaded.entries) {
+    if (entry.variable == "DATABASE_URL") {
+      seen = true;
+      CHECK(entry.origin == Origin::kEnv);
+      CHECK(entry.source == "DATABASE_PUBLIC_URL");
+      CHECK(entry.value == "postgresql://u:***@db:5432/app");
+    }
+  }
+  CHECK(seen);
 }

@@ -35,7 +35,7 @@ TEST_CASE("Logger JSON format: one object per line", "[log]") {
   std::string line;
   REQUIRE(std::getline(lines, line));
   auto first = nlohmann::json::parse(line);
-  CHECK(first["level"] == "warning");
+  CHECK(first["level"] == "warn");  // Railway's name
   CHECK(first["message"] == "line with \"quotes\" and ***");
   CHECK(first["phase"] == "worker");
   CHECK(first["flow_run_id"] == "abc");
@@ -49,4 +49,21 @@ TEST_CASE("Logger JSON survives invalid UTF-8 from a child", "[log]") {
   Logger log(LogLevel::kInfo, LogFormat::kJson, nullptr, out);
   log.info(std::string("bad \xff byte"));
   CHECK_NOTHROW(nlohmann::json::parse(out.str()));
+}
+
+TEST_CASE("Logger JSON: Railway's level names, numbers as numbers, own keys kept", "[log]") {
+  std::ostringstream out;
+  Logger log(LogLevel::kTrace, LogFormat::kJson, nullptr, out);
+  log.trace("t");
+  log.critical("c", {{"exit_code", 3}, {"seconds", 1.5}, {"level", "spoofed"}});
+  std::istringstream lines(out.str());
+  std::string line;
+  REQUIRE(std::getline(lines, line));
+  CHECK(nlohmann::json::parse(line)["level"] == "debug");
+  REQUIRE(std::getline(lines, line));
+  auto critical = nlohmann::json::parse(line);
+  CHECK(critical["level"] == "error");
+  CHECK(critical["exit_code"] == 3);
+  CHECK(critical["exit_code"].is_number_integer());
+  CHECK(critical["seconds"] == 1.5);
 }

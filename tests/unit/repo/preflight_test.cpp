@@ -18,13 +18,25 @@ struct Captured {
   Logger log{LogLevel::kDebug, LogFormat::kText, std::make_shared<Redactor>(), out};
 };
 
-// A stand-in for python: records its arguments and working directory, prints
-// a line on each stream, exits with `code`.
+// A stand-in for python: answers the Prefect probe (-c) with a version;
+// otherwise records its arguments and working directory, prints a line on each
+// stream, exits with `code`.
 fs::path fake_python(const fs::path& dir, int code) {
   fs::path script = dir / "fake-python";
-  write_file(script, "#!/bin/sh\necho \"$PWD $*\" >> " + quote((dir / "calls.txt").string()) +
-                         "\necho collecting pkg\necho 'ERROR: no such package' >&2\nexit " +
-                         std::to_string(code) + "\n");
+  write_file(script,
+             "#!/bin/sh\nif [ \"$1\" = -c ]; then echo 3.8.8; exit 0; fi\necho \"$PWD $*\" >> " +
+                 quote((dir / "calls.txt").string()) +
+                 "\necho collecting pkg\necho 'ERROR: no such package' >&2\nexit " +
+                 std::to_string(code) + "\n");
+  fs::permissions(script, fs::perms::owner_all);
+  return script;
+}
+
+// A stand-in for the flow interpreter's Prefect probe: prints `output`, exits
+// with `code`.
+fs::path probe_python(const fs::path& dir, const std::string& output, int code) {
+  fs::path script = dir / "probe-python";
+  write_file(script, "#!/bin/sh\necho " + quote(output) + "\nexit " + std::to_string(code) + "\n");
   fs::permissions(script, fs::perms::owner_all);
   return script;
 }
@@ -46,6 +58,7 @@ TEST_CASE("run_preflight", "[repo]") {
   TempDir tmp;
   Captured captured;
   Config config;
+  config.python = probe_python(tmp.path(), "3.8.8", 0).string();
 
   SECTION("nothing configured: did not run") {
     PreflightReport report = run_preflight(config, captured.log, nullptr);
@@ -92,11 +105,12 @@ TEST_CASE("run_preflight", "[repo]") {
     CHECK(report.commit.size() == 40);
     CHECK(report.working_dir == tmp / "code");
     CHECK(report.flow_env.at("PYTHONPATH") == (tmp / "code").string());
-    REQUIRE(report.steps.size() == 4);
+    REQUIRE(report.steps.size() == 5);
     CHECK(report.steps[0] == "repository reachable, branch \"main\" present");
     CHECK(report.steps[1] == "cloned " + (tmp / "code").string() + " to main at " + report.commit);
     CHECK(report.steps[2] == "installed " + (tmp / "code" / "requirements.txt").string());
     CHECK(report.steps[3] == "installed " + (tmp / "code").string() + " (editable)");
+    CHECK(report.steps[4] == "flow interpreter " + config.python + " has Prefect 3.8.8");
 
     const std::string code = (tmp / "code").string();
     CHECK(read_file(tmp / "calls.txt") ==
@@ -155,5 +169,32 @@ TEST_CASE("run_preflight", "[repo]") {
     config.check_database = true;
     CHECK_THAT(failure(config, captured.log),
                Catch::StartsWith("PREFECT_WORKER_CHECK_DATABASE is on but neither DATABASE_URL"));
+  }
+}
+
+TEST_CASE("run_preflight checks the flow interpreter before anything else changes", "[repo]") {
+  TempDir tmp;
+  Captured captured;
+  Config config;
+
+  SECTION("Prefect found: its version is logged") {
+    config.python = probe_python(tmp.path(), "3.8.8", 0).string();
+    PreflightReport report = run_preflight(config, captured.log, nullptr);
+    CHECK(captured.out.str().find("flow runs will use " + config.python + " (Prefect 3.8.8)") !=
+          std::string::npos);
+  }
+  SECTION("no Prefect: exit 4 naming PREFECT_WORKER_PYTHON and the fix") {
+    config.python = probe_python(tmp.path(), "No module named prefect", 3).string();
+    std::string message = failure(config, captured.log);
+    CHECK(message == "PREFECT_WORKER_PYTHON: \"" + config.python +
+                         "\" cannot run flow runs (exit code 3: No module named prefect): set "
+                         "PREFECT_WORKER_PYTHON (--python) to an interpreter that has Prefect "
+                         "installed (the image's is /opt/prefect/bin/python), or pip install "
+                         "prefect into it");
+  }
+  SECTION("no such interpreter") {
+    config.python = (tmp / "no-python-here").string();
+    std::string message = failure(config, captured.log);
+    CHECK(message.rfind("PREFECT_WORKER_PYTHON: \"" + config.python + "\" not found", 0) == 0);
   }
 }
