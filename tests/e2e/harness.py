@@ -596,12 +596,20 @@ class Cycle:
                 env[key] = str(value)
         return env
 
-    def _popen(self, pool, overrides, args) -> subprocess.Popen:
+    def _popen(self, pool, overrides, args, hostname: str | None = None) -> subprocess.Popen:
+        """`hostname`: run in a UTS namespace of its own with that hostname, as
+        a new container or pod would (needs root and util-linux's unshare)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         if self.summary_path.exists():
             self.summary_path.unlink()
+        argv = [str(binary_path()), *args]
+        if hostname:
+            unshare = shutil.which("unshare")
+            if not unshare:
+                raise RuntimeError("unshare not found: apt-get install util-linux")
+            argv = [unshare, "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *argv]
         return subprocess.Popen(
-            [str(binary_path()), *args], env=self.env(pool, overrides),
+            argv, env=self.env(pool, overrides),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             text=True, errors="replace",
         )
@@ -629,18 +637,19 @@ class Cycle:
         return CycleResult(proc.returncode, out, err, summary, time.monotonic() - started, list(args))
 
     def spawn(self, pool: str | None, overrides: dict | None = None,
-              args: Iterable[str] = ("run",)) -> CycleProcess:
+              args: Iterable[str] = ("run",), hostname: str | None = None) -> CycleProcess:
         args = list(args)
         started = time.monotonic()
-        proc = CycleProcess(self._popen(pool, overrides, args), args, self.summary_path, started)
+        proc = CycleProcess(self._popen(pool, overrides, args, hostname), args,
+                            self.summary_path, started)
         self.spawned.append(proc)
         return proc
 
     def run(self, pool: str | None, overrides: dict | None = None, args: Iterable[str] = ("run",),
-            timeout: float = 300) -> CycleResult:
+            timeout: float = 300, hostname: str | None = None) -> CycleResult:
         args = list(args)
         started = time.monotonic()
-        proc = self._popen(pool, overrides, args)
+        proc = self._popen(pool, overrides, args, hostname)
         return self.finish(proc, started, args, timeout)
 
     def cleanup(self) -> None:

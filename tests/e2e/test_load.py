@@ -1,11 +1,13 @@
-"""Load (issue 6): 500 due runs of a deployment whose command is a cheap
-non-Python program, at most 20 at once. Every run ends COMPLETED, none is left
+"""Load (issue 6): 150 due runs (PC_LOAD_RUNS; the 500-run soak is
+`PC_LOAD_RUNS=500 .venv/bin/python -m pytest tests/e2e/test_load.py`) of a
+deployment whose command is a cheap non-Python program, at most 20 at once. Every run ends COMPLETED, none is left
 PENDING/RUNNING, prefect-cycle's memory stays flat and it closes every file
 descriptor it opened."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import time
@@ -14,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from harness import StatusSampler
 
-RUNS = 500
+# 150 in the test command: enough to fill the slots many times over and to
+# compare memory between halves; the soak runs 500 (docs/reliability.md).
+RUNS = int(os.environ.get("PC_LOAD_RUNS", "150"))
 LIMIT = 20
 
 # Sets the run COMPLETED through the API, as a flow would, without Python.
@@ -47,7 +51,7 @@ def count(server, pool: str, states: list[str]) -> int:
         "flow_runs": {"state": {"type": {"any_": states}}}})
 
 
-def test_500_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
+def test_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     deployment_id, _ = prefect.deploy(pool, "flows.py:hello",
                                       job_variables={"command": CHEAP_COMMAND})
     with ThreadPoolExecutor(2) as pool_executor:

@@ -70,7 +70,8 @@ def test_runs_of_a_silent_worker_on_another_host(prefect, pool, cycle):
     assert result.returncode == 0, result
     state = prefect.run(run).state
     assert state.type.value == "CRASHED"
-    assert 'its worker "stale-test-worker" stopped heartbeating' in state.message
+    assert ('prefect-cycle worker "stale-test-worker", which claimed it, stopped heartbeating'
+            in state.message), state.message
 
 
 def test_live_runs_of_other_workers_are_left_alone(prefect, pool, cycle):
