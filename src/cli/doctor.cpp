@@ -13,6 +13,7 @@
 
 #include "cli/api_stack.hpp"
 #include "common/error.hpp"
+#include "prefect/server_version.hpp"
 #include "process/process.hpp"
 #include "repo/preflight.hpp"
 
@@ -245,10 +246,18 @@ class Doctor {
       return;
     }
     try {
+      // The same rule as the cycle's (prefect/server_version.hpp): doctor and
+      // run agree on what is supported.
       std::string version = stack_.client().read_server_version();
-      bool compatible = version.rfind("3.", 0) == 0;
-      add("api.version", compatible, "server is Prefect " + version,
-          compatible ? "" : "prefect-cycle speaks Prefect 3's API: upgrade the server to 3.x",
+      ServerFeatures features = features_of(ServerVersion::parse(version));
+      std::string detail = "server is Prefect " + version;
+      if (!features.missing().empty()) {
+        detail += "; " + features.missing();
+      }
+      add("api.version", features.supported, detail,
+          features.supported ? ""
+                             : "prefect-cycle supports Prefect servers 2.20 to 3.8: upgrade the "
+                               "server to 2.20 or newer",
           ExitCode::kApi);
     } catch (const Error& e) {
       auth_failure(e);

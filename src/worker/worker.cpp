@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "prefect/server_version.hpp"
 #include "process/process.hpp"
 #include "worker/command_split.hpp"
 #include "worker/flow_output.hpp"
@@ -410,6 +411,9 @@ class NativeWorker::Impl {
   // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
   // later cycle, on any host, recognise runs we leave behind if we are killed.
   void label(const FlowRun& run, const Logger& rlog) {
+    if (!labels_supported()) {
+      return;  // the claim's PENDING message names us instead (recover.hpp)
+    }
     json labels{{std::string(kClaimLabel), config_.worker_name},
                 {"prefect.worker.name", config_.worker_name},
                 {"prefect.worker.type", "process"},
@@ -419,6 +423,30 @@ class NativeWorker::Impl {
         {"label the flow run", rlog, [this, id = run.id, labels](const RequestOptions& options) {
            client_.update_flow_run_labels(id, labels, options);
          }});
+  }
+
+  // Whether the server has PATCH /flow_runs/{id}/labels: asked once, on the
+  // first claim (an empty cycle does not ask). Prefect Cloud has no
+  // /admin/version and has labels; a server that cannot say is assumed new.
+  bool labels_supported() {
+    if (labels_) {
+      return *labels_;
+    }
+    labels_ = true;
+    if (config_.api_url.find("/api/accounts/") != std::string::npos) {
+      return true;
+    }
+    try {
+      const std::string version = client_.read_server_version();
+      ServerFeatures features = features_of(ServerVersion::parse(version));
+      labels_ = features.flow_run_labels;
+      if (!features.missing().empty()) {
+        log_.info("Prefect server " + version + ": " + features.missing());
+      }
+    } catch (const Error& e) {
+      log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
+    }
+    return *labels_;
   }
 
   // --- best-effort updates ------------------------------------------------
@@ -853,6 +881,7 @@ class NativeWorker::Impl {
   Clock::time_point next_poll_{};
   Clock::time_point next_cancel_check_{};
   Clock::time_point next_progress_{};
+  std::optional<bool> labels_;  // the server has flow-run labels; unknown until the first claim
   bool exhausted_ = false;
   bool stopping_ = false;
   int launched_ = 0;
