@@ -1,0 +1,255 @@
+"""Several cycles on several hosts against one pool (issue 20): each cycle in
+a UTS namespace of its own (harness `hostname=`, as three pods would be),
+with the DEFAULT worker name prefect-cycle-<hostname>.
+
+1. Three at once, 30 cheap runs, limit 5 each: every run executes exactly
+   once (its state history on the server: one RUNNING, one COMPLETED), no
+   cycle pauses the pool before every other cycle has finished working, and
+   the pool is paused when the last one ends.
+2. The same with one cycle SIGKILLed mid-run together with its flow
+   processes (a pod killed hard): the next cycle, on a fourth host, marks the
+   killed cycle's leftover runs CRASHED with the reason, and leaves the live
+   cycles' runs alone.
+
+The flow runs' command is a stand-in for `python -m prefect.engine` (FAKE_ENGINE:
+stdlib only, ~20 ms of CPU instead of ~2 s for importing Prefect): it
+appends "<run id> <hostname>" to a ledger shared by all hosts, proposes
+RUNNING, sleeps, proposes COMPLETED through the same REST API. 30 real
+engines on 2 shared cores took over 170 s per part; what is under test here
+is claiming, pausing and recovery, not the engine (test_worker.py and
+test_kubernetes.py run the real one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from datetime import datetime
+
+from harness import Cycle, wait_for
+from k8s_check import _tree
+
+HOSTS = ["host-a", "host-b", "host-c"]
+FAKE_ENGINE = r"""
+import json, os, socket, sys, time, urllib.request
+run_id, api = os.environ["PREFECT__FLOW_RUN_ID"], os.environ["PREFECT_API_URL"]
+with open(sys.argv[1], "a") as ledger:
+    ledger.write(f"{run_id} {socket.gethostname()}\n")
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+def propose(type_, name):
+    body = json.dumps({"state": {"type": type_, "name": name}}).encode()
+    for attempt in range(20):  # a busy SQLite server answers 503 now and then
+        try:
+            req = urllib.request.Request(f"{api}/flow_runs/{run_id}/set_state", body,
+                                         {"Content-Type": "application/json"})
+            with opener.open(req, timeout=30) as r:
+                status = json.load(r)["status"]
+                assert status == "ACCEPT", (type_, status)
+                return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"could not set {type_}")
+
+propose("RUNNING", "Running")
+time.sleep(float(sys.argv[2]))
+propose("COMPLETED", "Completed")
+"""
+
+
+def _fake_deployment(prefect, pool, tmp_path, seconds):
+    """A deployment whose runs execute FAKE_ENGINE; (deployment id, ledger path)."""
+    from harness import VENV_PYTHON
+
+    script, ledger = tmp_path / "fake_engine.py", tmp_path / "ledger.txt"
+    script.write_text(FAKE_ENGINE)
+    ledger.touch()
+    deployment_id, _ = prefect.deploy(pool, "flows.py:hello", job_variables={
+        "command": f"{VENV_PYTHON} -S {script} {ledger} {seconds}"})
+    return deployment_id, ledger
+
+
+def _ledger(ledger) -> dict[str, list[str]]:
+    launches: dict[str, list[str]] = {}
+    for line in ledger.read_text().splitlines():
+        run_id, host = line.split()
+        launches.setdefault(run_id, []).append(host)
+    return launches
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)")
+
+
+def _start(cycle, pool, tmp_path, host, extra=None):
+    c = Cycle(cycle.server, tmp_path / host)
+    overrides = {"PREFECT_WORKER_FLOW_LIMIT": "5", "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text",
+                 "PREFECT_WORKER_NAME": None} | (extra or {})
+    proc = c.spawn(pool, overrides, hostname=host)
+    cycle.spawned.append(proc)  # stopped at teardown if the test fails
+    return proc
+
+
+def _when(output: str, text: str) -> datetime | None:
+    """Time of the first log line containing `text`."""
+    for line in output.splitlines():
+        if text in line and (m := LOG_TIME.match(line)):
+            return datetime.fromisoformat(m[1].replace("Z", "+00:00"))
+    return None
+
+
+class PoolWatcher:
+    """Samples the pool's paused flag every 0.2 s in a thread: .paused_at is
+    the first time it was seen paused after having been seen resumed."""
+
+    def __init__(self, prefect, pool):
+        self.resumed_seen = False
+        self.paused_at: float | None = None
+        self._done = threading.Event()
+
+        def watch():
+            while not self._done.is_set():
+                try:
+                    paused = prefect.pool(pool).is_paused
+                except Exception:  # noqa: BLE001 - a busy server; try again
+                    paused = None
+                if paused is False:
+                    self.resumed_seen = True
+                elif paused and self.resumed_seen and self.paused_at is None:
+                    self.paused_at = time.monotonic()
+                self._done.wait(0.2)
+
+        self._thread = threading.Thread(target=watch, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._done.set()
+        self._thread.join()
+
+
+def _worker_phase_end(output: str) -> datetime | None:
+    for line in output.splitlines():
+        if "[phase=worker] phase " in line and "phase started" not in line:
+            return _when(line, "[phase=worker]")
+    return None
+
+
+def _check_pause_order(results: dict, tmp_path):
+    """Whoever paused did so after every other cycle had finished its worker
+    phase (= had claimed and run everything it would). A cycle still in its
+    wait phase is not working: the pauser's own wait ended with no active run
+    in the pool. Returns the hosts that paused; the logs go to tmp_path."""
+    for host, r in results.items():
+        (tmp_path / f"{host}.log").write_text(r.stdout + "\n--- stderr\n" + r.stderr)
+    pausers = {h: r for h, r in results.items() if re.search(r'work pool "[^"]+" paused', r.output)}
+    assert pausers, "no cycle paused the pool:\n" + "\n".join(map(str, results.values()))
+    for host, r in pausers.items():
+        paused = _when(r.output, "\" paused")
+        for other, o in results.items():
+            ended = _worker_phase_end(o.output)
+            assert ended is not None, o
+            assert paused >= ended, (f"{host} paused at {paused} while {other} was still "
+                                     f"working (its worker phase ended at {ended}); "
+                                     f"logs in {tmp_path}")
+    return sorted(pausers)
+
+
+def test_three_hosts_default_names_each_run_once_last_one_pauses(prefect, pool, cycle,
+                                                                  tmp_path):
+    deployment_id, ledger = _fake_deployment(prefect, pool, tmp_path, 0.5)
+    ids = prefect.schedule_runs(deployment_id, 30)
+    watcher = PoolWatcher(prefect, pool)
+    procs = {h: _start(cycle, pool, tmp_path, h) for h in HOSTS}
+    results = {h: p.finish(timeout=240) for h, p in procs.items()}
+    ended = time.monotonic()
+    watcher.stop()
+
+    for host, r in results.items():
+        (tmp_path / f"{host}.log").write_text(r.stdout + "\n--- stderr\n" + r.stderr)
+    launches = _ledger(ledger)
+    twice = {run: (hosts, prefect.states(run)) for run, hosts in launches.items() if len(hosts) > 1}
+    assert not twice, f"launched more than once: {twice}; logs in {tmp_path}"
+    for r in results.values():
+        assert r.returncode == 0, r
+        assert r.summary["worker_name"] in {f"prefect-cycle-{h}" for h in HOSTS}, r.summary
+    assert sorted(launches) == sorted(ids), launches
+    hosts_used = {}
+    for run in ids:
+        history = prefect.states(run)
+        assert history.count("RUNNING") == 1, (run, history)
+        assert history.count("COMPLETED") == 1 and history[-1] == "COMPLETED", (run, history)
+        host = prefect.run(run).infrastructure_pid.split(":")[0]
+        hosts_used[host] = hosts_used.get(host, 0) + 1
+    assert set(hosts_used) <= set(HOSTS), hosts_used
+    pausers = _check_pause_order(results, tmp_path)
+    # Seen from outside: the pool was not paused before the last cycle ended
+    # its work (the watcher's first "paused" comes at the very end).
+    assert watcher.paused_at is not None and ended - watcher.paused_at < 5, \
+        (watcher.paused_at, ended)
+    assert prefect.pool(pool).is_paused
+    print(f"durations { {h: round(r.duration, 1) for h, r in results.items()} }; "
+          f"runs per host {hosts_used}; paused by {pausers}; "
+          f"left resumed for: { {h: r.summary.get('pool_left_resumed_for') for h, r in results.items()} }")
+
+
+def test_a_host_killed_mid_run_is_recovered_by_the_next_host(prefect, pool, cycle, tmp_path):
+    fast = {"PREFECT_WORKER_HEARTBEAT_SECONDS": "2"}
+    deployment_id, ledger = _fake_deployment(prefect, pool, tmp_path, 8)
+    ids = prefect.schedule_runs(deployment_id, 30)
+    procs = {h: _start(cycle, pool, tmp_path, h, fast) for h in HOSTS}
+
+    def b_running():
+        runs = [r for r in prefect.pool_runs(pool)
+                if (r.infrastructure_pid or "").startswith("host-b:")
+                and r.state.type.value == "RUNNING"]
+        return len(runs) >= 2 and runs
+
+    wait_for(b_running, 90, "two of host-b's runs RUNNING")
+    # host-b dies as a pod killed hard: the cycle and every flow process at once
+    # (frozen first so that no flow reports its own broken pipe).
+    b = procs.pop("host-b")
+    b.send_signal(signal.SIGSTOP)
+    for pid in _tree(b.pid)[1:]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    b.send_signal(signal.SIGKILL)
+    b.popen.wait(timeout=10)
+    killed_at = time.monotonic()
+    leftovers = [r for r in prefect.pool_runs(pool)
+                 if r.state.type.value in ("PENDING", "RUNNING")
+                 and "host-b" in ((r.infrastructure_pid or "") + (r.state.message or ""))]
+    b_claimed = {str(r.id) for r in leftovers}
+    assert b_claimed, "host-b had no run left PENDING/RUNNING"
+
+    # host-b's worker row is silent for more than three intervals (2 s).
+    time.sleep(max(0.0, killed_at + 8 - time.monotonic()))
+    d = Cycle(cycle.server, tmp_path / "host-d").run(
+        pool, {"PREFECT_WORKER_FLOW_LIMIT": "5", "PREFECT_WORKER_NAME": None,
+               "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text"} | fast,
+        timeout=240, hostname="host-d")
+    results = {h: p.finish(timeout=240) for h, p in procs.items()} | {"host-d": d}
+
+    for host, r in results.items():
+        assert r.returncode in (0, 1), r  # 1: it accounted host-b's crashed runs
+    assert "stale flow run" in d.output, d
+    launches = _ledger(ledger)
+    assert all(len(h) == 1 for h in launches.values()), launches
+    for run in ids:
+        history = prefect.states(run)
+        state = prefect.run(run).state
+        assert history.count("RUNNING") <= 1, (run, history)
+        if run in b_claimed:
+            assert state.type.value == "CRASHED", (run, history, state)
+            assert state.message.startswith("prefect-cycle found this flow run stale: "), state
+            assert ('prefect-cycle worker "prefect-cycle-host-b", which claimed it, stopped '
+                    'heartbeating') in state.message, state.message
+        else:
+            assert state.type.value == "COMPLETED", (run, history, state)
+            assert history.count("RUNNING") == 1, (run, history)
+    _check_pause_order(results, tmp_path)
+    assert prefect.pool(pool).is_paused
+    print(f"durations { {h: round(r.duration, 1) for h, r in results.items()} }; "
+          f"host-b left {len(b_claimed)} run(s); exit codes "
+          f"{ {h: r.returncode for h, r in results.items()} }")
