@@ -11,6 +11,14 @@ with the DEFAULT worker name prefect-cycle-<hostname>.
    killed cycle's leftover runs CRASHED with the reason, and leaves the live
    cycles' runs alone.
 
+The Prefect server here runs on PostgreSQL (module fixture `pg_prefect`):
+on Prefect's default SQLite backend two workers proposing PENDING for one
+SCHEDULED run at the same moment can BOTH be accepted (SQLite has no
+SELECT ... FOR UPDATE; PrefectHQ/prefect#9590), and this test then saw one
+run launched on two hosts (1 run of 30, in 2 of 6 runs of part 1 on SQLite;
+history SCHEDULED, PENDING, PENDING, RUNNING, ...). Several
+hosts against one pool need a PostgreSQL-backed server (or Prefect Cloud).
+
 The flow runs' command is a stand-in for `python -m prefect.engine` (FAKE_ENGINE:
 stdlib only, ~20 ms of CPU instead of ~2 s for importing Prefect): it
 appends "<run id> <hostname>" to a ledger shared by all hosts, proposes
@@ -29,8 +37,11 @@ import threading
 import time
 from datetime import datetime
 
-from harness import Cycle, wait_for
+import pytest
+
+from harness import Cycle, Prefect, PrefectServer, wait_for
 from k8s_check import _tree
+from pg_server import PostgresServer
 
 HOSTS = ["host-a", "host-b", "host-c"]
 FAKE_ENGINE = r"""
@@ -58,6 +69,42 @@ propose("RUNNING", "Running")
 time.sleep(float(sys.argv[2]))
 propose("COMPLETED", "Completed")
 """
+
+
+@pytest.fixture(scope="module")
+def pg_prefect():
+    """A Prefect server on a real PostgreSQL, and its client."""
+    problem, pg, server = None, None, None
+    try:
+        pg = PostgresServer().start()
+        url = pg.url().replace("postgresql://", "postgresql+asyncpg://").split("?")[0]
+        server = PrefectServer({"PREFECT_API_DATABASE_CONNECTION_URL": url}).start(timeout=180)
+    except RuntimeError as e:
+        problem = str(e)
+    if problem:
+        if pg:
+            pg.stop()
+        pytest.fail(problem, pytrace=False)
+    yield Prefect(server)
+    server.stop()
+    pg.stop()
+
+
+@pytest.fixture
+def pool(pg_prefect):
+    return pg_prefect.create_pool(paused=True)
+
+
+@pytest.fixture
+def prefect(pg_prefect):
+    return pg_prefect
+
+
+@pytest.fixture
+def cycle(pg_prefect, tmp_path):
+    c = Cycle(pg_prefect.server, tmp_path)
+    yield c
+    c.cleanup()
 
 
 def _fake_deployment(prefect, pool, tmp_path, seconds):
