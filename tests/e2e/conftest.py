@@ -88,10 +88,43 @@ def binary():
     pytest.fail(problem, pytrace=False)
 
 
+def _postgres_server():
+    """A Prefect server whose database is a real PostgreSQL (pg_server.py), as
+    production servers run it; both stopped at the end."""
+    from pg_server import PostgresServer
+
+    problem, pg = None, None
+    try:
+        pg = PostgresServer().start()
+    except RuntimeError as e:
+        problem = f"{e} (Debian's postgresql package: scripts/setup.sh installs it)"
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield from _server({"PREFECT_API_DATABASE_CONNECTION_URL":
+                            f"postgresql+asyncpg://{pg.user}:{pg.password}@127.0.0.1:{pg.port}/"
+                            f"{pg.database}"})
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_prefect_server():
+    """One PostgreSQL-backed Prefect server for the session, started by the first
+    test that asks (test_postgres_backend.py, test_multihost.py)."""
+    yield from _postgres_server()
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
-    """A real Prefect server on 127.0.0.1 (throwaway home, SQLite), for the session."""
-    yield from _server({})
+    """A real Prefect server on 127.0.0.1 (throwaway home, SQLite), for the session.
+    With PC_E2E_POSTGRES_ALL=1 its database is a real PostgreSQL instead, so the
+    whole suite runs against that backend (test_postgres_backend.py runs a
+    subset against PostgreSQL in every run)."""
+    if os.environ.get("PC_E2E_POSTGRES_ALL") == "1":
+        yield from _postgres_server()
+    else:
+        yield from _server({})
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,8 @@ from datetime import datetime
 
 import pytest
 
-from harness import Cycle, Prefect, PrefectServer, wait_for
+from harness import Cycle, Prefect, wait_for
 from k8s_check import _tree
-from pg_server import PostgresServer
 
 HOSTS = ["host-a", "host-b", "host-c"]
 FAKE_ENGINE = r"""
@@ -72,22 +71,9 @@ propose("COMPLETED", "Completed")
 
 
 @pytest.fixture(scope="module")
-def pg_prefect():
-    """A Prefect server on a real PostgreSQL, and its client."""
-    problem, pg, server = None, None, None
-    try:
-        pg = PostgresServer().start()
-        url = pg.url().replace("postgresql://", "postgresql+asyncpg://").split("?")[0]
-        server = PrefectServer({"PREFECT_API_DATABASE_CONNECTION_URL": url}).start(timeout=180)
-    except RuntimeError as e:
-        problem = str(e)
-    if problem:
-        if pg:
-            pg.stop()
-        pytest.fail(problem, pytrace=False)
-    yield Prefect(server)
-    server.stop()
-    pg.stop()
+def pg_prefect(pg_prefect_server):
+    """The session's PostgreSQL-backed Prefect server (conftest.py), and its client."""
+    return Prefect(pg_prefect_server)
 
 
 @pytest.fixture

@@ -167,30 +167,6 @@ def test_sigterm_crashes_running_and_reschedules_unstarted_runs(prefect, pool, c
     assert [prefect.state_type(r) for r in unstarted] == ["COMPLETED", "COMPLETED"]
 
 
-def test_three_cycles_at_once_run_each_flow_run_once(prefect, pool, cycle, tmp_path):
-    from harness import Cycle
-
-    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
-    ids = prefect.schedule_runs(deployment_id, 30)
-    cycles = [Cycle(cycle.server, tmp_path / f"c{i}") for i in range(3)]
-    procs = []
-    started = time.monotonic()
-    for i, c in enumerate(cycles):
-        c.tmp.mkdir()
-        procs.append(c.start(pool, {"PREFECT_WORKER_NAME": f"cycle-{i}",
-                                    "PREFECT_WORKER_FLOW_LIMIT": "5"}))
-    results = [c.finish(p, started, ["run"], timeout=400) for c, p in zip(cycles, procs)]
-
-    for r in results:
-        assert r.returncode == 0, r
-    for run in ids:
-        history = prefect.states(run)
-        assert history.count("RUNNING") == 1, (run, history)
-        assert history[-1] == "COMPLETED", (run, history)
-    assert sum(sum(r.summary["runs"].values()) for r in results) >= 30
-    assert prefect.pool(pool).is_paused
-
-
 def test_pool_of_another_type(prefect, cycle):
     pool = prefect.create_pool(type_="docker")
 
