@@ -20,6 +20,10 @@ debian_packages=(
   clang libclang-rt-14-dev
 )
 
+# kubectl renders the Kubernetes kustomization in the e2e suite: the machine
+# image's own (Google's package) when present, else Debian's.
+command -v kubectl >/dev/null 2>&1 || debian_packages+=(kubernetes-client)
+
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,7 +38,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 venv="$root/.venv"
-stamp="$venv/.prefect-cycle-$PREFECT_VERSION-$FASTAPI_VERSION"
+# A new pin in requirements-dev.txt makes a new stamp, so an existing venv
+# gets it too.
+req_hash=$(sha256sum "$root/scripts/requirements-dev.txt" | cut -c1-12)
+stamp="$venv/.prefect-cycle-$PREFECT_VERSION-$FASTAPI_VERSION-$req_hash"
 if [ ! -f "$stamp" ]; then
   echo "setup: creating $venv with prefect==$PREFECT_VERSION"
   python3 -m venv "$venv"
