@@ -6,8 +6,12 @@
 #   2. buildah bud --isolation chroot of the Dockerfile;
 #   3. against a local Prefect server on 127.0.0.1: `prefect-cycle doctor` and
 #      a cycle that drains one due run to COMPLETED, run inside the image; the
-#      image's user must not be root.
-# Prints the image and binary sizes. Needs root (buildah, chroot isolation).
+#      image's user must not be root, the image carries its OCI labels and no
+#      apt lists, pip cache, compilers or headers.
+# The Dockerfile's default base is the public debian:bookworm-slim; this test
+# changes it only through --build-arg BASE_IMAGE (no registry is reached).
+# Prints the image and binary sizes and the size of each layer. Needs root
+# (buildah, chroot isolation).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -27,6 +31,28 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 bash scripts/setup.sh >/dev/null
+
+# One line per layer of image $1: its uncompressed size (containers/storage's
+# diff-size) and the instruction that made it.
+layer_sizes() {
+  local graphroot
+  graphroot=$("${bh[@]}" info --format '{{.store.GraphRoot}}' 2>/dev/null) || graphroot=/var/lib/containers/storage
+  "${bh[@]}" inspect --type image "$1" | python3 -c '
+import json, sys
+image = json.load(sys.stdin)
+try:
+    with open(sys.argv[1]) as f:
+        sizes = {l.get("diff-digest"): l.get("diff-size") for l in json.load(f)}
+except OSError as e:
+    sys.exit(f"layer sizes unavailable: {e}")
+history = [h for h in image["OCIv1"]["history"] if not h.get("empty_layer")]
+for diff, h in zip(image["OCIv1"]["rootfs"]["diff_ids"], history):
+    size = sizes.get(diff)
+    how = " ".join(h.get("created_by", "").split())
+    how = how.split("/bin/sh -c ", 1)[-1]  # without the build arguments
+    print(f"{size / 1e6:8.1f} MB  {how[:100]}" if size is not None else f"       ?    {how[:100]}")
+' "$graphroot/$STORAGE-layers/layers.json"
+}
 
 t0=$(date +%s)
 if ! "${bh[@]}" inspect --type image "$BASE" >/dev/null 2>&1; then
@@ -50,7 +76,7 @@ bud_extra=()
 if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
   bud_extra=(--volume "$PIP_CERT:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
 fi
-"${bh[@]}" bud --quiet --isolation chroot --build-arg BASE_IMAGE="$BASE" "${bud_extra[@]}" \
+"${bh[@]}" bud --quiet --layers --isolation chroot --build-arg BASE_IMAGE="$BASE" "${bud_extra[@]}" \
   -t "$IMAGE" . >/dev/null
 t2=$(date +%s)
 
@@ -71,6 +97,12 @@ if find "$mnt/usr/bin" -name 'g++*' -o -name 'cc1plus' | grep -q . || [ -d "$mnt
   echo "container-test: FAIL: the runtime stage has compilers or headers" >&2
   exit 1
 fi
+leftovers=$(find "$mnt/var/lib/apt/lists" -mindepth 1 -maxdepth 1 ! -name lock ! -name partial 2>/dev/null
+            find "$mnt/root/.cache" "$mnt/home/prefect/.cache" -maxdepth 1 -name pip 2>/dev/null || true)
+if [ -n "$leftovers" ]; then
+  echo "container-test: FAIL: the image keeps apt lists or pip's cache: $leftovers" >&2
+  exit 1
+fi
 "${bh[@]}" umount "$ctr" >/dev/null
 
 uid=$("${bh[@]}" run --isolation chroot "$ctr" -- id -u)
@@ -78,6 +110,16 @@ if [ "$uid" = "0" ]; then
   echo "container-test: FAIL: the image runs as root" >&2
   exit 1
 fi
+labels=$("${bh[@]}" inspect --type image "$IMAGE" \
+  | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["OCIv1"]["config"].get("Labels") or {}, separators=(",", ":")))')
+want_version=$(sed -n 's/^project(prefect-cycle VERSION \([^ ]*\).*/\1/p' CMakeLists.txt)
+for want in '"org.opencontainers.image.title":"prefect-cycle"' '"org.opencontainers.image.licenses":"Apache-2.0"' \
+            "\"org.opencontainers.image.version\":\"$want_version\""; do
+  case "$labels" in
+    *"$want"*) ;;
+    *) echo "container-test: FAIL: label $want missing from $labels" >&2; exit 1 ;;
+  esac
+done
 
 # A local Prefect server with one due run of a deployment whose code lives in
 # a directory mounted into the container at the same path.
@@ -123,6 +165,8 @@ if [ "$state" != "COMPLETED" ]; then
   echo "container-test: FAIL: flow run $run_id is $state, expected COMPLETED" >&2
   exit 1
 fi
+echo "container-test: layers of $IMAGE (uncompressed size, instruction):"
+layer_sizes "$IMAGE" | sed 's/^/container-test:   /'
 echo "container-test: image $IMAGE: user uid $uid, binary $binary_size bytes, rootfs $rootfs_size bytes, image size $image_size"
 echo "container-test: base $((t1 - t0)) s, build $((t2 - t1)) s, run in image $((t4 - t3)) s; flow run $run_id COMPLETED"
 echo "container-test: 1 passed, 0 failed in $(( $(date +%s) - t0 )) s"
