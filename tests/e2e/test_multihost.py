@@ -11,7 +11,7 @@ with the DEFAULT worker name prefect-cycle-<hostname>.
    killed cycle's leftover runs CRASHED with the reason, and leaves the live
    cycles' runs alone.
 
-The Prefect server here runs on PostgreSQL (module fixture `pg_prefect`):
+The Prefect server here runs on PostgreSQL (the session's `pg_prefect_server`):
 on Prefect's default SQLite backend two workers proposing PENDING for one
 SCHEDULED run at the same moment can BOTH be accepted (SQLite has no
 SELECT ... FOR UPDATE; PrefectHQ/prefect#9590), and this test then saw one
@@ -71,26 +71,15 @@ propose("COMPLETED", "Completed")
 
 
 @pytest.fixture(scope="module")
-def pg_prefect(pg_prefect_server):
-    """The session's PostgreSQL-backed Prefect server (conftest.py), and its client."""
-    return Prefect(pg_prefect_server)
+def prefect_server(pg_prefect_server):
+    """The session's PostgreSQL-backed Prefect server (conftest.py): conftest's
+    pool and cycle fixtures use it in this module."""
+    return pg_prefect_server
 
 
-@pytest.fixture
-def pool(pg_prefect):
-    return pg_prefect.create_pool(paused=True)
-
-
-@pytest.fixture
-def prefect(pg_prefect):
-    return pg_prefect
-
-
-@pytest.fixture
-def cycle(pg_prefect, tmp_path):
-    c = Cycle(pg_prefect.server, tmp_path)
-    yield c
-    c.cleanup()
+@pytest.fixture(scope="module")
+def prefect(prefect_server):
+    return Prefect(prefect_server)
 
 
 def _fake_deployment(prefect, pool, tmp_path, seconds):
