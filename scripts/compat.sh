@@ -577,7 +577,7 @@ for v in "${versions[@]}"; do
     stop_server; continue
   fi
   echo "   server up on port $port after $(( $(date +%s) - started )) s" >&2
-  (cd "$work" && env PREFECT_HOME="$home/client" PREFECT_SERVER_ANALYTICS_ENABLED=false \
+  (cd "$work" && env PREFECT_HOME="$home/client" PREFECT_SERVER_ANALYTICS_ENABLED=false TMPDIR="$work" \
      timeout -k 10 "$VERSION_TIMEOUT" "$venv/bin/python" "$work/compat_probe.py" \
      "http://127.0.0.1:$port/api" "$BIN" "$work/flows" "$out") 2>"$out.probe-stderr.log" | sed -u 's/^/   /' >&2 \
      || echo "   probe exited non-zero (see $out.probe-stderr.log)" >&2
