@@ -57,9 +57,17 @@ DeliveryResult deliver_bounded(HttpTransport& transport, Sleeper& sleeper, const
     }
     request.timeout = std::min(bounds.attempt_timeout, remaining);
     ++result.attempts;
+    const auto attempt_start = clock.now();
+    auto took = [&] {
+      return " (" +
+             std::to_string(
+                 std::chrono::duration_cast<milliseconds>(clock.now() - attempt_start).count()) +
+             " ms)";
+    };
     try {
       HttpResponse response = transport.send(request);
       result.status = response.status;
+      result.attempt_outcomes.push_back("HTTP " + std::to_string(response.status) + took());
       if (response.status >= 200 && response.status < 300) {
         result.delivered = true;
         result.error.clear();
@@ -72,6 +80,7 @@ DeliveryResult deliver_bounded(HttpTransport& transport, Sleeper& sleeper, const
     } catch (const TransportError& e) {
       result.status = 0;
       result.error = e.what();
+      result.attempt_outcomes.push_back(result.error + took());
       if (!e.retryable()) {
         break;
       }

@@ -40,6 +40,9 @@ struct DeliveryResult {
   int attempts = 0;
   long status = 0;    // the last HTTP status; 0 = no answer
   std::string error;  // why it was not delivered (the last attempt)
+  // One entry per attempt, "HTTP 200 (12 ms)" or "<transport error> (2001 ms)",
+  // for the caller's METHOD url -> outcome debug lines.
+  std::vector<std::string> attempt_outcomes;
   std::chrono::milliseconds elapsed{0};
 };
 

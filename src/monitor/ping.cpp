@@ -79,7 +79,8 @@ bool Pinger::finish(ExitCode code, std::string body,
   request.body = std::move(body);
   request.headers = {{"Content-Type", "text/plain; charset=utf-8"}};
   const std::string suffix = code == ExitCode::kOk ? "" : "/" + std::to_string(to_int(code));
-  const std::string what = code == ExitCode::kOk ? "success ping" : "exit-status ping" + suffix;
+  const std::string what =
+      code == ExitCode::kOk ? "success ping" : "exit-status ping " + std::to_string(to_int(code));
   return send(what, std::move(request), suffix, deadline);
 }
 
@@ -87,8 +88,12 @@ bool Pinger::send(const std::string& what, HttpRequest request, std::string_view
                   std::optional<std::chrono::steady_clock::time_point> deadline) {
   request.url = ping_url(url_, suffix, run_id_);
   const std::string shown = ping_url_for_display(url_) + std::string(suffix);
+  const std::string method = request.method;
   DeliveryResult result =
       deliver_bounded(transport_, sleeper_, clock_, std::move(request), DeliveryBounds{}, deadline);
+  for (const auto& outcome : result.attempt_outcomes) {
+    log_.debug(method + " " + shown + " -> " + outcome);
+  }
   const std::string timing = std::to_string(result.attempts) + " attempt(s), " +
                              std::to_string(result.elapsed.count()) + " ms";
   if (result.delivered) {

@@ -108,6 +108,9 @@ bool push_cycle_metrics(HttpTransport& transport, Sleeper& sleeper, const Clock&
   const std::string what = request.method + " " + pushgateway_url_for_display(request.url);
   DeliveryResult result =
       deliver_bounded(transport, sleeper, clock, std::move(request), DeliveryBounds{}, deadline);
+  for (const auto& outcome : result.attempt_outcomes) {
+    log.debug(what + " -> " + outcome);
+  }
   const std::string timing = std::to_string(result.attempts) + " attempt(s), " +
                              std::to_string(result.elapsed.count()) + " ms";
   if (result.delivered) {

@@ -41,6 +41,9 @@ TEST_CASE("deliver_bounded: attempts, retries and the time bound", "[monitor]") 
     CHECK(result.delivered);
     CHECK(result.attempts == 3);
     CHECK(sleeper.slept == std::vector<milliseconds>{milliseconds(250), milliseconds(500)});
+    CHECK(result.attempt_outcomes == std::vector<std::string>{"HTTP 500 (10 ms)",
+                                                              "Connection refused (10 ms)",
+                                                              "HTTP 200 (10 ms)"});
   }
 
   SECTION("three failures: not delivered, the last reason kept") {
