@@ -1,56 +1,29 @@
 #include "monitor/pushgateway.hpp"
 
 #include "common/redact.hpp"
+#include "http/api_client.hpp"
 #include "monitor/metrics.hpp"
 
 namespace pc {
 namespace {
 
-bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
-
-std::string percent_encode(std::string_view value) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (is_unreserved(c)) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0x0F];
-    }
+std::string without_trailing_slashes(std::string_view url) {
+  while (!url.empty() && url.back() == '/') {
+    url.remove_suffix(1);
   }
-  return out;
+  return std::string(url);
 }
 
 }  // namespace
 
 std::string base64url(std::string_view data) {
-  static const char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(data[i]) << 16) |
-                       (static_cast<unsigned char>(data[i + 1]) << 8) |
-                       static_cast<unsigned char>(data[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (const std::size_t rest = data.size() - i; rest > 0) {
-    unsigned v = static_cast<unsigned char>(data[i]) << 16;
-    if (rest == 2) {
-      v |= static_cast<unsigned char>(data[i + 1]) << 8;
+  std::string out = base64_encode(data);
+  for (char& c : out) {
+    if (c == '+') {
+      c = '-';
+    } else if (c == '/') {
+      c = '_';
     }
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
   }
   return out;
 }
@@ -62,16 +35,13 @@ std::string pushgateway_path_label(std::string_view name, std::string_view value
     // The Pushgateway reads an empty value as "=" (one padding character).
     return "/" + std::string(name) + "@base64/" + (value.empty() ? "=" : base64url(value));
   }
-  return "/" + std::string(name) + "/" + percent_encode(value);
+  return "/" + std::string(name) + "/" + url_encode_segment(value);
 }
 
 std::string pushgateway_group_url(std::string_view base, std::string_view job,
                                   const GroupingLabels& grouping) {
-  std::string url(base);
-  while (!url.empty() && url.back() == '/') {
-    url.pop_back();
-  }
-  url += "/metrics" + pushgateway_path_label("job", job);
+  std::string url =
+      without_trailing_slashes(base) + "/metrics" + pushgateway_path_label("job", job);
   for (const auto& [name, value] : grouping) {
     url += pushgateway_path_label(name, value);
   }
@@ -79,11 +49,7 @@ std::string pushgateway_group_url(std::string_view base, std::string_view job,
 }
 
 std::string pushgateway_ready_url(std::string_view base) {
-  std::string url(base);
-  while (!url.empty() && url.back() == '/') {
-    url.pop_back();
-  }
-  return url + "/-/ready";
+  return without_trailing_slashes(base) + "/-/ready";
 }
 
 HttpRequest cycle_metrics_push(std::string_view base, std::string_view job,
