@@ -337,9 +337,6 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags) {
   if (!was_set("PREFECT_AUTO_PAUSE")) {
     config.auto_pause = config.run_forever ? AutoPause::kOff : AutoPause::kOn;
   }
-  if (config.pushgateway_grouping.empty()) {
-    config.pushgateway_grouping = {{"pool", config.work_pool}};
-  }
   if (config.database_url.empty()) {
     if (auto it = env.find("DATABASE_PUBLIC_URL"); it != env.end() && !trim(it->second).empty()) {
       config.database_url = trim(it->second);
@@ -355,6 +352,10 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags) {
     config.warnings.push_back(
         "both PREFECT_API_AUTH_STRING and PREFECT_API_KEY are set: using the auth string "
         "(Basic auth)");
+  }
+
+  if (config.pushgateway_grouping.empty()) {
+    config.pushgateway_grouping = {{"pool", config.work_pool}};
   }
 
   // Secrets to redact everywhere from now on.
