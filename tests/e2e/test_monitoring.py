@@ -199,8 +199,11 @@ def test_sigterm_pings_143_after_the_pause(prefect, prefect_server, pool, deploy
     pings = recorder(probe=lambda: pool_is_paused(prefect_server.api_url, pool))
     token = str(uuid.uuid4())
 
-    proc = start_cycle({"PREFECT_CYCLE_PING_URL": f"{pings.url}/{token}"})
+    # Text lines: the order check below quotes the pool name as they do.
+    proc = start_cycle({"PREFECT_CYCLE_PING_URL": f"{pings.url}/{token}",
+                        "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text"})
     proc.wait_for_output("[phase=wait] phase started", timeout=60)
+    assert pool_is_paused(prefect_server.api_url, pool) is False  # resumed
     proc.send_signal(signal.SIGTERM)
     result = proc.finish(timeout=60)
 
@@ -208,10 +211,11 @@ def test_sigterm_pings_143_after_the_pause(prefect, prefect_server, pool, deploy
     assert [(m, p.split("?")[0]) for m, p in pings.paths()] == [
         ("GET", f"/{token}/start"), ("POST", f"/{token}/143")], pings.paths()
     # The start ping saw the pool paused (before the resume), the final one
-    # saw it paused again: it was sent after the pause.
+    # saw it paused again after it was resumed: it was sent after the pause.
     assert [r["probe"] for r in pings.requests] == [True, True]
-    stderr = result.stderr
-    assert stderr.index(f'work pool "{pool}" paused') < stderr.index("monitoring: exit-status ping 143 sent")
+    sent = "monitoring: exit-status ping 143 sent"
+    log = next(s for s in (result.stderr, result.stdout) if sent in s)  # info lines' stream
+    assert log.index(f'work pool "{pool}" paused') < log.index(sent), result
     assert_token_hidden(result, token)
 
 
@@ -227,8 +231,8 @@ def test_hanging_or_failing_endpoints_delay_by_at_most_the_bound(pool, run_cycle
     assert hung.returncode == 0, hung
     delay = hung.duration - baseline.duration
     assert START_BOUND + END_BOUND - 2 <= delay <= START_BOUND + END_BOUND + SLACK, hung
-    assert "monitoring: start ping to http://127.0.0.1" in hung.stderr
-    assert "the cycle's outcome is unchanged" in hung.stderr
+    assert "monitoring: start ping to http://127.0.0.1" in hung.output
+    assert "the cycle's outcome is unchanged" in hung.output
     assert hung.summary["exit_code"] == 0
     assert_token_hidden(hung, token)
 
@@ -241,7 +245,7 @@ def test_hanging_or_failing_endpoints_delay_by_at_most_the_bound(pool, run_cycle
     # Three attempts each: start ping, final ping, push.
     assert [p.split("?")[0] for _, p in failing.paths()] == (
         [f"/{token}/start"] * 3 + [f"/{token}"] * 3 + [f"/metrics/job/prefect_cycle/pool/{pool}"] * 3)
-    assert "HTTP 500" in failed.stderr
+    assert "HTTP 500" in failed.output
     assert_token_hidden(failed, token)
 
 
