@@ -13,10 +13,11 @@
 
 #include "cli/api_stack.hpp"
 #include "common/error.hpp"
-#include "monitor/delivery.hpp"
-#include "monitor/pushgateway.hpp"
 #include "process/process.hpp"
 #include "repo/preflight.hpp"
+
+// For the monitor.ping and monitor.pushgateway checks.
+#include "monitor/pushgateway.hpp"
 
 namespace pc {
 namespace {
