@@ -17,6 +17,7 @@ debian_packages=(
   catch2 libgit2-dev libpq-dev ca-certificates
   python3 python3-venv
   nginx fcgiwrap postgresql curl
+  prometheus-pushgateway
   clang libclang-rt-14-dev
 )
 

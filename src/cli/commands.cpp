@@ -12,6 +12,7 @@
 #include "cycle/cli_worker.hpp"
 #include "cycle/cycle.hpp"
 #include "cycle/signals.hpp"
+#include "monitor/monitor.hpp"
 #include "repo/preflight.hpp"
 #include "worker/worker.hpp"
 
@@ -115,6 +116,8 @@ ExitCode run_command(const Config& config) {
       [] { return StopSignal::hurry(); },
   };
 
+  MonitorStack monitoring(config, log);
+  monitoring.monitor().cycle_started();
   CycleSummary summary;
   ExitCode code = run_cycle(config, log, deps, summary);
   // The last line carries the outcome: an error when the exit code is not 0,
@@ -128,6 +131,8 @@ ExitCode run_command(const Config& config) {
       log.error(e.what());
     }
   }
+  // run_cycle returned: the pool is paused, monitoring cannot delay that.
+  monitoring.monitor().cycle_finished(summary);
   return code;
 }
 

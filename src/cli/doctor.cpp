@@ -17,6 +17,9 @@
 #include "process/process.hpp"
 #include "repo/preflight.hpp"
 
+// For the monitor.ping and monitor.pushgateway checks.
+#include "monitor/pushgateway.hpp"
+
 namespace pc {
 namespace {
 
@@ -132,6 +135,8 @@ class Doctor {
     check_database_reachable();
     check_python();
     check_git();
+    check_ping_url();
+    check_pushgateway();
     return std::move(report_);
   }
 
@@ -437,6 +442,78 @@ class Doctor {
     add("git", found, found ? "git is on PATH" : "git is not on PATH",
         found ? "" : "install git (deployments with a git_clone pull step need it)",
         ExitCode::kPreflight);
+  }
+
+  // No HTTP request: every request to a ping URL signals the check
+  // (healthchecks.io has no non-signalling endpoint; even /start opens a run
+  // that would then time out). DNS and TCP connect only.
+  void check_ping_url() {
+    if (config_.ping_url.empty()) {
+      skip("monitor.ping", "PREFECT_CYCLE_PING_URL is not set");
+      return;
+    }
+    auto parts = split_url(config_.ping_url);
+    if (!parts) {
+      add("monitor.ping", false, "PREFECT_CYCLE_PING_URL is not an http(s) URL",
+          "set it to the check's ping URL, e.g. https://hc-ping.com/<uuid>", ExitCode::kUsage);
+      return;
+    }
+    const std::string where = parts->host + ":" + parts->port;
+    const std::string fix =
+        "check the host of PREFECT_CYCLE_PING_URL and that this machine may reach it (proxy, "
+        "firewall)";
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* result = nullptr;
+    if (int rc = getaddrinfo(parts->host.c_str(), parts->port.c_str(), &hints, &result); rc != 0) {
+      add("monitor.ping", false,
+          "cannot resolve ping host \"" + parts->host + "\": " + gai_strerror(rc), fix,
+          ExitCode::kApi);
+      return;
+    }
+    std::string error = tcp_connect(result, kMonitorAttemptTimeout);
+    freeaddrinfo(result);
+    if (!error.empty()) {
+      add("monitor.ping", false, "cannot connect to ping host " + where + ": " + error, fix,
+          ExitCode::kApi);
+      return;
+    }
+    add("monitor.ping", true,
+        "ping host " + where +
+            " accepts connections (DNS and TCP only: any HTTP request to a ping URL would "
+            "signal the check, so none is sent)",
+        "", ExitCode::kApi);
+  }
+
+  // GET <base>/-/ready: pushes nothing.
+  void check_pushgateway() {
+    if (config_.pushgateway_url.empty()) {
+      skip("monitor.pushgateway", "PREFECT_CYCLE_PUSHGATEWAY_URL is not set");
+      return;
+    }
+    CurlTransport transport(TlsOptions{}, kMonitorAttemptTimeout);
+    InterruptibleSleeper sleeper(nullptr);
+    SteadyClock clock;
+    HttpRequest request;
+    request.method = "GET";
+    request.url = pushgateway_ready_url(config_.pushgateway_url);
+    DeliveryBounds once;
+    once.retry_delays.clear();
+    once.budget = kMonitorAttemptTimeout;
+    DeliveryResult result = deliver_bounded(transport, sleeper, clock, request, once);
+    const std::string shown = "GET " + pushgateway_url_for_display(request.url);
+    if (result.delivered) {
+      add("monitor.pushgateway", true,
+          shown + " answered HTTP " + std::to_string(result.status) + " in " +
+              std::to_string(result.elapsed.count()) + " ms",
+          "", ExitCode::kApi);
+      return;
+    }
+    add("monitor.pushgateway", false, shown + " failed: " + result.error,
+        result.status != 0 ? "is PREFECT_CYCLE_PUSHGATEWAY_URL the Pushgateway's base URL "
+                             "(e.g. http://pushgateway:9091, no /metrics path)?"
+                           : "is the Pushgateway running and reachable from here?",
+        ExitCode::kApi);
   }
 
   const Config& config_;

@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "common/spellcheck.hpp"
+#include "config/monitor_values.hpp"
 #include "config/settings.hpp"
 
 extern char** environ;
@@ -400,6 +401,10 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
         "(Basic auth)");
   }
 
+  if (config.pushgateway_grouping.empty()) {
+    config.pushgateway_grouping = {{"pool", config.work_pool}};
+  }
+
   // Secrets to redact everywhere from now on.
   config.redactor->add_secret(config.api_key);
   config.redactor->add_secret(config.api_auth_string);
@@ -407,7 +412,10 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
   if (auto colon = config.api_auth_string.find(':'); colon != std::string::npos) {
     config.redactor->add_secret(config.api_auth_string.substr(colon + 1));
   }
-  for (const auto* url : {&config.repository, &config.database_url}) {
+  for (const auto& secret : ping_url_secrets(config.ping_url)) {
+    config.redactor->add_secret(secret);
+  }
+  for (const auto* url : {&config.repository, &config.database_url, &config.pushgateway_url}) {
     if (auto password = url_password(*url)) {
       config.redactor->add_secret(*password);
     }

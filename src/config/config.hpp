@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/redact.hpp"
@@ -84,6 +85,13 @@ struct Config {
   std::filesystem::path summary_file;
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kText;  // default: see default_log_format()
+
+  // --- monitoring (src/monitor/)
+  std::string ping_url;         // secret: its path is the check's token
+  std::string pushgateway_url;  // may contain user:pass@ (redacted)
+  std::string pushgateway_job = "prefect_cycle";
+  // Grouping labels after the job; default: pool=<work_pool>.
+  std::vector<std::pair<std::string, std::string>> pushgateway_grouping;
 
   // Warnings found while loading (e.g. an API URL without /api), to be logged.
   std::vector<std::string> warnings;

@@ -1,5 +1,7 @@
 #include "config/settings.hpp"
 
+#include "config/monitor_values.hpp"
+
 namespace pc {
 namespace {
 
@@ -304,6 +306,34 @@ std::vector<Setting> build_table() {
        false,
        [](C& c, const S& w, const S& v) { c.summary_file = require_non_empty(w, v, "a path"); },
        [](const C& c) { return c.summary_file.string(); }},
+      {{"PREFECT_CYCLE_PING_URL"},
+       "--ping-url",
+       "dead-man's-switch URL (healthchecks.io style): /start, then success or /<exit code>",
+       true,
+       false,
+       [](C& c, const S& w, const S& v) { c.ping_url = parse_ping_url(w, v); },
+       [](const C& c) { return c.ping_url; }},
+      {{"PREFECT_CYCLE_PUSHGATEWAY_URL"},
+       "--pushgateway-url",
+       "Prometheus Pushgateway base URL: the cycle's gauges are pushed there at the end",
+       false,
+       false,
+       [](C& c, const S& w, const S& v) { c.pushgateway_url = parse_pushgateway_url(w, v); },
+       [](const C& c) { return c.pushgateway_url; }},
+      {{"PREFECT_CYCLE_PUSHGATEWAY_JOB"},
+       "--pushgateway-job",
+       "job label of the pushed metrics",
+       false,
+       false,
+       [](C& c, const S& w, const S& v) { c.pushgateway_job = require_non_empty(w, v, "a job"); },
+       [](const C& c) { return c.pushgateway_job; }},
+      {{"PREFECT_CYCLE_PUSHGATEWAY_GROUPING"},
+       "--pushgateway-grouping",
+       "grouping labels after the job, label=value,... (default pool=<work pool>)",
+       false,
+       false,
+       [](C& c, const S& w, const S& v) { c.pushgateway_grouping = parse_grouping_labels(w, v); },
+       [](const C& c) { return show_grouping_labels(c.pushgateway_grouping); }},
       {{"PREFECT_WORKER_CYCLE_LOG_LEVEL"},
        "--log-level",
        "trace, debug, info, warning, error, critical",

@@ -1,0 +1,149 @@
+#include "config/monitor_values.hpp"
+
+#include <algorithm>
+#include <regex>
+
+#include "common/error.hpp"
+#include "common/redact.hpp"
+#include "config/settings.hpp"
+
+namespace pc {
+namespace {
+
+// scheme, user-info@, host, :port, path, ?query, #fragment
+const std::regex& http_url_pattern() {
+  static const std::regex kUrl(
+      R"(^(https?)://([^/?#@]*@)?([^/?#:@]+|\[[^\]]+\])(:[0-9]+)?(/[^?#]*)?(\?[^#]*)?(#.*)?$)",
+      std::regex::icase);
+  return kUrl;
+}
+
+std::string trimmed(const std::string& value) {
+  auto begin = value.find_first_not_of(" \t\r\n");
+  if (begin == std::string::npos) {
+    return {};
+  }
+  auto end = value.find_last_not_of(" \t\r\n");
+  return value.substr(begin, end - begin + 1);
+}
+
+void strip_trailing_slashes(std::string& url) {
+  while (!url.empty() && url.back() == '/') {
+    url.pop_back();
+  }
+}
+
+}  // namespace
+
+std::string parse_ping_url(const std::string& where, const std::string& value) {
+  std::string url = trimmed(value);
+  std::smatch m;
+  const bool shaped = std::regex_match(url, m, http_url_pattern());
+  // Never echo the value: its path is the check's token.
+  const std::string shown = shaped ? "\"" + m[1].str() + "://" + m[3].str() + m[4].str() + "/" +
+                                         std::string(kRedacted) + "\""
+                                   : "(not shown: it is a secret)";
+  const std::string expected =
+      " (expected http(s)://host/<check>, e.g. https://hc-ping.com/<uuid> or "
+      "https://hc-ping.com/<ping-key>/<slug>)";
+  if (!shaped || m[7].matched) {
+    throw usage_error(where + ": invalid URL " + shown + expected);
+  }
+  std::string path = m[5].str();
+  strip_trailing_slashes(path);
+  if (path.empty()) {
+    throw usage_error(where + ": URL " + shown + " has no path, so no check token" + expected);
+  }
+  // Only the path loses its trailing slashes, not a query.
+  std::string before_query = url.substr(0, url.size() - m[6].length());
+  strip_trailing_slashes(before_query);
+  return before_query + m[6].str();
+}
+
+std::string parse_pushgateway_url(const std::string& where, const std::string& value) {
+  std::string url = trimmed(value);
+  std::smatch m;
+  const std::string expected =
+      " (expected the Pushgateway's base URL http(s)://host:port, e.g. http://pushgateway:9091; "
+      "prefect-cycle adds /metrics/job/...)";
+  if (!std::regex_match(url, m, http_url_pattern()) || m[6].matched || m[7].matched) {
+    throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) + "\"" + expected);
+  }
+  if (m[5].str().find("/metrics/") != std::string::npos || m[5].str() == "/metrics") {
+    throw usage_error(where + ": URL \"" + redact_url_userinfo(value) +
+                      "\" already contains /metrics" + expected);
+  }
+  strip_trailing_slashes(url);
+  return url;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_grouping_labels(const std::string& where,
+                                                                       const std::string& value) {
+  static const std::regex kLabelName(R"(^[a-zA-Z_][a-zA-Z0-9_]*$)");
+  const std::string expected =
+      " (expected a comma list of label=value, e.g. pool=etl,env=prod; label names match "
+      "[a-zA-Z_][a-zA-Z0-9_]*, not job, not __*)";
+  std::vector<std::pair<std::string, std::string>> labels;
+  for (const auto& item : split_list(value)) {
+    auto eq = item.find('=');
+    std::string name = trimmed(item.substr(0, eq));
+    std::string label_value = eq == std::string::npos ? "" : trimmed(item.substr(eq + 1));
+    if (eq == std::string::npos || label_value.empty()) {
+      throw usage_error(where + ": invalid label \"" + item + "\"" + expected);
+    }
+    if (!std::regex_match(name, kLabelName) || name == "job" || name.rfind("__", 0) == 0) {
+      throw usage_error(where + ": invalid label name \"" + name + "\"" + expected);
+    }
+    if (std::any_of(labels.begin(), labels.end(), [&](const auto& l) { return l.first == name; })) {
+      throw usage_error(where + ": label \"" + name + "\" given twice in \"" + value + "\"" +
+                        expected);
+    }
+    labels.emplace_back(std::move(name), std::move(label_value));
+  }
+  if (labels.empty()) {
+    throw usage_error(where + ": empty list \"" + value + "\"" + expected);
+  }
+  return labels;
+}
+
+std::vector<std::string> ping_url_secrets(const std::string& url) {
+  constexpr std::size_t kMinTokenSegment = 16;
+  std::vector<std::string> secrets;
+  std::smatch m;
+  if (url.empty() || !std::regex_match(url, m, http_url_pattern())) {
+    if (!url.empty()) {
+      secrets.push_back(url);
+    }
+    return secrets;
+  }
+  secrets.push_back(url);
+  const std::string path = m[5].str();
+  if (const std::string path_and_query = path + m[6].str(); path_and_query.size() > 1) {
+    secrets.push_back(path_and_query);
+  }
+  std::size_t start = 0;
+  while (start < path.size()) {
+    auto end = path.find('/', start);
+    if (end == std::string::npos) {
+      end = path.size();
+    }
+    if (end - start >= kMinTokenSegment) {
+      secrets.push_back(path.substr(start, end - start));
+    }
+    start = end + 1;
+  }
+  if (auto password = url_password(url)) {
+    secrets.push_back(*password);
+  }
+  return secrets;
+}
+
+std::string show_grouping_labels(const std::vector<std::pair<std::string, std::string>>& labels) {
+  std::string out;
+  for (const auto& [name, value] : labels) {
+    out += (out.empty() ? "" : ",") + name + "=" + value;
+  }
+  return out;
+}
+
+}  // namespace pc
