@@ -146,3 +146,20 @@ def test_runtime_stage_choices():
     for keyword, arguments in instructions(runtime):
         if keyword == "USER":
             assert re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", arguments), "numeric non-root user"
+
+
+def test_dockerignore_sends_only_what_is_copied():
+    """.dockerignore excludes everything but the COPY sources of the build
+    context, so a venv or a build tree never goes to the builder, and nothing a
+    COPY needs is left out."""
+    sources = set()
+    for keyword, arguments in instructions(DOCKERFILE.read_text()):
+        if keyword == "COPY" and not arguments.startswith("--from"):
+            *srcs, _dest = arguments.split()
+            sources.update(s.rstrip("/") for s in srcs)
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert patterns[0] == "*", patterns
+    assert {p.removeprefix("!").rstrip("/") for p in patterns[1:]} == sources
+    assert all(p.startswith("!") for p in patterns[1:]), patterns
+    assert all((ROOT / s).exists() for s in sources), sources
