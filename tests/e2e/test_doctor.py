@@ -236,7 +236,8 @@ def test_git_not_on_path(pool, cycle, tmp_path):
     bin_dir.mkdir()
     result = cycle.run(pool, {"PATH": str(bin_dir)}, args=("doctor",))
 
-    assert result.returncode == 4, result
+    assert result.returncode == 0, result
+    # Only Prefect's git_clone pull step needs git: not a failure (INSTALL_GIT=false images).
     assert lines(result)["git"] == (
-        "✗ git: git is not on PATH — fix: install git (deployments with a git_clone pull step "
-        "need it)")
+        "- git: git is not on PATH: deployments with a git_clone pull step need it (the image's "
+        "INSTALL_GIT build argument); nothing else does")
