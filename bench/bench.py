@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """prefect-cycle against Prefect's own worker, side by side in one run (issue 7).
 
-Started by scripts/bench.sh. Starts one local Prefect server (tests/e2e/harness.py),
-then for each scenario runs both contenders alternately, BENCH_REPEATS times each,
-and prints a table of median [min..max] with the ratio baseline / prefect-cycle.
+Started by scripts/bench.sh. For each backend of BENCH_BACKENDS (sqlite, postgres:
+issue 18) starts a local Prefect server on it (tests/e2e/harness.py; PostgreSQL from
+tests/e2e/pg_server.py), then for each scenario runs both contenders alternately,
+BENCH_REPEATS times each, stops the server, and goes on with the next backend. Prints
+a table of median [min..max] with the ratio baseline / prefect-cycle, and with several
+backends a table of them side by side (wall, requests, HTTP 503 answers).
 
   baseline      `prefect work-pool resume P`, `prefect worker start --pool P --type
                 process --run-once --limit L --prefetch-seconds S` (looped until
@@ -257,6 +260,8 @@ class Result:
     request_list: list[str] = field(default_factory=list)
     ok: bool = True
     note: str = ""
+    backend: str = "sqlite"  # the Prefect server's database (BENCH_BACKENDS)
+    http_503: int | None = None  # answers 503 the controller got (None: not recorded)
 
 
 def parse_time(text: str | None) -> float | None:
@@ -341,6 +346,7 @@ class Bench:
         if reaped:
             r.exit_after_reap = p.end - max(reaped)
         r.retry_sleep = sum(float(x) for x in RETRY_LINE.findall(text))
+        r.http_503 = sum(1 for line in text.splitlines() if " -> 503 " in line)
         if p.returncode != 0 or p.timed_out:
             r.ok = False
             r.note = f"exit {p.returncode}{' (timed out)' if p.timed_out else ''}; see {log}"
@@ -382,15 +388,18 @@ class Bench:
 
         pids = {p.pid for p in procs}
         requests = []
+        http_503 = 0
         if http_log.exists():
             for line in http_log.read_text().splitlines():
                 pid, method, url, status, ms = line.split("\t")
                 if int(pid) in pids:
                     requests.append(normalise(method, url) + f" -> {status} ({ms} ms)")
+                    http_503 += status == "503"
         r = Result(name, scenario, rep, wall, sum(p.cpu_self for p in procs),
                    sum(p.cpu_self + p.cpu_children for p in procs),
                    max(p.peak_rss_kib for p in workers), len(requests),
-                   max(p.peak_anon_kib for p in workers), iterations=len(workers), stages=stages, request_list=requests)
+                   max(p.peak_anon_kib for p in workers), iterations=len(workers), stages=stages, request_list=requests,
+                   http_503=http_503)
         bad = [p for p in procs if p.returncode != 0 or p.timed_out]
         if bad:
             r.ok = False
@@ -452,6 +461,9 @@ SCENARIO_TITLES = {
     2: "2. 20 due runs of flows.py:hello, limit 5",
     3: "3. 200 due runs, command = sh -c 'curl .../set_state COMPLETED', limit 20",
 }
+
+
+BACKEND_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
 def table(results: list[Result]) -> str:
@@ -531,21 +543,68 @@ def request_summary(results: list[Result], scenario: int) -> str:
     return "```\n" + "\n".join(out).strip() + "\n```" if out else ""
 
 
+def side_by_side(results: list[Result], backends: list[str]) -> str:
+    """Per scenario and contender, each backend's wall median, requests and 503s
+    next to each other; the wall ratio of each backend to the first; and, per
+    backend, the ratio baseline / prefect-cycle as in the per-backend tables."""
+    first = backends[0]
+    head = ("| contender | " + " | ".join(f"wall {b}" for b in backends) + " | "
+            + " | ".join(f"wall {b}/{first}" for b in backends[1:])
+            + (" | " if backends[1:] else "")
+            + " | ".join(f"requests {b}" for b in backends) + " | "
+            + " | ".join(f"HTTP 503 {b}" for b in backends) + " |")
+    out = []
+    for s in (1, 2, 3):
+        rs = [r for r in results if r.scenario == s and r.contender != "baseline-single"]
+        if not rs:
+            continue
+        out.append(f"\n### {SCENARIO_TITLES[s]}\n")
+        out.append(head)
+        out.append("|" + "---|" * (head.count("|") - 1))
+        contenders = [c for c in ("baseline", "prefect-cycle", "floor", "floor-claim")
+                      if any(r.contender == c for r in rs)]
+
+        def stats(c, b, get):
+            return med([get(r) for r in rs if r.contender == c and r.backend == b])
+
+        for c in contenders:
+            walls = [stats(c, b, lambda r: r.wall) for b in backends]
+            reqs = [stats(c, b, lambda r: r.requests) for b in backends]
+            e503 = [stats(c, b, lambda r: r.http_503) for b in backends]
+            n = [sum(1 for r in rs if r.contender == c and r.backend == b) for b in backends]
+            out.append(f"| {c} (n = {' / '.join(map(str, n))}) | "
+                       + " | ".join(fmt(w, " s", 3) for w in walls) + " | "
+                       + " | ".join(ratio(w, walls[0]) for w in walls[1:])
+                       + (" | " if backends[1:] else "")
+                       + " | ".join(fmt(q, "", 0) for q in reqs) + " | "
+                       + " | ".join(fmt(e, "", 0) for e in e503) + " |")
+        if "baseline" in contenders and "prefect-cycle" in contenders:
+            walls = [ratio(stats("baseline", b, lambda r: r.wall),
+                           stats("prefect-cycle", b, lambda r: r.wall)) for b in backends]
+            reqs = [ratio(stats("baseline", b, lambda r: r.requests),
+                          stats("prefect-cycle", b, lambda r: r.requests)) for b in backends]
+            out.append("| ratio baseline/prefect-cycle | " + " | ".join(walls) + " | "
+                       + " | ".join("" for _ in backends[1:]) + (" | " if backends[1:] else "")
+                       + " | ".join(reqs) + " | " + " | ".join("" for _ in backends) + " |")
+    return "\n".join(out)
+
+
 def raw(results: list[Result]) -> str:
-    out = ["| scenario | contender | rep | wall s | CPU s | CPU tree s | peak RSS MiB | requests "
-           "| exit lag s | run-once calls | final states | ok | note |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| backend | scenario | contender | rep | wall s | CPU s | CPU tree s | peak RSS MiB "
+           "| requests | HTTP 503 | exit lag s | run-once calls | final states | ok | note |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r.stages.items() if k != "peak_rss_all_kib")
         note = (r.note + (f" stages: {stages}" if stages else "")).strip().replace("|", "\\|")
-        out.append(f"| {r.scenario} | {r.contender} | {r.rep} | {r.wall:.3f} | {r.cpu:.2f} | "
-                   f"{r.cpu_tree:.2f} | {r.peak_rss_kib / 1024:.1f} | {r.requests} | "
+        out.append(f"| {r.backend} | {r.scenario} | {r.contender} | {r.rep} | {r.wall:.3f} | "
+                   f"{r.cpu:.2f} | {r.cpu_tree:.2f} | {r.peak_rss_kib / 1024:.1f} | {r.requests} | "
+                   f"{'n/a' if r.http_503 is None else r.http_503} | "
                    f"{'' if r.exit_lag is None else f'{r.exit_lag:.2f}'} | {r.iterations} | "
                    f"{json.dumps(r.states)} | {'yes' if r.ok else 'NO'} | {note} |")
     return "\n".join(out)
 
 
-def machine(binary: Path) -> str:
+def machine(binary: Path, backends: list[str]) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
     mem = next((line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
@@ -561,7 +620,8 @@ def machine(binary: Path) -> str:
     return "\n".join([
         f"- machine: {os.cpu_count()} CPU(s) ({cpu}), memory {mem}, "
         f"{platform.system()} {platform.release()}",
-        f"- Python {platform.python_version()}, Prefect {prefect_version} (SQLite server on "
+        f"- Python {platform.python_version()}, Prefect {prefect_version} "
+        f"({' and '.join(BACKEND_TITLES[b] for b in backends)} server on "
         f"127.0.0.1), curl {subprocess.run(['curl', '--version'], capture_output=True, text=True).stdout.split()[1]}",
         f"- prefect-cycle: `{(version.stdout or version.stderr).strip()}`, built from {head}"
         f"{' with uncommitted changes in src/' if dirty else ''}",
@@ -588,42 +648,38 @@ def libcurl_floor(url: str, work: Path) -> str:
 
 # --------------------------------------------------------------------------- main
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
-    ap.add_argument("--repeats-1", type=int, default=int(os.environ.get("BENCH_REPEATS_1", "5")),
-                    help="repetitions in scenario 1 (cheap, and the most sensitive to a busy server)")
-    ap.add_argument("--settle", type=float, default=float(os.environ.get("BENCH_SETTLE", "3")),
-                    help="seconds to wait before each scenario-1 run, so the server has finished "
-                         "the previous run's background work (events, flushes)")
-    ap.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "1,2,3"))
-    ap.add_argument("--single-repeats", type=int,
-                    default=int(os.environ.get("BENCH_SINGLE_REPEATS", "1")),
-                    help="repetitions of the one-shot (not looped) baseline in scenarios 2, 3")
-    ap.add_argument("--baseline-repeats-3", type=int,
-                    default=int(os.environ.get("BENCH_BASELINE_REPEATS_3", "1")),
-                    help="repetitions of the baseline in scenario 3 (about 200 s each)")
-    ap.add_argument("--runs-2", type=int, default=20)
-    ap.add_argument("--runs-3", type=int, default=200)
-    ap.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS",
-                                                           "baseline,prefect-cycle,floor,floor-claim"))
-    ap.add_argument("--cycle-prefix", default=os.environ.get("BENCH_CYCLE_PREFIX", ""),
-                    help="command prefix for prefect-cycle (profiling: 'strace -c -o F')")
-    ap.add_argument("--timeout", type=float, default=600, help="per contender run, seconds")
-    ap.add_argument("--out", default=os.environ.get("BENCH_OUT", ""))
-    args = ap.parse_args()
-    scenarios = [int(s) for s in args.scenarios.split(",") if s.strip()]
+def start_backend(backend: str):
+    """(PrefectServer, PostgresServer or None, description) for one backend: SQLite
+    is the server's default; for postgres a throwaway PostgreSQL exactly as the
+    e2e suite starts it (tests/e2e/pg_server.py) and the server pointed at it."""
+    if backend == "sqlite":
+        server = PrefectServer().start()
+        return server, None, f"SQLite, Prefect server started in {server.startup_seconds:.1f} s"
+    from pg_server import PostgresServer
 
-    work = Path(tempfile.mkdtemp(prefix="pc-bench-"))
-    # A private copy: other builds may replace build/prefect-cycle during the run.
-    binary = work / "prefect-cycle"
-    shutil.copy2(binary_path(), binary)
-    info = machine(binary)
-    print(info, flush=True)
+    pg = PostgresServer().start()
+    try:
+        server = PrefectServer({"PREFECT_API_DATABASE_CONNECTION_URL":
+                                f"postgresql+asyncpg://{pg.user}:{pg.password}@127.0.0.1:"
+                                f"{pg.port}/{pg.database}"}).start()
+    except BaseException:
+        pg.stop()
+        raise
+    version = subprocess.run([str(pg.bindir / "postgres"), "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    return server, pg, (f"{version or 'PostgreSQL'} on 127.0.0.1:{pg.port} (tests/e2e/pg_server.py), "
+                        f"Prefect server started in {server.startup_seconds:.1f} s")
 
-    started = time.monotonic()
-    server = PrefectServer().start()
-    results: list[Result] = []
+
+def run_backend(args, backend: str, scenarios: list[str], work: Path, binary: Path,
+                results: list[Result], want_floor: bool) -> tuple[str, str]:
+    """Starts the server on `backend`, runs the scenarios with every contender into
+    `results` (tagged with the backend), stops the server. Returns (description,
+    libcurl floor line or "")."""
+    tag = f"[{backend}] " if len(args.backend_list) > 1 else ""
+    server, pg, description = start_backend(backend)
+    print(f"{tag}backend {backend}: {description}", flush=True)
+    floor_line = ""
     try:
         prefect = Prefect(server)
         api = Api(server, prefect)
@@ -631,9 +687,9 @@ def main() -> int:
         # Warm-up (not measured): the first CLI start compiles bytecode, the
         # first deployment creates the flow.
         pool, _ = api.setup_pool("flows.py:hello", 0)
-        floor_line = libcurl_floor(server.api_url + "/health", work)
-        print(floor_line.strip(), flush=True)
-        info += floor_line
+        if want_floor:
+            floor_line = libcurl_floor(server.api_url + "/health", work)
+            print(floor_line.strip(), flush=True)
         measured([VENV_BIN / "prefect", "work-pool", "inspect", pool], bench.env(work),
                  work / "warmup.log", 120)
         # One unmeasured empty cycle of each contender (logs s1-r-1-*): the first answer
@@ -663,22 +719,118 @@ def main() -> int:
                         r = bench.run_cycle(s, rep)
                     else:
                         r = bench.run_floor(rep, claim=who == "floor-claim")
+                    r.backend = backend
                     results.append(r)
-                    print(f"scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
+                    print(f"{tag}scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
                           f"rss {r.peak_rss_kib / 1024:.1f} MiB, requests {r.requests}, exit lag "
                           f"{r.exit_lag if r.exit_lag is None else round(r.exit_lag, 2)}, states "
                           f"{r.states}{'' if r.ok else ' NOT OK: ' + r.note} "
                           f"({time.monotonic() - t:.0f} s incl. setup)", flush=True)
                 if s == 2 and rep < args.single_repeats and "baseline" in args.contenders:
                     r = bench.run_baseline(s, rep, looped=False)
+                    r.backend = backend
                     results.append(r)
-                    print(f"scenario {s} rep {rep} baseline-single: wall {r.wall:.3f} s, leaves "
+                    print(f"{tag}scenario {s} rep {rep} baseline-single: wall {r.wall:.3f} s, leaves "
                           f"{r.left_scheduled} SCHEDULED, states {r.states}", flush=True)
     finally:
         server.stop()
+        if pg:
+            pg.stop()
+    return description, floor_line
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("BENCH_REPEATS", "3")))
+    ap.add_argument("--repeats-1", type=int, default=int(os.environ.get("BENCH_REPEATS_1", "5")),
+                    help="repetitions in scenario 1 (cheap, and the most sensitive to a busy server)")
+    ap.add_argument("--settle", type=float, default=float(os.environ.get("BENCH_SETTLE", "3")),
+                    help="seconds to wait before each scenario-1 run, so the server has finished "
+                         "the previous run's background work (events, flushes)")
+    ap.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "1,2,3"))
+    ap.add_argument("--single-repeats", type=int,
+                    default=int(os.environ.get("BENCH_SINGLE_REPEATS", "1")),
+                    help="repetitions of the one-shot (not looped) baseline in scenarios 2, 3")
+    ap.add_argument("--baseline-repeats-3", type=int,
+                    default=int(os.environ.get("BENCH_BASELINE_REPEATS_3", "1")),
+                    help="repetitions of the baseline in scenario 3 (about 200 s each)")
+    ap.add_argument("--runs-2", type=int, default=20)
+    ap.add_argument("--runs-3", type=int, default=200)
+    ap.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS",
+                                                           "baseline,prefect-cycle,floor,floor-claim"))
+    ap.add_argument("--cycle-prefix", default=os.environ.get("BENCH_CYCLE_PREFIX", ""),
+                    help="command prefix for prefect-cycle (profiling: 'strace -c -o F')")
+    ap.add_argument("--timeout", type=float, default=600, help="per contender run, seconds")
+    ap.add_argument("--out", default=os.environ.get("BENCH_OUT", ""))
+    ap.add_argument("--backends", default=os.environ.get("BENCH_BACKENDS", "sqlite,postgres"),
+                    help="the Prefect server's databases, one server each, one after the other "
+                         "(sqlite, postgres)")
+    args = ap.parse_args()
+    scenarios = [int(s) for s in args.scenarios.split(",") if s.strip()]
+    args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in args.backend_list if b not in BACKEND_TITLES]
+    if unknown or not args.backend_list or len(set(args.backend_list)) != len(args.backend_list):
+        ap.error(f"--backends / BENCH_BACKENDS: {args.backends!r}: a list of distinct "
+                 f"{', '.join(BACKEND_TITLES)}")
+    backends = args.backend_list
+
+    work = Path(tempfile.mkdtemp(prefix="pc-bench-"))
+    # A private copy: other builds may replace build/prefect-cycle during the run.
+    binary = work / "prefect-cycle"
+    shutil.copy2(binary_path(), binary)
+    info = machine(binary, backends)
+    print(info, flush=True)
+
+    started = time.monotonic()
+    results: list[Result] = []
+    described: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    for i, backend in enumerate(backends):
+        # One backend: the logs where they always were; several: a directory each.
+        bwork = work / backend if len(backends) > 1 else work
+        bwork.mkdir(exist_ok=True)
+        try:
+            described[backend], floor_line = run_backend(
+                args, backend, scenarios, bwork, binary, results, want_floor=i == 0)
+        except RuntimeError as e:  # a server that did not start: the other backends still run
+            if len(backends) == 1:
+                raise
+            failed[backend] = str(e).strip().splitlines()[0]
+            print(f"[{backend}] NOT RUN: {e}", file=sys.stderr, flush=True)
+            continue
+        info += floor_line
 
     elapsed = time.monotonic() - started
-    summary = table(results)
+    multi = len(backends) > 1
+
+    def per_backend(render, *extra) -> str:
+        """render(results, *extra) as today for one backend; for several, once per
+        backend under its own heading."""
+        if not multi:
+            return render(results, *extra)
+        parts = [(b, render([r for r in results if r.backend == b], *extra).strip("\n"))
+                 for b in backends if b in described]
+        return "\n\n".join(f"### {BACKEND_TITLES[b]}\n\n{text}" for b, text in parts if text)
+
+    if multi:
+        ran = [b for b in backends if b in described]
+        summary = "\n".join([
+            "",
+            "## Backends side by side",
+            "",
+            f"One Prefect server per backend ({', '.join(ran)}), one after the other, each "
+            "with every scenario and contender. HTTP 503: answers 503 the controller got "
+            "(prefect-cycle: ` -> 503 ` lines of its debug log; baseline: its httpx log; "
+            "n/a for the floors, whose curl retries silently).",
+            side_by_side(results, ran),
+            *[f"\n**{b} not run:** {why}" for b, why in failed.items()],
+            "",
+            "## Per backend",
+            "",
+            per_backend(lambda rs: table(rs).replace("\n### ", "\n#### ")),
+        ])
+    else:
+        summary = table(results)
     print(summary)
     stamp = dt.datetime.now().strftime("%Y-%m-%d")
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"{stamp}.md"
@@ -689,6 +841,8 @@ def main() -> int:
         "Generated by `scripts/bench.sh` (bench/bench.py); how to read it: docs/benchmarks.md.",
         "",
         info,
+        *([f"- backend {b}: {d}" for b, d in described.items()] if multi else []),
+        *([f"- backend {b}: NOT RUN ({why})" for b, why in failed.items()] if multi else []),
         f"- load average at end: {open('/proc/loadavg').read().split()[:3]}",
         f"- repetitions: {args.repeats} per contender (scenario 1: {args.repeats_1}, each after "
         f"a {args.settle:g}-s pause; scenario 3 baseline: "
@@ -702,11 +856,11 @@ def main() -> int:
         "",
         "## HTTP requests, empty pool",
         "",
-        request_summary(results, 1),
+        per_backend(request_summary, 1),
         "",
         "## HTTP requests, scenario 3 (by endpoint)",
         "",
-        request_summary(results, 3),
+        per_backend(request_summary, 3),
         "",
         "## Every run",
         "",
@@ -716,7 +870,7 @@ def main() -> int:
         "",
     ]))
     print(f"\nwritten to {out}")
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all(r.ok for r in results) and not failed else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks prefect-cycle against Prefect's own worker (issue 7): starts one
-# local Prefect server and runs each scenario with both contenders, alternating.
+# Benchmarks prefect-cycle against Prefect's own worker (issue 7): starts a
+# local Prefect server per backend and runs each scenario with both contenders,
+# alternating.
 # Prints the table and writes bench/results/<date>.md. See docs/benchmarks.md.
 #
+#   BENCH_BACKENDS=sqlite,postgres  the server's database, one server per backend,
+#                           one after the other (postgres: a throwaway PostgreSQL as
+#                           tests/e2e/pg_server.py starts it; also --backends)
 #   BENCH_REPEATS=3         repetitions per contender and scenario
 #   BENCH_SCENARIOS=1,2,3   which scenarios (4, the exit lag, is measured in 2 and 3)
 #   BENCH_REPEATS_1=5       repetitions in scenario 1 (cheap; the most sensitive to noise)
