@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -276,7 +277,9 @@ class NativeWorker::Impl {
         throw Error(
             ExitCode::kApi,
             "crash loop: " + std::to_string(consecutive_failures_) +
-                " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES): " + e.what());
+                " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES); the last: " +
+                e.message(),
+            Hint::kWorkerCrashLoop);
       }
       auto backoff = std::min<std::chrono::milliseconds>(
           std::chrono::milliseconds(1000) * (1 << std::min(consecutive_failures_ - 1, 6)),
@@ -405,6 +408,7 @@ class NativeWorker::Impl {
                 false);
       remember(run.id);
     }
+
   }
 
   // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
@@ -604,7 +608,10 @@ class NativeWorker::Impl {
     } else {
       std::string pattern = (fs::temp_directory_path() / "prefect-cycle-XXXXXX").string();
       if (mkdtemp(pattern.data()) == nullptr) {
-        throw Error(ExitCode::kApi, "cannot create a temporary working directory");
+        const std::string reason = std::strerror(errno);
+        throw Error(ExitCode::kApi,
+                    "cannot create the temporary working directory " + pattern + ": " + reason,
+                    Hint::kTempDir);
       }
       temp_dir = pattern;
       spawn.cwd = *temp_dir;
