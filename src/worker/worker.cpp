@@ -397,18 +397,18 @@ class NativeWorker::Impl {
       return;
     }
     label(run, rlog);
+    const std::string id = run.id;  // `run` is moved into launch()
     try {
       launch(std::move(run), *deployment, rlog);
     } catch (const Error& e) {
       // The run is ours and PENDING: it must not stay so.
       rlog.error(std::string("could not start the flow run: ") + e.what());
-      set_state(run.id,
+      set_state(id,
                 {StateType::kCrashed, "",
                  std::string("Failed to submit flow run to infrastructure: ") + e.what()},
                 false);
-      remember(run.id);
+      remember(id);
     }
-
   }
 
   // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
