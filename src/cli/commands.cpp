@@ -64,7 +64,7 @@ ExitCode doctor_command(const FlagValues& flags, bool json, std::ostream& out) {
     loaded = load_config(process_environment(), flags);
     report = run_doctor(loaded->config);
   } catch (const Error& e) {
-    report = doctor_config_failure(redact_url_userinfo(e.what()));
+    report = doctor_config_failure(redact_url_userinfo(e.message()), hint_text(e.hint()));
   }
   std::ostringstream text;
   if (json) {

@@ -166,7 +166,8 @@ class Doctor {
     if (parts && cloud && !is_cloud_workspace_path(path)) {
       add("api.url", false,
           "PREFECT_API_URL \"" + config_.api_url + "\" is a Prefect Cloud URL without a workspace",
-          "use https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (the "
+          "set PREFECT_API_URL (--api-url) to "
+          "https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (the "
           "workspace URL Prefect Cloud shows in its settings)",
           ExitCode::kUsage);
       return false;
@@ -174,7 +175,7 @@ class Doctor {
     bool api_suffix = parts && (parts->path == "/api" || parts->path == "/api/" || cloud);
     if (!api_suffix) {
       add("api.url", false, "PREFECT_API_URL \"" + config_.api_url + "\" does not end in /api",
-          "set PREFECT_API_URL to http(s)://host:port/api (self-hosted) or "
+          "set PREFECT_API_URL (--api-url) to http(s)://host:port/api (self-hosted) or "
           "https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (Cloud)",
           ExitCode::kUsage);
     } else {
@@ -193,7 +194,8 @@ class Doctor {
     int rc = getaddrinfo(url_->host.c_str(), url_->port.c_str(), &hints, &result);
     if (rc != 0) {
       add("api.dns", false, "cannot resolve host \"" + url_->host + "\": " + gai_strerror(rc),
-          "check the host name in PREFECT_API_URL and the machine's DNS", ExitCode::kApi);
+          "check the host name in PREFECT_API_URL (--api-url) and the machine's DNS",
+          ExitCode::kApi);
       return false;
     }
     add("api.dns", true, "host \"" + url_->host + "\" resolves", "", ExitCode::kApi);
@@ -203,8 +205,9 @@ class Doctor {
     freeaddrinfo(result);
     if (!error.empty()) {
       add("api.tcp", false, "cannot connect to " + url_->host + ":" + url_->port + ": " + error,
-          "is the Prefect server running and listening on that port? (prefect server start "
-          "--host 0.0.0.0 for remote access)",
+          "check the port in PREFECT_API_URL (--api-url), that the Prefect server runs and "
+          "listens on it (prefect server start --host 0.0.0.0 for remote access), and the "
+          "firewall",
           ExitCode::kApi);
       return false;
     }
@@ -227,19 +230,16 @@ class Doctor {
       add("api.health", true, "GET /health answered " + response.body.dump(), "", ExitCode::kApi);
       return true;
     } catch (const Error& e) {
-      std::string what = e.what();
-      bool tls_problem =
-          what.find("SSL") != std::string::npos || what.find("certificate") != std::string::npos;
+      const std::string& what = e.message();
+      bool tls_problem = e.hint() == Hint::kApiTls || what.find("SSL") != std::string::npos ||
+                         what.find("certificate") != std::string::npos;
       if (https && tls_problem) {
-        add("api.tls", false, what,
-            "set PREFECT_API_SSL_CERT_FILE to the CA bundle that signed the server's "
-            "certificate (or PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true, unsafe)",
-            ExitCode::kApi);
+        add("api.tls", false, what, std::string(hint_text(Hint::kApiTls)), ExitCode::kApi);
         return false;
       }
       add("api.health", false, what,
           "the host answers but not as a Prefect API: check the path of PREFECT_API_URL "
-          "(it ends in /api)",
+          "(--api-url; it ends in /api)",
           ExitCode::kApi);
       return false;
     }
@@ -277,21 +277,22 @@ class Doctor {
         fix = "the credentials are valid but not allowed here: check the key's workspace and role";
       } else if (!config_.api_auth_string.empty()) {
         fix =
-            "the server rejected PREFECT_API_AUTH_STRING: it must equal the server's "
-            "PREFECT_SERVER_API_AUTH_STRING (user:pass)";
+            "the server rejected PREFECT_API_AUTH_STRING (--api-auth-string): it must equal the "
+            "server's PREFECT_SERVER_API_AUTH_STRING (user:pass)";
       } else if (!config_.api_key.empty()) {
         fix =
-            "the server rejected PREFECT_API_KEY: check the key is valid and belongs to the "
-            "workspace in PREFECT_API_URL";
+            "the server rejected PREFECT_API_KEY (--api-key): check the key is valid and belongs "
+            "to the workspace in PREFECT_API_URL";
       } else {
         fix =
-            "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass (self-hosted "
-            "with PREFECT_SERVER_API_AUTH_STRING) or PREFECT_API_KEY (Cloud)";
+            "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass "
+            "(--api-auth-string; self-hosted with PREFECT_SERVER_API_AUTH_STRING) or "
+            "PREFECT_API_KEY (--api-key; Cloud)";
       }
-      add("api.auth", false, e.what(), fix, ExitCode::kApi);
+      add("api.auth", false, e.message(), fix, ExitCode::kApi);
       auth_checked_ = true;
     } else {
-      add("api.call", false, e.what(), "see the message", ExitCode::kApi);
+      add("api.call", false, e.message(), std::string(hint_text(e.hint())), ExitCode::kApi);
     }
   }
 
@@ -312,7 +313,8 @@ class Doctor {
     if (!pool) {
       add("pool", false, "work pool \"" + config_.work_pool + "\" not found",
           "create it (prefect work-pool create " + config_.work_pool +
-              " --type process) or set PREFECT_WORK_POOL_CREATE=true",
+              " --type process), set PREFECT_WORK_POOL_CREATE=true (--create-pool), or correct "
+              "PREFECT_WORK_POOL (--pool)",
           ExitCode::kUsage);
       return false;
     }
@@ -328,7 +330,8 @@ class Doctor {
     add("pool", type_ok, detail,
         type_ok ? ""
                 : "the pool's type is \"" + pool->type + "\" but PREFECT_WORKER_TYPE is \"" +
-                      config_.worker_type + "\": set PREFECT_WORKER_TYPE=" + pool->type,
+                      config_.worker_type + "\": set PREFECT_WORKER_TYPE=" + pool->type +
+                      " (--worker-type)",
         ExitCode::kUsage);
     return true;
   }
@@ -344,20 +347,21 @@ class Doctor {
         auto deployment = stack_.client().read_deployment_by_name(ref.flow, ref.deployment);
         if (!deployment) {
           add(name, false, "deployment \"" + ref.full_name() + "\" not found",
-              "check the flow and deployment names (prefect deployment ls)", ExitCode::kUsage);
+              std::string(hint_text(Hint::kDeploymentNotFound)), ExitCode::kUsage);
         } else if (deployment->work_pool_name != config_.work_pool) {
           add(name, false,
               "deployment \"" + ref.full_name() + "\" belongs to work pool \"" +
                   deployment->work_pool_name + "\"",
               "this cycle drains \"" + config_.work_pool +
-                  "\": its runs would wait for another worker",
+                  "\": its runs would wait for another worker; move the deployment to this "
+                  "pool or remove it from PREFECT_TRIGGER_DEPLOYMENTS (--trigger)",
               ExitCode::kUsage);
         } else {
           add(name, true, "exists in work pool \"" + config_.work_pool + "\"", "",
               ExitCode::kUsage);
         }
       } catch (const Error& e) {
-        add(name, false, e.what(), "see the message", ExitCode::kApi);
+        add(name, false, e.message(), std::string(hint_text(e.hint())), ExitCode::kApi);
       }
     }
   }
@@ -375,9 +379,9 @@ class Doctor {
       add("repository", found,
           found ? "branch \"" + config_.branch + "\" present in " + config_.repository
                 : "branch \"" + config_.branch + "\" not found in " + config_.repository,
-          found ? "" : "set PREFECT_WORKER_BRANCH to an existing branch", ExitCode::kPreflight);
+          found ? "" : std::string(hint_text(Hint::kBranchNotFound)), ExitCode::kPreflight);
     } catch (const Error& e) {
-      add("repository", false, e.what(), "see the message", ExitCode::kPreflight);
+      add("repository", false, e.message(), std::string(hint_text(e.hint())), ExitCode::kPreflight);
     }
   }
 
@@ -388,17 +392,14 @@ class Doctor {
     }
     if (config_.database_url.empty()) {
       add("database", false, "PREFECT_WORKER_CHECK_DATABASE is on but DATABASE_URL is not set",
-          "set DATABASE_URL (or DATABASE_PUBLIC_URL)", ExitCode::kPreflight);
+          std::string(hint_text(Hint::kDatabaseMissing)), ExitCode::kPreflight);
       return;
     }
     try {
       check_database(config_.database_url, std::chrono::seconds(10));
       add("database", true, "SELECT 1 answered", "", ExitCode::kPreflight);
     } catch (const Error& e) {
-      add("database", false, e.what(),
-          "check DATABASE_URL and that the database accepts "
-          "connections from here",
-          ExitCode::kPreflight);
+      add("database", false, e.message(), std::string(hint_text(e.hint())), ExitCode::kPreflight);
     }
   }
 
@@ -426,14 +427,12 @@ class Doctor {
       add("python", true, config_.python + " imports Prefect " + last_line, "",
           ExitCode::kPreflight);
     } else if (status.exited() && status.code == 127) {
-      add("python", false, "\"" + config_.python + "\" not found",
-          "set PREFECT_WORKER_PYTHON to a Python that has Prefect installed", ExitCode::kPreflight);
+      add("python", false, "PREFECT_WORKER_PYTHON: \"" + config_.python + "\" not found",
+          std::string(hint_text(Hint::kPython)), ExitCode::kPreflight);
     } else {
       add("python", false,
           config_.python + " cannot import Prefect (" + status.describe() + "): " + last_line,
-          "pip install prefect into that interpreter, or set PREFECT_WORKER_PYTHON to one that "
-          "has it",
-          ExitCode::kPreflight);
+          std::string(hint_text(Hint::kPython)), ExitCode::kPreflight);
     }
   }
 
@@ -571,10 +570,9 @@ DoctorReport run_doctor(const Config& config) {
   return Doctor(config).run();
 }
 
-DoctorReport doctor_config_failure(const std::string& message) {
+DoctorReport doctor_config_failure(const std::string& message, std::string_view fix) {
   DoctorReport report;
-  report.checks.push_back({"config", false, false, message,
-                           "fix the variable or flag named in the message", ExitCode::kUsage});
+  report.checks.push_back({"config", false, false, message, std::string(fix), ExitCode::kUsage});
   return report;
 }
 

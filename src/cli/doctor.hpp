@@ -5,6 +5,8 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
+
 #include <vector>
 
 #include "common/exit_code.hpp"
@@ -33,7 +35,8 @@ struct DoctorReport {
 // load; the checks that need it are then reported as not run.
 DoctorReport run_doctor(const Config& config);
 
-// The report for a configuration that failed to load.
-DoctorReport doctor_config_failure(const std::string& message);
+// The report for a configuration that failed to load: the error's message and
+// its hint text as the fix.
+DoctorReport doctor_config_failure(const std::string& message, std::string_view fix);
 
 }  // namespace pc

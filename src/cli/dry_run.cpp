@@ -23,7 +23,8 @@ ExitCode print_plan(const Config& config, PrefectClient& client, std::ostream& o
   if (!pool) {
     if (!config.work_pool_create) {
       throw usage_error("PREFECT_WORK_POOL: work pool \"" + config.work_pool + "\" not found at " +
-                        config.api_url + " (create it, or set PREFECT_WORK_POOL_CREATE=true)");
+                            config.api_url,
+                        Hint::kPoolNotFound);
     }
     out << "  work pool: \"" << config.work_pool << "\" does not exist: would create it (type "
         << "process)\n";
@@ -41,8 +42,8 @@ ExitCode print_plan(const Config& config, PrefectClient& client, std::ostream& o
     auto deployment = client.read_deployment_by_name(ref.flow, ref.deployment);
     if (!deployment) {
       throw usage_error("PREFECT_TRIGGER_DEPLOYMENTS: deployment \"" + ref.full_name() +
-                        "\" not found (expected flow-name/deployment-name of an existing "
-                        "deployment)");
+                            "\" not found at " + config.api_url,
+                        Hint::kDeploymentNotFound);
     }
     out << "  trigger: \"" << ref.full_name() << "\" (deployment " << deployment->id << ", pool \""
         << deployment->work_pool_name << "\"): would create one flow run\n";

@@ -77,8 +77,9 @@ bool parse_bool(const std::string& where, const std::string& value) {
   if (v == "false" || v == "0" || v == "no" || v == "off") {
     return false;
   }
-  throw usage_error(where + ": invalid boolean \"" + value +
-                    "\" (expected true/false/1/0/yes/no/on/off)");
+  throw usage_error(
+      where + ": invalid boolean \"" + value + "\" (expected true/false/1/0/yes/no/on/off)",
+      Hint::kConfigValue);
 }
 
 int parse_int(const std::string& where, const std::string& value, int min, int max) {
@@ -96,10 +97,10 @@ int parse_int(const std::string& where, const std::string& value, int min, int m
     }
   }
   if (!ok || used != v.size()) {
-    throw usage_error(where + ": invalid integer \"" + value + "\" " + range);
+    throw usage_error(where + ": invalid integer \"" + value + "\" " + range, Hint::kConfigValue);
   }
   if (parsed < min || parsed > max) {
-    throw usage_error(where + ": " + v + " is out of range " + range);
+    throw usage_error(where + ": " + v + " is out of range " + range, Hint::kConfigValue);
   }
   return static_cast<int>(parsed);
 }
@@ -122,7 +123,7 @@ std::vector<StateType> parse_state_types(const std::string& where, const std::st
       if (auto guess = closest_match(item, names)) {
         message += "; did you mean \"" + *guess + "\"?";
       }
-      throw usage_error(message);
+      throw usage_error(message, Hint::kConfigValue);
     }
     if (std::find(types.begin(), types.end(), *type) == types.end()) {
       types.push_back(*type);
@@ -130,7 +131,8 @@ std::vector<StateType> parse_state_types(const std::string& where, const std::st
   }
   if (types.empty()) {
     throw usage_error(where + ": empty list \"" + value +
-                      "\" (expected a comma list of state types, e.g. PENDING,RUNNING)");
+                          "\" (expected a comma list of state types, e.g. PENDING,RUNNING)",
+                      Hint::kConfigValue);
   }
   return types;
 }
@@ -141,8 +143,9 @@ std::vector<DeploymentRef> parse_deployments(const std::string& where, const std
     auto slash = item.find('/');
     if (slash == std::string::npos || slash == 0 || slash + 1 == item.size() ||
         item.find('/', slash + 1) != std::string::npos) {
-      throw usage_error(where + ": invalid deployment \"" + item +
-                        "\" (expected flow-name/deployment-name)");
+      throw usage_error(
+          where + ": invalid deployment \"" + item + "\" (expected flow-name/deployment-name)",
+          Hint::kConfigValue);
     }
     DeploymentRef ref{trim(item.substr(0, slash)), trim(item.substr(slash + 1))};
     if (std::find(refs.begin(), refs.end(), ref) == refs.end()) {
@@ -163,7 +166,8 @@ std::string parse_api_url(const std::string& where, const std::string& value,
   std::smatch match;
   if (!std::regex_match(url, match, kUrl)) {
     throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) +
-                      "\" (expected http(s)://host[:port]/api, e.g. http://127.0.0.1:4200/api)");
+                          "\" (expected http(s)://host[:port]/api, e.g. http://127.0.0.1:4200/api)",
+                      Hint::kConfigValue);
   }
   std::string path = match[5].str();
   if (path != "/api" && !is_cloud_workspace_path(path)) {
@@ -190,7 +194,8 @@ LogLevel parse_log_level(const std::string& where, const std::string& value) {
   if (v == "critical")
     return LogLevel::kCritical;
   throw usage_error(where + ": invalid log level \"" + value +
-                    "\" (expected trace, debug, info, warning, error or critical)");
+                        "\" (expected trace, debug, info, warning, error or critical)",
+                    Hint::kConfigValue);
 }
 
 LogFormat parse_log_format(const std::string& where, const std::string& value) {
@@ -199,7 +204,8 @@ LogFormat parse_log_format(const std::string& where, const std::string& value) {
     return LogFormat::kText;
   if (v == "json")
     return LogFormat::kJson;
-  throw usage_error(where + ": invalid log format \"" + value + "\" (expected text or json)");
+  throw usage_error(where + ": invalid log format \"" + value + "\" (expected text or json)",
+                    Hint::kConfigValue);
 }
 
 AutoPause parse_auto_pause(const std::string& where, const std::string& value) {
@@ -210,7 +216,8 @@ AutoPause parse_auto_pause(const std::string& where, const std::string& value) {
     return parse_bool(where, value) ? AutoPause::kOn : AutoPause::kOff;
   } catch (const Error&) {
     throw usage_error(where + ": invalid value \"" + value +
-                      "\" (expected true/false/1/0/yes/no/on/off or force)");
+                          "\" (expected true/false/1/0/yes/no/on/off or force)",
+                      Hint::kConfigValue);
   }
 }
 
@@ -218,7 +225,7 @@ std::string require_non_empty(const std::string& where, const std::string& value
                               const std::string& what) {
   std::string v = trim(value);
   if (v.empty()) {
-    throw usage_error(where + ": empty value (expected " + what + ")");
+    throw usage_error(where + ": empty value (expected " + what + ")", Hint::kConfigValue);
   }
   return v;
 }
@@ -227,7 +234,8 @@ std::string worker_name_value(const std::string& where, const std::string& value
   std::string v = require_non_empty(where, value, "a worker name");
   if (v.find_first_of("/%") != std::string::npos) {
     throw usage_error(where + ": invalid worker name \"" + value +
-                      "\" (Prefect forbids '/' and '%' in worker names)");
+                          "\" (Prefect forbids '/' and '%' in worker names)",
+                      Hint::kConfigValue);
   }
   return v;
 }
@@ -357,7 +365,8 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
     throw usage_error(
         "PREFECT_API_URL: not set (expected the API base URL, e.g. http://127.0.0.1:4200/api "
         "or https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace>; "
-        "flag --api-url)");
+        "flag --api-url)",
+        Hint::kConfigValue);
   }
   if (config.worker_name.empty()) {
     config.worker_name = "prefect-cycle-" + hostname();

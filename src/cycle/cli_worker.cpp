@@ -65,8 +65,9 @@ WorkerPhaseResult CliWorker::run(const Logger& log) {
   }
   result.failure = ExitCode::kApi;
   result.failure_message = "Prefect's worker (" + config_.python + " -m prefect worker start) " +
-                           status.describe() + ": " + explain_exit(status) +
-                           "; its output is in the log above";
+                           status.describe() + ": " + explain_exit(status);
+  result.failure_hint = Hint::kWorkerCli;
+
   return result;
 }
 

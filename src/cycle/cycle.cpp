@@ -163,14 +163,15 @@ class CycleRun {
     }
     if (!pool) {
       throw usage_error("PREFECT_WORK_POOL: work pool \"" + config_.work_pool + "\" not found at " +
-                        config_.api_url + " (create it, or set PREFECT_WORK_POOL_CREATE=true)");
+                            config_.api_url,
+                        Hint::kPoolNotFound);
     }
     pool_ = *pool;
     if (config_.worker_type == "process" && pool_.type != "process") {
       throw usage_error("work pool \"" + pool_.name + "\" is of type \"" + pool_.type +
-                        "\": the native worker runs process pools only; set "
-                        "PREFECT_WORKER_TYPE=" +
-                        pool_.type + " to run it with Prefect's worker CLI");
+                            "\" but PREFECT_WORKER_TYPE is \"process\": the native worker runs "
+                            "process pools only",
+                        Hint::kPoolType);
     }
     log_.info("work pool \"" + pool_.name + "\": type " + pool_.type + ", " +
               (pool_.is_paused ? "paused" : "not paused") + ", status " + pool_.status);
@@ -179,8 +180,8 @@ class CycleRun {
       auto deployment = deps_.client.read_deployment_by_name(ref.flow, ref.deployment);
       if (!deployment) {
         throw usage_error("PREFECT_TRIGGER_DEPLOYMENTS: deployment \"" + ref.full_name() +
-                          "\" not found (expected flow-name/deployment-name of an existing "
-                          "deployment)");
+                              "\" not found at " + config_.api_url,
+                          Hint::kDeploymentNotFound);
       }
       if (!deployment->work_pool_name.empty() && deployment->work_pool_name != pool_.name) {
         log_.warn("deployment \"" + ref.full_name() + "\" belongs to work pool \"" +
@@ -249,10 +250,11 @@ class CycleRun {
       throw Error(ExitCode::kWaitTimeout,
                   "wait timed out after " + std::to_string(config_.wait_timeout.count()) +
                       " s (PREFECT_WAIT_TIMEOUT_SECONDS) while the worker was still running its "
-                      "flow runs; the worker was stopped");
+                      "flow runs; the worker was stopped",
+                  Hint::kWaitTimeout);
     }
     if (result.failure) {
-      throw Error(*result.failure, result.failure_message);
+      throw Error(*result.failure, result.failure_message, result.failure_hint);
     }
   }
 
@@ -326,7 +328,8 @@ class CycleRun {
         throw Error(ExitCode::kWaitTimeout,
                     "wait timed out after " + std::to_string(config_.wait_timeout.count()) +
                         " s (PREFECT_WAIT_TIMEOUT_SECONDS) with " + std::to_string(active) +
-                        " flow run(s) still active in pool \"" + config_.work_pool + "\"");
+                        " flow run(s) still active in pool \"" + config_.work_pool + "\"",
+                    Hint::kWaitTimeout);
       }
       std::string progress = std::to_string(active) + " active flow run(s) in pool \"" +
                              config_.work_pool + "\"; waited " + format_seconds(elapsed);
@@ -390,14 +393,15 @@ class CycleRun {
       }
     } catch (const Error& e) {
       summary_.pool_paused_at_end = false;
-      std::string message = std::string("could not pause work pool \"") + config_.work_pool +
-                            "\": it MAY STILL BE RESUMED; pause it by hand (prefect work-pool "
-                            "pause " +
-                            config_.work_pool + "): " + e.what();
+      Error error(ExitCode::kApi,
+                  std::string("could not pause work pool \"") + config_.work_pool +
+                      "\": it MAY STILL BE RESUMED: " + e.message(),
+                  Hint::kPauseFailed);
+
       if (summary_.message.empty()) {
-        summary_.message = message;
+        summary_.message = error.what();
       }
-      throw Error(ExitCode::kApi, message);
+      throw error;
     }
     summary_.pool_paused_at_end = true;
     log_.info("work pool \"" + config_.work_pool + "\" paused");

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 
+#include "common/hint.hpp"
 #include "config/config.hpp"
 #include "cycle/summary.hpp"
 #include "http/retry.hpp"
@@ -34,6 +35,8 @@ struct WorkerPhaseResult {
   // Set when the worker itself failed (not a flow run): the cycle's exit code.
   std::optional<ExitCode> failure;
   std::string failure_message;
+  Hint failure_hint = Hint::kWorkerCli;  // what to change about `failure`
+
   // False when the worker never heartbeated (nothing was due): it left no
   // worker row for the pause phase to delete.
   bool registered = true;

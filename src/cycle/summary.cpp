@@ -104,14 +104,16 @@ void write_summary_file(const std::filesystem::path& path, const CycleSummary& s
                summary.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace))
         << '\n';
     if (!out) {
-      throw usage_error("PREFECT_CYCLE_SUMMARY_FILE: cannot write \"" + path.string() + "\"");
+      throw usage_error("PREFECT_CYCLE_SUMMARY_FILE: cannot write \"" + path.string() + "\"",
+                        Hint::kSummaryFile);
     }
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
-    throw usage_error("PREFECT_CYCLE_SUMMARY_FILE: cannot write \"" + path.string() +
-                      "\": " + ec.message());
+    throw usage_error(
+        "PREFECT_CYCLE_SUMMARY_FILE: cannot write \"" + path.string() + "\": " + ec.message(),
+        Hint::kSummaryFile);
   }
 }
 

@@ -60,8 +60,9 @@ Target parse_target(const std::string& url) {
   if (!options) {
     std::string reason = raw_error != nullptr ? raw_error : "out of memory";
     PQfreemem(raw_error);
-    throw preflight_error("DATABASE_URL is not a valid PostgreSQL connection string: " +
-                          clean(reason, Target{}, url));
+    throw preflight_error(
+        "DATABASE_URL is not a valid PostgreSQL connection string: " + clean(reason, Target{}, url),
+        Hint::kDatabaseUrl);
   }
   std::string host, port, dbname, user;
   Target target;
@@ -118,7 +119,8 @@ void check_database(const std::string& database_url, std::chrono::seconds timeou
       prefix + "no answer within " + std::to_string(timeout.count()) + " s";
   auto fail = [&](PGconn* conn, const std::string& what) -> Error {
     std::string reason = conn != nullptr ? PQerrorMessage(conn) : "out of memory";
-    return preflight_error(prefix + what + ": " + clean(reason, target, database_url));
+    return preflight_error(prefix + what + ": " + clean(reason, target, database_url),
+                           Hint::kDatabaseUnreachable);
   };
 
   // The non-blocking API, so that one deadline covers everything: libpq's own
@@ -138,7 +140,7 @@ void check_database(const std::string& database_url, std::chrono::seconds timeou
     }
     short events = poll_status == PGRES_POLLING_READING ? POLLIN : POLLOUT;
     if (!wait_socket(conn.get(), events, deadline)) {
-      throw preflight_error(too_slow + " while connecting");
+      throw preflight_error(too_slow + " while connecting", Hint::kDatabaseUnreachable);
     }
     poll_status = PQconnectPoll(conn.get());
   }
@@ -148,7 +150,7 @@ void check_database(const std::string& database_url, std::chrono::seconds timeou
   }
   while (PQisBusy(conn.get()) != 0) {
     if (!wait_socket(conn.get(), POLLIN, deadline)) {
-      throw preflight_error(too_slow + " to SELECT 1");
+      throw preflight_error(too_slow + " to SELECT 1", Hint::kDatabaseUnreachable);
     }
     if (PQconsumeInput(conn.get()) == 0) {
       throw fail(conn.get(), "SELECT 1 failed");

@@ -106,16 +106,15 @@ std::string server_detail(const std::string& body) {
 
 // A fix for credential problems. A 403 can also be a plain refusal (pool
 // names starting with "prefect" are reserved) or the server's CSRF check.
-std::string auth_hint(long status, const std::string& detail) {
+// What to change for an answer that retrying cannot fix.
+Hint status_hint(long status, const std::string& detail) {
   if (status == 403 && detail.find("CSRF") != std::string::npos) {
-    return " (the server enforces CSRF tokens: PREFECT_SERVER_CSRF_PROTECTION_ENABLED; "
-           "prefect-cycle does not send them, disable it on the server)";
+    return Hint::kApiCsrf;
   }
   if (status == 401 || (status == 403 && detail.find("reserved") == std::string::npos)) {
-    return " (check PREFECT_API_AUTH_STRING for a self-hosted server with "
-           "PREFECT_SERVER_API_AUTH_STRING, or PREFECT_API_KEY for Prefect Cloud)";
+    return Hint::kApiAuth;
   }
-  return "";
+  return status >= 500 ? Hint::kApiServerError : Hint::kApiAnswer;
 }
 
 std::string format_ms(std::chrono::milliseconds ms) {
@@ -284,7 +283,8 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
           if (result.body.is_discarded()) {
             if (status >= 200 && status < 300) {
               throw api_error(what + ": malformed JSON in the response (" +
-                              std::to_string(response.body.size()) + " bytes)");
+                                  std::to_string(response.body.size()) + " bytes)",
+                              Hint::kApiAnswer);
             }
             result.body = nullptr;
           }
@@ -297,8 +297,7 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
         if (!detail.empty()) {
           message += ": " + detail;
         }
-        message += auth_hint(status, detail);
-        throw HttpStatusError(message, status, detail);
+        throw HttpStatusError(message, status_hint(status, detail), status, detail);
       }
       retry_reason = std::to_string(status) + " " + reason_phrase(status);
       if (auto header = response.header("Retry-After")) {
@@ -307,20 +306,21 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
       if (attempt >= max_attempts) {
         throw HttpStatusError(what + ": " + retry_reason + " after " + std::to_string(attempt) +
                                   " attempt(s)" + (detail.empty() ? "" : ": " + detail),
-                              status, detail);
+                              Hint::kApiServerError, status, detail);
       }
     } catch (const TransportError& e) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
       const std::string reason = scrub(e.what());
       log_.debug(what + " -> " + reason + " (" + std::to_string(ms.count()) + " ms)");
       if (!e.retryable()) {
-        throw api_error(what + ": " + reason);
+        throw api_error(what + ": " + reason, e.tls() ? Hint::kApiTls : Hint::kApiAnswer);
       }
       retry_reason = reason;
       unreachable = true;
       if (attempt >= max_attempts) {
         throw api_error(unreachable_prefix + ": " + reason + " (" + short_what + ", after " +
-                        std::to_string(attempt) + " attempt(s))");
+                            std::to_string(attempt) + " attempt(s))",
+                        Hint::kApiUnreachable);
       }
     }
 
@@ -334,13 +334,14 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
                                   format_ms(elapsed) + ", retry budget " + format_ms(budget);
       throw api_error(unreachable ? unreachable_prefix + ": " + retry_reason + " (" + short_what +
                                         ", " + gave_up + ")"
-                                  : what + ": " + retry_reason + "; " + gave_up);
+                                  : what + ": " + retry_reason + "; " + gave_up,
+                      unreachable ? Hint::kApiUnreachable : Hint::kApiServerError);
     }
     log_.warn(what + ": " + retry_reason + "; retry " + std::to_string(attempt) + " of " +
               std::to_string(max_attempts - 1) + " in " + format_ms(delay));
     waited += delay;
     if (!sleeper_.sleep_for(delay)) {
-      throw api_error(what + ": " + retry_reason + "; not retried: stop requested");
+      throw api_error(what + ": " + retry_reason + "; not retried: stop requested", Hint::kStopped);
     }
   }
 }

@@ -40,8 +40,9 @@ struct ApiResponse {
 // A non-2xx answer (other than 404/409, which request() returns).
 class HttpStatusError : public Error {
  public:
-  HttpStatusError(const std::string& message, long status, std::string detail)
-      : Error(ExitCode::kApi, message), status_(status), detail_(std::move(detail)) {}
+  HttpStatusError(const std::string& message, Hint hint, long status, std::string detail)
+      : Error(ExitCode::kApi, message, hint), status_(status), detail_(std::move(detail)) {}
+
   long status() const { return status_; }
   const std::string& detail() const { return detail_; }
 

@@ -205,17 +205,12 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
     if (!host.empty() && reason.find(host.substr(0, host.rfind(':'))) == std::string::npos) {
       reason = host + ": " + reason;
     }
-    // A certificate that does not verify will not verify on a retry either;
-    // say which options decide it.
+    // A certificate that does not verify will not verify on a retry either.
     const bool tls_failure = rc == CURLE_PEER_FAILED_VERIFICATION ||
                              rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
                              rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
-    if (tls_failure) {
-      reason +=
-          " (TLS: set PREFECT_API_SSL_CERT_FILE to the CA bundle that signed the server's "
-          "certificate, or PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true to skip verification)";
-    }
-    throw TransportError(redact_url_userinfo(reason), rc == CURLE_OPERATION_TIMEDOUT, !tls_failure);
+    throw TransportError(redact_url_userinfo(reason), rc == CURLE_OPERATION_TIMEDOUT, !tls_failure,
+                         tls_failure);
   }
   HttpResponse response;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);

@@ -39,15 +39,19 @@ struct HttpResponse {
 // URL password redacted.
 class TransportError : public std::runtime_error {
  public:
-  TransportError(const std::string& message, bool timed_out, bool retryable = true)
-      : std::runtime_error(message), timed_out_(timed_out), retryable_(retryable) {}
+  TransportError(const std::string& message, bool timed_out, bool retryable = true,
+                 bool tls = false)
+      : std::runtime_error(message), timed_out_(timed_out), retryable_(retryable), tls_(tls) {}
   bool timed_out() const { return timed_out_; }
   // False when trying again cannot help (an oversized response body).
   bool retryable() const { return retryable_; }
+  // The server's certificate did not verify (PREFECT_API_SSL_CERT_FILE decides).
+  bool tls() const { return tls_; }
 
  private:
   bool timed_out_;
   bool retryable_;
+  bool tls_;
 };
 
 class HttpTransport {

@@ -21,7 +21,7 @@ std::vector<std::string> state_names(const std::vector<StateType>& types) {
 }
 
 [[noreturn]] void unexpected(const std::string& what, const ApiResponse& response) {
-  throw api_error(what + ": unexpected HTTP " + std::to_string(response.status));
+  throw api_error(what + ": unexpected HTTP " + std::to_string(response.status), Hint::kApiAnswer);
 }
 
 }  // namespace
@@ -85,7 +85,8 @@ WorkPool PrefectClient::create_work_pool(const std::string& name, const std::str
     if (auto pool = read_work_pool(name)) {
       return *pool;
     }
-    throw api_error("work pool \"" + name + "\": creation conflicted but it cannot be read");
+    throw api_error("work pool \"" + name + "\": creation conflicted but it cannot be read",
+                    Hint::kApiGone);
   }
   return decode_work_pool(response.body);
 }
@@ -94,7 +95,7 @@ void PrefectClient::set_work_pool_paused(const std::string& name, bool paused,
                                          const RequestOptions& options) {
   auto response = api_.request("PATCH", pool_path(name), json{{"is_paused", paused}}, options);
   if (response.status == 404) {
-    throw api_error("work pool \"" + name + "\" not found at " + api_.base_url());
+    throw api_error("work pool \"" + name + "\" not found at " + api_.base_url(), Hint::kApiGone);
   }
 }
 
@@ -144,7 +145,8 @@ FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deploy
       api_.request("POST", "/deployments/" + url_encode_segment(deployment_id) + "/create_flow_run",
                    defaulted ? json{{"state", {{"type", "SCHEDULED"}}}} : body);
   if (response.status == 404) {
-    throw api_error("deployment " + deployment_id + " not found when creating a flow run");
+    throw api_error("deployment " + deployment_id + " not found when creating a flow run",
+                    Hint::kApiGone);
   }
   return decode_flow_run(response.body);
 }
@@ -152,10 +154,10 @@ FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deploy
 json PrefectClient::read_flow(const std::string& id) {
   auto response = api_.request("GET", "/flows/" + url_encode_segment(id));
   if (response.status == 404) {
-    throw api_error("flow " + id + " not found");
+    throw api_error("flow " + id + " not found", Hint::kApiGone);
   }
   if (!response.body.is_object()) {
-    throw api_error("GET /flows/" + id + ": the answer is not a JSON object");
+    throw api_error("GET /flows/" + id + ": the answer is not a JSON object", Hint::kApiAnswer);
   }
   return response.body;
 }
@@ -205,7 +207,8 @@ SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
       api_.request("POST", "/flow_runs/" + url_encode_segment(flow_run_id) + "/set_state",
                    json{{"state", state_json}, {"force", force}});
   if (response.status == 404) {
-    throw api_error("flow run " + flow_run_id + " not found when setting its state");
+    throw api_error("flow run " + flow_run_id + " not found when setting its state",
+                    Hint::kApiGone);
   }
   SetStateResult result = decode_set_state_result(response.body);
   // PreventDuplicateTransitions answers a retried proposal that was already
@@ -224,7 +227,7 @@ void PrefectClient::update_flow_run(const std::string& id, const json& patch,
                                     const RequestOptions& options) {
   auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id), patch, options);
   if (response.status == 404) {
-    throw api_error("flow run " + id + " not found when updating it");
+    throw api_error("flow run " + id + " not found when updating it", Hint::kApiGone);
   }
 }
 
@@ -249,7 +252,7 @@ void PrefectClient::update_flow_run_labels(const std::string& id, const json& la
   auto response =
       api_.request("PATCH", "/flow_runs/" + url_encode_segment(id) + "/labels", labels, options);
   if (response.status == 404) {
-    throw api_error("flow run " + id + " not found when updating its labels");
+    throw api_error("flow run " + id + " not found when updating its labels", Hint::kApiGone);
   }
 }
 
@@ -260,7 +263,8 @@ void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::st
       "POST", pool_path(pool) + "/workers/heartbeat",
       json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}}, options);
   if (response.status == 404) {
-    throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat");
+    throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat",
+                    Hint::kApiGone);
   }
 }
 

@@ -12,13 +12,15 @@ using json = nlohmann::json;
 [[noreturn]] void bad_field(std::string_view object, std::string_view field,
                             std::string_view expected) {
   throw api_error("unexpected Prefect API response: " + std::string(object) + "." +
-                  std::string(field) + " is not " + std::string(expected));
+                      std::string(field) + " is not " + std::string(expected),
+                  Hint::kApiAnswer);
 }
 
 void require_object(const json& j, std::string_view object) {
   if (!j.is_object()) {
-    throw api_error("unexpected Prefect API response: " + std::string(object) +
-                    " is not a JSON object");
+    throw api_error(
+        "unexpected Prefect API response: " + std::string(object) + " is not a JSON object",
+        Hint::kApiAnswer);
   }
 }
 

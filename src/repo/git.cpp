@@ -126,8 +126,7 @@ std::string credentials_tried(const std::string& url, const CredentialContext& c
     tried.emplace_back("the keys of the SSH agent");
   }
   if (tried.empty()) {
-    return "no credentials (set GITHUB_ACCESS_TOKEN, or put user:password in "
-           "PREFECT_WORKER_REPOSITORY)";
+    return "no credentials";
   }
   std::string words;
   for (std::size_t i = 0; i < tried.size(); ++i) {
@@ -218,18 +217,31 @@ std::string ls_remote_in_child(const std::string& url, const std::string& token)
   return out.str();
 }
 
+// `sync`: the code sync (whose hints cannot offer to skip the check) rather
+// than the repository check.
 [[noreturn]] void throw_failure(const std::string& output, const std::string& url,
-                                const std::string& action) {
+                                const std::string& action, bool sync) {
   std::istringstream in(output);
   std::string status, kind;
   std::getline(in, status);
   std::getline(in, kind);
   std::string message((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const Hint failed = sync ? Hint::kSyncFailed : Hint::kRepositoryFailed;
   if (status != "error" || message.empty()) {
     throw preflight_error(action + " " + redact_url_userinfo(url) +
-                          " failed: the git helper process ended without a result");
+                              " failed: the git helper process ended without a result",
+                          failed);
   }
-  throw preflight_error(message);
+  if (kind == "auth") {
+    throw preflight_error(message, Hint::kRepositoryAuth);
+  }
+  if (kind == "not_a_clone") {
+    throw preflight_error(message, Hint::kCodeDir);
+  }
+  if (kind == "unreachable") {
+    throw preflight_error(message, sync ? Hint::kSyncUnreachable : Hint::kRepositoryUnreachable);
+  }
+  throw preflight_error(message, failed);
 }
 
 // The directory of a file:// URL or a local path; nullopt for a network URL.
@@ -246,28 +258,31 @@ std::optional<fs::path> local_repository_path(const std::string& url) {
 }
 
 BoundedResult bounded(const std::function<std::string()>& work, std::chrono::seconds timeout,
-                      const std::string& url, const std::string& action,
+                      const std::string& url, const std::string& action, bool sync,
                       const std::function<bool()>& should_stop) {
   // libgit2 says "unsupported URL protocol" for a local path that does not
   // exist: say what is wrong instead.
   if (auto path = local_repository_path(url); path && !fs::exists(*path)) {
-    throw preflight_error("cannot reach repository " + url + " (host local path): " +
-                          path->string() + " does not exist (PREFECT_WORKER_REPOSITORY)");
+    throw preflight_error("cannot reach repository " + url +
+                              " (host local path): " + path->string() + " does not exist",
+                          sync ? Hint::kSyncUnreachable : Hint::kRepositoryUnreachable);
   }
   BoundedResult result = run_bounded(
       work, std::chrono::duration_cast<std::chrono::milliseconds>(timeout), should_stop);
   if (result.timed_out) {
     if (should_stop && should_stop()) {
-      throw preflight_error(action + " " + redact_url_userinfo(url) +
-                            " stopped: stop signal received");
+      throw preflight_error(
+          action + " " + redact_url_userinfo(url) + " stopped: stop signal received",
+          Hint::kStopped);
     }
     throw preflight_error(action + " " + redact_url_userinfo(url) + " (host " + git_host(url) +
-                          ") did not finish within " + std::to_string(timeout.count()) +
-                          " s: no answer from the host, or a transfer too slow (raise "
-                          "PREFECT_WORKER_GIT_TIMEOUT_SECONDS for a large repository)");
+                              ") did not finish within " + std::to_string(timeout.count()) +
+                              " s (PREFECT_WORKER_GIT_TIMEOUT_SECONDS): no answer from the host, "
+                              "or a transfer too slow",
+                          sync ? Hint::kSyncTimeout : Hint::kRepositoryTimeout);
   }
   if (result.output.rfind("ok\n", 0) != 0) {
-    throw_failure(result.output, url, action);
+    throw_failure(result.output, url, action, sync);
   }
   return result;
 }
@@ -373,9 +388,7 @@ std::string update_in_child(const SyncRequest& req) {
   Library library;
   CredentialContext ctx{req.token};
   const fs::path& dir = req.code_dir;
-  const std::string refusal =
-      "; refusing to touch it (remove it, or point "
-      "PREFECT_WORKER_CODE_DIR at another directory)";
+  const std::string refusal = "; refusing to touch it";
   git_repository* raw = nullptr;
   if (git_repository_open_ext(&raw, dir.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
     return encode({"not_a_clone", "code directory " + dir.string() +
@@ -480,13 +493,15 @@ fs::path make_staging_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) {
-    throw preflight_error("cannot create " + parent.string() + " for the code directory: " +
-                          ec.message() + " (PREFECT_WORKER_CODE_DIR)");
+    throw preflight_error(
+        "cannot create " + parent.string() + " for the code directory: " + ec.message(),
+        Hint::kCodeDir);
   }
   std::string pattern = (parent / ("." + dir.filename().string() + ".clone-XXXXXX")).string();
   if (mkdtemp(pattern.data()) == nullptr) {
-    throw preflight_error("cannot create a directory beside " + dir.string() + ": " +
-                          std::strerror(errno) + " (PREFECT_WORKER_CODE_DIR)");
+    throw preflight_error(
+        "cannot create a directory beside " + dir.string() + ": " + std::strerror(errno),
+        Hint::kCodeDir);
   }
   return pattern;
 }
@@ -534,7 +549,7 @@ RemoteHeads list_remote_heads(const std::string& url, const std::string& github_
                               std::chrono::seconds timeout,
                               const std::function<bool()>& should_stop) {
   BoundedResult result = bounded([&] { return ls_remote_in_child(url, github_token); }, timeout,
-                                 url, "listing branches of", should_stop);
+                                 url, "listing branches of", false, should_stop);
   RemoteHeads heads;
   std::istringstream in(result.output);
   std::string line;
@@ -568,8 +583,7 @@ void require_branch(const RemoteHeads& heads, const std::string& branch, const s
       message += "; did you mean \"" + *guess + "\"?";
     }
   }
-  message += " (PREFECT_WORKER_BRANCH)";
-  throw preflight_error(message);
+  throw preflight_error(message, Hint::kBranchNotFound);
 }
 
 SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>& should_stop) {
@@ -578,13 +592,14 @@ SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>
   const auto status = fs::symlink_status(dir, ec);
   if (fs::exists(status)) {
     if (!fs::is_directory(fs::status(dir, ec))) {
-      throw preflight_error("code directory " + dir.string() +
-                            " exists but is not a directory; refusing to touch it "
-                            "(PREFECT_WORKER_CODE_DIR)");
+      throw preflight_error(
+          "code directory " + dir.string() + " exists but is not a directory; refusing to touch it",
+          Hint::kCodeDir);
     }
     try {
       return parse_sync(bounded([&] { return update_in_child(request); }, request.timeout,
-                                request.url, "updating " + dir.string() + " from", should_stop)
+                                request.url, "updating " + dir.string() + " from", true,
+                                should_stop)
                             .output);
     } catch (const Error&) {
       // A helper killed in the middle of a checkout leaves its index lock
@@ -598,12 +613,12 @@ SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>
   const fs::path staging_path = staging.path();
   SyncResult sync =
       parse_sync(bounded([&] { return clone_in_child(request, staging_path); }, request.timeout,
-                         request.url, "cloning into " + dir.string() + " from", should_stop)
+                         request.url, "cloning into " + dir.string() + " from", true, should_stop)
                      .output);
   fs::rename(staging_path, dir, ec);
   if (ec) {
-    throw preflight_error("cannot move the clone into " + dir.string() + ": " + ec.message() +
-                          " (PREFECT_WORKER_CODE_DIR)");
+    throw preflight_error("cannot move the clone into " + dir.string() + ": " + ec.message(),
+                          Hint::kCodeDir);
   }
   staging.release();
   return sync;

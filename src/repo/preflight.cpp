@@ -17,7 +17,7 @@ constexpr std::chrono::seconds kDatabaseTimeout{10};
 constexpr std::chrono::seconds kPipGrace{5};
 
 void pip_install(const Config& config, const Logger& log, const std::vector<std::string>& args,
-                 const std::string& what, const std::function<bool()>& should_stop) {
+                 const std::string& what, Hint hint, const std::function<bool()>& should_stop) {
   SpawnOptions options;
   options.argv = {config.python, "-m", "pip", "install", "--disable-pip-version-check"};
   options.argv.insert(options.argv.end(), args.begin(), args.end());
@@ -43,12 +43,13 @@ void pip_install(const Config& config, const Logger& log, const std::vector<std:
       },
       should_stop, kPipGrace);
   if (should_stop && should_stop()) {
-    throw preflight_error("installing " + what + " stopped: stop signal received");
+    throw preflight_error("installing " + what + " stopped: stop signal received", Hint::kStopped);
   }
   if (!status.exited() || status.code != 0) {
     throw preflight_error("installing " + what + " failed (" + command + ": " + status.describe() +
-                          ", " + explain_exit(status) + ")" +
-                          (last_error.empty() ? "" : ": " + last_error));
+                              ", " + explain_exit(status) + ")" +
+                              (last_error.empty() ? "" : ": " + last_error),
+                          hint);
   }
 }
 
@@ -82,17 +83,16 @@ void check_flow_python(const Config& config, const Logger& log, PreflightReport&
         }
       },
       [deadline] { return std::chrono::steady_clock::now() > deadline; }, kPipGrace);
-  const std::string fix =
-      "set PREFECT_WORKER_PYTHON (--python) to an interpreter that has Prefect installed (the "
-      "image's is /opt/prefect/bin/python), or pip install prefect into it";
   if (status.exited() && status.code == 127) {
-    throw preflight_error("PREFECT_WORKER_PYTHON: \"" + config.python +
-                          "\" not found (no such file, or not on PATH): " + fix);
+    throw preflight_error(
+        "PREFECT_WORKER_PYTHON: \"" + config.python + "\" not found (no such file, or not on PATH)",
+        Hint::kPython);
   }
   if (!status.exited() || status.code != 0) {
     throw preflight_error("PREFECT_WORKER_PYTHON: \"" + config.python +
-                          "\" cannot run flow runs (" + status.describe() +
-                          (last_line.empty() ? "" : ": " + last_line) + "): " + fix);
+                              "\" cannot run flow runs (" + status.describe() +
+                              (last_line.empty() ? "" : ": " + last_line) + ")",
+                          Hint::kPython);
   }
   report.steps.push_back("flow interpreter " + config.python + " has Prefect " + last_line);
   log.info("flow runs will use " + config.python + " (Prefect " + last_line + ")");
@@ -112,10 +112,9 @@ void check_repository(const Config& config, const Logger& log,
 void sync_code(const Config& config, const Logger& log, const std::function<bool()>& should_stop,
                PreflightReport& report) {
   if (config.repository.empty()) {
-    throw usage_error(
-        "PREFECT_WORKER_CODE_DIR is set but PREFECT_WORKER_REPOSITORY is not (expected the "
-        "git URL to sync into " +
-        config.code_dir.string() + ")");
+    throw usage_error("PREFECT_WORKER_CODE_DIR is set (to " + config.code_dir.string() +
+                          ") but PREFECT_WORKER_REPOSITORY is not: there is nothing to sync",
+                      Hint::kConfigCodeDirWithoutRepository);
   }
   const fs::path dir = fs::absolute(config.code_dir);
   SyncRequest request{config.repository, config.github_token, config.branch, dir,
@@ -134,7 +133,7 @@ void sync_code(const Config& config, const Logger& log, const std::function<bool
     fs::path requirements = dir / config.requirements_file;
     if (fs::exists(requirements)) {
       pip_install(config, log, {"-r", requirements.string()},
-                  "requirements from " + requirements.string(), should_stop);
+                  "requirements from " + requirements.string(), Hint::kRequirements, should_stop);
       report.steps.push_back("installed " + requirements.string());
     } else {
       log.info("no " + config.requirements_file + " in the code directory: nothing to install");
@@ -142,7 +141,7 @@ void sync_code(const Config& config, const Logger& log, const std::function<bool
   }
   if (config.install_editable) {
     pip_install(config, log, {"-e", dir.string()}, "the code directory as an editable package",
-                should_stop);
+                Hint::kEditableInstall, should_stop);
     report.steps.push_back("installed " + dir.string() + " (editable)");
   }
   report.working_dir = dir;
@@ -176,7 +175,8 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
     if (config.database_url.empty()) {
       throw preflight_error(
           "PREFECT_WORKER_CHECK_DATABASE is on but neither DATABASE_URL nor DATABASE_PUBLIC_URL "
-          "is set");
+          "is set",
+          Hint::kDatabaseMissing);
     }
     log.info("checking the database " + describe_database(config.database_url));
     check_database(config.database_url, kDatabaseTimeout);

@@ -10,7 +10,8 @@ std::vector<std::string> split_command(std::string_view command) {
   bool in_word = false;
   enum class Quote { kNone, kSingle, kDouble } quote = Quote::kNone;
   auto fail = [&](const std::string& why) {
-    throw Error(ExitCode::kApi, "job variable command \"" + std::string(command) + "\": " + why);
+    throw Error(ExitCode::kApi, "job variable command \"" + std::string(command) + "\": " + why,
+                Hint::kJobTemplate);
   };
   for (std::size_t i = 0; i < command.size(); ++i) {
     char c = command[i];

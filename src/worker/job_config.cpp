@@ -211,7 +211,8 @@ json resolve_block(const Placeholder& p, const std::string& text, TemplateResolv
   auto first = rest.find('.');
   if (first == std::string::npos) {
     throw api_error("invalid block placeholder format: \"" + p.name +
-                    "\" (expected prefect.blocks.<block-type-slug>.<block-document-name>)");
+                        "\" (expected prefect.blocks.<block-type-slug>.<block-document-name>)",
+                    Hint::kJobTemplate);
   }
   std::string slug = rest.substr(0, first);
   std::string remainder = rest.substr(first + 1);
@@ -221,9 +222,10 @@ json resolve_block(const Placeholder& p, const std::string& text, TemplateResolv
   auto data = resolver.block(slug, name);
   if (!data) {
     throw api_error("block not found: \"" + name + "\" of type \"" + slug + "\", referenced by " +
-                    p.full_match +
-                    " in the job configuration (deleted? check the deployment and the work "
-                    "pool's base job template)");
+                        p.full_match +
+                        " in the job configuration (deleted? check the deployment and the work "
+                        "pool's base job template)",
+                    Hint::kJobTemplate);
   }
   json value = *data;
   const bool points_into_value =
@@ -235,7 +237,8 @@ json resolve_block(const Placeholder& p, const std::string& text, TemplateResolv
     auto found = get_path(value, keypath);
     if (!found) {
       throw api_error("invalid template \"" + text + "\": could not resolve the keypath \"" +
-                      keypath + "\" in block \"" + slug + "/" + name + "\"");
+                          keypath + "\" in block \"" + slug + "/" + name + "\"",
+                      Hint::kJobTemplate);
     }
     value = *found;
   }
@@ -254,8 +257,9 @@ json resolve_blocks(const json& tmpl, TemplateResolver& resolver) {
         auto data = resolver.block_by_id(block_id);
         if (!data) {
           throw api_error("block not found: ID \"" + block_id +
-                          "\", referenced in the job configuration (deleted? check the "
-                          "deployment and the work pool's base job template)");
+                              "\", referenced in the job configuration (deleted? check the "
+                              "deployment and the work pool's base job template)",
+                          Hint::kJobTemplate);
         }
         return *data;
       }
@@ -293,9 +297,10 @@ json resolve_blocks(const json& tmpl, TemplateResolver& resolver) {
     json value = resolve_block(p, text, resolver);
     if (value.is_object() || value.is_array()) {
       throw api_error("invalid template \"" + text + "\": block placeholder " + p.full_match +
-                      " resolved to a " + (value.is_object() ? "dict" : "list") +
-                      ", which cannot be used for inline string substitution (resolve a "
-                      "scalar attribute instead, e.g. '.value' or '.url')");
+                          " resolved to a " + (value.is_object() ? "dict" : "list") +
+                          ", which cannot be used for inline string substitution (resolve a "
+                          "scalar attribute instead, e.g. '.value' or '.url')",
+                      Hint::kJobTemplate);
     }
     replace_all(out, p.full_match, python_str(value));
   }
@@ -385,7 +390,8 @@ void set_dotted(json& target, const std::string& dotted, const json& value) {
       (*node)[key] = json::object();
     } else if (!(*node)[key].is_object()) {
       throw api_error("job variable \"" + dotted + "\": \"" + key +
-                      "\" is already set to a value that is not an object");
+                          "\" is already set to a value that is not an object",
+                      Hint::kJobTemplate);
     }
     node = &(*node)[key];
     start = dot + 1;
@@ -526,7 +532,8 @@ json apply_job_template(const json& base_job_template, const json& job_variables
   // fuzz_job_config).
   if (!base_job_template.is_object()) {
     throw api_error("the work pool's base job template is not a JSON object but " +
-                    std::string(base_job_template.type_name()));
+                        std::string(base_job_template.type_name()),
+                    Hint::kJobTemplate);
   }
   json config = base_job_template.value("job_configuration", json::object());
   json variables = json::object();
@@ -622,8 +629,9 @@ std::optional<bool> pydantic_bool(const json& value) {
 
 Error invalid_field(const std::string& field, const json& value, const std::string& expected) {
   return api_error("job configuration: " + field + " " + value.dump() + " is not " + expected +
-                   " (check the deployment's job variables and the work pool's base job "
-                   "template)");
+                       " (check the deployment's job variables and the work pool's base job "
+                       "template)",
+                   Hint::kJobTemplate);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -277,7 +278,9 @@ class NativeWorker::Impl {
         throw Error(
             ExitCode::kApi,
             "crash loop: " + std::to_string(consecutive_failures_) +
-                " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES): " + e.what());
+                " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES); the last: " +
+                e.message(),
+            Hint::kWorkerCrashLoop);
       }
       auto backoff = std::min<std::chrono::milliseconds>(
           std::chrono::milliseconds(1000) * (1 << std::min(consecutive_failures_ - 1, 6)),
@@ -395,16 +398,17 @@ class NativeWorker::Impl {
       return;
     }
     label(run, rlog);
+    const std::string id = run.id;  // `run` is moved into launch()
     try {
       launch(std::move(run), *deployment, rlog);
     } catch (const Error& e) {
       // The run is ours and PENDING: it must not stay so.
       rlog.error(std::string("could not start the flow run: ") + e.what());
-      set_state(run.id,
+      set_state(id,
                 {StateType::kCrashed, "",
                  std::string("Failed to submit flow run to infrastructure: ") + e.what()},
                 false);
-      remember(run.id);
+      remember(id);
     }
   }
 
@@ -632,7 +636,10 @@ class NativeWorker::Impl {
     } else {
       std::string pattern = (fs::temp_directory_path() / "prefect-cycle-XXXXXX").string();
       if (mkdtemp(pattern.data()) == nullptr) {
-        throw Error(ExitCode::kApi, "cannot create a temporary working directory");
+        const std::string reason = std::strerror(errno);
+        throw Error(ExitCode::kApi,
+                    "cannot create the temporary working directory " + pattern + ": " + reason,
+                    Hint::kTempDir);
       }
       temp_dir = pattern;
       spawn.cwd = *temp_dir;

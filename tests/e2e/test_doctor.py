@@ -12,6 +12,7 @@ import pytest
 
 from git_server import Repo
 from harness import Cycle
+from hints import HINTS
 
 
 def free_port() -> int:
@@ -101,7 +102,7 @@ def test_url_without_api(prefect_server, pool, cycle):
     assert result.returncode == 2, result
     assert lines(result)["api.url"] == (
         f'✗ api.url: PREFECT_API_URL "{base}" does not end in /api — fix: set PREFECT_API_URL '
-        "to http(s)://host:port/api (self-hosted) or "
+        "(--api-url) to http(s)://host:port/api (self-hosted) or "
         "https://api.prefect.cloud/api/accounts/<account>/workspaces/<workspace> (Cloud)")
     # The host is reached, but nothing after the URL check is asked of it.
     assert lines(result)["api.tcp"].startswith("✓")
@@ -114,9 +115,9 @@ def test_nothing_listening(pool, cycle):
 
     assert result.returncode == 3, result
     assert lines(result)["api.tcp"] == (
-        f"✗ api.tcp: cannot connect to 127.0.0.1:{port}: Connection refused — fix: is the "
-        "Prefect server running and listening on that port? (prefect server start --host "
-        "0.0.0.0 for remote access)")
+        f"✗ api.tcp: cannot connect to 127.0.0.1:{port}: Connection refused — fix: check the "
+        "port in PREFECT_API_URL (--api-url), that the Prefect server runs and listens on it "
+        "(prefect server start --host 0.0.0.0 for remote access), and the firewall")
     assert lines(result)["pool"] == "- pool: not checked: the API is not reachable"
 
 
@@ -128,7 +129,7 @@ def test_unknown_host(pool, cycle):
     assert lines(result)["api.dns"].startswith(
         '✗ api.dns: cannot resolve host "no-such-host.invalid": ')
     assert lines(result)["api.dns"].endswith(
-        "— fix: check the host name in PREFECT_API_URL and the machine's DNS")
+        "— fix: check the host name in PREFECT_API_URL (--api-url) and the machine's DNS")
 
 
 def test_missing_pool(cycle):
@@ -138,7 +139,8 @@ def test_missing_pool(cycle):
     assert failed(result) == ["pool"]
     assert lines(result)["pool"] == (
         '✗ pool: work pool "no-such-pool" not found — fix: create it (prefect work-pool create '
-        "no-such-pool --type process) or set PREFECT_WORK_POOL_CREATE=true")
+        "no-such-pool --type process), set PREFECT_WORK_POOL_CREATE=true (--create-pool), or "
+        "correct PREFECT_WORK_POOL (--pool)")
 
 
 def test_pool_of_another_type(prefect, cycle):
@@ -149,7 +151,7 @@ def test_pool_of_another_type(prefect, cycle):
     assert lines(result)["pool"] == (
         f'✗ pool: work pool "{pool}": type docker, paused (the cycle resumes it), status PAUSED '
         '— fix: the pool\'s type is "docker" but PREFECT_WORKER_TYPE is "process": set '
-        "PREFECT_WORKER_TYPE=docker")
+        "PREFECT_WORKER_TYPE=docker (--worker-type)")
 
 
 def test_deployments_missing_or_in_another_pool(prefect, pool, deploy, cycle):
@@ -161,10 +163,11 @@ def test_deployments_missing_or_in_another_pool(prefect, pool, deploy, cycle):
     assert result.returncode == 2, result
     assert lines(result)[f"deployment {elsewhere}"] == (
         f'✗ deployment {elsewhere}: deployment "{elsewhere}" belongs to work pool "{other}" — '
-        f'fix: this cycle drains "{pool}": its runs would wait for another worker')
+        f'fix: this cycle drains "{pool}": its runs would wait for another worker; move the '
+        "deployment to this pool or remove it from PREFECT_TRIGGER_DEPLOYMENTS (--trigger)")
     assert lines(result)["deployment nope/nope"] == (
-        '✗ deployment nope/nope: deployment "nope/nope" not found — fix: check the flow and '
-        "deployment names (prefect deployment ls)")
+        '✗ deployment nope/nope: deployment "nope/nope" not found — fix: '
+        + HINTS["deployment.not_found"])
 
 
 def test_missing_or_wrong_auth_string(auth_prefect_server, tmp_path):
@@ -177,15 +180,14 @@ def test_missing_or_wrong_auth_string(auth_prefect_server, tmp_path):
         assert result.returncode == 3, result
         assert failed(result) == ["api.auth"], result
     url = f"{auth_prefect_server.api_url}/work_pools/any-pool"
-    answer = (f"✗ api.auth: GET {url}: 401 Unauthorized: Unauthorized (check "
-              "PREFECT_API_AUTH_STRING for a self-hosted server with "
-              "PREFECT_SERVER_API_AUTH_STRING, or PREFECT_API_KEY for Prefect Cloud) — fix: ")
+    answer = f"✗ api.auth: GET {url}: 401 Unauthorized: Unauthorized — fix: "
     assert lines(missing)["api.auth"] == answer + (
-        "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass (self-hosted with "
-        "PREFECT_SERVER_API_AUTH_STRING) or PREFECT_API_KEY (Cloud)")
+        "the server wants credentials: set PREFECT_API_AUTH_STRING=user:pass "
+        "(--api-auth-string; self-hosted with PREFECT_SERVER_API_AUTH_STRING) or "
+        "PREFECT_API_KEY (--api-key; Cloud)")
     assert lines(wrong)["api.auth"] == answer + (
-        "the server rejected PREFECT_API_AUTH_STRING: it must equal the server's "
-        "PREFECT_SERVER_API_AUTH_STRING (user:pass)")
+        "the server rejected PREFECT_API_AUTH_STRING (--api-auth-string): it must equal the "
+        "server's PREFECT_SERVER_API_AUTH_STRING (user:pass)")
     assert "wrong-canary-pw" not in wrong.stdout + wrong.stderr
 
 
@@ -195,13 +197,12 @@ def test_python_missing_or_without_prefect(pool, cycle):
 
     assert missing.returncode == 4, missing
     assert lines(missing)["python"] == (
-        '✗ python: "/nonexistent/python" not found — fix: set PREFECT_WORKER_PYTHON to a Python '
-        "that has Prefect installed")
+        '✗ python: PREFECT_WORKER_PYTHON: "/nonexistent/python" not found — fix: '
+        + HINTS["python"])
     assert bare.returncode == 4, bare
     assert lines(bare)["python"] == (
         "✗ python: /usr/bin/python3 cannot import Prefect (exit code 1): ModuleNotFoundError: No "
-        "module named 'prefect' — fix: pip install prefect into that interpreter, or set "
-        "PREFECT_WORKER_PYTHON to one that has it")
+        "module named 'prefect' — fix: " + HINTS["python"])
 
 
 def test_missing_branch(pool, cycle, repo):
@@ -211,8 +212,8 @@ def test_missing_branch(pool, cycle, repo):
     assert result.returncode == 4, result
     assert failed(result) == ["repository"]
     assert lines(result)["repository"] == (
-        f'✗ repository: branch "mian" not found in {repo.file_url} — fix: set '
-        "PREFECT_WORKER_BRANCH to an existing branch")
+        f'✗ repository: branch "mian" not found in {repo.file_url} — fix: '
+        + HINTS["repository.branch"])
 
 
 def test_database_unreachable(pool, cycle):
@@ -226,8 +227,7 @@ def test_database_unreachable(pool, cycle):
     line = lines(result)["database"]
     assert line.startswith(f"✗ database: database check failed for u@127.0.0.1:{port}/db "
                            "(DATABASE_URL): cannot connect: "), line
-    assert line.endswith("— fix: check DATABASE_URL and that the database accepts connections "
-                         "from here")
+    assert line.endswith("— fix: " + HINTS["database.unreachable"]), line
     assert password not in result.stdout + result.stderr
 
 

@@ -135,7 +135,7 @@ def test_an_interpreter_without_prefect_stops_the_cycle_before_the_pool_is_resum
 
     assert result.returncode == 4, result
     assert (f'PREFECT_WORKER_PYTHON: "{bare}" cannot run flow runs (exit code 3: No module named '
-            'prefect): set PREFECT_WORKER_PYTHON (--python)') in result.stderr, result
+            'prefect); fix: set PREFECT_WORKER_PYTHON (--python)') in result.stderr, result
     assert prefect.pool(pool).is_paused
     assert result.summary["pool_resumed"] is False, result.summary
     assert prefect.state_type(run) == "SCHEDULED"

@@ -172,8 +172,9 @@ def test_pool_of_another_type(prefect, cycle):
 
     native = cycle.run(pool)
     assert native.returncode == 2, native
-    assert (f'work pool "{pool}" is of type "docker": the native worker runs process pools '
-            f'only; set PREFECT_WORKER_TYPE=docker') in native.output
+    assert (f'work pool "{pool}" is of type "docker" but PREFECT_WORKER_TYPE is "process": the '
+            "native worker runs process pools only; fix: set PREFECT_WORKER_TYPE (--worker-type) "
+            "to the pool's type") in native.output
     assert prefect.pool(pool).is_paused
 
     cli = cycle.run(pool, {"PREFECT_WORKER_TYPE": "docker"})

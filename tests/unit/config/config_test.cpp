@@ -20,7 +20,7 @@ std::string usage_message(const Environment& env, const FlagValues& flags = {}) 
     load_config(env, flags);
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kUsage);
-    return e.what();
+    return e.message();  // the fix of each class: tests/unit/common/hint_test.cpp
   }
   FAIL("expected a usage error");
   return {};

@@ -17,7 +17,7 @@ std::string failure(const std::string& url, seconds timeout) {
     check_database(url, timeout);
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kPreflight);
-    return e.what();
+    return e.message();  // the fix of each class: tests/unit/common/hint_test.cpp
   }
   FAIL("expected pc::Error(kPreflight)");
   return "";

@@ -2,12 +2,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/with_fix.hpp"
 #include "http/fake_transport.hpp"
 
 using namespace pc;
 using nlohmann::json;
 using pc::testing::FakeSleeper;
 using pc::testing::FakeTransport;
+using pc::testing::with_fix;
 
 namespace {
 
@@ -40,7 +42,7 @@ TEST_CASE("PrefectClient work pool calls", "[prefect]") {
 
   f.transport.reply(404);
   CHECK_THROWS_WITH(f.client.set_work_pool_paused("gone", true),
-                    "work pool \"gone\" not found at http://h/api");
+                    with_fix("work pool \"gone\" not found at http://h/api", Hint::kApiGone));
 
   f.transport.reply(409).reply(200, kPool);
   CHECK(f.client.create_work_pool("etl", "process", json::object()).id == "p1");
@@ -121,7 +123,7 @@ TEST_CASE("PrefectClient create_flow_run bodies", "[prefect]") {
   f.client.create_flow_run_from_deployment("d1", json{{"parameters", {{"x", 2}}}, {"tags", {"t"}}});
   CHECK(f.body(1) == json::parse(R"({"parameters":{"x":2},"tags":["t"]})"));
   CHECK_THROWS_WITH(f.client.create_flow_run_from_deployment("d2"),
-                    "deployment d2 not found when creating a flow run");
+                    with_fix("deployment d2 not found when creating a flow run", Hint::kApiGone));
 }
 
 TEST_CASE("PrefectClient deployment by name: the real server's encoding", "[prefect]") {
@@ -166,7 +168,7 @@ TEST_CASE("PrefectClient flow run filter shapes", "[prefect]") {
     Fixture f;
     f.transport.reply(200, R"({"oops":1})");
     CHECK_THROWS_WITH(f.client.read_flow_runs(FlowRunFilter{}),
-                      "POST /flow_runs/filter: unexpected HTTP 200");
+                      with_fix("POST /flow_runs/filter: unexpected HTTP 200", Hint::kApiAnswer));
   }
 }
 
@@ -208,7 +210,7 @@ TEST_CASE("PrefectClient set_state results", "[prefect]") {
     Fixture f;
     f.transport.reply(404, R"({"exception_message":"Flow run with id r1 not found"})");
     CHECK_THROWS_WITH(f.client.set_flow_run_state("r1", crashed, false, "t"),
-                      "flow run r1 not found when setting its state");
+                      with_fix("flow run r1 not found when setting its state", Hint::kApiGone));
   }
 }
 
@@ -233,7 +235,7 @@ TEST_CASE("PrefectClient flow runs, flows, workers, variables, blocks, server", 
   CHECK(f.req(1).url == "http://h/api/flow_runs/r1");
   CHECK(f.body(1) == json{{"infrastructure_pid", "42"}});
   CHECK_THROWS_WITH(f.client.update_flow_run("r2", json::object()),
-                    "flow run r2 not found when updating it");
+                    with_fix("flow run r2 not found when updating it", Hint::kApiGone));
   CHECK(f.client.read_flow("f1")["name"] == "my flow");
   auto workers = f.client.read_workers("etl");
   REQUIRE(workers.size() == 1);
@@ -251,8 +253,9 @@ TEST_CASE("PrefectClient flow runs, flows, workers, variables, blocks, server", 
   CHECK(f.req(10).url == "http://h/api/admin/version");
   CHECK_FALSE(f.client.health());  // one attempt only: 503 is not retried here
   CHECK(f.transport.pending() == 1);
-  CHECK_THROWS_WITH(f.client.send_worker_heartbeat("gone", "w", std::chrono::seconds(30)),
-                    "work pool \"gone\" not found when sending the worker heartbeat");
+  CHECK_THROWS_WITH(
+      f.client.send_worker_heartbeat("gone", "w", std::chrono::seconds(30)),
+      with_fix("work pool \"gone\" not found when sending the worker heartbeat", Hint::kApiGone));
 }
 
 TEST_CASE("PrefectClient scheduled runs: limit and the time format", "[prefect]") {

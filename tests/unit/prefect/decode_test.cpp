@@ -23,7 +23,7 @@ std::string decode_error(const std::function<void()>& f) {
     f();
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kApi);
-    return e.what();
+    return e.message();  // the fix of each class: tests/unit/common/hint_test.cpp
   }
   return "<no error>";
 }

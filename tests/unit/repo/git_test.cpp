@@ -20,7 +20,7 @@ std::string preflight_failure(F&& f) {
     f();
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kPreflight);
-    return e.what();
+    return e.message();  // the fix of each class: tests/unit/common/hint_test.cpp
   }
   FAIL("expected pc::Error(kPreflight)");
   return "";
@@ -54,7 +54,7 @@ TEST_CASE("list_remote_heads lists the branches of a real repository", "[repo]")
     const std::string missing = (tmp / "nope.git").string();
     std::string message = preflight_failure([&] { list_remote_heads(missing, "", seconds(20)); });
     CHECK(message == "cannot reach repository " + missing + " (host local path): " + missing +
-                         " does not exist (PREFECT_WORKER_REPOSITORY)");
+                         " does not exist");
     message = preflight_failure([&] { list_remote_heads("file://" + missing, "", seconds(20)); });
     CHECK_THAT(message, Catch::Contains(missing + " does not exist"));
   }
@@ -78,7 +78,7 @@ TEST_CASE("require_branch", "[repo]") {
         preflight_failure([&] { require_branch(heads, "mian", "file:///r.git"); });
     CHECK(message ==
           "branch \"mian\" not found in file:///r.git; it has main, develop, release-1.0; did you "
-          "mean \"main\"? (PREFECT_WORKER_BRANCH)");
+          "mean \"main\"?");
   }
 
   SECTION("missing and nothing close: no suggestion") {
@@ -137,7 +137,7 @@ TEST_CASE("list_remote_heads against a server that rejects the credentials", "[r
 
   SECTION("no credential at all says how to give one") {
     std::string message = preflight_failure([&] { list_remote_heads(url, "", seconds(20)); });
-    CHECK_THAT(message, Catch::Contains("tried no credentials (set GITHUB_ACCESS_TOKEN"));
+    CHECK_THAT(message, Catch::Contains("tried no credentials"));
   }
 }
 

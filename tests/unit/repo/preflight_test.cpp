@@ -46,7 +46,7 @@ std::string failure(const Config& config, const Logger& log) {
     run_preflight(config, log, [] { return false; });
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kPreflight);
-    return e.what();
+    return e.message();  // the fix of each class: tests/unit/common/hint_test.cpp
   }
   FAIL("expected pc::Error(kPreflight)");
   return "";
@@ -161,7 +161,7 @@ TEST_CASE("run_preflight", "[repo]") {
       FAIL("expected an error");
     } catch (const Error& e) {
       CHECK(e.code() == ExitCode::kUsage);
-      CHECK_THAT(std::string(e.what()), Catch::StartsWith("PREFECT_WORKER_CODE_DIR is set but"));
+      CHECK_THAT(std::string(e.what()), Catch::StartsWith("PREFECT_WORKER_CODE_DIR is set (to "));
     }
   }
 
@@ -187,10 +187,7 @@ TEST_CASE("run_preflight checks the flow interpreter before anything else change
     config.python = probe_python(tmp.path(), "No module named prefect", 3).string();
     std::string message = failure(config, captured.log);
     CHECK(message == "PREFECT_WORKER_PYTHON: \"" + config.python +
-                         "\" cannot run flow runs (exit code 3: No module named prefect): set "
-                         "PREFECT_WORKER_PYTHON (--python) to an interpreter that has Prefect "
-                         "installed (the image's is /opt/prefect/bin/python), or pip install "
-                         "prefect into it");
+                         "\" cannot run flow runs (exit code 3: No module named prefect)");
   }
   SECTION("no such interpreter") {
     config.python = (tmp / "no-python-here").string();

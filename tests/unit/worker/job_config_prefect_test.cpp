@@ -5,11 +5,13 @@
 #include <catch2/catch.hpp>
 
 #include "common/error.hpp"
+#include "common/with_fix.hpp"
 #include "worker/command_split.hpp"
 #include "worker/job_config.hpp"
 
 using namespace pc;
 using nlohmann::json;
+using pc::testing::with_fix;
 
 namespace {
 
@@ -312,6 +314,8 @@ TEST_CASE("split_command: more shell quoting", "[worker]") {
   CHECK(split_command(R"(x"y z"w)") == V{"xy zw"});
   CHECK(split_command("python -m prefect.engine # not a comment") ==
         V{"python", "-m", "prefect.engine", "#", "not", "a", "comment"});
-  CHECK_THROWS_WITH(split_command("sh -c \"oops"),
-                    "job variable command \"sh -c \"oops\": has an unterminated double quote");
+  CHECK_THROWS_WITH(
+      split_command("sh -c \"oops"),
+      with_fix("job variable command \"sh -c \"oops\": has an unterminated double quote",
+               Hint::kJobTemplate));
 }

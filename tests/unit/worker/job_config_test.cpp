@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 
 #include "common/error.hpp"
+#include "common/with_fix.hpp"
 #include "worker/command_split.hpp"
 
 using namespace pc;
 using nlohmann::json;
+using pc::testing::with_fix;
 
 namespace {
 
@@ -164,17 +166,21 @@ TEST_CASE("split_command follows shell quoting", "[worker]") {
   CHECK(split_command(R"(echo "a \"q\" \$x \n" c\ d)") == V{"echo", R"(a "q" \$x \n)", "c d"});
   CHECK(split_command(R"(a''b "" c)") == V{"ab", "", "c"});
   CHECK(split_command("") == V{});
-  CHECK_THROWS_WITH(split_command("echo 'open"),
-                    "job variable command \"echo 'open\": has an unterminated single quote");
-  CHECK_THROWS_WITH(split_command("echo \\"),
-                    "job variable command \"echo \\\": ends with a backslash");
+  CHECK_THROWS_WITH(
+      split_command("echo 'open"),
+      with_fix("job variable command \"echo 'open\": has an unterminated single quote",
+               Hint::kJobTemplate));
+  CHECK_THROWS_WITH(
+      split_command("echo \\"),
+      with_fix("job variable command \"echo \\\": ends with a backslash", Hint::kJobTemplate));
 }
 
 TEST_CASE("job config: a base job template that is not an object is an error", "[worker]") {
   // Found by fuzz_job_config: it used to throw nlohmann's type_error.
   FakeResolver r;
   CHECK_THROWS_WITH(apply_job_template(json(7777), json::object(), r),
-                    "the work pool's base job template is not a JSON object but number");
+                    with_fix("the work pool's base job template is not a JSON object but number",
+                             Hint::kJobTemplate));
   CHECK_THROWS_AS(apply_job_template(json::array(), json::object(), r), pc::Error);
 }
 
