@@ -47,12 +47,13 @@ std::string parse_ping_url(const std::string& where, const std::string& value) {
       " (expected http(s)://host/<check>, e.g. https://hc-ping.com/<uuid> or "
       "https://hc-ping.com/<ping-key>/<slug>)";
   if (!shaped || m[7].matched) {
-    throw usage_error(where + ": invalid URL " + shown + expected);
+    throw usage_error(where + ": invalid URL " + shown + expected, Hint::kConfigValue);
   }
   std::string path = m[5].str();
   strip_trailing_slashes(path);
   if (path.empty()) {
-    throw usage_error(where + ": URL " + shown + " has no path, so no check token" + expected);
+    throw usage_error(where + ": URL " + shown + " has no path, so no check token" + expected,
+                      Hint::kConfigValue);
   }
   // Only the path loses its trailing slashes, not a query.
   std::string before_query = url.substr(0, url.size() - m[6].length());
@@ -67,11 +68,13 @@ std::string parse_pushgateway_url(const std::string& where, const std::string& v
       " (expected the Pushgateway's base URL http(s)://host:port, e.g. http://pushgateway:9091; "
       "prefect-cycle adds /metrics/job/...)";
   if (!std::regex_match(url, m, http_url_pattern()) || m[6].matched || m[7].matched) {
-    throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) + "\"" + expected);
+    throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) + "\"" + expected,
+                      Hint::kConfigValue);
   }
   if (m[5].str().find("/metrics/") != std::string::npos || m[5].str() == "/metrics") {
-    throw usage_error(where + ": URL \"" + redact_url_userinfo(value) +
-                      "\" already contains /metrics" + expected);
+    throw usage_error(
+        where + ": URL \"" + redact_url_userinfo(value) + "\" already contains /metrics" + expected,
+        Hint::kConfigValue);
   }
   strip_trailing_slashes(url);
   return url;
@@ -89,19 +92,21 @@ std::vector<std::pair<std::string, std::string>> parse_grouping_labels(const std
     std::string name = trimmed(item.substr(0, eq));
     std::string label_value = eq == std::string::npos ? "" : trimmed(item.substr(eq + 1));
     if (eq == std::string::npos || label_value.empty()) {
-      throw usage_error(where + ": invalid label \"" + item + "\"" + expected);
+      throw usage_error(where + ": invalid label \"" + item + "\"" + expected, Hint::kConfigValue);
     }
     if (!std::regex_match(name, kLabelName) || name == "job" || name.rfind("__", 0) == 0) {
-      throw usage_error(where + ": invalid label name \"" + name + "\"" + expected);
+      throw usage_error(where + ": invalid label name \"" + name + "\"" + expected,
+                        Hint::kConfigValue);
     }
     if (std::any_of(labels.begin(), labels.end(), [&](const auto& l) { return l.first == name; })) {
-      throw usage_error(where + ": label \"" + name + "\" given twice in \"" + value + "\"" +
-                        expected);
+      throw usage_error(
+          where + ": label \"" + name + "\" given twice in \"" + value + "\"" + expected,
+          Hint::kConfigValue);
     }
     labels.emplace_back(std::move(name), std::move(label_value));
   }
   if (labels.empty()) {
-    throw usage_error(where + ": empty list \"" + value + "\"" + expected);
+    throw usage_error(where + ": empty list \"" + value + "\"" + expected, Hint::kConfigValue);
   }
   return labels;
 }

@@ -17,7 +17,8 @@ std::string usage_message(const Environment& env) {
     load_config(env, {});
   } catch (const Error& e) {
     CHECK(e.code() == ExitCode::kUsage);
-    return e.what();
+    CHECK(e.hint() == Hint::kConfigValue);
+    return e.message();
   }
   FAIL("expected a usage error");
   return {};

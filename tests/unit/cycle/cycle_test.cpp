@@ -132,9 +132,10 @@ TEST_CASE("run_cycle: a pc::Error in the worker phase is reported once and pause
   f.script_until_worker();
   f.script_pause();
   CycleSummary summary;
-  ExitCode code = f.run([] { throw Error(ExitCode::kApi, "the API went away"); }, summary);
+  ExitCode code = f.run(
+      [] { throw Error(ExitCode::kApi, "the API went away", Hint::kApiUnreachable); }, summary);
   CHECK(code == ExitCode::kApi);
-  CHECK(summary.message == "the API went away");
+  CHECK(summary.message.rfind("the API went away; fix: ", 0) == 0);
   CHECK(f.paused());
   const std::string text = f.out.str();
   CHECK(text.find("the API went away") == text.rfind("the API went away"));
