@@ -242,7 +242,19 @@ if [ -n "$HIDDEN_DIR" ]; then
   mount --bind "$SANDBOX_STASH" "$HIDDEN_DIR/$HIDDEN_CHILD"
   mount -o remount,bind,ro "$HIDDEN_DIR/$HIDDEN_CHILD"
 fi
-mount --bind "$SANDBOX_TMP" /tmp
+case "$REPO_ROOT" in
+  /tmp/*)
+    # The checkout (its venv and flows) lives below /tmp, which the emptyDir
+    # is about to cover: keep it visible at its own path.
+    mount --bind "$REPO_ROOT" /mnt
+    mount --bind "$SANDBOX_TMP" /tmp
+    mkdir -p "$REPO_ROOT"
+    mount --bind /mnt "$REPO_ROOT"
+    ;;
+  *)
+    mount --bind "$SANDBOX_TMP" /tmp
+    ;;
+esac
 mount -o remount,bind,ro /
 exec setpriv --reuid 10001 --regid 10001 --clear-groups --inh-caps=-all \
   --bounding-set=-all --no-new-privs /srv/prefect-cycle run
@@ -289,7 +301,7 @@ class Pod:
         env = cycle.env(pool, _literal_env(cj) | overrides)
         env |= {"POD_HOSTNAME": POD_HOSTNAME, "SANDBOX_BIN": str(tmp / "bin"),
                 "SANDBOX_HOME": str(tmp / "home"), "SANDBOX_TMP": str(tmp / "tmp"),
-                "SANDBOX_STASH": str(tmp / "stash")}
+                "SANDBOX_STASH": str(tmp / "stash"), "REPO_ROOT": str(ROOT)}
         env["HIDDEN_DIR"], env["HIDDEN_CHILD"] = _hidden_interpreter_dir()
         for tool in ("unshare", "setpriv"):
             assert shutil.which(tool), f"{tool} not found: apt-get install util-linux"
