@@ -21,14 +21,15 @@ from harness import Prefect
 # here, where the fixtures below replace the session's SQLite server. One or
 # two of each kind, the quick ones: a cycle with runs, a failing flow, a
 # worker exit code, a stale run on this host and across "containers", a
-# permanent API fault at the pause (through the fault proxy), the load test.
+# permanent API fault while waiting (through the fault proxy; the one at the
+# pause spends 97 s in its retry budget), the load test.
 from test_cycle import (  # noqa: F401
     test_failing_flow_exits_1,
     test_paused_pool_with_three_due_runs_completes_and_pauses,
 )
 from test_faults import (  # noqa: F401
     proxy,
-    test_permanent_failure_of_the_pause_says_the_pool_may_be_resumed,
+    test_permanent_failure_of_the_count_ends_the_wait_with_exit_3,
 )
 from test_field import test_runs_of_a_killed_cycle_in_another_container_are_recovered  # noqa: F401
 from test_load import test_cheap_runs_limit_20  # noqa: F401
