@@ -158,7 +158,7 @@ class Doctor {
   bool check_url() {
     auto parts = split_url(config_.api_url);
     url_ = parts;
-    bool cloud = config_.api_url.find("/api/accounts/") != std::string::npos;
+    bool cloud = is_prefect_cloud(config_.api_url);
     std::string_view path = parts ? std::string_view(parts->path) : std::string_view();
     if (path.size() > 1 && path.back() == '/') {
       path.remove_suffix(1);
@@ -246,7 +246,7 @@ class Doctor {
   }
 
   void check_version() {
-    if (config_.api_url.find("/api/accounts/") != std::string::npos) {
+    if (is_prefect_cloud(config_.api_url)) {
       skip("api.version", "Prefect Cloud (no /admin/version)");
       return;
     }

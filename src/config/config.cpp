@@ -67,6 +67,10 @@ bool is_cloud_workspace_path(std::string_view path) {
   return std::regex_match(path.begin(), path.end(), kWorkspace);
 }
 
+bool is_prefect_cloud(std::string_view api_url) {
+  return api_url.find("/api/accounts/") != std::string_view::npos;
+}
+
 // --- value parsers shared by the settings table ---------------------------
 
 bool parse_bool(const std::string& where, const std::string& value) {

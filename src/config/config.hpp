@@ -142,6 +142,9 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
 
 // A Prefect Cloud workspace API path: /api/accounts/<id>/workspaces/<id>.
 bool is_cloud_workspace_path(std::string_view path);
+// Whether PREFECT_API_URL points at Prefect Cloud (a workspace API): no
+// /admin/version there, and every feature of the newest release.
+bool is_prefect_cloud(std::string_view api_url);
 
 // The process environment as a map (the only reader of `environ`).
 Environment process_environment();

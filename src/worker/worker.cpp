@@ -437,7 +437,7 @@ class NativeWorker::Impl {
       return *labels_;
     }
     labels_ = true;
-    if (config_.api_url.find("/api/accounts/") != std::string::npos) {
+    if (is_prefect_cloud(config_.api_url)) {
       return true;
     }
     try {
