@@ -427,11 +427,9 @@ class CycleRun {
       try {
         const auto now = std::chrono::system_clock::now();
         for (const auto& worker : deps_.client.read_workers(config_.work_pool)) {
-          auto last = parse_iso8601(worker.last_heartbeat_time);
-          auto interval = std::chrono::seconds(
-              worker.heartbeat_interval_seconds > 0 ? worker.heartbeat_interval_seconds : 30);
-          if (worker.name != config_.worker_name && last &&
-              now - *last < interval + std::chrono::seconds(5)) {
+          auto since = worker.since_heartbeat(now);
+          if (worker.name != config_.worker_name && since &&
+              *since < worker.heartbeat_interval() + std::chrono::seconds(5)) {
             names += (names.empty() ? "" : ", ") + worker.name;
           }
         }

@@ -306,4 +306,17 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
          std::chrono::microseconds(micros);
 }
 
+std::chrono::seconds Worker::heartbeat_interval() const {
+  return std::chrono::seconds(heartbeat_interval_seconds > 0 ? heartbeat_interval_seconds : 30);
+}
+
+std::optional<std::chrono::system_clock::duration> Worker::since_heartbeat(
+    std::chrono::system_clock::time_point now) const {
+  auto last = parse_iso8601(last_heartbeat_time);
+  if (!last) {
+    return std::nullopt;
+  }
+  return now - *last;
+}
+
 }  // namespace pc

@@ -80,6 +80,12 @@ struct Worker {
   std::string status;
   std::string last_heartbeat_time;
   int heartbeat_interval_seconds = 0;
+
+  // The row's interval, or Prefect's default (30 s) when it has none.
+  std::chrono::seconds heartbeat_interval() const;
+  // How long ago it last heartbeated; nullopt when it never did.
+  std::optional<std::chrono::system_clock::duration> since_heartbeat(
+      std::chrono::system_clock::time_point now) const;
 };
 
 enum class SetStateStatus { kAccept, kReject, kAbort, kWait };

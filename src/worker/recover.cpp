@@ -40,10 +40,9 @@ std::map<std::string, WorkerLiveness> read_liveness(PrefectClient& client,
   std::map<std::string, WorkerLiveness> rows;
   const auto now = SysClock::now();
   for (const auto& worker : client.read_workers(pool)) {
-    auto last = parse_iso8601(worker.last_heartbeat_time);
-    auto interval = std::chrono::seconds(
-        worker.heartbeat_interval_seconds > 0 ? worker.heartbeat_interval_seconds : 30);
-    rows[worker.name] = {true, !last || now - *last > 3 * interval, worker.last_heartbeat_time};
+    auto since = worker.since_heartbeat(now);
+    rows[worker.name] = {true, !since || *since > 3 * worker.heartbeat_interval(),
+                         worker.last_heartbeat_time};
   }
   return rows;
 }

@@ -206,3 +206,14 @@ TEST_CASE("decoding tolerates nulls and missing fields", "[prefect]") {
           decode_work_pool(json::parse(R"({"id":"p","concurrency_limit":"3"})"));
         }) == "unexpected Prefect API response: work pool.concurrency_limit is not an integer");
 }
+
+TEST_CASE("Worker: heartbeat interval and age", "[prefect]") {
+  Worker w;
+  CHECK(w.heartbeat_interval() == std::chrono::seconds(30));  // Prefect's default
+  CHECK_FALSE(w.since_heartbeat(std::chrono::system_clock::now()));
+  w.heartbeat_interval_seconds = 2;
+  w.last_heartbeat_time = "2026-12-01T00:00:00Z";
+  CHECK(w.heartbeat_interval() == std::chrono::seconds(2));
+  auto then = *parse_iso8601("2026-12-01T00:00:07Z");
+  CHECK(w.since_heartbeat(then) == std::chrono::seconds(7));
+}
