@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "http/fake_transport.hpp"
+#include "prefect/fake_client.hpp"
 
 using namespace pc;
 using nlohmann::json;
@@ -32,12 +32,7 @@ class ThrowingWorker final : public WorkerPhase {
   std::function<void()> thrower_;
 };
 
-struct Fixture {
-  FakeTransport transport;
-  FakeSleeper sleeper;
-  ApiClient api{transport, ApiOptions{"http://h/api", "", "", std::chrono::seconds(5)},
-                Logger::null(), RetryPolicy{}, sleeper};
-  PrefectClient client{api};
+struct Fixture : pc::testing::FakeClient {
   Config config;
   std::ostringstream out;
   Logger log{LogLevel::kDebug, LogFormat::kText, std::make_shared<Redactor>(), out};

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "common/with_fix.hpp"
-#include "http/fake_transport.hpp"
+#include "prefect/fake_client.hpp"
 
 using namespace pc;
 using nlohmann::json;
@@ -13,12 +13,7 @@ using pc::testing::with_fix;
 
 namespace {
 
-struct Fixture {
-  FakeTransport transport;
-  FakeSleeper sleeper;
-  ApiClient api{transport, ApiOptions{"http://h/api", "", "", std::chrono::seconds(5)},
-                Logger::null(), RetryPolicy{}, sleeper};
-  PrefectClient client{api};
+struct Fixture : pc::testing::FakeClient {
   const HttpRequest& req(std::size_t i = 0) const { return transport.requests.at(i); }
   json body(std::size_t i = 0) const { return json::parse(req(i).body); }
 };
