@@ -57,6 +57,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def kill_like_a_dead_container(popen: subprocess.Popen, flow_pids: Iterable[int]) -> None:
+    """Kills a cycle and its flow processes at once, as a container or pod
+    stopped hard dies. The cycle is frozen first so that its pipes stay open:
+    a flow whose stdout breaks reports itself CRASHED, which is not the case
+    under test. Each pid's process group goes (a flow is its group's leader),
+    or the process itself when it leads none."""
+    popen.send_signal(signal.SIGSTOP)
+    for pid in flow_pids:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+                break
+            except ProcessLookupError:
+                continue
+    popen.send_signal(signal.SIGKILL)
+    popen.wait(timeout=10)
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, what: str,
              interval: float = 0.3):
     """Polls predicate() until it returns something truthy (returned), or

@@ -3,14 +3,12 @@ container and hostname on every run, an interpreter without Prefect, long
 silent flows, the flags people type."""
 
 import json
-import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
-from harness import binary_path, wait_for
+from harness import binary_path, kill_like_a_dead_container, wait_for
 
 # JSON as on Railway: the variable that Railway sets, and no explicit format.
 RAILWAY = {"RAILWAY_ENVIRONMENT_NAME": "production", "PREFECT_WORKER_CYCLE_LOG_FORMAT": None}
@@ -88,11 +86,7 @@ def test_runs_of_a_killed_cycle_in_another_container_are_recovered(prefect, pool
 
     found = wait_for(lambda: running(a_runs), 90, "cycle A's runs to be RUNNING")
     assert all(f.infrastructure_pid.startswith("ctr-a:") for f in found), found
-    a.send_signal(signal.SIGSTOP)  # keep its pipes open while its flows die
-    for f in found:
-        os.killpg(int(f.infrastructure_pid.split(":")[-1]), signal.SIGKILL)
-    a.send_signal(signal.SIGKILL)
-    a.popen.wait(timeout=10)
+    kill_like_a_dead_container(a.popen, [int(f.infrastructure_pid.split(":")[-1]) for f in found])
 
     # A live cycle on another host, with a run of its own.
     [c_run] = prefect.schedule_runs(deployment_id, 1, {"seconds": 300})

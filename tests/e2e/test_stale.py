@@ -1,12 +1,10 @@
 """Runs left behind by a cycle killed with SIGKILL are found and marked CRASHED
 by the next cycle of the same worker (issue 6, "Stale runs")."""
 
-import os
-import signal
 import time
 import uuid
 
-from harness import wait_for
+from harness import kill_like_a_dead_container, wait_for
 
 WORKER = {"PREFECT_WORKER_NAME": "stale-test-worker"}
 
@@ -25,11 +23,7 @@ def _kill_cycle_and_its_runs(prefect, cycle, pool, runs, overrides):
     # Freeze the cycle first so that its pipes stay open: a flow whose stdout
     # breaks reports itself CRASHED, which is not the case under test. Then
     # the flows and the cycle die without a word.
-    proc.send_signal(signal.SIGSTOP)
-    for f in found:
-        os.killpg(int(f.infrastructure_pid.split(":")[-1]), signal.SIGKILL)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    kill_like_a_dead_container(proc, [int(f.infrastructure_pid.split(":")[-1]) for f in found])
     time.sleep(0.5)
     assert [prefect.state_type(r) for r in runs] == ["RUNNING"] * len(runs)
 
