@@ -24,12 +24,18 @@ test can fail when its fault never happened. Actions:
   malformed         forward, answer 200 with a body that is not JSON
   huge              forward, answer 200 with a 100 MB body
 Requests no rule fires on are forwarded unchanged.
+
+A network: `FaultProxy(upstream, latency=0.3, jitter=0.05)` holds every answer
+(forwarded or injected) for `latency` ± `jitter` seconds (uniform), as an API
+in another region or Prefect Cloud would; `delays` records what each request
+was given, so that a test can prove the latency was there.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import random
 import re
 import socket
 import struct
@@ -79,10 +85,13 @@ class Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, latency: float = 0.0, jitter: float = 0.0):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port
+        self.latency = latency
+        self.jitter = jitter
+        self.delays: list[float] = []  # seconds each answer was held
         self.rules: list[Rule] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
         self._server: ThreadingHTTPServer | None = None
@@ -152,6 +161,10 @@ class FaultProxy:
                 return response.status, out, answer
 
             def _reply(self, status: int, headers: dict, body: bytes):
+                if proxy.latency > 0:
+                    delay = max(0.0, proxy.latency + random.uniform(-proxy.jitter, proxy.jitter))
+                    time.sleep(delay)
+                    proxy.delays.append(delay)
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
