@@ -24,6 +24,12 @@ ApiOptions api_options(const Config& config) {
 
 }  // namespace
 
+RetryPolicy api_retry_policy(const Config& config) {
+  RetryPolicy policy;
+  policy.max_attempts = config.client_max_retries + 1;
+  return policy;
+}
+
 ApiStack::ApiStack(const Config& config, const Logger& log, RetryPolicy policy)
     : transport_(tls_options(config),
                  std::chrono::duration_cast<std::chrono::milliseconds>(config.request_timeout)),

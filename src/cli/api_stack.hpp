@@ -12,9 +12,15 @@
 
 namespace pc {
 
+// The retry policy of a command's API calls: RetryPolicy's back-off with
+// PREFECT_CLIENT_MAX_RETRIES retries after the first try.
+RetryPolicy api_retry_policy(const Config& config);
+
 class ApiStack {
  public:
-  ApiStack(const Config& config, const Logger& log, RetryPolicy policy = RetryPolicy{});
+  ApiStack(const Config& config, const Logger& log)
+      : ApiStack(config, log, api_retry_policy(config)) {}
+  ApiStack(const Config& config, const Logger& log, RetryPolicy policy);
 
   PrefectClient& client() { return client_; }
   ApiClient& api() { return api_; }

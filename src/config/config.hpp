@@ -37,6 +37,7 @@ struct Config {
   std::filesystem::path ssl_cert_file;
   bool tls_insecure_skip_verify = false;
   std::chrono::seconds request_timeout{30};
+  int client_max_retries = 5;  // PREFECT_CLIENT_MAX_RETRIES, Prefect's own
 
   // --- pool and worker
   std::string work_pool = "default-agent-pool";

@@ -21,8 +21,7 @@ from harness import Prefect
 # here, where the fixtures below replace the session's SQLite server. One or
 # two of each kind, the quick ones: a cycle with runs, a failing flow, a
 # worker exit code, a stale run on this host and across "containers", a
-# permanent API fault while waiting (through the fault proxy; the one at the
-# pause spends 97 s in its retry budget), the load test.
+# permanent API fault while waiting (through the fault proxy), the load test.
 from test_cycle import (  # noqa: F401
     test_failing_flow_exits_1,
     test_paused_pool_with_three_due_runs_completes_and_pauses,

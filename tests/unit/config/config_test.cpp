@@ -61,6 +61,7 @@ TEST_CASE("load_config defaults", "[config]") {
   CHECK(c.log_level == LogLevel::kInfo);
   CHECK(c.log_format == LogFormat::kText);
   CHECK(c.request_timeout == std::chrono::seconds(30));
+  CHECK(c.client_max_retries == 5);
   CHECK(c.warnings.empty());
   for (const auto& entry : loaded.entries) {
     if (entry.variable != "PREFECT_API_URL") {
@@ -77,6 +78,7 @@ TEST_CASE("load_config reads every variable", "[config]") {
       {"PREFECT_API_SSL_CERT_FILE", "/etc/ca.pem"},
       {"PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "yes"},
       {"PREFECT_API_REQUEST_TIMEOUT", "7"},
+      {"PREFECT_CLIENT_MAX_RETRIES", "0"},
       {"PREFECT_WORK_POOL", "etl"},
       {"PREFECT_WORK_QUEUES", " a, b ,,c "},
       {"PREFECT_WORKER_NAME", "w1"},
@@ -111,6 +113,7 @@ TEST_CASE("load_config reads every variable", "[config]") {
   CHECK(c.ssl_cert_file == "/etc/ca.pem");
   CHECK(c.tls_insecure_skip_verify);
   CHECK(c.request_timeout == std::chrono::seconds(7));
+  CHECK(c.client_max_retries == 0);
   CHECK(c.work_pool == "etl");
   CHECK(c.work_queues == std::vector<std::string>{"a", "b", "c"});
   CHECK(c.worker_name == "w1");
@@ -176,6 +179,8 @@ TEST_CASE("load_config: bad values name the variable, the value and what is allo
     CHECK(usage_message(with("PREFECT_WORKER_FLOW_LIMIT", "99999999999999999999")) ==
           "PREFECT_WORKER_FLOW_LIMIT: invalid integer \"99999999999999999999\" (expected "
           "1..1000)");
+    CHECK(usage_message(with("PREFECT_CLIENT_MAX_RETRIES", "21")) ==
+          "PREFECT_CLIENT_MAX_RETRIES: 21 is out of range (expected 0..20)");
   }
   SECTION("flag names the flag") {
     CHECK(usage_message(base_env(), {{"--limit", "many"}}) ==
