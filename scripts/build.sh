@@ -6,5 +6,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/setup.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFECT_CYCLE_WERROR=ON >/dev/null
+# -O2 without debug info: the tests need no debugger, and -g costs a third of
+# the compile time. (CMake's Release is -O3, where GCC 12 warns falsely about
+# memcpy bounds in <string>.)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
+  -DPREFECT_CYCLE_WERROR=ON -DPREFECT_CYCLE_PCH=ON >/dev/null
 cmake --build build -j2

@@ -13,7 +13,7 @@ exec </dev/null
 seconds=${FUZZ_SECONDS:-15}
 bash scripts/setup.sh >/dev/null
 
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
   -DPREFECT_CYCLE_FUZZ=ON -DBUILD_TESTING=OFF -DPREFECT_CYCLE_WERROR=ON >/dev/null
 cmake --build build-fuzz -j2 --target fuzz_config fuzz_decode fuzz_job_config fuzz_command_split \
   | tail -1
