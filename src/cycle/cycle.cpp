@@ -195,9 +195,49 @@ class CycleRun {
     if (!preflight_.ran) {
       skip("no repository, code directory or database check configured");
     }
+    check_quiet();
   }
 
+  // An empty cycle changes nothing on the server: with nothing to trigger,
+  // no run due and none active (a killed cycle's runs count as active, so
+  // they are recovered), a run-once cycle that would pause at the end does
+  // not resume the pool at all. Two reads prove it; a cron every minute on an
+  // idle pool leaves no resume/pause pair, worker row or event behind.
+  void check_quiet() {
+    if (!config_.trigger_deployments.empty() || config_.run_forever || config_.drain ||
+        config_.auto_pause == AutoPause::kOff) {
+      return;
+    }
+    remember_due_runs();
+    if (!tracked_ids_.empty()) {
+      return;
+    }
+    FlowRunFilter active;
+    active.work_pool_names = {config_.work_pool};
+    active.state_types = config_.active_state_types;
+    if (deps_.client.count_flow_runs(active) != 0) {
+      return;
+    }
+    quiet_ = true;
+    worker_registered_ = false;
+    if (pool_.is_paused) {
+      summary_.pool_paused_at_end = true;
+      log_.info("nothing to do: no flow run due or active in pool \"" + pool_.name +
+                "\"; the pool stays paused and nothing is changed on the server");
+    } else {
+      resume_attempted_ = true;  // it is resumed: pause() pauses it as usual
+      log_.info("nothing to do: no flow run due or active in pool \"" + pool_.name +
+                "\"; pausing it (it was not paused)");
+    }
+  }
+
+  static constexpr const char* kQuiet = "nothing due or active";
+
   void resume() {
+    if (quiet_) {
+      skip(kQuiet);
+      return;
+    }
     resume_attempted_ = true;
     deps_.client.set_work_pool_paused(config_.work_pool, false);
     summary_.pool_resumed = true;
@@ -205,6 +245,10 @@ class CycleRun {
   }
 
   void trigger() {
+    if (quiet_) {
+      skip(kQuiet);
+      return;
+    }
     if (deployments_.empty()) {
       skip("PREFECT_TRIGGER_DEPLOYMENTS is empty");
       return;
@@ -225,7 +269,13 @@ class CycleRun {
   }
 
   void work() {
-    remember_due_runs();
+    if (quiet_) {
+      skip(kQuiet);
+      return;
+    }
+    if (!due_read_) {
+      remember_due_runs();
+    }
     if (config_.wait_timeout.count() > 0) {
       wait_deadline_ = Clock::now() + config_.wait_timeout;
     }
@@ -263,6 +313,7 @@ class CycleRun {
   // The runs of the pool that are due now: those the worker is expected to
   // take. They are the runs the summary accounts for.
   void remember_due_runs() {
+    due_read_ = true;
     const auto horizon = std::chrono::system_clock::now() + config_.prefetch;
     FlowRunFilter filter;
     filter.work_pool_names = {config_.work_pool};
@@ -288,6 +339,10 @@ class CycleRun {
   }
 
   void wait() {
+    if (quiet_) {
+      skip(kQuiet);
+      return;
+    }
     if (!config_.wait_for_completion) {
       skip("PREFECT_WAIT_FOR_COMPLETION is off");
       return;
@@ -349,7 +404,7 @@ class CycleRun {
   // Throws when the pool may still be resumed (summary_.pool_paused_at_end = false).
   void pause() {
     if (!resume_attempted_) {
-      skip("the pool was not resumed");
+      skip(quiet_ ? "nothing due or active: the pool stayed paused" : "the pool was not resumed");
       return;
     }
     if (worker_registered_) {
@@ -498,6 +553,8 @@ class CycleRun {
   std::set<std::string> tracked_ids_;
   bool worker_registered_ = true;  // a worker row of ours may exist
   bool resume_attempted_ = false;
+  bool quiet_ = false;     // nothing to do: see check_quiet()
+  bool due_read_ = false;  // remember_due_runs() has run
   std::optional<Clock::time_point> wait_deadline_;
   PhaseStatus current_status_ = PhaseStatus::kOk;
   std::string current_message_;

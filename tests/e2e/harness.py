@@ -394,12 +394,17 @@ class Prefect:
         return self.deploy(pool, f"{flow_file}:{func}", name=name, flow_name=flow_name,
                            job_variables=job_variables)
 
-    def schedule_runs(self, deployment_id: str, n: int, parameters: dict | None = None) -> list[str]:
-        """n flow runs of the deployment, SCHEDULED and due now; their ids."""
+    def schedule_runs(self, deployment_id: str, n: int, parameters: dict | None = None,
+                      start=None) -> list[str]:
+        """n flow runs of the deployment, SCHEDULED and due now (or at the
+        datetime `start`); their ids."""
+        from prefect.states import Scheduled
+
         ids = []
         for _ in range(n):
+            extra = {"state": Scheduled(scheduled_time=start)} if start else {}
             run = self.call("create_flow_run_from_deployment", uuid.UUID(str(deployment_id)),
-                            parameters=parameters or {})
+                            parameters=parameters or {}, **extra)
             ids.append(str(run.id))
         return ids
 

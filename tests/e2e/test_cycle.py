@@ -4,11 +4,39 @@ trigger → preflight → worker → wait → pause, exit codes, auth and secret
 import json
 import signal
 import uuid
+from datetime import datetime, timedelta, timezone
 
+from fault_proxy import FaultProxy
 from harness import AUTH_STRING, ConnectionRecorder, Cycle, free_port
 
 def assert_paused(prefect, pool):
     assert prefect.pool_status(pool) == (True, "PAUSED")
+
+
+def test_empty_cycle_changes_nothing_on_the_server(prefect, prefect_server, pool, deploy, cycle):
+    """Nothing to trigger, nothing due (a run scheduled for tomorrow), nothing
+    active: three reads, no resume/pause pair, no worker row."""
+    deployment_id, _ = deploy(pool, "flows.py", "hello")
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    [later] = prefect.schedule_runs(deployment_id, 1, start=tomorrow)
+    recorder = FaultProxy(prefect_server.api_url.removesuffix("/api")).start()
+    try:
+        result = cycle.run(pool, {"PREFECT_API_URL": recorder.api_url})
+    finally:
+        recorder.stop()
+
+    assert result.returncode == 0, result
+    requests = [(method, path.split("?")[0]) for method, path, _ in recorder.log]
+    assert requests == [("GET", f"/api/work_pools/{pool}"), ("POST", "/api/flow_runs/filter"),
+                        ("POST", "/api/flow_runs/count")], requests
+    assert [(p["name"], p["status"]) for p in result.summary["phases"]] == [
+        ("preflight", "skipped"), ("resume", "skipped"), ("trigger", "skipped"),
+        ("worker", "skipped"), ("wait", "skipped"), ("pause", "skipped")], result.summary
+    assert result.summary["pool_paused_at_end"] is True
+    assert "nothing is changed on the server" in result.output, result
+    assert_paused(prefect, pool)
+    assert prefect.state_type(later) == "SCHEDULED"
+    assert prefect.call("read_workers_for_work_pool", pool) == []
 
 
 def test_paused_pool_with_three_due_runs_completes_and_pauses(

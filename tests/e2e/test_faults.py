@@ -134,6 +134,7 @@ def test_fault(prefect, pool, cycle, proxy, tmp_path, phase, fault):
 def test_permanent_failure_of_the_pause_says_the_pool_may_be_resumed(prefect, pool, cycle, proxy):
     deployment_id, _ = prefect.deploy(pool, "flows.py:hello",
                                       job_variables={"command": "true"})
+    prefect.schedule_runs(deployment_id, 1)  # an empty cycle would not resume the pool
     rule = proxy.add(Rule("PATCH", rf"^/api/work_pools/{re.escape(pool)}$", "status", status=503,
                           body_contains='"is_paused":true', permanent=True))
 

@@ -19,6 +19,8 @@ namespace {
 const char* kPool =
     R"({"id":"p1","name":"etl","type":"process","is_paused":true,"status":"PAUSED"})";
 
+const char* kDueRun = R"([{"id":"r1","name":"due","state":{"type":"SCHEDULED"}}])";
+
 // A worker phase that throws whatever the test gives it.
 class ThrowingWorker final : public WorkerPhase {
  public:
@@ -59,9 +61,9 @@ struct Fixture : pc::testing::FakeClient {
   // The requests of a cycle whose worker phase fails, up to the pause.
   void script_until_worker() {
     transport
-        .reply(200, kPool)  // preflight: read the pool
-        .reply(204)         // resume
-        .reply(200, "[]");  // the due runs
+        .reply(200, kPool)    // preflight: read the pool
+        .reply(200, kDueRun)  // the due runs: one, so the cycle is not empty
+        .reply(204);          // resume
   }
   void script_pause() {
     transport
@@ -134,4 +136,63 @@ TEST_CASE("run_cycle: a pc::Error in the worker phase is reported once and pause
   CHECK(f.paused());
   const std::string text = f.out.str();
   CHECK(text.find("the API went away") == text.rfind("the API went away"));
+}
+
+TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") {
+  Fixture f;
+  bool worker_made = false;
+  auto run = [&](CycleSummary& summary) {
+    CycleDeps deps{f.client,
+                   f.sleeper,
+                   [](const Logger&) { return PreflightReport{}; },
+                   [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
+                     worker_made = true;
+                     return std::make_unique<ThrowingWorker>([] {});
+                   },
+                   [] { return 0; },
+                   [] { return false; }};
+    return run_cycle(f.config, f.log, deps, summary);
+  };
+  CycleSummary summary;
+
+  SECTION("a paused pool with nothing due or active: three reads, no write") {
+    f.transport.reply(200, kPool).reply(200, "[]").reply(200, "0");
+    CHECK(run(summary) == ExitCode::kOk);
+    REQUIRE(f.transport.requests.size() == 3);
+    CHECK(f.transport.requests[0].method == "GET");
+    CHECK(f.transport.requests[1].url == "http://h/api/flow_runs/filter");
+    CHECK(f.transport.requests[2].url == "http://h/api/flow_runs/count");
+    CHECK_FALSE(worker_made);
+    CHECK(summary.pool_paused_at_end == true);
+    CHECK_FALSE(summary.pool_resumed);
+    CHECK(f.out.str().find("nothing is changed on the server") != std::string::npos);
+  }
+  SECTION("a pool someone resumed is paused all the same") {
+    f.transport
+        .reply(200,
+               R"({"id":"p1","name":"etl","type":"process","is_paused":false,"status":"READY"})")
+        .reply(200, "[]")
+        .reply(200, "0")
+        .reply(200, "[]")  // other workers of the pool
+        .reply(204);       // pause
+    CHECK(run(summary) == ExitCode::kOk);
+    CHECK(f.paused());
+    CHECK_FALSE(worker_made);
+    CHECK(summary.pool_paused_at_end == true);
+  }
+  SECTION("an active run (a killed cycle's) makes it a full cycle, so it is recovered") {
+    f.transport.reply(200, kPool).reply(200, "[]").reply(200, "1").reply(204);
+    f.transport.reply(200, "0");  // the wait: no longer active
+    f.script_pause();
+    CHECK(run(summary) == ExitCode::kOk);
+    CHECK(worker_made);
+    CHECK(f.paused());
+    CHECK(f.transport.pending() == 0);
+  }
+  SECTION("a deployment to trigger is never an empty cycle") {
+    f.config.trigger_deployments = {{"flow", "dep"}};
+    f.transport.reply(200, kPool).reply(404, R"({"detail":"Not found"})");
+    CHECK(run(summary) == ExitCode::kUsage);
+    CHECK(f.transport.requests[1].url.find("/deployments/name/") != std::string::npos);
+  }
 }
