@@ -93,7 +93,8 @@ Config cycle_config() {
 }
 
 // The routes every cycle below needs: the pool, its resume and pause, the
-// due runs (none).
+// due runs (one, so that the cycle is not an empty one, which would stop
+// before the resume).
 HttpResponse pool_routes(const HttpRequest& r, const char* pool) {
   if (r.method == "GET" && ends_with(r.url, "/work_pools/etl")) {
     return answer(200, pool);
@@ -102,7 +103,7 @@ HttpResponse pool_routes(const HttpRequest& r, const char* pool) {
     return answer(204);
   }
   if (ends_with(r.url, "/flow_runs/filter")) {
-    return answer(200, "[]");
+    return answer(200, R"([{"id":"r1","name":"due","state":{"type":"SCHEDULED"}}])");
   }
   return answer(500, R"({"detail":"not scripted"})");
 }
