@@ -243,6 +243,40 @@ HttpRequest ApiClient::build(std::string_view method, std::string_view path,
 ApiResponse ApiClient::request(std::string_view method, std::string_view path,
                                const std::optional<nlohmann::json>& body,
                                const RequestOptions& options) {
+  return attempts(method, path, body, options, std::nullopt);
+}
+
+const ApiResponse& ApiClient::Result::get() const {
+  if (error) {
+    std::rethrow_exception(error);
+  }
+  return *response;
+}
+
+std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& calls,
+                                                      const RequestOptions& options) {
+  std::vector<HttpRequest> requests;
+  requests.reserve(calls.size());
+  for (const auto& call : calls) {
+    requests.push_back(build(call.method, call.path, call.body));
+  }
+  std::vector<TransportOutcome> outcomes = transport_.send_all(requests);
+  std::vector<Result> results(calls.size());
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    try {
+      results[i].response =
+          attempts(calls[i].method, calls[i].path, calls[i].body, options, std::move(outcomes[i]));
+    } catch (...) {
+      results[i].error = std::current_exception();
+    }
+  }
+  return results;
+}
+
+ApiResponse ApiClient::attempts(std::string_view method, std::string_view path,
+                                const std::optional<nlohmann::json>& body,
+                                const RequestOptions& options,
+                                std::optional<TransportOutcome> first) {
   const HttpRequest request = build(method, path, body);
   // "GET http://host:4200/api/x", user-info password redacted: the prefix of
   // every log line and message about this call.
@@ -270,7 +304,18 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
     const auto sent = Clock::now();
     ++attempts_;
     try {
-      HttpResponse response = transport_.send(attempt_request);
+      HttpResponse response;
+      if (first) {
+        // Sent already, with the others of its batch.
+        TransportOutcome outcome = std::move(*first);
+        first.reset();
+        if (outcome.error) {
+          throw *outcome.error;
+        }
+        response = std::move(*outcome.response);
+      } else {
+        response = transport_.send(attempt_request);
+      }
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
       log_.debug(what + " -> " + std::to_string(response.status) + " (" +
                  std::to_string(ms.count()) + " ms)");

@@ -4,6 +4,7 @@
 // say what failed, with the server's `detail`, and never a secret.
 
 #include <chrono>
+#include <exception>
 #include <optional>
 #include <random>
 #include <string>
@@ -70,6 +71,24 @@ class ApiClient {
                       const std::optional<nlohmann::json>& body = std::nullopt,
                       const RequestOptions& options = {});
 
+  // Several independent calls at once: their first attempts go out together
+  // (HttpTransport::send_all); a call whose first attempt needs a retry goes
+  // on alone, exactly as request() would. Results are in the calls' order,
+  // each the response or the exception request() would have thrown.
+  struct Call {
+    std::string method;
+    std::string path;
+    std::optional<nlohmann::json> body;
+  };
+  struct Result {
+    std::optional<ApiResponse> response;
+    std::exception_ptr error;
+    // The response, or rethrows the error.
+    const ApiResponse& get() const;
+  };
+  std::vector<Result> request_all(const std::vector<Call>& calls,
+                                  const RequestOptions& options = {});
+
   // The base URL for messages, user-info password redacted.
   const std::string& base_url() const { return redacted_base_url_; }
   // Number of HTTP attempts made so far (for the benchmark and tests).
@@ -78,6 +97,11 @@ class ApiClient {
  private:
   HttpRequest build(std::string_view method, std::string_view path,
                     const std::optional<nlohmann::json>& body) const;
+  // request()'s attempts; `first`, when given, is the outcome of the first
+  // attempt, already sent.
+  ApiResponse attempts(std::string_view method, std::string_view path,
+                       const std::optional<nlohmann::json>& body, const RequestOptions& options,
+                       std::optional<TransportOutcome> first);
   // `text` with the key, the auth string and its parts replaced by "***".
   std::string scrub(std::string text) const;
 

@@ -103,13 +103,56 @@ std::optional<std::string> HttpResponse::header(std::string_view name) const {
   return std::nullopt;
 }
 
-struct CurlTransport::Handle {
-  CURL* curl = nullptr;
-  ~Handle() {
-    if (curl != nullptr) {
-      curl_easy_cleanup(curl);
+std::vector<TransportOutcome> HttpTransport::send_all(const std::vector<HttpRequest>& requests) {
+  std::vector<TransportOutcome> outcomes(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    try {
+      outcomes[i].response = send(requests[i]);
+    } catch (const TransportError& e) {
+      outcomes[i].error = e;
     }
   }
+  return outcomes;
+}
+
+namespace {
+
+struct EasyDeleter {
+  void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+};
+using EasyPtr = std::unique_ptr<CURL, EasyDeleter>;
+
+struct MultiDeleter {
+  void operator()(CURLM* multi) const { curl_multi_cleanup(multi); }
+};
+
+EasyPtr new_easy() {
+  EasyPtr curl(curl_easy_init());
+  if (!curl) {
+    throw TransportError("cannot initialise libcurl", false);
+  }
+  return curl;
+}
+
+}  // namespace
+
+// One easy handle for send(); for send_all() a multi handle, whose connection
+// cache the batches share, and the easy handles of the last batch, reused.
+// The multi handle is cleaned up before the easy handles (members are
+// destroyed in reverse order).
+struct CurlTransport::Handle {
+  EasyPtr curl;
+  std::vector<EasyPtr> batch;
+  std::unique_ptr<CURLM, MultiDeleter> multi;
+};
+
+// One request in flight: the easy handle's options point into it.
+struct CurlTransport::Transfer {
+  CURL* curl = nullptr;
+  Sink sink;
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  std::string url;
 };
 
 CurlTransport::CurlTransport(TlsOptions tls, std::chrono::milliseconds default_timeout,
@@ -119,20 +162,17 @@ CurlTransport::CurlTransport(TlsOptions tls, std::chrono::milliseconds default_t
       default_timeout_(default_timeout),
       max_body_bytes_(max_body_bytes) {
   global_init();
-  handle_->curl = curl_easy_init();
-  if (handle_->curl == nullptr) {
-    throw TransportError("cannot initialise libcurl", false);
-  }
+  handle_->curl = new_easy();
 }
 
 CurlTransport::~CurlTransport() = default;
 
-HttpResponse CurlTransport::send(const HttpRequest& request) {
-  CURL* curl = handle_->curl;
+void CurlTransport::configure(Transfer& transfer, const HttpRequest& request) const {
+  CURL* curl = transfer.curl;
   // Keeps the connection cache, so the next request reuses the connection.
   curl_easy_reset(curl);
-  Sink sink;
-  sink.max_body = max_body_bytes_;
+  transfer.sink.max_body = max_body_bytes_;
+  transfer.url = request.url;
 
   constexpr std::chrono::milliseconds kFallbackTimeout{30000};
   constexpr std::chrono::milliseconds kMaxConnectTimeout{10000};
@@ -142,15 +182,14 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
   }
   const auto connect_timeout = std::min(timeout, kMaxConnectTimeout);
 
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
   for (const auto& [key, value] : request.headers) {
     std::string line = key + ": " + value;
-    curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
+    curl_slist* appended = curl_slist_append(transfer.headers.get(), line.c_str());
     if (appended == nullptr) {
       throw TransportError("out of memory building request headers", false, false);
     }
-    (void)headers.release();  // `appended` is the same list, now one longer
-    headers.reset(appended);
+    (void)transfer.headers.release();  // `appended` is the same list, now one longer
+    transfer.headers.reset(appended);
   }
 
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
@@ -165,7 +204,7 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(request.body.size()));
   }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, transfer.headers.get());
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -178,9 +217,9 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
   // the write callback catches bodies without one.
   curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_body_bytes_));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer.sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer.sink);
   curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
   if (!tls_.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, tls_.ca_file.c_str());
@@ -189,18 +228,20 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  char error_buffer[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, transfer.error_buffer);
+}
 
-  const CURLcode rc = curl_easy_perform(curl);
-  const std::string host = host_of(request.url);
-  if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+HttpResponse CurlTransport::finish(Transfer& transfer, int curl_code) const {
+  const auto rc = static_cast<CURLcode>(curl_code);
+  const std::string host = host_of(transfer.url);
+  if (transfer.sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
     throw TransportError(
         "response from " + host + " larger than " + size_text(max_body_bytes_) + "; refused", false,
         false);
   }
   if (rc != CURLE_OK) {
-    std::string reason = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(rc);
+    std::string reason =
+        transfer.error_buffer[0] != '\0' ? transfer.error_buffer : curl_easy_strerror(rc);
     // Name the host when libcurl's reason does not (timeouts, resets).
     if (!host.empty() && reason.find(host.substr(0, host.rfind(':'))) == std::string::npos) {
       reason = host + ": " + reason;
@@ -213,10 +254,70 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
                          tls_failure);
   }
   HttpResponse response;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
-  response.body = std::move(sink.body);
-  response.headers = std::move(sink.headers);
+  curl_easy_getinfo(transfer.curl, CURLINFO_RESPONSE_CODE, &response.status);
+  response.body = std::move(transfer.sink.body);
+  response.headers = std::move(transfer.sink.headers);
   return response;
+}
+
+HttpResponse CurlTransport::send(const HttpRequest& request) {
+  Transfer transfer;
+  transfer.curl = handle_->curl.get();
+  configure(transfer, request);
+  return finish(transfer, curl_easy_perform(transfer.curl));
+}
+
+std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequest>& requests) {
+  std::vector<TransportOutcome> outcomes(requests.size());
+  if (requests.size() <= 1) {
+    return HttpTransport::send_all(requests);  // one request needs no multi handle
+  }
+  if (!handle_->multi) {
+    handle_->multi.reset(curl_multi_init());
+    if (!handle_->multi) {
+      throw TransportError("cannot initialise libcurl's multi interface", false);
+    }
+    curl_multi_setopt(handle_->multi.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, kMaxInFlight);
+    curl_multi_setopt(handle_->multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, kMaxInFlight);
+  }
+  CURLM* multi = handle_->multi.get();
+  while (handle_->batch.size() < requests.size()) {
+    handle_->batch.push_back(new_easy());
+  }
+  std::vector<Transfer> transfers(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    transfers[i].curl = handle_->batch[i].get();
+    configure(transfers[i], requests[i]);
+    curl_easy_setopt(transfers[i].curl, CURLOPT_PRIVATE, &transfers[i]);
+    curl_multi_add_handle(multi, transfers[i].curl);
+  }
+  std::vector<std::optional<CURLcode>> results(requests.size());
+  int running = 1;
+  while (running > 0) {
+    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+      break;
+    }
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+      if (message->msg == CURLMSG_DONE) {
+        Transfer* transfer = nullptr;
+        curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
+        results[static_cast<std::size_t>(transfer - transfers.data())] = message->data.result;
+      }
+    }
+    if (running > 0) {
+      curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    }
+  }
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    curl_multi_remove_handle(multi, transfers[i].curl);
+    try {
+      outcomes[i].response = finish(transfers[i], results[i].value_or(CURLE_RECV_ERROR));
+    } catch (const TransportError& e) {
+      outcomes[i].error = e;
+    }
+  }
+  return outcomes;
 }
 
 }  // namespace pc

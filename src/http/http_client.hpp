@@ -54,10 +54,19 @@ class TransportError : public std::runtime_error {
   bool tls_;
 };
 
+// The outcome of one request of a batch: a response, or why none came.
+struct TransportOutcome {
+  std::optional<HttpResponse> response;
+  std::optional<TransportError> error;
+};
+
 class HttpTransport {
  public:
   virtual ~HttpTransport() = default;
   virtual HttpResponse send(const HttpRequest& request) = 0;
+  // Sends every request, possibly at the same time, and returns their
+  // outcomes in the same order. The default sends them one after another.
+  virtual std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& requests);
 };
 
 struct TlsOptions {
@@ -80,9 +89,19 @@ class CurlTransport final : public HttpTransport {
   CurlTransport& operator=(const CurlTransport&) = delete;
 
   HttpResponse send(const HttpRequest& request) override;
+  // Concurrent, through libcurl's multi interface: at most kMaxInFlight
+  // connections at once (HTTP/2 multiplexes on one where the server offers
+  // it), kept alive between batches.
+  std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& requests) override;
+
+  static constexpr long kMaxInFlight = 16;
 
  private:
   struct Handle;
+  struct Transfer;
+  void configure(Transfer& transfer, const HttpRequest& request) const;
+  HttpResponse finish(Transfer& transfer, int curl_code) const;
+
   std::unique_ptr<Handle> handle_;
   TlsOptions tls_;
   std::chrono::milliseconds default_timeout_;

@@ -190,45 +190,105 @@ std::optional<FlowRun> PrefectClient::read_flow_run(const std::string& id) {
   return decode_flow_run(response.body);
 }
 
-SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
-                                                 const StateCreate& state, bool force,
-                                                 const std::string& transition_id) {
-  json details = state.state_details.is_object() ? state.state_details : json::object();
-  details["flow_run_id"] = flow_run_id;
-  details["transition_id"] = transition_id;
-  json state_json{{"type", to_string(state.type)}, {"state_details", details}};
-  if (!state.name.empty()) {
-    state_json["name"] = state.name;
+namespace {
+
+ApiClient::Call set_state_call(const StateProposal& p) {
+  json details = p.state.state_details.is_object() ? p.state.state_details : json::object();
+  details["flow_run_id"] = p.flow_run_id;
+  details["transition_id"] = p.transition_id;
+  json state_json{{"type", to_string(p.state.type)}, {"state_details", details}};
+  if (!p.state.name.empty()) {
+    state_json["name"] = p.state.name;
   }
-  if (!state.message.empty()) {
-    state_json["message"] = state.message;
+  if (!p.state.message.empty()) {
+    state_json["message"] = p.state.message;
   }
-  auto response =
-      api_.request("POST", "/flow_runs/" + url_encode_segment(flow_run_id) + "/set_state",
-                   json{{"state", state_json}, {"force", force}});
+  return {"POST", "/flow_runs/" + url_encode_segment(p.flow_run_id) + "/set_state",
+          json{{"state", state_json}, {"force", p.force}}};
+}
+
+SetStateResult set_state_result(const ApiResponse& response, const StateProposal& p) {
   if (response.status == 404) {
-    throw api_error("flow run " + flow_run_id + " not found when setting its state",
+    throw api_error("flow run " + p.flow_run_id + " not found when setting its state",
                     Hint::kApiGone);
   }
   SetStateResult result = decode_set_state_result(response.body);
   // PreventDuplicateTransitions answers a retried proposal that was already
   // applied with REJECT and the current state, which carries our id.
   if (result.status == SetStateStatus::kReject && result.state &&
-      result.state->type == state.type && !transition_id.empty()) {
+      result.state->type == p.state.type && !p.transition_id.empty()) {
     auto it = result.state->state_details.find("transition_id");
-    if (it != result.state->state_details.end() && it->is_string() && *it == transition_id) {
+    if (it != result.state->state_details.end() && it->is_string() && *it == p.transition_id) {
       result.status = SetStateStatus::kAccept;
     }
   }
   return result;
 }
 
+ApiClient::Call patch_call(const FlowRunPatch& p) {
+  return {"PATCH", "/flow_runs/" + url_encode_segment(p.flow_run_id) + (p.labels ? "/labels" : ""),
+          p.body};
+}
+
+void check_patched(const ApiResponse& response, const FlowRunPatch& p) {
+  if (response.status == 404) {
+    throw api_error("flow run " + p.flow_run_id + " not found when updating " +
+                        (p.labels ? "its labels" : "it"),
+                    Hint::kApiGone);
+  }
+}
+
+}  // namespace
+
+SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
+                                                 const StateCreate& state, bool force,
+                                                 const std::string& transition_id) {
+  const StateProposal proposal{flow_run_id, state, force, transition_id};
+  const ApiClient::Call call = set_state_call(proposal);
+  return set_state_result(api_.request(call.method, call.path, call.body), proposal);
+}
+
+std::vector<Outcome<SetStateResult>> PrefectClient::set_flow_run_states(
+    const std::vector<StateProposal>& proposals) {
+  std::vector<ApiClient::Call> calls;
+  for (const auto& proposal : proposals) {
+    calls.push_back(set_state_call(proposal));
+  }
+  auto results = api_.request_all(calls);
+  std::vector<Outcome<SetStateResult>> outcomes(proposals.size());
+  for (std::size_t i = 0; i < proposals.size(); ++i) {
+    try {
+      outcomes[i].value = set_state_result(results[i].get(), proposals[i]);
+    } catch (...) {
+      outcomes[i].error = std::current_exception();
+    }
+  }
+  return outcomes;
+}
+
+std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
+    const std::vector<FlowRunPatch>& patches, const RequestOptions& options) {
+  std::vector<ApiClient::Call> calls;
+  for (const auto& patch : patches) {
+    calls.push_back(patch_call(patch));
+  }
+  auto results = api_.request_all(calls, options);
+  std::vector<std::exception_ptr> errors(patches.size());
+  for (std::size_t i = 0; i < patches.size(); ++i) {
+    try {
+      check_patched(results[i].get(), patches[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  return errors;
+}
+
 void PrefectClient::update_flow_run(const std::string& id, const json& patch,
                                     const RequestOptions& options) {
-  auto response = api_.request("PATCH", "/flow_runs/" + url_encode_segment(id), patch, options);
-  if (response.status == 404) {
-    throw api_error("flow run " + id + " not found when updating it", Hint::kApiGone);
-  }
+  const FlowRunPatch p{id, patch, false};
+  const ApiClient::Call call = patch_call(p);
+  check_patched(api_.request(call.method, call.path, call.body, options), p);
 }
 
 std::vector<State> PrefectClient::read_flow_run_states(const std::string& flow_run_id) {
@@ -249,11 +309,9 @@ std::vector<State> PrefectClient::read_flow_run_states(const std::string& flow_r
 
 void PrefectClient::update_flow_run_labels(const std::string& id, const json& labels,
                                            const RequestOptions& options) {
-  auto response =
-      api_.request("PATCH", "/flow_runs/" + url_encode_segment(id) + "/labels", labels, options);
-  if (response.status == 404) {
-    throw api_error("flow run " + id + " not found when updating its labels", Hint::kApiGone);
-  }
+  const FlowRunPatch p{id, labels, true};
+  const ApiClient::Call call = patch_call(p);
+  check_patched(api_.request(call.method, call.path, call.body, options), p);
 }
 
 void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::string& worker_name,

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,29 @@ struct StateCreate {
   std::string name;     // empty = the server's default for the type
   std::string message;  // empty = none
   nlohmann::json state_details = nlohmann::json::object();
+};
+
+// One result of a batch: the value, or the exception the single call would
+// have thrown.
+template <typename T>
+struct Outcome {
+  std::optional<T> value;
+  std::exception_ptr error;
+};
+
+// A state proposal of set_flow_run_states().
+struct StateProposal {
+  std::string flow_run_id;
+  StateCreate state;
+  bool force = false;
+  std::string transition_id;
+};
+
+// A PATCH of patch_flow_runs(): the run's fields, or its labels.
+struct FlowRunPatch {
+  std::string flow_run_id;
+  nlohmann::json body;
+  bool labels = false;  // PATCH /flow_runs/{id}/labels instead of /flow_runs/{id}
 };
 
 class PrefectClient {
@@ -76,8 +100,15 @@ class PrefectClient {
   // earlier attempt was applied. 404 -> Error.
   SetStateResult set_flow_run_state(const std::string& flow_run_id, const StateCreate& state,
                                     bool force, const std::string& transition_id);
+  // set_flow_run_state for several runs, sent at once (ApiClient::request_all).
+  std::vector<Outcome<SetStateResult>> set_flow_run_states(
+      const std::vector<StateProposal>& proposals);
   void update_flow_run(const std::string& id, const nlohmann::json& patch,
                        const RequestOptions& options = {});
+  // update_flow_run / update_flow_run_labels for several runs, sent at once;
+  // each its error, or null.
+  std::vector<std::exception_ptr> patch_flow_runs(const std::vector<FlowRunPatch>& patches,
+                                                  const RequestOptions& options = {});
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);

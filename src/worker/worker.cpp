@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "common/error.hpp"
 #include "prefect/server_version.hpp"
@@ -317,14 +318,19 @@ class NativeWorker::Impl {
   // --- claiming and launching --------------------------------------------
 
   void fill_slots() {
-    while (static_cast<int>(running_.size()) < config_.flow_limit && !queue_.empty() &&
-           options_.stop_reason().empty()) {
-      FlowRun run = std::move(queue_.front());
+    std::vector<FlowRun> batch;
+    // At most one page of the re-read (FlowRunFilter's limit) per batch.
+    const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
+    while (static_cast<int>(running_.size() + batch.size()) < config_.flow_limit &&
+           batch.size() < most && !queue_.empty() && options_.stop_reason().empty()) {
+      batch.push_back(std::move(queue_.front()));
       queue_.pop_front();
       if (config_.drain && queue_.empty()) {
         exhausted_ = false;  // poll again once this one is taken
       }
-      claim_and_launch(std::move(run));
+    }
+    if (!batch.empty()) {
+      claim_and_launch(std::move(batch));
     }
   }
 
@@ -359,57 +365,152 @@ class NativeWorker::Impl {
     return name;
   }
 
-  void claim_and_launch(FlowRun polled) {
-    Logger rlog = log_.with({{"flow_run", polled.name}, {"flow_run_id", polled.id}});
-    // Prefect lets a deployment's run leave a terminal state for PENDING (a
-    // manual rerun), so a PENDING proposal from a stale poll could run a
-    // finished run again. Claim only what is still SCHEDULED now; a
-    // concurrent claim in the remaining window is ABORTed by the server.
-    std::optional<FlowRun> current;
+  // A run on its way from the poll to its process.
+  struct Candidate {
+    FlowRun run;
+    Deployment deployment;
+    Logger log;
+    std::string transition_id;
+  };
+
+  // The runs that fill the free slots, step by step, each step's requests
+  // sent together (an API 100 ms away costs three round trips for the batch,
+  // not four per run): one re-read of them all, their PENDING proposals, then
+  // their processes, then their labels and infrastructure_pids.
+  void claim_and_launch(std::vector<FlowRun> polled) {
+    std::vector<Candidate> candidates = still_scheduled(std::move(polled));
+    std::vector<StateProposal> proposals;
+    for (const auto& c : candidates) {
+      proposals.push_back({c.run.id,
+                           {StateType::kPending, "", claim_message(config_.worker_name), {}},
+                           false,
+                           c.transition_id});
+    }
+    auto outcomes = client_.set_flow_run_states(proposals);
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      Candidate& c = candidates[i];
+      if (!claimed(outcomes[i], c)) {
+        ++skipped_;
+        continue;
+      }
+      label(c.run, c.log);
+      const std::string id = c.run.id;  // `run` is moved into launch()
+      try {
+        launch(std::move(c.run), c.deployment, c.log);
+      } catch (const Error& e) {
+        // The run is ours and PENDING: it must not stay so.
+        c.log.error(std::string("could not start the flow run: ") + e.what());
+        set_state(id,
+                  {StateType::kCrashed, "",
+                   std::string("Failed to submit flow run to infrastructure: ") + e.what()},
+                  false);
+        remember(id);
+      }
+    }
+    send_batch(std::exchange(fresh_, {}), false);
+  }
+
+  // Prefect lets a deployment's run leave a terminal state for PENDING (a
+  // manual rerun), so a PENDING proposal from a stale poll could run a
+  // finished run again. Claim only what is still SCHEDULED now (one read for
+  // the batch); a concurrent claim in the remaining window is ABORTed by the
+  // server.
+  std::vector<Candidate> still_scheduled(std::vector<FlowRun> polled) {
+    std::map<std::string, FlowRun> current;
     try {
-      current = client_.read_flow_run(polled.id);
+      FlowRunFilter filter;
+      for (const auto& run : polled) {
+        filter.ids.push_back(run.id);
+      }
+      for (auto& run : client_.read_flow_runs(filter)) {
+        current.emplace(run.id, std::move(run));
+      }
     } catch (const Error& e) {
-      rlog.warn(std::string("skipped: cannot read the run before claiming it: ") + e.what());
-      ++skipped_;
-      return;
+      for (const auto& run : polled) {
+        run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +
+                          e.what());
+        ++skipped_;
+      }
+      return {};
     }
-    if (!current || current->current_type() != StateType::kScheduled) {
-      rlog.info("skipped: no longer SCHEDULED (" +
-                (current && current->current_type()
-                     ? std::string(to_string(*current->current_type()))
-                     : std::string("deleted")) +
-                "); another worker has it");
-      ++skipped_;
-      return;
+    std::vector<Candidate> candidates;
+    for (const auto& p : polled) {
+      Logger rlog = run_log(p);
+      auto it = current.find(p.id);
+      if (it == current.end() || it->second.current_type() != StateType::kScheduled) {
+        rlog.info("skipped: no longer SCHEDULED (" +
+                  (it != current.end() && it->second.current_type()
+                       ? std::string(to_string(*it->second.current_type()))
+                       : std::string("deleted")) +
+                  "); another worker has it");
+        ++skipped_;
+        continue;
+      }
+      FlowRun run = std::move(it->second);
+      auto deployment = deployment_of(run);
+      if (!deployment) {
+        set_state(run.id,
+                  {StateType::kCancelled, "",
+                   "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
+                  true);
+        rlog.info("skipped: its deployment no longer exists; cancelled the run");
+        ++skipped_;
+        continue;
+      }
+      candidates.push_back({std::move(run), std::move(*deployment), rlog, new_uuid4()});
     }
-    FlowRun run = std::move(*current);
-    auto deployment = deployment_of(run);
-    if (!deployment) {
-      set_state(run.id,
-                {StateType::kCancelled, "",
-                 "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
-                true);
-      rlog.info("skipped: its deployment no longer exists; cancelled the run");
-      ++skipped_;
-      return;
+    return candidates;
+  }
+
+  Logger run_log(const FlowRun& run) const {
+    return log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
+  }
+
+  // The answer to a candidate's PENDING proposal: true when the run is ours.
+  bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c) {
+    if (outcome.error) {
+      try {
+        std::rethrow_exception(outcome.error);
+      } catch (const Error& e) {
+        if (applied_despite_error(c.run.id, c.transition_id, c.log)) {
+          return true;
+        }
+        c.log.warn(std::string("claim failed: ") + e.what());
+        return false;
+      }
     }
-    if (!claim(run, rlog)) {
-      ++skipped_;
-      return;
+    const SetStateResult& result = *outcome.value;
+    if (result.status == SetStateStatus::kWait) {
+      // Rare (a concurrency limit): this run waits as asked, on its own.
+      return wait_as_asked(result, c.log) && claim(c.run, c.log);
     }
-    label(run, rlog);
-    const std::string id = run.id;  // `run` is moved into launch()
-    try {
-      launch(std::move(run), *deployment, rlog);
-    } catch (const Error& e) {
-      // The run is ours and PENDING: it must not stay so.
-      rlog.error(std::string("could not start the flow run: ") + e.what());
-      set_state(id,
-                {StateType::kCrashed, "",
-                 std::string("Failed to submit flow run to infrastructure: ") + e.what()},
-                false);
-      remember(id);
+    return accepted(result, c.log);
+  }
+
+  // Sleeps the delay of a WAIT answer; false when a stop cut it short.
+  bool wait_as_asked(const SetStateResult& result, const Logger& rlog) {
+    auto delay = std::chrono::milliseconds(
+        static_cast<long long>(std::min(result.delay_seconds, 30.0) * 1000));
+    rlog.info("server asked to wait " + std::to_string(delay.count()) +
+              " ms before claiming: " + result.reason);
+    return sleeper_.sleep_for(delay) && options_.stop_reason().empty();
+  }
+
+  // An ACCEPT into PENDING is a claim; anything else is logged as a skip.
+  bool accepted(const SetStateResult& result, const Logger& rlog) const {
+    if (result.status == SetStateStatus::kAccept && result.state &&
+        result.state->type == StateType::kPending) {
+      rlog.debug("claimed (PENDING accepted)");
+      return true;
     }
+    std::string state =
+        result.state ? std::string(to_string(result.state->type)) +
+                           (result.state->name.empty() ? "" : " (" + result.state->name + ")")
+                     : "unknown";
+    rlog.info("skipped: the server answered " + std::string(to_string(result.status)) +
+              " to the PENDING proposal, the run is " + state +
+              (result.reason.empty() ? "" : ": " + result.reason));
+    return false;
   }
 
   // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
@@ -423,10 +524,7 @@ class NativeWorker::Impl {
                 {"prefect.worker.type", "process"},
                 {"prefect.work-pool.name", pool_.name},
                 {"prefect.work-pool.id", pool_.id}};
-    best_effort(
-        {"label the flow run", rlog, [this, id = run.id, labels](const RequestOptions& options) {
-           client_.update_flow_run_labels(id, labels, options);
-         }});
+    fresh_.push_back({"label the flow run", rlog, {run.id, labels, true}});
   }
 
   // Whether the server has PATCH /flow_runs/{id}/labels: asked once, on the
@@ -465,16 +563,37 @@ class NativeWorker::Impl {
   struct Update {
     std::string what;  // "label the flow run", ...
     Logger log;
-    std::function<void(const RequestOptions&)> send;
+    FlowRunPatch patch;
     int failures = 0;
     Clock::time_point due{};
   };
 
-  void best_effort(Update update) {
-    try {
-      update.send(RequestOptions{false, std::nullopt});
-    } catch (const Error& e) {
-      defer(std::move(update), e);
+  // Sends `updates` at once (ApiClient::request_all), once each, without the
+  // client's retries unless `last`; failures are deferred (or, when `last`,
+  // warned about).
+  void send_batch(std::vector<Update> updates, bool last) {
+    if (updates.empty()) {
+      return;
+    }
+    std::vector<FlowRunPatch> patches;
+    for (const auto& update : updates) {
+      patches.push_back(update.patch);
+    }
+    auto errors =
+        client_.patch_flow_runs(patches, last ? RequestOptions{} : RequestOptions{false, {}});
+    for (std::size_t i = 0; i < updates.size(); ++i) {
+      if (!errors[i]) {
+        continue;
+      }
+      try {
+        std::rethrow_exception(errors[i]);
+      } catch (const Error& e) {
+        if (last) {
+          updates[i].log.warn("could not " + updates[i].what + ": " + e.what());
+        } else {
+          defer(std::move(updates[i]), e);
+        }
+      }
     }
   }
 
@@ -499,24 +618,19 @@ class NativeWorker::Impl {
     const auto now = Clock::now();
     std::vector<Update> pending;
     pending.swap(updates_);
+    std::vector<Update> due;
     for (auto& update : pending) {
       if (!last && update.due > now) {
         updates_.push_back(std::move(update));
-        continue;
-      }
-      try {
-        update.send(last ? RequestOptions{} : RequestOptions{false, std::nullopt});
-      } catch (const Error& e) {
-        if (last) {
-          update.log.warn("could not " + update.what + ": " + e.what());
-        } else {
-          defer(std::move(update), e);
-        }
+      } else {
+        due.push_back(std::move(update));
       }
     }
+    send_batch(std::move(due), last);
   }
 
-  // The PENDING proposal. True when the run is ours.
+  // One run's PENDING proposal, alone, after a WAIT answer. True when the run
+  // is ours.
   bool claim(const FlowRun& run, const Logger& rlog) {
     for (int attempt = 0; attempt < 20; ++attempt) {
       const std::string transition_id = new_uuid4();
@@ -534,29 +648,12 @@ class NativeWorker::Impl {
         rlog.warn(std::string("claim failed: ") + e.what());
         return false;
       }
-      if (result.status == SetStateStatus::kAccept && result.state &&
-          result.state->type == StateType::kPending) {
-        rlog.debug("claimed (PENDING accepted)");
-        return true;
+      if (result.status != SetStateStatus::kWait) {
+        return accepted(result, rlog);
       }
-      if (result.status == SetStateStatus::kWait) {
-        auto delay = std::chrono::milliseconds(
-            static_cast<long long>(std::min(result.delay_seconds, 30.0) * 1000));
-        rlog.info("server asked to wait " + std::to_string(delay.count()) +
-                  " ms before claiming: " + result.reason);
-        if (!sleeper_.sleep_for(delay) || !options_.stop_reason().empty()) {
-          return false;
-        }
-        continue;
+      if (!wait_as_asked(result, rlog)) {
+        return false;
       }
-      std::string state =
-          result.state ? std::string(to_string(result.state->type)) +
-                             (result.state->name.empty() ? "" : " (" + result.state->name + ")")
-                       : "unknown";
-      rlog.info("skipped: the server answered " + std::string(to_string(result.status)) +
-                " to the PENDING proposal, the run is " + state +
-                (result.reason.empty() ? "" : ": " + result.reason));
-      return false;
     }
     return false;
   }
@@ -673,11 +770,11 @@ class NativeWorker::Impl {
     if (r.spawn_error.empty()) {
       rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(pid) + ", " +
                 std::to_string(running_.size()) + " running)");
-      best_effort({"record infrastructure_pid", rlog,
-                   [this, id, infra = options_.hostname + ":" + std::to_string(pid)](
-                       const RequestOptions& options) {
-                     client_.update_flow_run(id, json{{"infrastructure_pid", infra}}, options);
-                   }});
+      fresh_.push_back(
+          {"record infrastructure_pid",
+           rlog,
+           {id, json{{"infrastructure_pid", options_.hostname + ":" + std::to_string(pid)}},
+            false}});
     } else {
       rlog.error(r.spawn_error);
     }
@@ -884,6 +981,7 @@ class NativeWorker::Impl {
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;
   std::vector<Update> updates_;  // best-effort updates to send again
+  std::vector<Update> fresh_;    // labels and pids of the runs being started, sent together
   Clock::time_point next_heartbeat_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_cancel_check_{};

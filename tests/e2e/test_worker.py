@@ -177,6 +177,8 @@ def test_pool_of_another_type(prefect, cycle):
             "to the pool's type") in native.output
     assert prefect.pool(pool).is_paused
 
+    deployment_id, _ = prefect.deploy(pool, "flows.py:hello")
+    prefect.schedule_runs(deployment_id, 1)  # an empty cycle would not start any worker
     cli = cycle.run(pool, {"PREFECT_WORKER_TYPE": "docker"})
     # Prefect's worker CLI runs for this type; without prefect-docker installed it fails,
     # and the cycle says so and pauses the pool again.

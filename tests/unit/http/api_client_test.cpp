@@ -363,3 +363,32 @@ TEST_CASE("ApiClient does not retry an oversized response", "[http]") {
   CHECK(f.transport.pending() == 1);
   CHECK(f.sleeper.slept.empty());
 }
+
+TEST_CASE("ApiClient::request_all: one batch, then each call alone as request() would", "[http]") {
+  Fixture f;
+  // The batch's first attempts: ok, 503 (retried alone), 500 (not retried),
+  // refused (retried alone); then the two retries.
+  f.transport.reply(200, R"({"a":1})")
+      .reply(503)
+      .reply(500, R"({"detail":"boom"})")
+      .fail("Connection refused")
+      .reply(200, R"({"b":2})")
+      .reply(200, R"({"d":4})");
+  auto client = f.client();
+  auto results = client.request_all({{"POST", "/a", nlohmann::json::object()},
+                                     {"POST", "/b", nlohmann::json{{"x", 1}}},
+                                     {"PATCH", "/c", std::nullopt},
+                                     {"GET", "/d", std::nullopt}});
+  REQUIRE(results.size() == 4);
+  CHECK(results[0].get().body == nlohmann::json{{"a", 1}});
+  CHECK(results[1].get().body == nlohmann::json{{"b", 2}});
+  CHECK(message_of([&] { results[2].get(); }) ==
+        "PATCH http://prefect:4200/api/c: 500 Internal Server Error: boom");
+  CHECK(results[3].get().body == nlohmann::json{{"d", 4}});
+  REQUIRE(f.transport.requests.size() == 6);
+  CHECK(f.transport.requests[4].url == "http://prefect:4200/api/b");
+  CHECK(f.transport.requests[4].body == f.transport.requests[1].body);
+  CHECK(f.transport.requests[5].url == "http://prefect:4200/api/d");
+  CHECK(client.attempts() == 6);
+  CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000), milliseconds(1000)});
+}

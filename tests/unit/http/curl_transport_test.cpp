@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "http/http_client.hpp"
 #include "http/loopback_server.hpp"
@@ -122,4 +126,119 @@ TEST_CASE("CurlTransport: connection refused is a quick TransportError", "[http]
     CHECK(e.retryable());
   }
   CHECK(std::chrono::steady_clock::now() - start < milliseconds(1000));
+}
+
+namespace {
+
+// Answers each request on its own connection only once `expected` requests
+// are open at the same time (or 503 after 5 s): a client that sends one after
+// another gets 503s. Each answer's body is the request's path.
+class BarrierServer {
+ public:
+  explicit BarrierServer(int expected) : expected_(expected) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(::listen(fd_, 32) == 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] {
+      for (int i = 0; i < expected_; ++i) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) {
+          return;
+        }
+        handlers_.emplace_back([this, c] { handle(c); });
+      }
+    });
+  }
+  ~BarrierServer() {
+    acceptor_.join();
+    for (auto& t : handlers_) {
+      t.join();
+    }
+    ::close(fd_);
+  }
+  BarrierServer(const BarrierServer&) = delete;
+  BarrierServer& operator=(const BarrierServer&) = delete;
+
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+ private:
+  void handle(int c) {
+    std::string request;
+    char buf[4096];
+    while (request.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::read(c, buf, sizeof(buf));
+      if (n <= 0) {
+        break;
+      }
+      request.append(buf, static_cast<std::size_t>(n));
+    }
+    const std::string path = request.substr(
+        request.find(' ') + 1, request.find(' ', request.find(' ') + 1) - request.find(' ') - 1);
+    bool all_there = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      ++open_;
+      cv_.notify_all();
+      all_there =
+          cv_.wait_for(lock, std::chrono::seconds(5), [this] { return open_ >= expected_; });
+    }
+    const std::string status = all_there ? "200 OK" : "503 Service Unavailable";
+    const std::string answer = "HTTP/1.1 " + status +
+                               "\r\nContent-Length: " + std::to_string(path.size()) +
+                               "\r\nConnection: close\r\n\r\n" + path;
+    (void)!::write(c, answer.data(), answer.size());
+    ::close(c);
+  }
+
+  int expected_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+  std::vector<std::thread> handlers_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int open_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("CurlTransport::send_all has the requests in flight together, answers in order",
+          "[http]") {
+  BarrierServer server(4);
+  CurlTransport transport(TlsOptions{}, milliseconds(10000));
+  std::vector<HttpRequest> requests;
+  for (int i = 0; i < 4; ++i) {
+    requests.push_back(make("POST", server.url("/api/flow_runs/r" + std::to_string(i)), "{}"));
+  }
+  auto outcomes = transport.send_all(requests);
+  REQUIRE(outcomes.size() == 4);
+  for (int i = 0; i < 4; ++i) {
+    INFO(i);
+    REQUIRE(outcomes[i].response);
+    CHECK_FALSE(outcomes[i].error);
+    CHECK(outcomes[i].response->status == 200);  // 503: they came one after another
+    CHECK(outcomes[i].response->body == "/api/flow_runs/r" + std::to_string(i));
+  }
+}
+
+TEST_CASE("CurlTransport::send_all gives each request its own failure", "[http]") {
+  LoopbackServer server({ok("[1]")});
+  CurlTransport transport(TlsOptions{}, milliseconds(5000));
+  const std::string nowhere = "http://127.0.0.1:1/api/x";  // nothing listens on port 1
+  auto outcomes = transport.send_all({make("GET", server.url("/api/a")), make("GET", nowhere)});
+  REQUIRE(outcomes.size() == 2);
+  REQUIRE(outcomes[0].response);
+  CHECK(outcomes[0].response->body == "[1]");
+  REQUIRE(outcomes[1].error);
+  CHECK_FALSE(outcomes[1].response);
+  CHECK(outcomes[1].error->retryable());
+  CHECK_THAT(outcomes[1].error->what(), Catch::Contains("127.0.0.1"));
 }
