@@ -240,10 +240,170 @@ HttpRequest ApiClient::build(std::string_view method, std::string_view path,
   return request;
 }
 
+// One call's attempts: the request, the budget, and what each outcome means.
+// request() and request_all() drive it; it never sends or sleeps itself.
+class ApiClient::Call::State {
+ public:
+  State(ApiClient& client, const Call& call, const RequestOptions& options)
+      : client_(client),
+        request_(client.build(call.method, call.path, call.body)),
+        // "GET http://host:4200/api/x", user-info password redacted: the
+        // prefix of every log line and message about this call.
+        what_(client.scrub(call.method + " " + client.redacted_base_url_ + call.path)),
+        short_what_(client.scrub(call.method + " " + call.path)),
+        start_(Clock::now()),
+        budget_(options.deadline.value_or(client.policy_.max_total)),
+        max_attempts_(options.retry ? std::max(1, client.policy_.max_attempts) : 1) {}
+
+  // The next attempt's request: never past the call's deadline.
+  HttpRequest next_request() {
+    ++attempt_;
+    ++client_.attempts_;
+    HttpRequest r = request_;
+    auto left = budget_ - since(start_);
+    r.timeout = std::max(std::chrono::milliseconds(100), std::min(request_.timeout, left));
+    sent_ = Clock::now();
+    return r;
+  }
+
+  // The outcome of the attempt: the response when it is final; nullopt when
+  // the call is to be tried again after delay(). Throws when it failed.
+  std::optional<ApiResponse> judge(TransportOutcome outcome) {
+    retry_after_.reset();
+    if (outcome.error) {
+      const std::string reason = client_.scrub(outcome.error->what());
+      client_.log_.debug(what_ + " -> " + reason + " (" + std::to_string(since(sent_).count()) +
+                         " ms)");
+      if (!outcome.error->retryable()) {
+        throw api_error(what_ + ": " + reason,
+                        outcome.error->tls() ? Hint::kApiTls : Hint::kApiAnswer);
+      }
+      retry_reason_ = reason;
+      unreachable_ = true;
+      if (attempt_ >= max_attempts_) {
+        throw api_error(unreachable_prefix() + ": " + reason + " (" + short_what_ + ", after " +
+                            std::to_string(attempt_) + " attempt(s))",
+                        Hint::kApiUnreachable);
+      }
+      return plan_retry();
+    }
+    const HttpResponse& response = *outcome.response;
+    client_.log_.debug(what_ + " -> " + std::to_string(response.status) + " (" +
+                       std::to_string(since(sent_).count()) + " ms)");
+    const long status = response.status;
+    if ((status >= 200 && status < 300) || status == 404 || status == 409) {
+      ApiResponse result;
+      result.status = status;
+      if (!response.body.empty()) {
+        result.body = nlohmann::json::parse(response.body, nullptr, false);
+        if (result.body.is_discarded()) {
+          if (status >= 200 && status < 300) {
+            throw api_error(what_ + ": malformed JSON in the response (" +
+                                std::to_string(response.body.size()) + " bytes)",
+                            Hint::kApiAnswer);
+          }
+          result.body = nullptr;
+        }
+      }
+      return result;
+    }
+    const std::string detail = client_.scrub(server_detail(response.body));
+    if (!is_retryable_status(status)) {
+      std::string message = what_ + ": " + std::to_string(status) + " " + reason_phrase(status);
+      if (!detail.empty()) {
+        message += ": " + detail;
+      }
+      throw HttpStatusError(message, status_hint(status, detail), status, detail);
+    }
+    retry_reason_ = std::to_string(status) + " " + reason_phrase(status);
+    unreachable_ = false;
+    if (auto header = response.header("Retry-After")) {
+      retry_after_ = parse_retry_after(*header);
+    }
+    if (attempt_ >= max_attempts_) {
+      throw HttpStatusError(what_ + ": " + retry_reason_ + " after " + std::to_string(attempt_) +
+                                " attempt(s)" + (detail.empty() ? "" : ": " + detail),
+                            Hint::kApiServerError, status, detail);
+    }
+    return plan_retry();
+  }
+
+  // The wait before the next attempt, decided by judge().
+  std::chrono::milliseconds delay() const { return delay_; }
+
+  // Records that `slept` passed before the next attempt; throws when the
+  // sleep was cut short by a stop.
+  void waited(std::chrono::milliseconds slept, bool completed) {
+    waited_ += slept;
+    if (!completed) {
+      throw api_error(what_ + ": " + retry_reason_ + "; not retried: stop requested",
+                      Hint::kStopped);
+    }
+  }
+
+ private:
+  std::string unreachable_prefix() const {
+    return "cannot reach Prefect API at " + client_.redacted_base_url_;
+  }
+
+  std::optional<ApiResponse> plan_retry() {
+    const RetryPolicy& policy = client_.policy_;
+    std::uniform_real_distribution<double> jitter(-1.0, 1.0);
+    // Retry-After replaces the computed delay, within the policy's cap.
+    delay_ = retry_after_ ? std::min(*retry_after_, policy.cap)
+                          : backoff_delay(policy, attempt_ - 1, jitter(client_.random_));
+    auto elapsed = std::max(waited_, since(start_));
+    if (elapsed + delay_ >= budget_) {
+      const std::string gave_up = "giving up after " + std::to_string(attempt_) +
+                                  " attempt(s) in " + format_ms(elapsed) + ", retry budget " +
+                                  format_ms(budget_);
+      throw api_error(unreachable_ ? unreachable_prefix() + ": " + retry_reason_ + " (" +
+                                         short_what_ + ", " + gave_up + ")"
+                                   : what_ + ": " + retry_reason_ + "; " + gave_up,
+                      unreachable_ ? Hint::kApiUnreachable : Hint::kApiServerError);
+    }
+    client_.log_.warn(what_ + ": " + retry_reason_ + "; retry " + std::to_string(attempt_) +
+                      " of " + std::to_string(max_attempts_ - 1) + " in " + format_ms(delay_));
+    return std::nullopt;
+  }
+
+  static std::chrono::milliseconds since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
+  }
+
+  ApiClient& client_;
+  const HttpRequest request_;
+  const std::string what_;
+  const std::string short_what_;
+  const Clock::time_point start_;
+  const std::chrono::milliseconds budget_;
+  const int max_attempts_;
+  int attempt_ = 0;
+  Clock::time_point sent_;
+  std::string retry_reason_;
+  bool unreachable_ = false;
+  std::optional<std::chrono::milliseconds> retry_after_;
+  std::chrono::milliseconds delay_{0};
+  std::chrono::milliseconds waited_{0};  // the delays slept so far
+};
+
 ApiResponse ApiClient::request(std::string_view method, std::string_view path,
                                const std::optional<nlohmann::json>& body,
                                const RequestOptions& options) {
-  return attempts(method, path, body, options, std::nullopt);
+  Call::State state(*this, Call{std::string(method), std::string(path), body}, options);
+  while (true) {
+    HttpRequest request = state.next_request();
+    TransportOutcome outcome;
+    try {
+      outcome.response = transport_.send(request);
+    } catch (const TransportError& e) {
+      outcome.error = e;
+    }
+    if (auto response = state.judge(std::move(outcome))) {
+      return std::move(*response);
+    }
+    state.waited(state.delay(), sleeper_.sleep_for(state.delay()));
+  }
 }
 
 const ApiResponse& ApiClient::Result::get() const {
@@ -255,140 +415,56 @@ const ApiResponse& ApiClient::Result::get() const {
 
 std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& calls,
                                                       const RequestOptions& options) {
-  std::vector<HttpRequest> requests;
-  requests.reserve(calls.size());
-  for (const auto& call : calls) {
-    requests.push_back(build(call.method, call.path, call.body));
-  }
-  std::vector<TransportOutcome> outcomes = transport_.send_all(requests);
   std::vector<Result> results(calls.size());
+  std::vector<std::unique_ptr<Call::State>> states;
+  std::vector<std::size_t> pending;  // the calls to send in this round
   for (std::size_t i = 0; i < calls.size(); ++i) {
     try {
-      results[i].response =
-          attempts(calls[i].method, calls[i].path, calls[i].body, options, std::move(outcomes[i]));
+      states.push_back(std::make_unique<Call::State>(*this, calls[i], options));
+      pending.push_back(i);
     } catch (...) {
+      states.push_back(nullptr);
       results[i].error = std::current_exception();
     }
   }
-  return results;
-}
-
-ApiResponse ApiClient::attempts(std::string_view method, std::string_view path,
-                                const std::optional<nlohmann::json>& body,
-                                const RequestOptions& options,
-                                std::optional<TransportOutcome> first) {
-  const HttpRequest request = build(method, path, body);
-  // "GET http://host:4200/api/x", user-info password redacted: the prefix of
-  // every log line and message about this call.
-  const std::string what =
-      scrub(std::string(method) + " " + redacted_base_url_ + std::string(path));
-  const std::string short_what = scrub(std::string(method) + " " + std::string(path));
-  const std::string unreachable_prefix = "cannot reach Prefect API at " + redacted_base_url_;
-  const auto start = Clock::now();
-  const auto budget = options.deadline.value_or(policy_.max_total);
-  const int max_attempts = options.retry ? std::max(1, policy_.max_attempts) : 1;
-  std::uniform_real_distribution<double> jitter(-1.0, 1.0);
-  std::chrono::milliseconds waited{0};  // the delays slept so far
-
-  for (int attempt = 1;; ++attempt) {
-    HttpRequest attempt_request = request;
-    // Never let one attempt run past the call's deadline.
-    auto left =
-        budget - std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-    attempt_request.timeout =
-        std::max(std::chrono::milliseconds(100), std::min(request.timeout, left));
-
-    std::string retry_reason;
-    bool unreachable = false;
-    std::optional<std::chrono::milliseconds> retry_after;
-    const auto sent = Clock::now();
-    ++attempts_;
-    try {
-      HttpResponse response;
-      if (first) {
-        // Sent already, with the others of its batch.
-        TransportOutcome outcome = std::move(*first);
-        first.reset();
-        if (outcome.error) {
-          throw *outcome.error;
+  // Rounds: the pending calls go out together; those to be tried again wait
+  // for the longest of their delays, once, and go out together again.
+  while (!pending.empty()) {
+    std::vector<HttpRequest> requests;
+    for (std::size_t i : pending) {
+      requests.push_back(states[i]->next_request());
+    }
+    std::vector<TransportOutcome> outcomes = transport_.send_all(requests);
+    std::vector<std::size_t> again;
+    std::chrono::milliseconds delay{0};
+    for (std::size_t k = 0; k < pending.size(); ++k) {
+      const std::size_t i = pending[k];
+      try {
+        results[i].response = states[i]->judge(std::move(outcomes[k]));
+        if (!results[i].response) {
+          again.push_back(i);
+          delay = std::max(delay, states[i]->delay());
         }
-        response = std::move(*outcome.response);
-      } else {
-        response = transport_.send(attempt_request);
-      }
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
-      log_.debug(what + " -> " + std::to_string(response.status) + " (" +
-                 std::to_string(ms.count()) + " ms)");
-      const long status = response.status;
-      if ((status >= 200 && status < 300) || status == 404 || status == 409) {
-        ApiResponse result;
-        result.status = status;
-        if (!response.body.empty()) {
-          result.body = nlohmann::json::parse(response.body, nullptr, false);
-          if (result.body.is_discarded()) {
-            if (status >= 200 && status < 300) {
-              throw api_error(what + ": malformed JSON in the response (" +
-                                  std::to_string(response.body.size()) + " bytes)",
-                              Hint::kApiAnswer);
-            }
-            result.body = nullptr;
-          }
-        }
-        return result;
-      }
-      const std::string detail = scrub(server_detail(response.body));
-      if (!is_retryable_status(status)) {
-        std::string message = what + ": " + std::to_string(status) + " " + reason_phrase(status);
-        if (!detail.empty()) {
-          message += ": " + detail;
-        }
-        throw HttpStatusError(message, status_hint(status, detail), status, detail);
-      }
-      retry_reason = std::to_string(status) + " " + reason_phrase(status);
-      if (auto header = response.header("Retry-After")) {
-        retry_after = parse_retry_after(*header);
-      }
-      if (attempt >= max_attempts) {
-        throw HttpStatusError(what + ": " + retry_reason + " after " + std::to_string(attempt) +
-                                  " attempt(s)" + (detail.empty() ? "" : ": " + detail),
-                              Hint::kApiServerError, status, detail);
-      }
-    } catch (const TransportError& e) {
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sent);
-      const std::string reason = scrub(e.what());
-      log_.debug(what + " -> " + reason + " (" + std::to_string(ms.count()) + " ms)");
-      if (!e.retryable()) {
-        throw api_error(what + ": " + reason, e.tls() ? Hint::kApiTls : Hint::kApiAnswer);
-      }
-      retry_reason = reason;
-      unreachable = true;
-      if (attempt >= max_attempts) {
-        throw api_error(unreachable_prefix + ": " + reason + " (" + short_what + ", after " +
-                            std::to_string(attempt) + " attempt(s))",
-                        Hint::kApiUnreachable);
+      } catch (...) {
+        results[i].error = std::current_exception();
       }
     }
-
-    // Retry-After replaces the computed delay, within the policy's cap.
-    auto delay = retry_after ? std::min(*retry_after, policy_.cap)
-                             : backoff_delay(policy_, attempt - 1, jitter(random_));
-    auto elapsed = std::max(
-        waited, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start));
-    if (elapsed + delay >= budget) {
-      const std::string gave_up = "giving up after " + std::to_string(attempt) + " attempt(s) in " +
-                                  format_ms(elapsed) + ", retry budget " + format_ms(budget);
-      throw api_error(unreachable ? unreachable_prefix + ": " + retry_reason + " (" + short_what +
-                                        ", " + gave_up + ")"
-                                  : what + ": " + retry_reason + "; " + gave_up,
-                      unreachable ? Hint::kApiUnreachable : Hint::kApiServerError);
+    if (!again.empty()) {
+      const bool completed = sleeper_.sleep_for(delay);
+      for (std::size_t i : again) {
+        try {
+          states[i]->waited(delay, completed);
+        } catch (...) {
+          results[i].error = std::current_exception();
+        }
+      }
+      if (!completed) {
+        again.clear();
+      }
     }
-    log_.warn(what + ": " + retry_reason + "; retry " + std::to_string(attempt) + " of " +
-              std::to_string(max_attempts - 1) + " in " + format_ms(delay));
-    waited += delay;
-    if (!sleeper_.sleep_for(delay)) {
-      throw api_error(what + ": " + retry_reason + "; not retried: stop requested", Hint::kStopped);
-    }
+    pending = std::move(again);
   }
+  return results;
 }
 
 }  // namespace pc

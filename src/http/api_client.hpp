@@ -71,14 +71,15 @@ class ApiClient {
                       const std::optional<nlohmann::json>& body = std::nullopt,
                       const RequestOptions& options = {});
 
-  // Several independent calls at once: their first attempts go out together
-  // (HttpTransport::send_all); a call whose first attempt needs a retry goes
-  // on alone, exactly as request() would. Results are in the calls' order,
-  // each the response or the exception request() would have thrown.
+  // Several independent calls at once (HttpTransport::send_all), each with
+  // request()'s retries: the calls to be tried again wait once for the
+  // longest of their delays and go out together again. Results are in the
+  // calls' order, each the response or the exception request() would throw.
   struct Call {
     std::string method;
     std::string path;
     std::optional<nlohmann::json> body;
+    class State;  // its attempts (api_client.cpp)
   };
   struct Result {
     std::optional<ApiResponse> response;
@@ -97,11 +98,7 @@ class ApiClient {
  private:
   HttpRequest build(std::string_view method, std::string_view path,
                     const std::optional<nlohmann::json>& body) const;
-  // request()'s attempts; `first`, when given, is the outcome of the first
-  // attempt, already sent.
-  ApiResponse attempts(std::string_view method, std::string_view path,
-                       const std::optional<nlohmann::json>& body, const RequestOptions& options,
-                       std::optional<TransportOutcome> first);
+
   // `text` with the key, the auth string and its parts replaced by "***".
   std::string scrub(std::string text) const;
 

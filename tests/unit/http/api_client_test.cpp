@@ -364,10 +364,10 @@ TEST_CASE("ApiClient does not retry an oversized response", "[http]") {
   CHECK(f.sleeper.slept.empty());
 }
 
-TEST_CASE("ApiClient::request_all: one batch, then each call alone as request() would", "[http]") {
+TEST_CASE("ApiClient::request_all: rounds, the retries waiting once, together", "[http]") {
   Fixture f;
-  // The batch's first attempts: ok, 503 (retried alone), 500 (not retried),
-  // refused (retried alone); then the two retries.
+  // The first round: ok, 503 (retried), 500 (not retried), refused
+  // (retried); the second round: the two retries, after one wait.
   f.transport.reply(200, R"({"a":1})")
       .reply(503)
       .reply(500, R"({"detail":"boom"})")
@@ -390,5 +390,16 @@ TEST_CASE("ApiClient::request_all: one batch, then each call alone as request() 
   CHECK(f.transport.requests[4].body == f.transport.requests[1].body);
   CHECK(f.transport.requests[5].url == "http://prefect:4200/api/d");
   CHECK(client.attempts() == 6);
-  CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000), milliseconds(1000)});
+  CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000)});
+}
+
+TEST_CASE("ApiClient::request_all: a stop during the wait fails the calls to retry", "[http]") {
+  Fixture f;
+  f.sleeper.interrupted = true;
+  f.transport.reply(204).reply(503);
+  auto client = f.client();
+  auto results = client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
+  CHECK(results[0].get().status == 204);
+  CHECK(hint_of([&] { results[1].get(); }) == Hint::kStopped);
+  CHECK(f.transport.requests.size() == 2);
 }
