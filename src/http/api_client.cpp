@@ -434,7 +434,21 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
     for (std::size_t i : pending) {
       requests.push_back(states[i]->next_request());
     }
-    std::vector<TransportOutcome> outcomes = transport_.send_all(requests);
+    std::vector<TransportOutcome> outcomes = one_at_a_time_
+                                                 ? transport_.HttpTransport::send_all(requests)
+                                                 : transport_.send_all(requests);
+    if (!one_at_a_time_ && requests.size() > 1 &&
+        std::any_of(outcomes.begin(), outcomes.end(), [](const TransportOutcome& o) {
+          return o.response && (o.response->status == 503 || o.response->status == 429);
+        })) {
+      // Prefect's server on SQLite answers concurrent writes with 503
+      // "database is locked" at once: requests in flight together only make
+      // retries. From here on this client sends them one after another.
+      one_at_a_time_ = true;
+      log_.info(
+          "the Prefect API answered 503/429 to requests sent together (a server on SQLite?): "
+          "sending them one after another from now on");
+    }
     std::vector<std::size_t> again;
     std::chrono::milliseconds delay{0};
     for (std::size_t k = 0; k < pending.size(); ++k) {

@@ -75,6 +75,8 @@ class ApiClient {
   // request()'s retries: the calls to be tried again wait once for the
   // longest of their delays and go out together again. Results are in the
   // calls' order, each the response or the exception request() would throw.
+  // Once a round sent together gets a 503 or 429 (Prefect's server on SQLite
+  // answers concurrent writes so), later rounds are sent one after another.
   struct Call {
     std::string method;
     std::string path;
@@ -109,6 +111,7 @@ class ApiClient {
   Sleeper& sleeper_;
   std::mt19937_64 random_;
   long attempts_ = 0;
+  bool one_at_a_time_ = false;  // request_all() after a busy answer to a round
   std::string redacted_base_url_;
   std::vector<std::string> secrets_;
 };

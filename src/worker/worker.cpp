@@ -73,15 +73,23 @@ struct Running {
   Clock::time_point started;
 };
 
-// Entries of /proc/self/fd: the load test compares start and end.
-std::size_t open_fd_count() {
+// "N (S sockets)": the entries of /proc/self/fd and how many are sockets.
+// The load test compares start and end: the other descriptors must match,
+// the sockets are the API connections kept alive (at most
+// CurlTransport::kMaxInFlight, its multi handle's wake-up pair, and one).
+std::string open_fds() {
   std::error_code ec;
   std::size_t n = 0;
+  std::size_t sockets = 0;
   for (auto it = fs::directory_iterator("/proc/self/fd", ec); !ec && it != fs::directory_iterator();
        it.increment(ec)) {
     ++n;
+    std::error_code link_ec;
+    if (fs::read_symlink(it->path(), link_ec).string().rfind("socket:", 0) == 0) {
+      ++sockets;
+    }
   }
-  return n;
+  return std::to_string(n) + " (" + std::to_string(sockets) + " sockets)";
 }
 
 }  // namespace
@@ -115,7 +123,7 @@ class NativeWorker::Impl {
               (config_.run_forever ? ", until stopped"
                : config_.drain     ? ", drain"
                                    : ", run once"));
-    log_.debug("open file descriptors at start: " + std::to_string(open_fd_count()));
+    log_.debug("open file descriptors at start: " + open_fds());
     // Before our first heartbeat: it would refresh the row that tells whether
     // a previous cycle with our name died.
     if (config_.recover_stale_runs) {
@@ -143,7 +151,7 @@ class NativeWorker::Impl {
       throw;
     }
     send_updates(true);
-    log_.debug("open file descriptors at end: " + std::to_string(open_fd_count()));
+    log_.debug("open file descriptors at end: " + open_fds());
     log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
               std::to_string(skipped_) + " skipped");
     WorkerPhaseResult result;

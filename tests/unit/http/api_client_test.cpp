@@ -403,3 +403,37 @@ TEST_CASE("ApiClient::request_all: a stop during the wait fails the calls to ret
   CHECK(hint_of([&] { results[1].get(); }) == Hint::kStopped);
   CHECK(f.transport.requests.size() == 2);
 }
+
+TEST_CASE("ApiClient::request_all: after a busy answer to a round, one request at a time",
+          "[http]") {
+  // Counts the rounds sent through the (concurrent) send_all override.
+  struct CountingTransport : FakeTransport {
+    int together = 0;
+    std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& batch) override {
+      ++together;
+      return HttpTransport::send_all(batch);
+    }
+  };
+  CountingTransport transport;
+  FakeSleeper sleeper;
+  std::ostringstream log_text;
+  ApiOptions options;
+  options.base_url = "http://prefect:4200/api";
+  RetryPolicy policy;
+  policy.jitter = 0.0;
+  ApiClient client(
+      transport, options,
+      Logger(LogLevel::kDebug, LogFormat::kText, std::make_shared<Redactor>(), log_text), policy,
+      sleeper);
+  transport.reply(204).reply(204);
+  client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
+  CHECK(transport.together == 1);  // no busy answer: together
+  transport.reply(204).reply(503).reply(204);
+  client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
+  CHECK(transport.together == 2);  // the retry of /b went alone
+  CHECK(log_text.str().find("sending them one after another from now on") != std::string::npos);
+  transport.reply(204).reply(204);
+  client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
+  CHECK(transport.together == 2);
+  CHECK(transport.pending() == 0);
+}
