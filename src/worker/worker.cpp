@@ -307,7 +307,11 @@ class NativeWorker::Impl {
       }
     }
     if (fresh == 0) {
-      exhausted_ = true;
+      // On PostgreSQL a poll skips the rows a neighbour's poll holds locked
+      // (FOR UPDATE SKIP LOCKED), so one empty answer before we launched
+      // anything may hide due runs: the cycle only starts a worker when runs
+      // are due or active. A second poll, 500 ms later, decides.
+      exhausted_ = launched_ > 0 || ++empty_polls_ >= 2;
     }
     log_.debug("polled pool \"" + pool_.name + "\": " + std::to_string(runs.size()) +
                " scheduled run(s), " + std::to_string(fresh) + " new");
@@ -996,6 +1000,7 @@ class NativeWorker::Impl {
   Clock::time_point next_progress_{};
   std::optional<bool> labels_;  // the server has flow-run labels; unknown until the first claim
   bool exhausted_ = false;
+  int empty_polls_ = 0;  // before the first launch
   bool stopping_ = false;
   int launched_ = 0;
   int skipped_ = 0;

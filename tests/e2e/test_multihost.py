@@ -166,6 +166,10 @@ def _check_pause_order(results: dict, tmp_path):
     for host, r in pausers.items():
         paused = _when(r.output, "\" paused")
         for other, o in results.items():
+            if re.search(r"native worker done: 0 flow run\(s\) launched", o.output):
+                # It came when the others had taken every run (a slow start
+                # on a busy machine): nothing of it to wait for.
+                continue
             ended = _worker_phase_end(o.output)
             assert ended is not None, o
             assert paused >= ended, (f"{host} paused at {paused} while {other} was still "
