@@ -25,7 +25,14 @@ worker row of the other contender is in the pool.
 Scenarios: 1 empty pool; 2 twenty due runs of tests/e2e/flows/flows.py:hello,
 limit 5; 3 two hundred due runs whose deployment `command` is an `sh -c 'curl ..'`
 that sets the run COMPLETED through the API, limit 20; 4 (measured in 2 and 3)
-time from the last run's end_time to the exit of the cycle.
+time from the last run's end_time to the exit of the cycle; 5 twenty runs of that
+command, limit 20 (all claimed at once: where round trips show).
+
+Latency (BENCH_LATENCY_MS=0,100): for each value other than 0 the contenders (and
+the flow runs they start) reach the server through tests/e2e/fault_proxy.py holding
+every answer that long, as Prefect Cloud or a server in another region would; the
+driver's own setup and checks go direct. Each (backend, latency) is reported as its
+own column, e.g. "SQLite +100 ms".
 
 Measurements (see docs/benchmarks.md): wall time by the driver (spawn to exit);
 CPU = user+sys of each controller process itself: wait4's rusage minus the
@@ -60,6 +67,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+from fault_proxy import FaultProxy  # noqa: E402
 from harness import VENV_BIN, Prefect, PrefectServer, binary_path  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -278,14 +286,16 @@ def normalise(method: str, url: str) -> str:
 
 
 class Bench:
-    def __init__(self, args, server: PrefectServer, api: Api, work: Path, binary: Path):
+    def __init__(self, args, server: PrefectServer, api: Api, work: Path, binary: Path,
+                 api_url: str | None = None):
         self.args = args
         self.server = server
+        self.api_url = api_url or server.api_url  # what the contenders use
         self.api = api
         self.work = work
         self.binary = binary
-        self.limit = {1: 5, 2: 5, 3: 20}
-        self.runs = {1: 0, 2: args.runs_2, 3: args.runs_3}
+        self.limit = {1: 5, 2: 5, 3: 20, 5: 20}
+        self.runs = {1: 0, 2: args.runs_2, 3: args.runs_3, 5: 20}
         self.prefetch = 10
         self.timeout = args.timeout
 
@@ -296,7 +306,7 @@ class Bench:
             "HOME": str(home),
             "LANG": "C.UTF-8",
             "PREFECT_HOME": str(home / "prefect-home"),
-            "PREFECT_API_URL": self.server.api_url,
+            "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
 
@@ -305,7 +315,8 @@ class Bench:
             return self.api.setup_pool(None, 0)
         if scenario == 2:
             return self.api.setup_pool("flows.py:hello", self.runs[2])
-        return self.api.setup_pool("flows.py:hello", self.runs[3], {"command": CHEAP_COMMAND})
+        return self.api.setup_pool("flows.py:hello", self.runs[scenario],
+                                   {"command": CHEAP_COMMAND})
 
     def finish(self, r: Result, pool: str, end: float) -> Result:
         runs = self.api.runs(pool)
@@ -460,15 +471,26 @@ SCENARIO_TITLES = {
     1: "1. empty pool (nothing due)",
     2: "2. 20 due runs of flows.py:hello, limit 5",
     3: "3. 200 due runs, command = sh -c 'curl .../set_state COMPLETED', limit 20",
+    5: "5. 20 due runs of that command, limit 20",
 }
 
 
 BACKEND_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
+def variant(backend: str, latency_ms: int) -> str:
+    """The results' key for a backend at a latency: "sqlite", "sqlite+100ms"."""
+    return backend if latency_ms == 0 else f"{backend}+{latency_ms}ms"
+
+
+def title(key: str) -> str:
+    backend, _, latency = key.partition("+")
+    return BACKEND_TITLES[backend] + (f" +{latency.removesuffix('ms')} ms" if latency else "")
+
+
 def table(results: list[Result]) -> str:
     out = []
-    for s in (1, 2, 3):
+    for s in (1, 2, 3, 5):
         rs = [r for r in results if r.scenario == s]
         if not rs:
             continue
@@ -554,7 +576,7 @@ def side_by_side(results: list[Result], backends: list[str]) -> str:
             + " | ".join(f"requests {b}" for b in backends) + " | "
             + " | ".join(f"HTTP 503 {b}" for b in backends) + " |")
     out = []
-    for s in (1, 2, 3):
+    for s in (1, 2, 3, 5):
         rs = [r for r in results if r.scenario == s and r.contender != "baseline-single"]
         if not rs:
             continue
@@ -671,72 +693,87 @@ def start_backend(backend: str):
                         f"Prefect server started in {server.startup_seconds:.1f} s")
 
 
-def run_backend(args, backend: str, scenarios: list[str], work: Path, binary: Path,
+def run_backend(args, backend: str, scenarios: list[int], work: Path, binary: Path,
                 results: list[Result], want_floor: bool) -> tuple[str, str]:
-    """Starts the server on `backend`, runs the scenarios with every contender into
-    `results` (tagged with the backend), stops the server. Returns (description,
-    libcurl floor line or "")."""
-    tag = f"[{backend}] " if len(args.backend_list) > 1 else ""
+    """Starts the server on `backend`, runs the scenarios with every contender at
+    every latency into `results` (tagged with variant(backend, latency)), stops
+    the server. Returns (description, libcurl floor line or "")."""
     server, pg, description = start_backend(backend)
-    print(f"{tag}backend {backend}: {description}", flush=True)
+    print(f"backend {backend}: {description}", flush=True)
     floor_line = ""
     try:
         prefect = Prefect(server)
         api = Api(server, prefect)
-        bench = Bench(args, server, api, work, binary)
         # Warm-up (not measured): the first CLI start compiles bytecode, the
         # first deployment creates the flow.
         pool, _ = api.setup_pool("flows.py:hello", 0)
         if want_floor:
             floor_line = libcurl_floor(server.api_url + "/health", work)
             print(floor_line.strip(), flush=True)
-        measured([VENV_BIN / "prefect", "work-pool", "inspect", pool], bench.env(work),
-                 work / "warmup.log", 120)
-        # One unmeasured empty cycle of each contender (logs s1-r-1-*): the first answer
-        # to a query shape is slow (a first /flow_runs/count took 269 ms, not 9).
-        if 1 in scenarios:
-            for who in ("baseline", "prefect-cycle"):
-                if who in args.contenders.split(","):
-                    (bench.run_baseline if who == "baseline" else bench.run_cycle)(1, -1)
-        repeats = {s: args.repeats_1 if s == 1 else args.repeats for s in scenarios}
-        for rep in range(max(repeats.values(), default=0)):
-            for s in scenarios:
-                if rep >= repeats[s]:
-                    continue
-                order = ["baseline", "prefect-cycle"] if rep % 2 == 0 else ["prefect-cycle", "baseline"]
-                if s == 3:
-                    order += ["floor", "floor-claim"]
-                    if rep >= args.baseline_repeats_3:
-                        order.remove("baseline")
-                order = [c for c in order if c in args.contenders.split(",")]
-                for who in order:
-                    if s == 1:
-                        time.sleep(args.settle)
-                    t = time.monotonic()
-                    if who == "baseline":
-                        r = bench.run_baseline(s, rep)
-                    elif who == "prefect-cycle":
-                        r = bench.run_cycle(s, rep)
-                    else:
-                        r = bench.run_floor(rep, claim=who == "floor-claim")
-                    r.backend = backend
-                    results.append(r)
-                    print(f"{tag}scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
-                          f"rss {r.peak_rss_kib / 1024:.1f} MiB, requests {r.requests}, exit lag "
-                          f"{r.exit_lag if r.exit_lag is None else round(r.exit_lag, 2)}, states "
-                          f"{r.states}{'' if r.ok else ' NOT OK: ' + r.note} "
-                          f"({time.monotonic() - t:.0f} s incl. setup)", flush=True)
-                if s == 2 and rep < args.single_repeats and "baseline" in args.contenders:
-                    r = bench.run_baseline(s, rep, looped=False)
-                    r.backend = backend
-                    results.append(r)
-                    print(f"{tag}scenario {s} rep {rep} baseline-single: wall {r.wall:.3f} s, leaves "
-                          f"{r.left_scheduled} SCHEDULED, states {r.states}", flush=True)
+        measured([VENV_BIN / "prefect", "work-pool", "inspect", pool],
+                 Bench(args, server, api, work, binary).env(work), work / "warmup.log", 120)
+        for latency in args.latency_list:
+            proxy = None
+            if latency:
+                proxy = FaultProxy(server.api_url.removesuffix("/api"),
+                                   latency=latency / 1000).start()
+            try:
+                bench = Bench(args, server, api, work, binary, proxy.api_url if proxy else None)
+                run_scenarios(args, bench, variant(backend, latency), scenarios, results)
+            finally:
+                if proxy:
+                    proxy.stop()
     finally:
         server.stop()
         if pg:
             pg.stop()
     return description, floor_line
+
+
+def run_scenarios(args, bench: "Bench", key: str, scenarios: list[int],
+                  results: list[Result]) -> None:
+    """Every scenario with every contender, alternating, tagged `key`."""
+    tag = f"[{key}] "
+    # One unmeasured empty cycle of each contender (logs s1-r-1-*): the first answer
+    # to a query shape is slow (a first /flow_runs/count took 269 ms, not 9).
+    if 1 in scenarios:
+        for who in ("baseline", "prefect-cycle"):
+            if who in args.contenders.split(","):
+                (bench.run_baseline if who == "baseline" else bench.run_cycle)(1, -1)
+    repeats = {s: args.repeats_1 if s == 1 else args.repeats for s in scenarios}
+    for rep in range(max(repeats.values(), default=0)):
+        for s in scenarios:
+            if rep >= repeats[s]:
+                continue
+            order = ["baseline", "prefect-cycle"] if rep % 2 == 0 else ["prefect-cycle", "baseline"]
+            if s == 3:
+                order += ["floor", "floor-claim"]
+                if rep >= args.baseline_repeats_3:
+                    order.remove("baseline")
+            order = [c for c in order if c in args.contenders.split(",")]
+            for who in order:
+                if s == 1:
+                    time.sleep(args.settle)
+                t = time.monotonic()
+                if who == "baseline":
+                    r = bench.run_baseline(s, rep)
+                elif who == "prefect-cycle":
+                    r = bench.run_cycle(s, rep)
+                else:
+                    r = bench.run_floor(rep, claim=who == "floor-claim")
+                r.backend = key
+                results.append(r)
+                print(f"{tag}scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
+                      f"rss {r.peak_rss_kib / 1024:.1f} MiB, requests {r.requests}, exit lag "
+                      f"{r.exit_lag if r.exit_lag is None else round(r.exit_lag, 2)}, states "
+                      f"{r.states}{'' if r.ok else ' NOT OK: ' + r.note} "
+                      f"({time.monotonic() - t:.0f} s incl. setup)", flush=True)
+            if s == 2 and rep < args.single_repeats and "baseline" in args.contenders:
+                r = bench.run_baseline(s, rep, looped=False)
+                r.backend = key
+                results.append(r)
+                print(f"{tag}scenario {s} rep {rep} baseline-single: wall {r.wall:.3f} s, leaves "
+                      f"{r.left_scheduled} SCHEDULED, states {r.states}", flush=True)
 
 
 def main() -> int:
@@ -765,7 +802,17 @@ def main() -> int:
     ap.add_argument("--backends", default=os.environ.get("BENCH_BACKENDS", "sqlite,postgres"),
                     help="the Prefect server's databases, one server each, one after the other "
                          "(sqlite, postgres)")
+    ap.add_argument("--latency-ms", default=os.environ.get("BENCH_LATENCY_MS", "0"),
+                    help="comma list of latencies per answer between the contenders and the "
+                         "server (0 = direct; e.g. 0,100)")
     args = ap.parse_args()
+    try:
+        args.latency_list = [int(x) for x in args.latency_ms.split(",") if x.strip()]
+    except ValueError:
+        args.latency_list = []
+    if not args.latency_list or any(x < 0 or x > 5000 for x in args.latency_list):
+        ap.error(f"--latency-ms / BENCH_LATENCY_MS: {args.latency_ms!r}: a comma list of "
+                 "milliseconds, 0..5000")
     scenarios = [int(s) for s in args.scenarios.split(",") if s.strip()]
     args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in args.backend_list if b not in BACKEND_TITLES]
@@ -773,6 +820,7 @@ def main() -> int:
         ap.error(f"--backends / BENCH_BACKENDS: {args.backends!r}: a list of distinct "
                  f"{', '.join(BACKEND_TITLES)}")
     backends = args.backend_list
+    keys = [variant(b, ms) for b in backends for ms in args.latency_list]
 
     work = Path(tempfile.mkdtemp(prefix="pc-bench-"))
     # A private copy: other builds may replace build/prefect-cycle during the run.
@@ -790,18 +838,22 @@ def main() -> int:
         bwork = work / backend if len(backends) > 1 else work
         bwork.mkdir(exist_ok=True)
         try:
-            described[backend], floor_line = run_backend(
+            description, floor_line = run_backend(
                 args, backend, scenarios, bwork, binary, results, want_floor=i == 0)
+            for ms in args.latency_list:
+                described[variant(backend, ms)] = description + (
+                    f"; through a proxy holding each answer {ms} ms" if ms else "")
         except RuntimeError as e:  # a server that did not start: the other backends still run
             if len(backends) == 1:
                 raise
-            failed[backend] = str(e).strip().splitlines()[0]
+            for ms in args.latency_list:
+                failed[variant(backend, ms)] = str(e).strip().splitlines()[0]
             print(f"[{backend}] NOT RUN: {e}", file=sys.stderr, flush=True)
             continue
         info += floor_line
 
     elapsed = time.monotonic() - started
-    multi = len(backends) > 1
+    multi = len(keys) > 1
 
     def per_backend(render, *extra) -> str:
         """render(results, *extra) as today for one backend; for several, once per
@@ -809,11 +861,11 @@ def main() -> int:
         if not multi:
             return render(results, *extra)
         parts = [(b, render([r for r in results if r.backend == b], *extra).strip("\n"))
-                 for b in backends if b in described]
-        return "\n\n".join(f"### {BACKEND_TITLES[b]}\n\n{text}" for b, text in parts if text)
+                 for b in keys if b in described]
+        return "\n\n".join(f"### {title(b)}\n\n{text}" for b, text in parts if text)
 
     if multi:
-        ran = [b for b in backends if b in described]
+        ran = [b for b in keys if b in described]
         summary = "\n".join([
             "",
             "## Backends side by side",
