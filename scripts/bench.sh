@@ -8,7 +8,11 @@
 #                           one after the other (postgres: a throwaway PostgreSQL as
 #                           tests/e2e/pg_server.py starts it; also --backends)
 #   BENCH_REPEATS=3         repetitions per contender and scenario
-#   BENCH_SCENARIOS=1,2,3   which scenarios (4, the exit lag, is measured in 2 and 3)
+#   BENCH_SCENARIOS=1,2,3   which scenarios (4, the exit lag, is measured in 2 and 3;
+#                           5 is 20 cheap runs at limit 20)
+#   BENCH_LATENCY_MS=0      comma list: 100 puts the e2e proxy holding every answer
+#                           100 ms between the contenders and the server (also
+#                           --latency-ms); each value is its own column
 #   BENCH_REPEATS_1=5       repetitions in scenario 1 (cheap; the most sensitive to noise)
 #   BENCH_SETTLE=3          seconds of quiet before each scenario-1 run
 #   BENCH_SINGLE_REPEATS=1  runs of the one-shot (not looped) baseline in 2 and 3
