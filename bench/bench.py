@@ -717,8 +717,12 @@ def run_backend(args, backend: str, scenarios: list[int], work: Path, binary: Pa
             if latency:
                 proxy = FaultProxy(server.api_url.removesuffix("/api"),
                                    latency=latency / 1000).start()
+            # Each latency its own log directory: the logs are appended to,
+            # and the request counts are read from them.
+            lwork = work / f"{latency}ms" if latency else work
+            lwork.mkdir(exist_ok=True)
             try:
-                bench = Bench(args, server, api, work, binary, proxy.api_url if proxy else None)
+                bench = Bench(args, server, api, lwork, binary, proxy.api_url if proxy else None)
                 run_scenarios(args, bench, variant(backend, latency), scenarios, results)
             finally:
                 if proxy:
