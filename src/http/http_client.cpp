@@ -268,10 +268,10 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
 }
 
 std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequest>& requests) {
-  std::vector<TransportOutcome> outcomes(requests.size());
   if (requests.size() <= 1) {
     return HttpTransport::send_all(requests);  // one request needs no multi handle
   }
+  std::vector<TransportOutcome> outcomes(requests.size());
   if (!handle_->multi) {
     handle_->multi.reset(curl_multi_init());
     if (!handle_->multi) {

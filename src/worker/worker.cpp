@@ -17,6 +17,7 @@
 #include "worker/flow_output.hpp"
 #include "worker/job_config.hpp"
 #include "worker/recover.hpp"
+#include "worker/run_updates.hpp"
 
 namespace pc {
 namespace {
@@ -107,7 +108,8 @@ class NativeWorker::Impl {
         sleeper_(sleeper),
         pool_(std::move(pool)),
         options_(std::move(options)),
-        log_(Logger::null()) {
+        log_(Logger::null()),
+        updates_(client) {
     if (pool_.base_job_template.empty()) {
       pool_.base_job_template = default_process_job_template();
     }
@@ -150,7 +152,7 @@ class NativeWorker::Impl {
       }
       throw;
     }
-    send_updates(true);
+    updates_.send_due(true);
     log_.debug("open file descriptors at end: " + open_fds());
     log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
               std::to_string(skipped_) + " skipped");
@@ -174,7 +176,7 @@ class NativeWorker::Impl {
         }
       }
       supervise();
-      send_updates(false);
+      updates_.send_due(false);
       const auto now = Clock::now();
       report_progress(now);
       if (now >= next_heartbeat_) {
@@ -419,7 +421,7 @@ class NativeWorker::Impl {
         remember(id);
       }
     }
-    send_batch(std::exchange(fresh_, {}), false);
+    updates_.send_new();
   }
 
   // Prefect lets a deployment's run leave a terminal state for PENDING (a
@@ -536,7 +538,7 @@ class NativeWorker::Impl {
                 {"prefect.worker.type", "process"},
                 {"prefect.work-pool.name", pool_.name},
                 {"prefect.work-pool.id", pool_.id}};
-    fresh_.push_back({"label the flow run", rlog, {run.id, labels, true}});
+    updates_.add("label the flow run", rlog, {run.id, labels, true});
   }
 
   // Whether the server has PATCH /flow_runs/{id}/labels: asked once, on the
@@ -561,84 +563,6 @@ class NativeWorker::Impl {
       log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
     }
     return *labels_;
-  }
-
-  // --- best-effort updates ------------------------------------------------
-  //
-  // Labels and infrastructure_pid describe a run; they must not hold up the
-  // next claim. Each is sent once, without the client's retries; after a
-  // failure (Prefect's SQLite server answers 503 "database is locked" under
-  // load, and the client's first retry would stall this loop for 1 s) it is
-  // sent again from the loop 1 s and 2 s later, and at the end of the phase
-  // with the client's full retry policy.
-
-  struct Update {
-    std::string what;  // "label the flow run", ...
-    Logger log;
-    FlowRunPatch patch;
-    int failures = 0;
-    Clock::time_point due{};
-  };
-
-  // Sends `updates` at once (ApiClient::request_all), once each, without the
-  // client's retries unless `last`; failures are deferred (or, when `last`,
-  // warned about).
-  void send_batch(std::vector<Update> updates, bool last) {
-    if (updates.empty()) {
-      return;
-    }
-    std::vector<FlowRunPatch> patches;
-    for (const auto& update : updates) {
-      patches.push_back(update.patch);
-    }
-    auto errors =
-        client_.patch_flow_runs(patches, last ? RequestOptions{} : RequestOptions{false, {}});
-    for (std::size_t i = 0; i < updates.size(); ++i) {
-      if (!errors[i]) {
-        continue;
-      }
-      try {
-        std::rethrow_exception(errors[i]);
-      } catch (const Error& e) {
-        if (last) {
-          updates[i].log.warn("could not " + updates[i].what + ": " + e.what());
-        } else {
-          defer(std::move(updates[i]), e);
-        }
-      }
-    }
-  }
-
-  void defer(Update update, const Error& e) {
-    ++update.failures;
-    if (update.failures > 2) {
-      update.log.warn("could not " + update.what + " (" + std::to_string(update.failures) +
-                      " tries): " + e.what());
-      return;
-    }
-    update.log.debug("could not " + update.what + ", will try again: " + e.what());
-    update.due = Clock::now() + std::chrono::seconds(update.failures);
-    updates_.push_back(std::move(update));
-  }
-
-  // Sends the updates that are due (all of them when `last`: then with the
-  // client's retries, since nothing else waits).
-  void send_updates(bool last) {
-    if (updates_.empty()) {
-      return;
-    }
-    const auto now = Clock::now();
-    std::vector<Update> pending;
-    pending.swap(updates_);
-    std::vector<Update> due;
-    for (auto& update : pending) {
-      if (!last && update.due > now) {
-        updates_.push_back(std::move(update));
-      } else {
-        due.push_back(std::move(update));
-      }
-    }
-    send_batch(std::move(due), last);
   }
 
   // One run's PENDING proposal, alone, after a WAIT answer. True when the run
@@ -782,11 +706,9 @@ class NativeWorker::Impl {
     if (r.spawn_error.empty()) {
       rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(pid) + ", " +
                 std::to_string(running_.size()) + " running)");
-      fresh_.push_back(
-          {"record infrastructure_pid",
-           rlog,
-           {id, json{{"infrastructure_pid", options_.hostname + ":" + std::to_string(pid)}},
-            false}});
+      updates_.add(
+          "record infrastructure_pid", rlog,
+          {id, json{{"infrastructure_pid", options_.hostname + ":" + std::to_string(pid)}}, false});
     } else {
       rlog.error(r.spawn_error);
     }
@@ -992,8 +914,7 @@ class NativeWorker::Impl {
   std::map<std::string, Deployment> deployments_;
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;
-  std::vector<Update> updates_;  // best-effort updates to send again
-  std::vector<Update> fresh_;    // labels and pids of the runs being started, sent together
+  RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
   Clock::time_point next_heartbeat_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_cancel_check_{};

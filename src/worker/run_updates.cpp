@@ -1,0 +1,70 @@
+#include "worker/run_updates.hpp"
+
+#include <exception>
+#include <utility>
+
+namespace pc {
+
+void RunUpdates::add(std::string what, Logger log, FlowRunPatch patch) {
+  new_.push_back({std::move(what), std::move(log), std::move(patch)});
+}
+
+void RunUpdates::send_new() {
+  send(std::exchange(new_, {}), false);
+}
+
+void RunUpdates::send_due(bool last) {
+  const auto now = Clock::now();
+  std::vector<Update> pending = std::exchange(retry_, {});
+  std::vector<Update> due;
+  for (auto& update : pending) {
+    if (!last && update.due > now) {
+      retry_.push_back(std::move(update));
+    } else {
+      due.push_back(std::move(update));
+    }
+  }
+  send(std::move(due), last);
+}
+
+// At once (ApiClient::request_all), without the client's retries unless
+// `last`; failures are deferred (or, when `last`, warned about).
+void RunUpdates::send(std::vector<Update> updates, bool last) {
+  if (updates.empty()) {
+    return;
+  }
+  std::vector<FlowRunPatch> patches;
+  for (const auto& update : updates) {
+    patches.push_back(update.patch);
+  }
+  auto errors =
+      client_.patch_flow_runs(patches, last ? RequestOptions{} : RequestOptions{false, {}});
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    if (!errors[i]) {
+      continue;
+    }
+    try {
+      std::rethrow_exception(errors[i]);
+    } catch (const Error& e) {
+      if (last) {
+        updates[i].log.warn("could not " + updates[i].what + ": " + e.what());
+      } else {
+        defer(std::move(updates[i]), e);
+      }
+    }
+  }
+}
+
+void RunUpdates::defer(Update update, const Error& e) {
+  ++update.failures;
+  if (update.failures > 2) {
+    update.log.warn("could not " + update.what + " (" + std::to_string(update.failures) +
+                    " tries): " + e.what());
+    return;
+  }
+  update.log.debug("could not " + update.what + ", will try again: " + e.what());
+  update.due = Clock::now() + std::chrono::seconds(update.failures);
+  retry_.push_back(std::move(update));
+}
+
+}  // namespace pc

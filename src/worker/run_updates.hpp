@@ -1,0 +1,51 @@
+#pragma once
+// Best-effort updates of the runs a worker starts: their labels and their
+// infrastructure_pid. They describe a run; they must not hold up the next
+// claim. The ones of a batch go out together, once each, without the client's
+// retries; after a failure (Prefect's SQLite server answers 503 "database is
+// locked" under load, and the client's first retry would stall the worker's
+// loop for 1 s) one is sent again 1 s and 2 s later from the loop, and at the
+// end of the phase with the client's full retry policy.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "log/logger.hpp"
+#include "prefect/client.hpp"
+
+namespace pc {
+
+class RunUpdates {
+ public:
+  explicit RunUpdates(PrefectClient& client) : client_(client) {}
+
+  // Queues an update of a run being started; `what` names it in messages
+  // ("label the flow run").
+  void add(std::string what, Logger log, FlowRunPatch patch);
+  // Sends the queued updates together.
+  void send_new();
+  // Sends again the failed updates that are due (all of them when `last`:
+  // then with the client's retries, since nothing else waits).
+  void send_due(bool last);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Update {
+    std::string what;
+    Logger log;
+    FlowRunPatch patch;
+    int failures = 0;
+    Clock::time_point due{};
+  };
+
+  void send(std::vector<Update> updates, bool last);
+  void defer(Update update, const Error& e);
+
+  PrefectClient& client_;
+  std::vector<Update> new_;    // of the runs being started
+  std::vector<Update> retry_;  // failed, to send again
+};
+
+}  // namespace pc
