@@ -12,7 +12,7 @@ PREFECT_VERSION=${PREFECT_VERSION:-3.8.8}
 FASTAPI_VERSION=${FASTAPI_VERSION:-0.150.0}
 
 debian_packages=(
-  build-essential cmake ninja-build pkg-config clang-format git
+  build-essential cmake ninja-build pkg-config clang-format clang-tidy git
   libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   catch2 libgit2-dev libpq-dev ca-certificates
   python3 python3-venv

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: builds (scripts/build.sh, which runs scripts/setup.sh), checks
-# the C++ formatting (clang-format --dry-run --Werror), runs the
+# the C++ formatting (clang-format --dry-run --Werror) and lints src/
+# (scripts/tidy.sh, clang-tidy with .clang-tidy), runs the
 # unit tests (CTest) and the end-to-end tests (pytest, tests/e2e/, against a
 # real Prefect server the suite starts), then the unit tests again under
 # ASan+UBSan (scripts/sanitize.sh), each fuzzer for FUZZ_SECONDS (15), and the
@@ -25,6 +26,10 @@ git ls-files -- 'src/*.cpp' 'src/*.hpp' 'tests/*.cpp' 'tests/*.hpp' \
   | xargs clang-format --dry-run --Werror 2>&1 | tee "$logs/format.log"
 format_rc=${PIPESTATUS[1]}
 [ "$format_rc" -eq 0 ] && echo "format: clean"
+
+echo "==== lint (scripts/tidy.sh: clang-tidy, the curated .clang-tidy, every file in src/)"
+bash scripts/tidy.sh 2>&1 | tee "$logs/tidy.log"
+tidy_rc=${PIPESTATUS[0]}
 
 echo "==== unit tests (ctest)"
 ctest --test-dir build --output-on-failure -j2 2>&1 | tee "$logs/ctest.log"
@@ -53,14 +58,15 @@ pytest_summary=$(grep -E '^=+ .*(passed|failed|error|no tests ran).* in [0-9.]+s
 asan_summary=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$logs/asan.log" | tail -1)
 
 echo
-echo "==== summary (test.sh: format exit $format_rc, ctest exit $ctest_rc, asan ctest exit $asan_rc, fuzz exit $fuzz_rc, container exit $container_rc, pytest exit $pytest_rc)"
+echo "==== summary (test.sh: format exit $format_rc, tidy exit $tidy_rc, ctest exit $ctest_rc, asan ctest exit $asan_rc, fuzz exit $fuzz_rc, container exit $container_rc, pytest exit $pytest_rc)"
 [ "$format_rc" -eq 0 ] && echo "format: clean" || echo "format: NOT clean (clang-format --dry-run --Werror, see above)"
+grep -E '^tidy: ' "$logs/tidy.log" || echo "tidy: no result line (exit $tidy_rc)"
 grep -E '^fuzz: ' "$logs/fuzz.log" || echo "fuzz: no result lines (exit $fuzz_rc)"
 grep -E '^container-test: (image|1 passed)' "$logs/container.log" || echo "container-test: FAILED (exit $container_rc)"
 echo "asan+ubsan: ${asan_summary:-no summary line (exit $asan_rc)}"
 echo "${ctest_summary:-ctest: no summary line (exit $ctest_rc)}"
 echo "${pytest_summary:-pytest: no summary line (exit $pytest_rc)}"
-if [ "$format_rc" -ne 0 ] || [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ] || [ "$asan_rc" -ne 0 ] || [ "$fuzz_rc" -ne 0 ] || [ "$container_rc" -ne 0 ]; then
+if [ "$format_rc" -ne 0 ] || [ "$tidy_rc" -ne 0 ] || [ "$ctest_rc" -ne 0 ] || [ "$pytest_rc" -ne 0 ] || [ "$asan_rc" -ne 0 ] || [ "$fuzz_rc" -ne 0 ] || [ "$container_rc" -ne 0 ]; then
   exit 1
 fi
 exit 0

@@ -28,6 +28,6 @@ class Redactor {
 // Returns `url` with the password of its user-info part replaced by "***":
 // "https://user:pw@host/x" -> "https://user:***@host/x". A user without a
 // password ("https://token@host") is treated as a token and replaced too.
-std::string redact_url_userinfo(std::string_view url);
+std::string redact_url_userinfo(std::string_view text);
 
 }  // namespace pc

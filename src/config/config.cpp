@@ -404,12 +404,12 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
     entry_of("PREFECT_WORKER_CYCLE_LOG_FORMAT").source = why;
   }
   if (config.tls_insecure_skip_verify) {
-    config.warnings.push_back(
+    config.warnings.emplace_back(
         "PREFECT_API_TLS_INSECURE_SKIP_VERIFY is on: TLS certificates of the Prefect API are "
         "NOT verified; anyone on the network path can read the API key");
   }
   if (!config.api_key.empty() && !config.api_auth_string.empty()) {
-    config.warnings.push_back(
+    config.warnings.emplace_back(
         "both PREFECT_API_AUTH_STRING and PREFECT_API_KEY are set: using the auth string "
         "(Basic auth)");
   }

@@ -25,13 +25,13 @@ std::vector<std::string> CliWorker::argv() const {
                                 "--limit",
                                 std::to_string(config_.flow_limit)};
   for (const auto& queue : config_.work_queues) {
-    argv.push_back("--work-queue");
+    argv.emplace_back("--work-queue");
     argv.push_back(queue);
   }
   // The cycle checked (or created) the pool; a typo must not create another.
-  argv.push_back("--no-create-pool-if-not-found");
+  argv.emplace_back("--no-create-pool-if-not-found");
   if (!config_.run_forever) {
-    argv.push_back("--run-once");
+    argv.emplace_back("--run-once");
   }
   return argv;
 }

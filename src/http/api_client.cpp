@@ -431,6 +431,7 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
   // for the longest of their delays, once, and go out together again.
   while (!pending.empty()) {
     std::vector<HttpRequest> requests;
+    requests.reserve(pending.size());
     for (std::size_t i : pending) {
       requests.push_back(states[i]->next_request());
     }

@@ -7,7 +7,7 @@ namespace pc {
 namespace {
 
 // Monitoring answers are a word ("OK") or an error page.
-constexpr std::size_t kMonitorMaxAnswerBytes = 64 * 1024;
+constexpr std::size_t kMonitorMaxAnswerBytes = std::size_t{64} * 1024;
 
 }  // namespace
 

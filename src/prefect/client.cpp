@@ -14,6 +14,7 @@ std::string pool_path(const std::string& name) {
 
 std::vector<std::string> state_names(const std::vector<StateType>& types) {
   std::vector<std::string> names;
+  names.reserve(types.size());
   for (auto t : types) {
     names.emplace_back(to_string(t));
   }
@@ -251,6 +252,7 @@ SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
 std::vector<Outcome<SetStateResult>> PrefectClient::set_flow_run_states(
     const std::vector<StateProposal>& proposals) {
   std::vector<ApiClient::Call> calls;
+  calls.reserve(proposals.size());
   for (const auto& proposal : proposals) {
     calls.push_back(set_state_call(proposal));
   }
@@ -269,6 +271,7 @@ std::vector<Outcome<SetStateResult>> PrefectClient::set_flow_run_states(
 std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
     const std::vector<FlowRunPatch>& patches, const RequestOptions& options) {
   std::vector<ApiClient::Call> calls;
+  calls.reserve(patches.size());
   for (const auto& patch : patches) {
     calls.push_back(patch_call(patch));
   }

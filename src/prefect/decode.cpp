@@ -290,7 +290,7 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
         std::sscanf(offset.c_str(), "%2d%2d", &oh, &om) < 1) {
       return std::nullopt;
     }
-    offset_seconds = sign * (oh * 3600 + om * 60);
+    offset_seconds = static_cast<long>(sign) * (oh * 3600L + om * 60L);
   } else {
     return std::nullopt;
   }

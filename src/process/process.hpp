@@ -69,7 +69,7 @@ struct SpawnOptions {
 // partial last line arrives when the pipe ends.
 using LineCallback = std::function<void(std::string_view line, bool is_stderr)>;
 using ExitCallback = std::function<void(const ExitStatus& status)>;
-inline constexpr std::size_t kMaxLine = 64 * 1024;
+inline constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
 
 // One child process. Move-only RAII: the destructor of a child that has not
 // been reaped SIGKILLs its process group and reaps it; it never throws.
@@ -111,7 +111,7 @@ class Child {
   int stderr_fd() const { return err_.fd; }
   int exit_fd() const { return pid_fd_; }
 
-  static constexpr std::size_t kDefaultReadBudget = 1024 * 1024;
+  static constexpr std::size_t kDefaultReadBudget = std::size_t{1024} * 1024;
 
  private:
   Child() = default;

@@ -180,7 +180,7 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
     }
     log.info("checking the database " + describe_database(config.database_url));
     check_database(config.database_url, kDatabaseTimeout);
-    report.steps.push_back("database answered SELECT 1");
+    report.steps.emplace_back("database answered SELECT 1");
     log.info("database answered SELECT 1");
   }
   // Last: a requirements file may have installed Prefect.

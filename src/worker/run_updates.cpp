@@ -34,6 +34,7 @@ void RunUpdates::send(std::vector<Update> updates, bool last) {
     return;
   }
   std::vector<FlowRunPatch> patches;
+  patches.reserve(updates.size());
   for (const auto& update : updates) {
     patches.push_back(update.patch);
   }

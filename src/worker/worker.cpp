@@ -344,7 +344,7 @@ class NativeWorker::Impl {
       }
     }
     if (!batch.empty()) {
-      claim_and_launch(std::move(batch));
+      claim_and_launch(batch);
     }
   }
 
@@ -391,9 +391,10 @@ class NativeWorker::Impl {
   // sent together (an API 100 ms away costs three round trips for the batch,
   // not four per run): one re-read of them all, their PENDING proposals, then
   // their processes, then their labels and infrastructure_pids.
-  void claim_and_launch(std::vector<FlowRun> polled) {
-    std::vector<Candidate> candidates = still_scheduled(std::move(polled));
+  void claim_and_launch(const std::vector<FlowRun>& polled) {
+    std::vector<Candidate> candidates = still_scheduled(polled);
     std::vector<StateProposal> proposals;
+    proposals.reserve(candidates.size());
     for (const auto& c : candidates) {
       proposals.push_back({c.run.id,
                            {StateType::kPending, "", claim_message(config_.worker_name), {}},
@@ -429,7 +430,7 @@ class NativeWorker::Impl {
   // finished run again. Claim only what is still SCHEDULED now (one read for
   // the batch); a concurrent claim in the remaining window is ABORTed by the
   // server.
-  std::vector<Candidate> still_scheduled(std::vector<FlowRun> polled) {
+  std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled) {
     std::map<std::string, FlowRun> current;
     try {
       FlowRunFilter filter;
@@ -846,7 +847,7 @@ class NativeWorker::Impl {
   }
 
   // The run's final state for the summary, read now unless `known` is given.
-  void remember(const std::string& id, std::optional<FlowRun> known = std::nullopt) {
+  void remember(const std::string& id, const std::optional<FlowRun>& known = std::nullopt) {
     RunRecord record{id, "", "UNKNOWN", "", ""};
     try {
       if (auto run = known ? known : client_.read_flow_run(id)) {
