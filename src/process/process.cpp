@@ -12,22 +12,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <exception>
-#include <thread>
-#include <tuple>
 #include <utility>
 
 extern char** environ;
 
 namespace pc {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-// Without a pidfd an exit that does not close the pipes (a grandchild holds
-// them) is only seen when poll() times out; keep that latency small.
-constexpr milliseconds kExitPollWithoutPidfd{50};
 
 ExitStatus from_wait_status(int status) {
   ExitStatus s;
@@ -121,100 +111,6 @@ std::string search_path(const std::string& name, const std::string& path_list, i
 }
 
 }  // namespace
-
-std::string signal_name(int sig) {
-  switch (sig) {
-    case SIGHUP:
-      return "SIGHUP";
-    case SIGINT:
-      return "SIGINT";
-    case SIGQUIT:
-      return "SIGQUIT";
-    case SIGILL:
-      return "SIGILL";
-    case SIGABRT:
-      return "SIGABRT";
-    case SIGBUS:
-      return "SIGBUS";
-    case SIGFPE:
-      return "SIGFPE";
-    case SIGKILL:
-      return "SIGKILL";
-    case SIGUSR1:
-      return "SIGUSR1";
-    case SIGSEGV:
-      return "SIGSEGV";
-    case SIGUSR2:
-      return "SIGUSR2";
-    case SIGPIPE:
-      return "SIGPIPE";
-    case SIGALRM:
-      return "SIGALRM";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGXCPU:
-      return "SIGXCPU";
-    case SIGXFSZ:
-      return "SIGXFSZ";
-    default:
-      return "signal " + std::to_string(sig);
-  }
-}
-
-std::string ExitStatus::describe() const {
-  if (signal != 0) {
-    return "killed by signal " + std::to_string(signal) + " (" + signal_name(signal) + ")";
-  }
-  if (code < 0) {
-    return "unknown exit status";
-  }
-  return "exit code " + std::to_string(code);
-}
-
-std::string explain_exit(const ExitStatus& s) {
-  int sig = s.signal;
-  if (sig == 0 && s.code > 128 && s.code < 160) {
-    sig = s.code - 128;  // a shell (or `sh -c`) reporting its child's signal death
-  }
-  switch (sig) {
-    case 0:
-      break;
-    case SIGKILL:
-      return "killed (SIGKILL; often out of memory)";
-    case SIGTERM:
-      return "terminated (SIGTERM)";
-    case SIGINT:
-      return "interrupted (SIGINT)";
-    case SIGSEGV:
-      return "segmentation fault (SIGSEGV)";
-    case SIGABRT:
-      return "aborted (SIGABRT)";
-    case SIGBUS:
-      return "bus error (SIGBUS)";
-    case SIGHUP:
-      return "hung up (SIGHUP)";
-    case SIGPIPE:
-      return "broken pipe (SIGPIPE)";
-    case SIGXCPU:
-      return "CPU time limit exceeded (SIGXCPU)";
-    default:
-      return "killed by " + signal_name(sig);
-  }
-  switch (s.code) {
-    case 0:
-      return "success";
-    case 1:
-      return "general error";
-    case 2:
-      return "misuse of a command (bad arguments)";
-    case 126:
-      return "command found but not executable";
-    case 127:
-      return "command not found";
-    default:
-      return s.code < 0 ? "the exit status could not be read" : "unexpected exit code";
-  }
-}
 
 // ---------------------------------------------------------------- Child
 
@@ -464,139 +360,6 @@ void Child::finish_output(const LineCallback& on_line) {
     flush(*stream, on_line);
     close_fd(stream->fd);
   }
-}
-
-// ---------------------------------------------------- ProcessSupervisor
-
-ProcessSupervisor::Id ProcessSupervisor::add(Child child, LineCallback on_line,
-                                             ExitCallback on_exit) {
-  const Id id = next_id_++;
-  entries_.emplace(
-      id, Entry{std::move(child), std::move(on_line), std::move(on_exit), std::nullopt, false});
-  return id;
-}
-
-std::optional<pid_t> ProcessSupervisor::pid(Id id) const {
-  auto it = entries_.find(id);
-  return it == entries_.end() ? std::nullopt : std::optional<pid_t>(it->second.child.pid());
-}
-
-bool ProcessSupervisor::terminating(Id id) const {
-  auto it = entries_.find(id);
-  return it != entries_.end() && it->second.terminated;
-}
-
-void ProcessSupervisor::terminate(Id id, milliseconds grace) {
-  auto it = entries_.find(id);
-  if (it == entries_.end() || it->second.terminated) {
-    return;
-  }
-  it->second.terminated = true;
-  it->second.child.signal_group(SIGTERM);
-  it->second.kill_at = Clock::now() + grace;
-}
-
-void ProcessSupervisor::terminate_all(milliseconds grace) {
-  for (auto& [id, entry] : entries_) {
-    terminate(id, grace);
-  }
-}
-
-void ProcessSupervisor::kill(Id id) {
-  auto it = entries_.find(id);
-  if (it != entries_.end()) {
-    it->second.terminated = true;
-    it->second.child.signal_group(SIGKILL);
-    it->second.kill_at.reset();
-  }
-}
-
-std::size_t ProcessSupervisor::run_once(milliseconds max_wait) {
-  if (entries_.empty()) {
-    return 0;
-  }
-  auto now = Clock::now();
-  milliseconds timeout = std::max(max_wait, milliseconds(0));
-  std::vector<pollfd> fds;
-  fds.reserve(entries_.size() * 3);
-  for (auto& [id, entry] : entries_) {
-    Child& child = entry.child;
-    if (!child.spawn_error().empty()) {
-      timeout = milliseconds(0);  // already ended
-    }
-    for (int fd : {child.stdout_fd(), child.stderr_fd(), child.exit_fd()}) {
-      if (fd >= 0) {
-        fds.push_back(pollfd{fd, POLLIN, 0});
-      }
-    }
-    if (child.exit_fd() < 0 && child.pid() > 0) {
-      timeout = std::min(timeout, kExitPollWithoutPidfd);
-    }
-    if (entry.kill_at) {
-      auto left = std::chrono::ceil<milliseconds>(*entry.kill_at - now);
-      timeout = std::min(timeout, std::max(left, milliseconds(0)));
-    }
-  }
-  if (fds.empty()) {
-    std::this_thread::sleep_for(timeout);
-  } else if (::poll(fds.data(), fds.size(), static_cast<int>(timeout.count())) < 0 &&
-             errno != EINTR) {
-    std::this_thread::sleep_for(std::min(timeout, kExitPollWithoutPidfd));
-  }
-
-  now = Clock::now();
-  std::vector<Id> ended;
-  for (auto& [id, entry] : entries_) {
-    entry.child.read_output(entry.on_line);
-    if (entry.kill_at && now >= *entry.kill_at) {
-      entry.child.signal_group(SIGKILL);
-      entry.kill_at.reset();
-    }
-    if (entry.child.poll_exit()) {
-      ended.push_back(id);
-    }
-  }
-
-  // Remove first, then call back: callbacks may add() and terminate().
-  std::exception_ptr first_error;
-  for (Id id : ended) {
-    auto node = entries_.extract(id);
-    Entry& entry = node.mapped();
-    if (!entry.child.spawn_error().empty() && entry.on_line) {
-      entry.on_line(entry.child.spawn_error(), true);
-    }
-    entry.child.finish_output(entry.on_line);
-    if (entry.on_exit) {
-      try {
-        entry.on_exit(*entry.child.poll_exit());
-      } catch (...) {
-        if (!first_error) {
-          first_error = std::current_exception();
-        }
-      }
-    }
-  }
-  if (first_error) {
-    std::rethrow_exception(first_error);
-  }
-  return ended.size();
-}
-
-// -------------------------------------------------------- run_streaming
-
-ExitStatus run_streaming(const SpawnOptions& options, const LineCallback& on_line,
-                         const std::function<bool()>& should_stop, milliseconds grace) {
-  ProcessSupervisor supervisor;
-  ExitStatus result;
-  const auto id =
-      supervisor.spawn(options, on_line, [&result](const ExitStatus& s) { result = s; });
-  while (!supervisor.empty()) {
-    supervisor.run_once(milliseconds(100));
-    if (!supervisor.empty() && !supervisor.terminating(id) && should_stop && should_stop()) {
-      supervisor.terminate(id, grace);
-    }
-  }
-  return result;
 }
 
 }  // namespace pc
