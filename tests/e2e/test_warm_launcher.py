@@ -1,0 +1,112 @@
+"""The warm-start launcher (src/worker/warm_launcher.py, issue 19) on its own:
+its protocol driven from Python (warm_driver.py plays the cycle's side) with
+real flow runs run by Prefect's engine against the real server. The native
+worker does not use it yet; these tests pin down what it must do for it."""
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from harness import VENV_BIN
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = ROOT / "src" / "worker" / "warm_launcher.py"
+DRIVER = Path(__file__).with_name("warm_driver.py")
+FLOWS_DIR = Path(__file__).with_name("flows")
+PYTHON = str(VENV_BIN / "python")
+
+
+def drive(prefect_server, runs, preload="", extra_env=None, timeout=180):
+    env = dict(prefect_server.env())
+    env.update(extra_env or {})
+    done = subprocess.run([sys.executable, str(DRIVER), PYTHON, str(LAUNCHER), preload,
+                           json.dumps(runs)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def claimed_runs(prefect, deployment_id, n, parameters=None):
+    """n runs of the deployment proposed PENDING, as the worker would."""
+    from prefect.states import Pending
+
+    ids = prefect.schedule_runs(deployment_id, n, parameters)
+    for run_id in ids:
+        prefect.call("set_flow_run_state", uuid.UUID(run_id), Pending())
+    return ids
+
+
+def job(prefect_server, run_id, **env):
+    base = dict(prefect_server.env())
+    base.update(env)
+    base["PREFECT__FLOW_RUN_ID"] = run_id
+    return {"id": run_id, "env": base, "cwd": str(FLOWS_DIR)}
+
+
+def test_forked_runs_end_as_cold_ones_and_are_our_children(prefect, prefect_server, pool):
+    ok_dep, _ = prefect.deploy(pool, "flows.py:hello", name="ok")
+    fail_dep, _ = prefect.deploy(pool, "flows.py:fails", name="fails")
+    exit_dep, _ = prefect.deploy(pool, "flows.py:hard_exit", name="exit")
+    ok = claimed_runs(prefect, ok_dep, 2)
+    failing = claimed_runs(prefect, fail_dep, 1)
+    exiting = claimed_runs(prefect, exit_dep, 1, {"code": 3})
+    result, stderr = drive(prefect_server,
+                           [job(prefect_server, r) for r in ok + failing + exiting])
+    assert result["hello"]["type"] == "ready", (result, stderr)
+    runs = result["runs"]
+    assert set(runs) == set(ok + failing + exiting), (result, stderr)
+    for run_id, run in runs.items():
+        assert run["ppid_was_us"], f"{run_id} was not re-parented to the subreaper: {run}"
+    for run_id in ok:
+        assert runs[run_id]["code"] == 0, runs[run_id]
+        assert "hello world" in runs[run_id]["stdout"] + runs[run_id]["stderr"], runs[run_id]
+        assert prefect.state_type(run_id) == "COMPLETED"
+    assert prefect.state_type(failing[0]) == "FAILED"
+    # The same exit code as Prefect's engine in a fresh interpreter gives.
+    [cold] = claimed_runs(prefect, fail_dep, 1)
+    cold_env = job(prefect_server, cold)["env"]
+    cold_exit = subprocess.run([PYTHON, "-m", "prefect.engine"], env=cold_env, cwd=FLOWS_DIR,
+                               capture_output=True, timeout=120).returncode
+    assert runs[failing[0]]["code"] == cold_exit, (runs[failing[0]], cold_exit)
+    assert prefect.state_type(cold) == "FAILED"
+    assert runs[exiting[0]]["code"] == 3, runs[exiting[0]]
+    assert len({run["pid"] for run in runs.values()}) == len(runs)
+    assert result["launcher_exit"] == 0
+
+
+def test_the_runs_environment_wins_over_the_launchers(prefect, prefect_server, pool):
+    dep, _ = prefect.deploy(pool, "flows.py:show_env", name="env")
+    [run_id] = claimed_runs(prefect, dep, 1, {"names": ["PREFECT_LOGGING_LEVEL", "JOB_ONLY"]})
+    # The launcher starts at INFO; the run's own environment asks for DEBUG.
+    result, stderr = drive(prefect_server,
+                           [job(prefect_server, run_id, PREFECT_LOGGING_LEVEL="DEBUG",
+                                JOB_ONLY="from-the-job")],
+                           extra_env={"PREFECT_LOGGING_LEVEL": "INFO"})
+    run = result["runs"][run_id]
+    output = run["stdout"] + run["stderr"]
+    assert run["code"] == 0, (run, stderr)
+    assert "from-the-job" in output, output
+    assert "| DEBUG   |" in output, f"PREFECT_LOGGING_LEVEL=DEBUG did not take effect:\n{output}"
+    assert prefect.state_type(run_id) == "COMPLETED"
+
+
+def test_a_preload_that_starts_a_thread_is_refused_by_name(prefect_server, tmp_path):
+    (tmp_path / "spins_a_thread.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    result, _ = drive(prefect_server, [], preload="json,spins_a_thread",
+                      extra_env={"PYTHONPATH": str(tmp_path)})
+    assert result["hello"]["type"] == "unsafe", result
+    assert "spins_a_thread started 1 thread" in result["hello"]["reason"], result
+
+
+def test_a_preload_that_fails_is_a_warning_and_the_launcher_goes_on(prefect_server, tmp_path):
+    (tmp_path / "broken_dep.py").write_text("raise ImportError('no such wheel')\n")
+    result, _ = drive(prefect_server, [], preload="broken_dep,not_installed_anywhere",
+                      extra_env={"PYTHONPATH": str(tmp_path)})
+    assert result["hello"]["type"] == "ready", result
+    warnings = " ".join(result["hello"]["warnings"])
+    assert "broken_dep failed (ImportError: no such wheel)" in warnings, warnings
+    assert "not_installed_anywhere failed (ModuleNotFoundError" in warnings, warnings
