@@ -204,13 +204,21 @@ Child Child::spawn(const SpawnOptions& options) {
   if (rc != 0) {
     return fail(rc == ENOENT ? 127 : 126, "cannot start " + quoted + ": " + std::strerror(rc));
   }
+  // The Pipes close their write ends: only the child holds them now.
+  return adopt(pid, out.release_read(), err.release_read());
+}
+
+Child Child::adopt(pid_t pid, int stdout_fd, int stderr_fd) {
+  Child child;
   child.pid_ = pid;
-  child.out_.fd = out.release_read();
-  child.err_.fd = err.release_read();
-  fcntl(child.out_.fd, F_SETFL, fcntl(child.out_.fd, F_GETFL) | O_NONBLOCK);
-  fcntl(child.err_.fd, F_SETFL, fcntl(child.err_.fd, F_GETFL) | O_NONBLOCK);
+  child.out_.fd = stdout_fd;
+  child.err_.fd = stderr_fd;
+  for (int fd : {stdout_fd, stderr_fd}) {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  }
   child.pid_fd_ = open_pidfd(pid);
-  return child;  // the Pipes close their write ends: only the child holds them now
+  return child;
 }
 
 Child::Child(Child&& other) noexcept

@@ -76,6 +76,10 @@ inline constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
 class Child {
  public:
   static Child spawn(const SpawnOptions& options);
+  // Takes over a process that is already our child without our having spawned
+  // it (a warm-start flow process re-parented to us as its subreaper) and the
+  // read ends of its output pipes; from here on it is like a spawned one.
+  static Child adopt(pid_t pid, int stdout_fd, int stderr_fd);
 
   Child(Child&& other) noexcept;
   Child& operator=(Child&& other) noexcept;

@@ -8,7 +8,8 @@ flow run. The protocol is in ARCHITECTURE.md ("Warm start"); in short:
   --control-fd, after making itself a child subreaper.
 - We answer one message: {"type": "ready", ...} or {"type": "unsafe",
   "reason": ...}. "unsafe" means: do not use me; we exit after sending it.
-- Each {"type": "launch", "id": ..., "env": {...}, "cwd": ...} arrives with
+- Each {"type": "launch", "id": ..., "env": {...}, "cwd": ...} (and, in the
+  unit tests, "module" to run instead of prefect.engine) arrives with
   two fds (the run's stdout and stderr pipes). We fork an intermediate
   process that forks the flow process and exits at once, so the flow process
   is re-parented to the cycle (the subreaper): the cycle waits for it, signals
@@ -35,7 +36,8 @@ import time
 import traceback
 import warnings
 
-ENGINE_MODULES = ("prefect", "prefect.flow_engine", "prefect.engine")
+ENGINE_MODULES = "prefect,prefect.flow_engine,prefect.engine"
+RUN_MODULE = "prefect.engine"
 MAX_MESSAGE = 1 << 20
 
 
@@ -61,15 +63,15 @@ def thread_names() -> list[str]:
     return names
 
 
-def preload(extra: list[str]) -> tuple[list[str], str]:
+def preload(engine: list[str], extra: list[str]) -> tuple[list[str], str]:
     """Imports the engine and `extra`; returns (warnings, reason not safe)."""
     notes: list[str] = []
-    for name in ENGINE_MODULES + tuple(extra):
+    for name in engine + extra:
         before = os_threads()
         try:
             importlib.import_module(name)
         except BaseException as exc:  # a preload may raise anything, even SystemExit
-            if name in ENGINE_MODULES:
+            if name in engine:
                 return notes, f"importing {name} failed: {type(exc).__name__}: {exc}"
             notes.append(f"preloading {name} failed ({type(exc).__name__}: {exc}); "
                          "flow runs import it themselves")
@@ -84,6 +86,10 @@ def preload(extra: list[str]) -> tuple[list[str], str]:
     if os_threads() != 1:
         return notes, f"{os_threads()} threads after the preload ({', '.join(thread_names())})"
     return notes, ""
+
+
+def names(comma_list: str) -> list[str]:
+    return [name.strip() for name in comma_list.split(",") if name.strip()]
 
 
 def send(sock: socket.socket, message: dict) -> None:
@@ -114,14 +120,15 @@ def refresh_prefect_settings() -> None:
     prefect.logging.configuration.setup_logging(incremental=False)
 
 
-def run_engine() -> int:
-    """Prefect's `python -m prefect.engine`, in this process."""
+def run_engine(module: str) -> int:
+    """`python -m <module>` (Prefect's engine), in this process."""
     import runpy
 
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="runpy")
-    sys.argv = [sys.modules["prefect.engine"].__file__]
+    loaded = sys.modules.get(module)
+    sys.argv = [getattr(loaded, "__file__", None) or module]
     try:
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         if exc.code is None:
             return 0
@@ -135,6 +142,9 @@ def run_engine() -> int:
 def become_flow_run(sock: socket.socket, message: dict, fds: list[int], middle: int) -> int:
     """In the flow process: report, take the run's streams, environment and
     directory, and run the engine. Returns the exit code."""
+    # Our own session first: a launcher stopped with SIGKILL to its group
+    # must not take us with it.
+    os.setsid()
     # Report once re-parented to the cycle: until the intermediate has gone,
     # the cycle could not wait for us yet.
     while os.getppid() == middle:
@@ -143,7 +153,6 @@ def become_flow_run(sock: socket.socket, message: dict, fds: list[int], middle: 
         send(sock, {"type": "started", "id": message["id"], "pid": os.getpid()})
     finally:
         sock.close()
-    os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(fds[0], 1)
@@ -160,8 +169,9 @@ def become_flow_run(sock: socket.socket, message: dict, fds: list[int], middle: 
         sys.stdout.reconfigure(write_through=True)
         sys.stderr.reconfigure(write_through=True)
     try:
-        refresh_prefect_settings()
-        return run_engine()
+        if "prefect" in sys.modules:
+            refresh_prefect_settings()
+        return run_engine(message.get("module") or RUN_MODULE)
     except BaseException:
         traceback.print_exc()
         return 1
@@ -199,10 +209,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="prefect-cycle warm launcher")
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--preload", default="")
+    # The unit tests stand a small module in for Prefect's engine.
+    parser.add_argument("--engine-modules", default=ENGINE_MODULES)
     args = parser.parse_args()
     sock = socket.socket(fileno=args.control_fd)
-    extra = [name.strip() for name in args.preload.split(",") if name.strip()]
-    notes, unsafe = preload(extra)
+    notes, unsafe = preload(names(args.engine_modules), names(args.preload))
     if unsafe:
         send(sock, {"type": "unsafe", "reason": unsafe, "warnings": notes})
         return 0

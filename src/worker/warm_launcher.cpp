@@ -1,0 +1,281 @@
+#include "worker/warm_launcher.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "worker/warm_launcher_source.hpp"
+
+extern char** environ;
+
+namespace pc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr std::size_t kMaxMessage = std::size_t{1} << 20;
+// After stopping a launcher: how long its flow processes may take to report.
+constexpr std::chrono::seconds kDrainAfterStop{5};
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) {
+    out += (out.empty() ? "" : ",") + name;
+  }
+  return out;
+}
+
+bool send_message(int fd, const json& message, const std::array<int, 2>* fds) {
+  const std::string text = message.dump();
+  iovec iov{const_cast<char*>(text.data()), text.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * 2)> control{};
+  if (fds != nullptr) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+    std::memcpy(CMSG_DATA(cmsg), fds->data(), sizeof(int) * 2);
+  }
+  ssize_t n = -1;
+  do {
+    n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(text.size());
+}
+
+enum class Received { kMessage, kEnd, kTimeout };
+
+// One message from the launcher, reading its output meanwhile so that it
+// never blocks on a full pipe.
+Received receive(int fd, Child& launcher, const LineCallback& on_output, Clock::time_point deadline,
+                 json& message) {
+  std::string buffer(kMaxMessage, '\0');
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return Received::kTimeout;
+    }
+    std::array<pollfd, 3> fds{pollfd{fd, POLLIN, 0}, pollfd{launcher.stdout_fd(), POLLIN, 0},
+                              pollfd{launcher.stderr_fd(), POLLIN, 0}};
+    const int ready = poll(fds.data(), fds.size(), static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) {
+      return Received::kEnd;
+    }
+    if (fds[1].revents != 0 || fds[2].revents != 0) {
+      launcher.read_output(on_output);
+    }
+    if (fds[0].revents == 0) {
+      continue;
+    }
+    const ssize_t n = recv(fd, buffer.data(), buffer.size(), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      continue;
+    }
+    if (n <= 0) {
+      return Received::kEnd;
+    }
+    message = json::parse(buffer.begin(), buffer.begin() + n, nullptr, false);
+    if (!message.is_discarded() && message.is_object()) {
+      return Received::kMessage;
+    }
+  }
+}
+
+std::string text_of(const json& message, const char* key) {
+  auto it = message.find(key);
+  return it != message.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+WarmLauncher::WarmLauncher(WarmLauncherOptions options) : options_(std::move(options)) {}
+
+WarmLauncher::~WarmLauncher() {
+  if (socket_ >= 0) {
+    close(socket_);
+  }
+  if (launcher_) {
+    // It exits at the end of its socket; the Child's destructor SIGKILLs and
+    // reaps it if it has not by then.
+    const auto until = Clock::now() + std::chrono::seconds(2);
+    while (!launcher_->poll_exit() && Clock::now() < until) {
+      launcher_->read_output(options_.on_output);
+      usleep(10000);
+    }
+  }
+}
+
+std::string WarmLauncher::start() {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+    return broken_ = std::string("cannot become a child subreaper: ") + std::strerror(errno);
+  }
+  std::array<int, 2> pair{-1, -1};
+  // The launcher's end is inheritable only until the spawn below (we are
+  // single-threaded: no other child can be started in between).
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair.data()) != 0) {
+    return broken_ = std::string("cannot create the launcher's socket: ") + std::strerror(errno);
+  }
+  socket_ = pair[0];
+  fcntl(socket_, F_SETFD, FD_CLOEXEC);
+  SpawnOptions spawn;
+  spawn.argv = {options_.python,      "-c",        std::string(kWarmLauncherSource),
+                "--control-fd",       std::to_string(pair[1]),
+                "--preload",          joined(options_.preload)};
+  if (!options_.engine_modules.empty()) {
+    spawn.argv.insert(spawn.argv.end(), {"--engine-modules", options_.engine_modules});
+  }
+  spawn.env = options_.env;
+  launcher_ = Child::spawn(spawn);
+  close(pair[1]);
+  if (!launcher_->spawn_error().empty()) {
+    return broken_ = launcher_->spawn_error();
+  }
+  json hello;
+  switch (receive(socket_, *launcher_, options_.on_output, Clock::now() + options_.ready_timeout,
+                  hello)) {
+    case Received::kTimeout:
+      return broken_ = "the launcher did not finish its imports within " +
+                       std::to_string(options_.ready_timeout.count() / 1000) + " s";
+    case Received::kEnd:
+      return broken_ = "the launcher ended before it was ready (see its output above)";
+    case Received::kMessage:
+      break;
+  }
+  if (auto it = hello.find("warnings"); it != hello.end() && it->is_array()) {
+    for (const auto& warning : *it) {
+      if (warning.is_string()) {
+        warnings_.push_back(warning.get<std::string>());
+      }
+    }
+  }
+  if (text_of(hello, "type") != "ready") {
+    const std::string reason = text_of(hello, "reason");
+    return broken_ = reason.empty() ? "the launcher did not say it was ready" : reason;
+  }
+  ready_ = true;
+  return "";
+}
+
+std::optional<Child> WarmLauncher::launch(const SpawnOptions& spawn, const std::string& id,
+                                          std::string& why_not) {
+  if (!ready_) {
+    why_not = broken_.empty() ? "the launcher is not started" : broken_;
+    return std::nullopt;
+  }
+  std::error_code ec;
+  if (!spawn.cwd.empty() && !std::filesystem::is_directory(spawn.cwd, ec)) {
+    why_not = "the working directory is missing";  // a cold spawn says it in full
+    return std::nullopt;
+  }
+  std::array<int, 2> out{-1, -1};
+  std::array<int, 2> err{-1, -1};
+  if (pipe2(out.data(), O_CLOEXEC) != 0 || pipe2(err.data(), O_CLOEXEC) != 0) {
+    for (int fd : {out[0], out[1], err[0], err[1]}) {
+      if (fd >= 0) {
+        close(fd);
+      }
+    }
+    why_not = std::string("cannot create pipes: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  json env = json::object();
+  if (spawn.env) {
+    for (const auto& [key, value] : *spawn.env) {
+      env[key] = value;
+    }
+  } else {
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string_view text(*entry);
+      const auto eq = text.find('=');
+      if (eq != std::string_view::npos) {
+        env[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
+      }
+    }
+  }
+  json message = {{"type", "launch"}, {"id", id}, {"env", env}, {"cwd", spawn.cwd.string()}};
+  if (!options_.run_module.empty()) {
+    message["module"] = options_.run_module;
+  }
+  const std::array<int, 2> theirs{out[1], err[1]};
+  const bool sent = send_message(socket_, message, &theirs);
+  close(out[1]);
+  close(err[1]);
+  if (!sent) {
+    return give_up(std::string("cannot reach the launcher: ") + std::strerror(errno), id, out[0],
+                   err[0], why_not);
+  }
+  const auto deadline = Clock::now() + options_.answer_timeout;
+  json answer;
+  while (true) {
+    switch (receive(socket_, *launcher_, options_.on_output, deadline, answer)) {
+      case Received::kTimeout:
+        return give_up("the launcher did not answer within " +
+                           std::to_string(options_.answer_timeout.count() / 1000) + " s",
+                       id, out[0], err[0], why_not);
+      case Received::kEnd:
+        return give_up("the launcher ended", id, out[0], err[0], why_not);
+      case Received::kMessage:
+        break;
+    }
+    if (text_of(answer, "id") != id) {
+      continue;  // cannot happen with one launch at a time; never adopt another's
+    }
+    if (text_of(answer, "type") == "started" && answer.contains("pid") &&
+        answer["pid"].is_number_integer()) {
+      return Child::adopt(answer["pid"].get<pid_t>(), out[0], err[0]);
+    }
+    close(out[0]);
+    close(err[0]);
+    const std::string reason = text_of(answer, "reason");
+    broken_ = "the launcher could not fork: " + (reason.empty() ? answer.dump() : reason);
+    ready_ = false;
+    why_not = broken_;
+    return std::nullopt;
+  }
+}
+
+std::optional<Child> WarmLauncher::give_up(const std::string& reason, const std::string& id,
+                                           int out_fd, int err_fd, std::string& why_not) {
+  broken_ = reason;
+  ready_ = false;
+  launcher_->signal_group(SIGKILL);
+  // Every process that still holds the socket is the launcher, an
+  // intermediate or a flow process about to report itself: its end is the
+  // proof that nothing else was forked.
+  std::optional<Child> adopted;
+  json message;
+  const auto deadline = Clock::now() + kDrainAfterStop;
+  while (receive(socket_, *launcher_, options_.on_output, deadline, message) ==
+         Received::kMessage) {
+    if (!adopted && text_of(message, "id") == id && text_of(message, "type") == "started" &&
+        message.contains("pid") && message["pid"].is_number_integer()) {
+      adopted = Child::adopt(message["pid"].get<pid_t>(), out_fd, err_fd);
+    }
+  }
+  if (!adopted) {
+    close(out_fd);
+    close(err_fd);
+    why_not = reason;
+  }
+  close(socket_);
+  socket_ = -1;
+  return adopted;
+}
+
+}  // namespace pc
