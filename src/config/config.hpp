@@ -82,7 +82,9 @@ struct Config {
   bool check_database = false;
 
   // --- local
-  std::string python = "python3";  // interpreter for flow runs, pip, doctor
+  std::string python = "python3";            // interpreter for flow runs, pip, doctor
+  bool warm_start = false;                   // PREFECT_CYCLE_WARM_START
+  std::vector<std::string> preload_modules;  // PREFECT_CYCLE_PRELOAD_MODULES
   std::filesystem::path summary_file;
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kText;  // default: see default_log_format()

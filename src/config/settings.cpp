@@ -1,5 +1,9 @@
 #include "config/settings.hpp"
 
+#include <cctype>
+
+#include "common/error.hpp"
+
 #include "config/monitor_values.hpp"
 
 namespace pc {
@@ -7,6 +11,28 @@ namespace {
 
 std::chrono::seconds seconds(const std::string& where, const std::string& value, int min, int max) {
   return std::chrono::seconds(parse_int(where, value, min, max));
+}
+
+// Python module names, dotted ("pandas", "sqlalchemy.orm"), for the preload.
+std::vector<std::string> module_names(const std::string& where, const std::string& value) {
+  std::vector<std::string> names = split_list(value);
+  for (const auto& name : names) {
+    bool ok = true;
+    bool start = true;
+    for (char ch : name) {
+      const bool letter = std::isalpha(static_cast<unsigned char>(ch)) != 0 || ch == '_';
+      const bool digit = std::isdigit(static_cast<unsigned char>(ch)) != 0;
+      ok = ok && (ch == '.' ? !start : (letter || (digit && !start)));
+      start = ch == '.';
+    }
+    if (!ok || start) {
+      throw usage_error(where + ": invalid module name \"" + name + "\" in \"" + value +
+                            "\" (expected a comma list of Python module names, e.g. "
+                            "\"pandas,sqlalchemy.orm\")",
+                        Hint::kConfigValue);
+    }
+  }
+  return names;
 }
 
 constexpr int kDay = 86400;
@@ -306,6 +332,20 @@ std::vector<Setting> build_table() {
        false,
        [](C& c, const S& w, const S& v) { c.python = require_non_empty(w, v, "a path"); },
        [](const C& c) { return c.python; }},
+      {{"PREFECT_CYCLE_WARM_START"},
+       "--warm-start",
+       "fork flow runs from one Python that imported Prefect's engine (see README)",
+       false,
+       true,
+       [](C& c, const S& w, const S& v) { c.warm_start = parse_bool(w, v); },
+       [](const C& c) { return show_bool(c.warm_start); }},
+      {{"PREFECT_CYCLE_PRELOAD_MODULES"},
+       "--preload",
+       "with warm start: modules to import before forking, e.g. pandas,sqlalchemy",
+       false,
+       false,
+       [](C& c, const S& w, const S& v) { c.preload_modules = module_names(w, v); },
+       [](const C& c) { return show_list(c.preload_modules); }},
       {{"PREFECT_CYCLE_SUMMARY_FILE"},
        "--summary-file",
        "write the JSON summary here",

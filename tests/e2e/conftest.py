@@ -160,6 +160,15 @@ def cycle(binary, prefect_server, tmp_path):
     c.cleanup()
 
 
+@pytest.fixture(params=["cold", "warm"])
+def worker_mode(request, cycle):
+    """Runs the test twice: flow runs spawned cold, and forked from the warm
+    launcher (PREFECT_CYCLE_WARM_START). Opt in with
+    `pytestmark = pytest.mark.usefixtures("worker_mode")` or per test."""
+    cycle.extra_env["PREFECT_CYCLE_WARM_START"] = "true" if request.param == "warm" else "false"
+    return request.param
+
+
 def _default_pool(request, pool):
     if pool is None and "pool" in request.fixturenames:
         pool = request.getfixturevalue("pool")

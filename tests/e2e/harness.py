@@ -590,6 +590,8 @@ class Cycle:
         self.tmp = Path(tmp)
         self.spawned: list[CycleProcess] = []
         self.popens: list[subprocess.Popen] = []
+        # Applied before each call's overrides (e.g. the worker_mode fixture's).
+        self.extra_env: dict[str, str] = {}
 
     @property
     def summary_path(self) -> Path:
@@ -612,7 +614,7 @@ class Cycle:
         }
         if pool:
             env["PREFECT_WORK_POOL"] = pool
-        for key, value in (overrides or {}).items():
+        for key, value in {**self.extra_env, **(overrides or {})}.items():
             if value is None:
                 env.pop(key, None)
             else:

@@ -6,6 +6,8 @@ import signal
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from fault_proxy import FaultProxy
 from harness import AUTH_STRING, ConnectionRecorder, Cycle, free_port
 
@@ -39,6 +41,7 @@ def test_empty_cycle_changes_nothing_on_the_server(prefect, prefect_server, pool
     assert prefect.call("read_workers_for_work_pool", pool) == []
 
 
+@pytest.mark.usefixtures("worker_mode")
 def test_paused_pool_with_three_due_runs_completes_and_pauses(
         prefect, pool, deploy, schedule_runs, run_cycle):
     deployment_id, _ = deploy(pool, "flows.py", "hello")
@@ -140,6 +143,7 @@ def test_wait_timeout_exits_5_and_pauses(prefect, pool, deploy, schedule_runs, r
     assert_paused(prefect, pool)
 
 
+@pytest.mark.usefixtures("worker_mode")
 def test_wait_timeout_5s_with_a_long_sleeping_run(prefect, pool, deploy, schedule_runs,
                                                   run_cycle):
     deployment_id, _ = deploy(pool, "flows.py", "sleeper")
@@ -166,6 +170,7 @@ def test_wait_timeout_5s_with_a_long_sleeping_run(prefect, pool, deploy, schedul
     assert result.summary["runs"] == {state.type.value: 1}
 
 
+@pytest.mark.usefixtures("worker_mode")
 def test_sigterm_during_wait_exits_143_and_pauses(prefect, pool, deploy, schedule_runs,
                                                   start_cycle):
     _fake_active_run(prefect, pool, deploy, schedule_runs)

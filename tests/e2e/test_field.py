@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from harness import binary_path, kill_like_a_dead_container, wait_for
 
 # JSON as on Railway: the variable that Railway sets, and no explicit format.
@@ -68,6 +70,7 @@ def test_a_healthy_cycle_writes_nothing_but_problems_on_stderr(prefect, pool, cy
     assert all(line["level"] in ("warn", "error") for line in err), err
 
 
+@pytest.mark.usefixtures("worker_mode")
 def test_runs_of_a_killed_cycle_in_another_container_are_recovered(prefect, pool, cycle, tmp_path):
     """Cycle A runs on host "ctr-a" with the default worker name and is killed
     with its flows, as a container is; cycle C on "ctr-c" is alive with a run.

@@ -4,7 +4,12 @@ by the next cycle of the same worker (issue 6, "Stale runs")."""
 import time
 import uuid
 
+import pytest
+
 from harness import kill_like_a_dead_container, wait_for
+
+# Cold spawns and warm forks (PREFECT_CYCLE_WARM_START) alike.
+pytestmark = pytest.mark.usefixtures("worker_mode")
 
 WORKER = {"PREFECT_WORKER_NAME": "stale-test-worker"}
 

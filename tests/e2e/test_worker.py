@@ -8,9 +8,14 @@ import time
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from harness import VENV_BIN, wait_for
 
 PYTHON = str(VENV_BIN / "python")
+
+# Cold spawns and warm forks (PREFECT_CYCLE_WARM_START) alike.
+pytestmark = pytest.mark.usefixtures("worker_mode")
 
 
 def _max_overlap(runs):
