@@ -9,11 +9,11 @@
 #include "cli/dry_run.hpp"
 #include "common/error.hpp"
 #include "config/child_env.hpp"
-#include "cycle/cli_worker.hpp"
 #include "cycle/cycle.hpp"
 #include "cycle/signals.hpp"
 #include "monitor/monitor.hpp"
 #include "repo/preflight.hpp"
+#include "worker/cli_worker.hpp"
 #include "worker/worker.hpp"
 
 #include <unistd.h>

@@ -25,11 +25,13 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "config/config.hpp"
-#include "cycle/cycle.hpp"
+#include "http/retry.hpp"
 #include "prefect/client.hpp"
+#include "worker/phase.hpp"
 
 namespace pc {
 
