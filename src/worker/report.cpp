@@ -1,0 +1,131 @@
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "common/error.hpp"
+#include "worker/native_worker.hpp"
+
+// The native worker's reports once a process has ended (native_worker.hpp):
+// the final state and the RunRecords.
+
+namespace pc {
+
+std::string crashed_message(const std::string& exit_description, const std::string& meaning) {
+  return "Flow run process exited with " + exit_description + " (" + meaning + ").";
+}
+
+void NativeWorker::Impl::finish(Running& r, const ExitStatus& status) {
+  r.out.flush();
+  r.err.flush();
+  const std::string& id = r.run.id;
+  if (r.temp_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(*r.temp_dir, ec);
+  }
+  std::optional<StateType> type;
+  std::optional<FlowRun> seen;
+  try {
+    if ((seen = client_.read_flow_run(id))) {
+      type = seen->current_type();
+    }
+  } catch (const Error& e) {
+    r.log.warn(std::string("cannot read the run's state after exit: ") + e.what());
+  }
+  const bool terminal = type && is_terminal(*type);
+  // The engine reports CRASHED by itself when it gets our SIGTERM; when we
+  // stopped the process, our reason replaces its generic message.
+  const bool crashed_by_us =
+      type == StateType::kCrashed && (!r.stop_reason.empty() || r.cancelling);
+  const std::string described = status.describe();
+  if (!r.stop_reason.empty() && (!terminal || crashed_by_us)) {
+    if (!type || *type == StateType::kPending || *type == StateType::kScheduled) {
+      StateCreate scheduled{StateType::kScheduled, "", ""};
+      scheduled.state_details["scheduled_time"] = format_iso8601(std::chrono::system_clock::now());
+      scheduled.message = "prefect-cycle stopped before the flow started (" + r.stop_reason +
+                          "); scheduled again for the next cycle";
+      set_state(id, scheduled, true);
+      r.log.info("handed back: SCHEDULED again (" + r.stop_reason + ")");
+    } else {
+      set_state(id,
+                {StateType::kCrashed, "",
+                 "prefect-cycle stopped this flow run: " + r.stop_reason + "; the process " +
+                     (status.signal ? "was " + described : "exited with " + described) + "."},
+                true);
+      r.log.warn("stopped: CRASHED (" + r.stop_reason + ")");
+    }
+  } else if (r.cancelling && type != StateType::kCancelled && (!terminal || crashed_by_us)) {
+    // As Prefect's runner does after killing a cancelled run.
+    set_state(id, {StateType::kCancelled, "", "Cancelled: prefect-cycle stopped the process."},
+              true);
+    r.log.info("cancelled: process stopped (" + described + ")");
+  } else if (!terminal) {
+    std::string message =
+        r.spawn_error.empty()
+            ? crashed_message(described, explain_exit(status))
+            : "Failed to submit flow run to infrastructure: " + r.spawn_error + ".";
+    auto result = set_state(id, {StateType::kCrashed, "", message}, false);
+    r.log.warn("process " + described + " but the run was " +
+               (type ? std::string(to_string(*type)) : std::string("unknown")) +
+               ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
+  } else {
+    r.log.info("process " + described + "; flow run " + std::string(to_string(*type)));
+    remember(id, seen);  // final, as just read: no second request
+    return;
+  }
+  remember(id);
+}
+
+// The run's final state for the summary, read now unless `known` is given.
+void NativeWorker::Impl::remember(const std::string& id, const std::optional<FlowRun>& known) {
+  RunRecord record{id, "", "UNKNOWN", "", ""};
+  try {
+    if (auto run = known ? known : client_.read_flow_run(id)) {
+      record.name = run->name;
+      if (auto t = run->current_type()) {
+        record.state_type = std::string(to_string(*t));
+      }
+      if (run->state) {
+        record.state_name = run->state->name;
+        record.message = run->state->message;
+      }
+    }
+  } catch (const Error& e) {
+    log_.warn(std::string("cannot read flow run ") + id + ": " + e.what());
+  }
+  records_.push_back(std::move(record));
+}
+
+// A final report (CRASHED, CANCELLED, SCHEDULED again): a run must not stay
+// PENDING/RUNNING because one answer was a 500 or unreadable, so it is
+// tried three times, with one transition_id so that a proposal the server
+// already applied is not applied twice.
+SetStateResult NativeWorker::Impl::set_state(const std::string& id, const StateCreate& state,
+                                             bool force) {
+  const std::string transition_id = new_uuid4();
+  std::string error;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    try {
+      return client_.set_flow_run_state(id, state, force, transition_id);
+    } catch (const Error& e) {
+      if (state.type == StateType::kPending) {
+        throw;
+      }
+      error = e.what();
+    }
+    if (attempt < 3) {
+      log_.warn("could not set flow run " + id + " to " + std::string(to_string(state.type)) +
+                " (attempt " + std::to_string(attempt) + " of 3, next in " +
+                std::to_string(attempt) + " s): " + error);
+      sleeper_.sleep_for(std::chrono::seconds(attempt));  // even when stopping
+    }
+  }
+  log_.error("could not set flow run " + id + " to " + std::string(to_string(state.type)) + ": " +
+             error);
+  SetStateResult failed;
+  failed.status = SetStateStatus::kAbort;
+  failed.reason = error;
+  return failed;
+}
+
+}  // namespace pc
