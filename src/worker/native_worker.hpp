@@ -6,7 +6,7 @@
 //   claim.cpp   from the queue of polled runs to runs that are ours: re-read,
 //               PENDING proposals, WAIT/ABORT/REJECT, lost answers, labels
 //   launch.cpp  job configuration -> environment, working directory, process
-//   report.cpp  after a process ended: the final state,
+//   report.cpp  after a process ended: the final state (final_state.hpp),
 //               the final reports and the RunRecords of the summary
 
 #include <chrono>

@@ -4,16 +4,13 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "worker/final_state.hpp"
 #include "worker/native_worker.hpp"
 
 // The native worker's reports once a process has ended (native_worker.hpp):
-// the final state and the RunRecords.
+// the final state, decided by decide_final_state, and the RunRecords.
 
 namespace pc {
-
-std::string crashed_message(const std::string& exit_description, const std::string& meaning) {
-  return "Flow run process exited with " + exit_description + " (" + meaning + ").";
-}
 
 void NativeWorker::Impl::finish(Running& r, const ExitStatus& status) {
   r.out.flush();
@@ -23,55 +20,41 @@ void NativeWorker::Impl::finish(Running& r, const ExitStatus& status) {
     std::error_code ec;
     std::filesystem::remove_all(*r.temp_dir, ec);
   }
-  std::optional<StateType> type;
   std::optional<FlowRun> seen;
+  ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, status, r.spawn_error};
   try {
     if ((seen = client_.read_flow_run(id))) {
-      type = seen->current_type();
+      end.state = seen->current_type();
     }
   } catch (const Error& e) {
     r.log.warn(std::string("cannot read the run's state after exit: ") + e.what());
   }
-  const bool terminal = type && is_terminal(*type);
-  // The engine reports CRASHED by itself when it gets our SIGTERM; when we
-  // stopped the process, our reason replaces its generic message.
-  const bool crashed_by_us =
-      type == StateType::kCrashed && (!r.stop_reason.empty() || r.cancelling);
+  const FinalDecision decision = decide_final_state(end, std::chrono::system_clock::now());
   const std::string described = status.describe();
-  if (!r.stop_reason.empty() && (!terminal || crashed_by_us)) {
-    if (!type || *type == StateType::kPending || *type == StateType::kScheduled) {
-      StateCreate scheduled{StateType::kScheduled, "", ""};
-      scheduled.state_details["scheduled_time"] = format_iso8601(std::chrono::system_clock::now());
-      scheduled.message = "prefect-cycle stopped before the flow started (" + r.stop_reason +
-                          "); scheduled again for the next cycle";
-      set_state(id, scheduled, true);
+  switch (decision.action) {
+    case FinalAction::kKeep:
+      r.log.info("process " + described + "; flow run " + std::string(to_string(*end.state)));
+      remember(id, seen);  // final, as just read: no second request
+      return;
+    case FinalAction::kReschedule:
+      set_state(id, decision.state, decision.force);
       r.log.info("handed back: SCHEDULED again (" + r.stop_reason + ")");
-    } else {
-      set_state(id,
-                {StateType::kCrashed, "",
-                 "prefect-cycle stopped this flow run: " + r.stop_reason + "; the process " +
-                     (status.signal ? "was " + described : "exited with " + described) + "."},
-                true);
+      break;
+    case FinalAction::kStopped:
+      set_state(id, decision.state, decision.force);
       r.log.warn("stopped: CRASHED (" + r.stop_reason + ")");
+      break;
+    case FinalAction::kCancel:
+      set_state(id, decision.state, decision.force);
+      r.log.info("cancelled: process stopped (" + described + ")");
+      break;
+    case FinalAction::kCrash: {
+      auto result = set_state(id, decision.state, decision.force);
+      r.log.warn("process " + described + " but the run was " +
+                 (end.state ? std::string(to_string(*end.state)) : std::string("unknown")) +
+                 ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
+      break;
     }
-  } else if (r.cancelling && type != StateType::kCancelled && (!terminal || crashed_by_us)) {
-    // As Prefect's runner does after killing a cancelled run.
-    set_state(id, {StateType::kCancelled, "", "Cancelled: prefect-cycle stopped the process."},
-              true);
-    r.log.info("cancelled: process stopped (" + described + ")");
-  } else if (!terminal) {
-    std::string message =
-        r.spawn_error.empty()
-            ? crashed_message(described, explain_exit(status))
-            : "Failed to submit flow run to infrastructure: " + r.spawn_error + ".";
-    auto result = set_state(id, {StateType::kCrashed, "", message}, false);
-    r.log.warn("process " + described + " but the run was " +
-               (type ? std::string(to_string(*type)) : std::string("unknown")) +
-               ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
-  } else {
-    r.log.info("process " + described + "; flow run " + std::string(to_string(*type)));
-    remember(id, seen);  // final, as just read: no second request
-    return;
   }
   remember(id);
 }

@@ -56,7 +56,4 @@ class NativeWorker final : public WorkerPhase {
   std::unique_ptr<Impl> impl_;
 };
 
-// The message of the CRASHED state for a process that ended with `status`.
-std::string crashed_message(const std::string& exit_description, const std::string& meaning);
-
 }  // namespace pc
