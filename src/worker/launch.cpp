@@ -118,30 +118,29 @@ void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const
     spawn.cwd = *temp_dir;
   }
 
-  Child child = Child::spawn(spawn);
-  const pid_t pid = child.pid();
   const std::string id = run.id;
-  Running entry{std::move(run),
-                rlog,
-                FlowOutput(rlog),
-                FlowOutput(rlog),
-                0,
-                child.spawn_error(),
-                temp_dir,
-                job.stream_output,
-                false,
-                "",
-                Clock::now()};
+  Running entry{
+      std::move(run), rlog, FlowOutput(rlog), FlowOutput(rlog), 0, "", temp_dir, job.stream_output,
+      false,          "",   clock_.now()};
   Running& r = running_.emplace(id, std::move(entry)).first->second;
-  // Map nodes do not move, so the callbacks may keep `r` until it ends.
-  r.process = processes_.add(
-      std::move(child),
-      [&r](std::string_view line, bool is_stderr) {
-        if (r.stream_output && r.spawn_error.empty()) {
-          (is_stderr ? r.err : r.out).line(line);
-        }
-      },
-      [this, id](const ExitStatus& status) { exited_.emplace_back(id, status); });
+  ProcessLauncher::Started started;
+  try {
+    // Map nodes do not move, so the callbacks may keep `r` until it ends.
+    started = processes_->start(
+        spawn,
+        [this, &r](std::string_view line, bool is_stderr) {
+          if (r.stream_output && r.spawn_error.empty()) {
+            (is_stderr ? r.err : r.out).line(line, clock_.now());
+          }
+        },
+        [this, id](const ExitStatus& status) { exited_.emplace_back(id, status); });
+  } catch (...) {
+    running_.erase(id);  // no process: nothing will end it
+    throw;
+  }
+  r.process = started.id;
+  r.spawn_error = started.spawn_error;
+  const pid_t pid = started.pid;
   ++launched_;
   if (r.spawn_error.empty()) {
     rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(pid) + ", " +

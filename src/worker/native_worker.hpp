@@ -13,6 +13,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -21,6 +22,7 @@
 
 #include "process/process.hpp"
 #include "worker/flow_output.hpp"
+#include "worker/launcher.hpp"
 #include "worker/run_updates.hpp"
 #include "worker/worker.hpp"
 
@@ -34,7 +36,7 @@ class NativeWorker::Impl {
   WorkerPhaseResult run(const Logger& log);
 
  private:
-  using Clock = std::chrono::steady_clock;
+  using TimePoint = std::chrono::steady_clock::time_point;
 
   // A run whose process we started (or failed to start).
   struct Running {
@@ -42,13 +44,13 @@ class NativeWorker::Impl {
     Logger log;
     FlowOutput out;  // the process's stdout, as log events
     FlowOutput err;  // its stderr
-    ProcessSupervisor::Id process = 0;
+    ProcessLauncher::Id process = 0;
     std::string spawn_error;  // the command could not be started
     std::optional<std::filesystem::path> temp_dir;
     bool stream_output = true;
     bool cancelling = false;  // the run was cancelled in Prefect
     std::string stop_reason;  // the cycle is stopping it
-    Clock::time_point started;
+    TimePoint started;
   };
 
   // A run on its way from the poll to its process.
@@ -61,9 +63,9 @@ class NativeWorker::Impl {
 
   // --- the loop (worker.cpp) ---
   void loop();
-  void report_progress(Clock::time_point now);
+  void report_progress(TimePoint now);
   void heartbeat();
-  bool wants_poll(Clock::time_point now) const;
+  bool wants_poll(TimePoint now) const;
   void poll();
   bool finished() const;
   void supervise();
@@ -100,6 +102,8 @@ class NativeWorker::Impl {
   Sleeper& sleeper_;
   WorkPool pool_;
   NativeWorkerOptions options_;
+  SteadyClock steady_clock_;
+  const Clock& clock_;  // options_.clock or steady_clock_
   Logger log_;
 
   std::chrono::system_clock::time_point horizon_;
@@ -108,16 +112,16 @@ class NativeWorker::Impl {
   std::map<std::string, Running> running_;
   // Declared after running_: destroyed (children killed) before the entries
   // their callbacks point to.
-  ProcessSupervisor processes_;
+  std::shared_ptr<ProcessLauncher> processes_;  // options_.launcher or real processes
   std::vector<std::pair<std::string, ExitStatus>> exited_;
   std::map<std::string, Deployment> deployments_;
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;
   RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
-  Clock::time_point next_heartbeat_{};
-  Clock::time_point next_poll_{};
-  Clock::time_point next_cancel_check_{};
-  Clock::time_point next_progress_{};
+  TimePoint next_heartbeat_{};
+  TimePoint next_poll_{};
+  TimePoint next_cancel_check_{};
+  TimePoint next_progress_{};
   std::optional<bool> labels_;  // the server has flow-run labels; unknown until the first claim
   bool exhausted_ = false;
   int empty_polls_ = 0;  // before the first launch

@@ -48,8 +48,10 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       sleeper_(sleeper),
       pool_(std::move(pool)),
       options_(std::move(options)),
+      clock_(options_.clock ? *options_.clock : steady_clock_),
       log_(Logger::null()),
-      updates_(client) {
+      processes_(options_.launcher ? options_.launcher : std::make_shared<ProcessLauncherImpl>()),
+      updates_(client, clock_) {
   if (pool_.base_job_template.empty()) {
     pool_.base_job_template = default_process_job_template();
   }
@@ -116,7 +118,7 @@ void NativeWorker::Impl::loop() {
     }
     supervise();
     updates_.send_due(false);
-    const auto now = Clock::now();
+    const auto now = clock_.now();
     report_progress(now);
     if (now >= next_heartbeat_) {
       heartbeat();
@@ -141,7 +143,7 @@ void NativeWorker::Impl::loop() {
 
 // One line every PREFECT_WAIT_POLL_SECONDS while runs are running: a long,
 // silent flow run shows as alive, and a hung cycle as hung.
-void NativeWorker::Impl::report_progress(Clock::time_point now) {
+void NativeWorker::Impl::report_progress(TimePoint now) {
   if (running_.empty()) {
     next_progress_ = now + config_.wait_poll;  // a full interval after the first start
     return;
@@ -177,7 +179,7 @@ void NativeWorker::Impl::heartbeat() {
     client_.send_worker_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval,
                                   RequestOptions{false, std::nullopt});
     heartbeat_failures_ = 0;
-    next_heartbeat_ = Clock::now() + config_.heartbeat_interval;
+    next_heartbeat_ = clock_.now() + config_.heartbeat_interval;
   } catch (const Error& e) {
     const auto retry_in = std::min<std::chrono::seconds>(
         std::chrono::seconds(1 << std::min(heartbeat_failures_++, 5)), config_.heartbeat_interval);
@@ -186,11 +188,11 @@ void NativeWorker::Impl::heartbeat() {
     log_.log(heartbeat_failures_ >= 2 ? LogLevel::kWarn : LogLevel::kDebug,
              "worker heartbeat failed (" + std::to_string(heartbeat_failures_) +
                  " in a row), next try in " + std::to_string(retry_in.count()) + " s: " + e.what());
-    next_heartbeat_ = Clock::now() + retry_in;
+    next_heartbeat_ = clock_.now() + retry_in;
   }
 }
 
-bool NativeWorker::Impl::wants_poll(Clock::time_point now) const {
+bool NativeWorker::Impl::wants_poll(TimePoint now) const {
   const bool slots_free = static_cast<int>(running_.size()) < config_.flow_limit;
   if (!slots_free || !queue_.empty()) {
     return false;
@@ -204,7 +206,7 @@ bool NativeWorker::Impl::wants_poll(Clock::time_point now) const {
 }
 
 void NativeWorker::Impl::poll() {
-  next_poll_ = Clock::now() + (config_.run_forever || config_.drain
+  next_poll_ = clock_.now() + (config_.run_forever || config_.drain
                                    ? std::chrono::milliseconds(config_.query_interval)
                                    : std::chrono::milliseconds(500));
   if (config_.run_forever || config_.drain) {
@@ -232,7 +234,7 @@ void NativeWorker::Impl::poll() {
         std::chrono::milliseconds(60000));
     log_.warn(std::string("polling failed (") + std::to_string(consecutive_failures_) +
               " in a row), next try in " + std::to_string(backoff.count()) + " ms: " + e.what());
-    next_poll_ = Clock::now() + backoff;
+    next_poll_ = clock_.now() + backoff;
     return;
   }
   int fresh = 0;
@@ -264,12 +266,12 @@ bool NativeWorker::Impl::finished() const {
 }
 
 void NativeWorker::Impl::supervise() {
-  if (processes_.empty()) {
+  if (processes_->empty()) {
     sleeper_.sleep_for(kSupervisePoll);
   } else {
-    processes_.run_once(kSupervisePoll);
+    processes_->run_once(kSupervisePoll);
   }
-  const auto now = Clock::now();
+  const auto now = clock_.now();
   for (auto& [id, r] : running_) {
     r.out.tick(now);
     r.err.tick(now);
@@ -286,11 +288,11 @@ void NativeWorker::Impl::supervise() {
 }
 
 void NativeWorker::Impl::stop_process(Running& r) {
-  processes_.terminate(r.process, config_.grace);
+  processes_->terminate(r.process, config_.grace);
 }
 
 void NativeWorker::Impl::check_cancellations() {
-  next_cancel_check_ = Clock::now() + std::min(config_.query_interval, std::chrono::seconds(10));
+  next_cancel_check_ = clock_.now() + std::min(config_.query_interval, std::chrono::seconds(10));
   FlowRunFilter filter;
   for (const auto& [id, r] : running_) {
     if (!r.cancelling) {

@@ -28,9 +28,11 @@
 #include <memory>
 #include <string>
 
+#include "common/clock.hpp"
 #include "config/config.hpp"
 #include "http/retry.hpp"
 #include "prefect/client.hpp"
+#include "worker/launcher.hpp"
 #include "worker/phase.hpp"
 
 namespace pc {
@@ -41,6 +43,10 @@ struct NativeWorkerOptions {
   std::string hostname;
   // "" while the worker may go on; else why it must stop ("SIGTERM received").
   std::function<std::string()> stop_reason;
+  // Seams for tests: null = real processes (ProcessLauncherImpl) and
+  // std::chrono::steady_clock. The clock must outlive the worker.
+  std::shared_ptr<ProcessLauncher> launcher;
+  const Clock* clock = nullptr;
 };
 
 class NativeWorker final : public WorkerPhase {
