@@ -9,11 +9,11 @@
 #include "cli/dry_run.hpp"
 #include "common/error.hpp"
 #include "config/child_env.hpp"
-#include "cycle/cli_worker.hpp"
 #include "cycle/cycle.hpp"
 #include "cycle/signals.hpp"
 #include "monitor/monitor.hpp"
 #include "repo/preflight.hpp"
+#include "worker/cli_worker.hpp"
 #include "worker/worker.hpp"
 
 #include <unistd.h>
@@ -103,8 +103,11 @@ ExitCode run_command(const Config& config) {
         Environment env = child_environment(config, base_env, preflight.flow_env);
         std::unique_ptr<WorkerPhase> worker;
         if (config.worker_type == "process") {
-          NativeWorkerOptions options{std::move(env), preflight.working_dir, host_name(),
-                                      std::move(stop_reason)};
+          NativeWorkerOptions options;
+          options.child_env = std::move(env);
+          options.default_working_dir = preflight.working_dir;
+          options.hostname = host_name();
+          options.stop_reason = std::move(stop_reason);
           worker = std::make_unique<NativeWorker>(config, stack.client(), stack.sleeper(), pool,
                                                   std::move(options));
         } else {

@@ -24,30 +24,9 @@
 #include "log/logger.hpp"
 #include "prefect/client.hpp"
 #include "repo/preflight.hpp"
+#include "worker/phase.hpp"
 
 namespace pc {
-
-// What the worker phase reports back to the cycle.
-struct WorkerPhaseResult {
-  // Flow runs the worker claimed, with their final state as it saw them. Empty
-  // when the worker cannot tell (Prefect's worker CLI).
-  std::vector<RunRecord> runs;
-  // Set when the worker itself failed (not a flow run): the cycle's exit code.
-  std::optional<ExitCode> failure;
-  std::string failure_message;
-  Hint failure_hint = Hint::kWorkerCli;  // what to change about `failure`
-
-  // False when the worker never heartbeated (nothing was due): it left no
-  // worker row for the pause phase to delete.
-  bool registered = true;
-};
-
-// The worker phase seam: the native worker, Prefect's worker CLI, or a fake.
-class WorkerPhase {
- public:
-  virtual ~WorkerPhase() = default;
-  virtual WorkerPhaseResult run(const Logger& log) = 0;
-};
 
 struct CycleDeps {
   PrefectClient& client;

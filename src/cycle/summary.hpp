@@ -12,6 +12,7 @@
 
 #include "common/exit_code.hpp"
 #include "common/redact.hpp"
+#include "worker/phase.hpp"
 
 namespace pc {
 
@@ -22,15 +23,6 @@ struct PhaseRecord {
   PhaseStatus status = PhaseStatus::kOk;
   std::chrono::milliseconds duration{0};
   std::string message;  // why skipped / failed
-};
-
-// One flow run the cycle triggered, claimed or saw due, with its state at the end.
-struct RunRecord {
-  std::string id;
-  std::string name;
-  std::string state_type;  // "COMPLETED", ...; "UNKNOWN" if it could not be read
-  std::string state_name;
-  std::string message;
 };
 
 struct CycleSummary {

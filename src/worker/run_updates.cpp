@@ -14,7 +14,7 @@ void RunUpdates::send_new() {
 }
 
 void RunUpdates::send_due(bool last) {
-  const auto now = Clock::now();
+  const auto now = clock_.now();
   std::vector<Update> pending = std::exchange(retry_, {});
   std::vector<Update> due;
   for (auto& update : pending) {
@@ -64,7 +64,7 @@ void RunUpdates::defer(Update update, const Error& e) {
     return;
   }
   update.log.debug("could not " + update.what + ", will try again: " + e.what());
-  update.due = Clock::now() + std::chrono::seconds(update.failures);
+  update.due = clock_.now() + std::chrono::seconds(update.failures);
   retry_.push_back(std::move(update));
 }
 

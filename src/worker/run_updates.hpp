@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/error.hpp"
 #include "log/logger.hpp"
 #include "prefect/client.hpp"
@@ -19,7 +20,8 @@ namespace pc {
 
 class RunUpdates {
  public:
-  explicit RunUpdates(PrefectClient& client) : client_(client) {}
+  // `clock` says when a failed update is due again.
+  RunUpdates(PrefectClient& client, const Clock& clock) : client_(client), clock_(clock) {}
 
   // Queues an update of a run being started; `what` names it in messages
   // ("label the flow run").
@@ -31,19 +33,19 @@ class RunUpdates {
   void send_due(bool last);
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Update {
     std::string what;
     Logger log;
     FlowRunPatch patch;
     int failures = 0;
-    Clock::time_point due{};
+    std::chrono::steady_clock::time_point due{};
   };
 
   void send(std::vector<Update> updates, bool last);
   void defer(Update update, const Error& e);
 
   PrefectClient& client_;
+  const Clock& clock_;
   std::vector<Update> new_;    // of the runs being started
   std::vector<Update> retry_;  // failed, to send again
 };

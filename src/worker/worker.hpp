@@ -25,11 +25,15 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "common/clock.hpp"
 #include "config/config.hpp"
-#include "cycle/cycle.hpp"
+#include "http/retry.hpp"
 #include "prefect/client.hpp"
+#include "worker/launcher.hpp"
+#include "worker/phase.hpp"
 
 namespace pc {
 
@@ -39,6 +43,10 @@ struct NativeWorkerOptions {
   std::string hostname;
   // "" while the worker may go on; else why it must stop ("SIGTERM received").
   std::function<std::string()> stop_reason;
+  // Seams for tests: null = real processes (ProcessLauncherImpl) and
+  // std::chrono::steady_clock. The clock must outlive the worker.
+  std::shared_ptr<ProcessLauncher> launcher;
+  const Clock* clock = nullptr;
 };
 
 class NativeWorker final : public WorkerPhase {
@@ -53,8 +61,5 @@ class NativeWorker final : public WorkerPhase {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// The message of the CRASHED state for a process that ended with `status`.
-std::string crashed_message(const std::string& exit_description, const std::string& meaning);
 
 }  // namespace pc

@@ -13,7 +13,6 @@
 
 #include "common/error.hpp"
 #include "config/config.hpp"
-#include "cycle/cli_worker.hpp"
 #include "cycle/cycle.hpp"
 #include "cycle/summary.hpp"
 #include "db/database.hpp"
@@ -23,6 +22,7 @@
 #include "repo/git_ops.hpp"
 #include "repo/preflight.hpp"
 #include "repo/repo_fixture.hpp"
+#include "worker/cli_worker.hpp"
 #include "worker/command_split.hpp"
 #include "worker/worker.hpp"
 

@@ -1,4 +1,4 @@
-#include "cycle/cli_worker.hpp"
+#include "worker/cli_worker.hpp"
 
 #include "process/process.hpp"
 

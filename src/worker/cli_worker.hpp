@@ -9,7 +9,7 @@
 #include <string>
 
 #include "config/config.hpp"
-#include "cycle/cycle.hpp"
+#include "worker/phase.hpp"
 
 namespace pc {
 

@@ -1,0 +1,295 @@
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "prefect/server_version.hpp"
+#include "worker/native_worker.hpp"
+#include "worker/recover.hpp"
+
+// The native worker's claims (native_worker.hpp): from the queue of polled
+// runs to runs that are ours, a batch at a time.
+
+namespace pc {
+
+using json = nlohmann::json;
+
+void NativeWorker::Impl::fill_slots() {
+  std::vector<FlowRun> batch;
+  // At most one page of the re-read (FlowRunFilter's limit) per batch.
+  const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
+  while (static_cast<int>(running_.size() + batch.size()) < config_.flow_limit &&
+         batch.size() < most && !queue_.empty() && options_.stop_reason().empty()) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    if (config_.drain && queue_.empty()) {
+      exhausted_ = false;  // poll again once this one is taken
+    }
+  }
+  if (!batch.empty()) {
+    claim_and_launch(batch);
+  }
+}
+
+std::optional<Deployment> NativeWorker::Impl::deployment_of(const FlowRun& run) {
+  if (run.deployment_id.empty()) {
+    return Deployment{};
+  }
+  if (auto it = deployments_.find(run.deployment_id); it != deployments_.end()) {
+    return it->second;
+  }
+  auto deployment = client_.read_deployment(run.deployment_id);
+  if (deployment) {
+    deployments_[run.deployment_id] = *deployment;
+  }
+  return deployment;
+}
+
+// The runs that fill the free slots, step by step, each step's requests
+// sent together (an API 100 ms away costs three round trips for the batch,
+// not four per run): one re-read of them all, their PENDING proposals, then
+// their processes, then their labels and infrastructure_pids.
+void NativeWorker::Impl::claim_and_launch(const std::vector<FlowRun>& polled) {
+  std::vector<Candidate> candidates = still_scheduled(polled);
+  std::vector<StateProposal> proposals;
+  proposals.reserve(candidates.size());
+  for (const auto& c : candidates) {
+    proposals.push_back({c.run.id,
+                         {StateType::kPending, "", claim_message(config_.worker_name), {}},
+                         false,
+                         c.transition_id});
+  }
+  auto outcomes = client_.set_flow_run_states(proposals);
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    Candidate& c = candidates[i];
+    if (!claimed(outcomes[i], c)) {
+      ++skipped_;
+      continue;
+    }
+    label(c.run, c.log);
+    const std::string id = c.run.id;  // `run` is moved into launch()
+    try {
+      launch(std::move(c.run), c.deployment, c.log);
+    } catch (const Error& e) {
+      // The run is ours and PENDING: it must not stay so.
+      c.log.error(std::string("could not start the flow run: ") + e.what());
+      set_state(id,
+                {StateType::kCrashed, "",
+                 std::string("Failed to submit flow run to infrastructure: ") + e.what()},
+                false);
+      remember(id);
+    }
+  }
+  updates_.send_new();
+}
+
+// Prefect lets a deployment's run leave a terminal state for PENDING (a
+// manual rerun), so a PENDING proposal from a stale poll could run a
+// finished run again. Claim only what is still SCHEDULED now (one read for
+// the batch); a concurrent claim in the remaining window is ABORTed by the
+// server.
+std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
+    const std::vector<FlowRun>& polled) {
+  std::map<std::string, FlowRun> current;
+  try {
+    FlowRunFilter filter;
+    for (const auto& run : polled) {
+      filter.ids.push_back(run.id);
+    }
+    for (auto& run : client_.read_flow_runs(filter)) {
+      current.emplace(run.id, std::move(run));
+    }
+  } catch (const Error& e) {
+    for (const auto& run : polled) {
+      run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +
+                        e.what());
+      ++skipped_;
+    }
+    return {};
+  }
+  std::vector<Candidate> candidates;
+  for (const auto& p : polled) {
+    Logger rlog = run_log(p);
+    auto it = current.find(p.id);
+    if (it == current.end() || it->second.current_type() != StateType::kScheduled) {
+      rlog.info("skipped: no longer SCHEDULED (" +
+                (it != current.end() && it->second.current_type()
+                     ? std::string(to_string(*it->second.current_type()))
+                     : std::string("deleted")) +
+                "); another worker has it");
+      ++skipped_;
+      continue;
+    }
+    FlowRun run = std::move(it->second);
+    auto deployment = deployment_of(run);
+    if (!deployment) {
+      set_state(run.id,
+                {StateType::kCancelled, "",
+                 "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
+                true);
+      rlog.info("skipped: its deployment no longer exists; cancelled the run");
+      ++skipped_;
+      continue;
+    }
+    candidates.push_back({std::move(run), std::move(*deployment), rlog, new_uuid4()});
+  }
+  return candidates;
+}
+
+Logger NativeWorker::Impl::run_log(const FlowRun& run) const {
+  return log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
+}
+
+// The answer to a candidate's PENDING proposal: true when the run is ours.
+bool NativeWorker::Impl::claimed(const Outcome<SetStateResult>& outcome, const Candidate& c) {
+  if (outcome.error) {
+    try {
+      std::rethrow_exception(outcome.error);
+    } catch (const Error& e) {
+      if (applied_despite_error(c.run.id, c.transition_id, c.log)) {
+        return true;
+      }
+      c.log.warn(std::string("claim failed: ") + e.what());
+      return false;
+    }
+  }
+  const SetStateResult& result = *outcome.value;
+  if (result.status == SetStateStatus::kWait) {
+    // Rare (a concurrency limit): this run waits as asked, on its own.
+    return wait_as_asked(result, c.log) && claim(c.run, c.log);
+  }
+  return accepted(result, c.log);
+}
+
+// Sleeps the delay of a WAIT answer; false when a stop cut it short.
+bool NativeWorker::Impl::wait_as_asked(const SetStateResult& result, const Logger& rlog) {
+  auto delay = std::chrono::milliseconds(
+      static_cast<long long>(std::min(result.delay_seconds, 30.0) * 1000));
+  rlog.info("server asked to wait " + std::to_string(delay.count()) +
+            " ms before claiming: " + result.reason);
+  return sleeper_.sleep_for(delay) && options_.stop_reason().empty();
+}
+
+// An ACCEPT into PENDING is a claim; anything else is logged as a skip.
+bool NativeWorker::Impl::accepted(const SetStateResult& result, const Logger& rlog) const {
+  if (result.status == SetStateStatus::kAccept && result.state &&
+      result.state->type == StateType::kPending) {
+    rlog.debug("claimed (PENDING accepted)");
+    return true;
+  }
+  std::string state = result.state
+                          ? std::string(to_string(result.state->type)) +
+                                (result.state->name.empty() ? "" : " (" + result.state->name + ")")
+                          : "unknown";
+  rlog.info("skipped: the server answered " + std::string(to_string(result.status)) +
+            " to the PENDING proposal, the run is " + state +
+            (result.reason.empty() ? "" : ": " + result.reason));
+  return false;
+}
+
+// Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
+// later cycle, on any host, recognise runs we leave behind if we are killed.
+void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
+  if (!labels_supported()) {
+    return;  // the claim's PENDING message names us instead (recover.hpp)
+  }
+  json labels{{std::string(kClaimLabel), config_.worker_name},
+              {"prefect.worker.name", config_.worker_name},
+              {"prefect.worker.type", "process"},
+              {"prefect.work-pool.name", pool_.name},
+              {"prefect.work-pool.id", pool_.id}};
+  updates_.add("label the flow run", rlog, {run.id, labels, true});
+}
+
+// Whether the server has PATCH /flow_runs/{id}/labels: asked once, on the
+// first claim (an empty cycle does not ask). Prefect Cloud has no
+// /admin/version and has labels; a server that cannot say is assumed new.
+bool NativeWorker::Impl::labels_supported() {
+  if (labels_) {
+    return *labels_;
+  }
+  labels_ = true;
+  if (is_prefect_cloud(config_.api_url)) {
+    return true;
+  }
+  try {
+    const std::string version = client_.read_server_version();
+    ServerFeatures features = features_of(ServerVersion::parse(version));
+    labels_ = features.flow_run_labels;
+    if (!features.missing().empty()) {
+      log_.info("Prefect server " + version + ": " + features.missing());
+    }
+  } catch (const Error& e) {
+    log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
+  }
+  return *labels_;
+}
+
+// One run's PENDING proposal, alone, after a WAIT answer. True when the run
+// is ours.
+bool NativeWorker::Impl::claim(const FlowRun& run, const Logger& rlog) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    const std::string transition_id = new_uuid4();
+    SetStateResult result;
+    try {
+      // The message names us: on servers without flow-run labels it is how
+      // a later cycle tells that a prefect-cycle worker claimed the run.
+      result = client_.set_flow_run_state(
+          run.id, {StateType::kPending, "", claim_message(config_.worker_name)}, false,
+          transition_id);
+    } catch (const Error& e) {
+      if (applied_despite_error(run.id, transition_id, rlog)) {
+        return true;
+      }
+      rlog.warn(std::string("claim failed: ") + e.what());
+      return false;
+    }
+    if (result.status != SetStateStatus::kWait) {
+      return accepted(result, rlog);
+    }
+    if (!wait_as_asked(result, rlog)) {
+      return false;
+    }
+  }
+  return false;
+}
+
+// After a failed PENDING proposal: the server may have applied it before
+// its answer was lost (a reset, a malformed or oversized body, retries used
+// up). The run is ours if its current state carries our transition_id; we
+// then go on, so that it is not left PENDING for ever.
+bool NativeWorker::Impl::applied_despite_error(const std::string& id,
+                                               const std::string& transition_id,
+                                               const Logger& rlog) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      auto current = client_.read_flow_run(id);
+      bool ours = false;
+      if (current && current->state && current->state->type == StateType::kPending) {
+        auto tid = current->state->state_details.find("transition_id");
+        ours =
+            tid != current->state->state_details.end() && tid->is_string() && *tid == transition_id;
+      }
+      if (ours) {
+        rlog.warn(
+            "the answer to our PENDING proposal was lost, but the server applied it: "
+            "the run is ours");
+      }
+      return ours;
+    } catch (const Error& e) {
+      rlog.warn(std::string("cannot read the run after a failed claim: ") + e.what());
+      if (!sleeper_.sleep_for(std::chrono::seconds(1 << attempt))) {
+        break;
+      }
+    }
+  }
+  rlog.error(
+      "cannot tell whether the failed claim was applied; if the run is PENDING with "
+      "transition_id " +
+      transition_id + ", it is this cycle's");
+  return false;
+}
+
+}  // namespace pc

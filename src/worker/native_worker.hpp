@@ -1,0 +1,135 @@
+#pragma once
+// Internal to the native worker (worker.hpp): the state it keeps and its
+// steps, one file per job:
+//
+//   worker.cpp  the loop: heartbeat, poll, supervise, cancellations, stop
+//   claim.cpp   from the queue of polled runs to runs that are ours: re-read,
+//               PENDING proposals, WAIT/ABORT/REJECT, lost answers, labels
+//   launch.cpp  job configuration -> environment, working directory, process
+//   report.cpp  after a process ended: the final state (final_state.hpp),
+//               the final reports and the RunRecords of the summary
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "process/process.hpp"
+#include "worker/flow_output.hpp"
+#include "worker/launcher.hpp"
+#include "worker/run_updates.hpp"
+#include "worker/worker.hpp"
+
+namespace pc {
+
+class NativeWorker::Impl {
+ public:
+  Impl(const Config& config, PrefectClient& client, Sleeper& sleeper, WorkPool pool,
+       NativeWorkerOptions options);
+
+  WorkerPhaseResult run(const Logger& log);
+
+ private:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  // A run whose process we started (or failed to start).
+  struct Running {
+    FlowRun run;
+    Logger log;
+    FlowOutput out;  // the process's stdout, as log events
+    FlowOutput err;  // its stderr
+    ProcessLauncher::Id process = 0;
+    std::string spawn_error;  // the command could not be started
+    std::optional<std::filesystem::path> temp_dir;
+    bool stream_output = true;
+    bool cancelling = false;  // the run was cancelled in Prefect
+    std::string stop_reason;  // the cycle is stopping it
+    TimePoint started;
+  };
+
+  // A run on its way from the poll to its process.
+  struct Candidate {
+    FlowRun run;
+    Deployment deployment;
+    Logger log;
+    std::string transition_id;
+  };
+
+  // --- the loop (worker.cpp) ---
+  void loop();
+  void report_progress(TimePoint now);
+  void heartbeat();
+  bool wants_poll(TimePoint now) const;
+  void poll();
+  bool finished() const;
+  void supervise();
+  void stop_process(Running& r);
+  void check_cancellations();
+  void begin_stop(const std::string& reason);
+
+  // --- claiming (claim.cpp) ---
+  void fill_slots();
+  std::optional<Deployment> deployment_of(const FlowRun& run);
+  void claim_and_launch(const std::vector<FlowRun>& polled);
+  std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled);
+  Logger run_log(const FlowRun& run) const;
+  bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c);
+  bool wait_as_asked(const SetStateResult& result, const Logger& rlog);
+  bool accepted(const SetStateResult& result, const Logger& rlog) const;
+  void label(const FlowRun& run, const Logger& rlog);
+  bool labels_supported();
+  bool claim(const FlowRun& run, const Logger& rlog);
+  bool applied_despite_error(const std::string& id, const std::string& transition_id,
+                             const Logger& rlog);
+
+  // --- launching (launch.cpp) ---
+  std::string flow_name(const std::string& flow_id);
+  void launch(FlowRun run, const Deployment& deployment, const Logger& rlog);
+
+  // --- reporting (report.cpp) ---
+  void finish(Running& r, const ExitStatus& status);
+  void remember(const std::string& id, const std::optional<FlowRun>& known = std::nullopt);
+  SetStateResult set_state(const std::string& id, const StateCreate& state, bool force);
+
+  const Config& config_;
+  PrefectClient& client_;
+  Sleeper& sleeper_;
+  WorkPool pool_;
+  NativeWorkerOptions options_;
+  SteadyClock steady_clock_;
+  const Clock& clock_;  // options_.clock or steady_clock_
+  Logger log_;
+
+  std::chrono::system_clock::time_point horizon_;
+  std::deque<FlowRun> queue_;
+  std::set<std::string> seen_;
+  std::map<std::string, Running> running_;
+  // Declared after running_: destroyed (children killed) before the entries
+  // their callbacks point to.
+  std::shared_ptr<ProcessLauncher> processes_;  // options_.launcher or real processes
+  std::vector<std::pair<std::string, ExitStatus>> exited_;
+  std::map<std::string, Deployment> deployments_;
+  std::map<std::string, std::string> flow_names_;
+  std::vector<RunRecord> records_;
+  RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
+  TimePoint next_heartbeat_{};
+  TimePoint next_poll_{};
+  TimePoint next_cancel_check_{};
+  TimePoint next_progress_{};
+  std::optional<bool> labels_;  // the server has flow-run labels; unknown until the first claim
+  bool exhausted_ = false;
+  int empty_polls_ = 0;  // before the first launch
+  bool stopping_ = false;
+  int launched_ = 0;
+  int skipped_ = 0;
+  int consecutive_failures_ = 0;
+  int heartbeat_failures_ = 0;  // in a row
+};
+
+}  // namespace pc

@@ -1,0 +1,49 @@
+#pragma once
+// The worker phase seam: what the cycle asks of a worker (run the due flow
+// runs of the pool, then return) and what a worker reports back. Implemented
+// by the native process worker (worker.hpp), Prefect's worker CLI
+// (cli_worker.hpp), or a fake in tests. The cycle depends on this file; nothing
+// here depends on the cycle.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/exit_code.hpp"
+#include "common/hint.hpp"
+#include "log/logger.hpp"
+
+namespace pc {
+
+// One flow run the cycle triggered, claimed or saw due, with its state at the end.
+struct RunRecord {
+  std::string id;
+  std::string name;
+  std::string state_type;  // "COMPLETED", ...; "UNKNOWN" if it could not be read
+  std::string state_name;
+  std::string message;
+};
+
+// What the worker phase reports back to the cycle.
+struct WorkerPhaseResult {
+  // Flow runs the worker claimed, with their final state as it saw them. Empty
+  // when the worker cannot tell (Prefect's worker CLI).
+  std::vector<RunRecord> runs;
+  // Set when the worker itself failed (not a flow run): the cycle's exit code.
+  std::optional<ExitCode> failure;
+  std::string failure_message;
+  Hint failure_hint = Hint::kWorkerCli;  // what to change about `failure`
+
+  // False when the worker never heartbeated (nothing was due): it left no
+  // worker row for the pause phase to delete.
+  bool registered = true;
+};
+
+// The native worker, Prefect's worker CLI, or a fake.
+class WorkerPhase {
+ public:
+  virtual ~WorkerPhase() = default;
+  virtual WorkerPhaseResult run(const Logger& log) = 0;
+};
+
+}  // namespace pc

@@ -1,0 +1,490 @@
+#include "worker/worker.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "http/fake_transport.hpp"
+#include "monitor/fake_clock.hpp"
+#include "prefect/client.hpp"
+
+using namespace pc;
+using namespace pc::testing;
+using json = nlohmann::json;
+
+namespace {
+
+HttpResponse answer(long status, const json& body = nullptr) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.is_null() ? "" : body.dump();
+  return r;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A Prefect server in memory, as far as the worker asks it: scheduled runs,
+// the filter, states, heartbeats, PATCHes. Every request is recorded;
+// `on_set_state` may answer a proposal itself (a WAIT, an ABORT, a lost
+// answer), else the proposal is applied and ACCEPTed.
+class FakePrefect : public HttpTransport {
+ public:
+  void add_run(const std::string& id, const std::string& type = "SCHEDULED") {
+    runs_[id] = json{{"id", id}, {"name", "run-" + id}, {"state", {{"type", type}}}};
+  }
+  std::string type_of(const std::string& id) const { return runs_.at(id)["state"]["type"]; }
+  const json& run(const std::string& id) const { return runs_.at(id); }
+  void set_type(const std::string& id, const std::string& type, const std::string& message = "") {
+    runs_[id]["state"] = json{{"type", type}, {"message", message}};
+  }
+
+  // Returns an answer to send instead of applying the proposal, or nullopt.
+  std::function<std::optional<HttpResponse>(const std::string& id, const json& state, int nth)>
+      on_set_state;
+
+  // Called with each request's method and path before it is answered.
+  std::function<void(const std::string& method, const std::string& path)> before;
+
+  HttpResponse send(const HttpRequest& r) override {
+    requests.push_back(r);
+    const std::string path = r.url.substr(r.url.find("/api") + 4);
+    const json body = r.body.empty() ? json() : json::parse(r.body);
+    if (before) {
+      before(r.method, path);
+    }
+    if (ends_with(path, "/get_scheduled_flow_runs")) {
+      json due = json::array();
+      for (const auto& [id, run] : runs_) {
+        if (run["state"]["type"] == "SCHEDULED") {
+          due.push_back({{"work_pool_id", "p1"}, {"work_queue_id", "q1"}, {"flow_run", run}});
+        }
+      }
+      return answer(200, due);
+    }
+    if (ends_with(path, "/workers/heartbeat")) {
+      ++heartbeats;
+      return answer(204);
+    }
+    if (path == "/flow_runs/filter") {
+      return answer(200, filter(body));
+    }
+    if (path == "/admin/version") {
+      return answer(200, "3.8.8");
+    }
+    if (r.method == "PATCH") {
+      patches.push_back(path + " " + r.body);
+      return answer(204);
+    }
+    const std::string id = path.substr(
+        std::string("/flow_runs/").size(),
+        path.find('/', 1 + std::string("/flow_runs").size()) - std::string("/flow_runs/").size());
+    if (r.method == "GET" && path == "/flow_runs/" + id) {
+      return runs_.count(id) ? answer(200, runs_[id]) : answer(404, {{"detail", "not found"}});
+    }
+    if (r.method == "POST" && path == "/flow_runs/" + id + "/set_state") {
+      const json& state = body["state"];
+      proposals.push_back(id + " " + state["type"].get<std::string>() +
+                          (body["force"].get<bool>() ? " forced" : ""));
+      if (on_set_state) {
+        if (auto scripted = on_set_state(id, state, ++proposals_of_[id])) {
+          return *scripted;
+        }
+      }
+      runs_[id]["state"] = state;
+      return answer(201, {{"status", "ACCEPT"}, {"state", state}, {"details", json::object()}});
+    }
+    return answer(500, {{"detail", "not scripted: " + r.method + " " + path}});
+  }
+
+  // Applies a proposal without answering it (its answer was lost).
+  void apply(const std::string& id, const json& state) { runs_[id]["state"] = state; }
+
+  std::vector<HttpRequest> requests;
+  std::vector<std::string> proposals;  // "r1 PENDING", "r1 CANCELLED forced", ...
+  std::vector<std::string> patches;
+  int heartbeats = 0;
+
+ private:
+  json filter(const json& body) const {
+    json out = json::array();
+    const json runs = body.value("flow_runs", json::object());
+    for (const auto& [id, run] : runs_) {
+      if (runs.contains("id")) {
+        const auto& ids = runs["id"]["any_"];
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+          continue;
+        }
+      }
+      if (runs.contains("state")) {
+        const auto& types = runs["state"]["type"]["any_"];
+        if (std::find(types.begin(), types.end(), run["state"]["type"]) == types.end()) {
+          continue;
+        }
+      }
+      out.push_back(run);
+    }
+    return out;
+  }
+
+  std::map<std::string, json> runs_;
+  std::map<std::string, int> proposals_of_;
+};
+
+// Processes that are not: records what it was asked to start
+// (`started`, like ninja's FakeCommandRunner::commands_ran_); each process
+// ends as `plan` says, on a later run_once(), which also moves the clock.
+class FakeLauncher : public ProcessLauncher {
+ public:
+  struct Plan {
+    int rounds = 1;  // run_once() rounds before it exits; 0 = until terminated
+    ExitStatus status{0, 0};
+    std::string spawn_error;
+  };
+
+  explicit FakeLauncher(FakeClock& clock) : clock_(clock) {}
+
+  // The plan for a flow run's process, by flow run id; default: exit 0 at once.
+  std::function<Plan(const std::string& flow_run_id)> plan;
+  // Called when a process ends, before the worker hears of it: the "engine"
+  // reporting its final state, by flow run id.
+  std::function<void(const std::string& flow_run_id, const ExitStatus&)> on_end;
+
+  Started start(const SpawnOptions& options, LineCallback on_line, ExitCallback on_exit) override {
+    started.push_back(options);
+    const std::string run_id = options.env ? options.env->at("PREFECT__FLOW_RUN_ID") : "";
+    Process p{run_id, plan ? plan(run_id) : Plan{}, std::move(on_line), std::move(on_exit)};
+    const Id id = next_id_++;
+    Started s{id, p.plan.spawn_error.empty() ? 4242 + static_cast<pid_t>(id) : -1,
+              p.plan.spawn_error};
+    processes_.emplace(id, std::move(p));
+    return s;
+  }
+
+  void run_once(std::chrono::milliseconds max_wait) override {
+    clock_.advance(max_wait);
+    std::vector<Id> ended;
+    for (auto& [id, p] : processes_) {
+      if (p.terminated || (p.plan.rounds > 0 && --p.plan.rounds == 0)) {
+        ended.push_back(id);
+      }
+    }
+    for (Id id : ended) {
+      Process p = std::move(processes_.at(id));
+      processes_.erase(id);
+      const ExitStatus status = p.terminated ? ExitStatus{-1, 15} : p.plan.status;
+      p.on_line("the flow's last line", false);
+      if (on_end) {
+        on_end(p.run_id, status);
+      }
+      p.on_exit(status);
+    }
+  }
+
+  void terminate(Id id, std::chrono::milliseconds) override {
+    if (auto it = processes_.find(id); it != processes_.end()) {
+      it->second.terminated = true;
+      terminated.push_back(it->second.run_id);
+    }
+  }
+
+  bool empty() const override { return processes_.empty(); }
+
+  std::vector<SpawnOptions> started;
+  std::vector<std::string> terminated;  // flow run ids
+
+ private:
+  struct Process {
+    std::string run_id;
+    Plan plan;
+    LineCallback on_line;
+    ExitCallback on_exit;
+    bool terminated = false;
+  };
+  FakeClock& clock_;
+  std::map<Id, Process> processes_;
+  Id next_id_ = 1;
+};
+
+// One worker over the fakes: `server`'s runs, `launcher`'s processes, time
+// from `clock` (sleeping moves it).
+struct Harness {
+  FakeClock clock;
+  ClockedSleeper sleeper{clock};
+  FakePrefect server;
+  ApiClient api{server, ApiOptions{"http://h/api", "", "", std::chrono::seconds(5)}, Logger::null(),
+                RetryPolicy{}, sleeper};
+  PrefectClient client{api};
+  std::shared_ptr<FakeLauncher> launcher = std::make_shared<FakeLauncher>(clock);
+  Config config;
+  std::string stop;                  // the cycle's stop reason, "" = go on
+  std::function<void()> each_round;  // called whenever the worker asks for `stop`
+
+  Harness() {
+    config.api_url = "http://h/api";
+    config.work_pool = "etl";
+    config.worker_name = "w";
+    config.recover_stale_runs = false;
+    // The engine: exit 0 completes a run, anything else fails it.
+    launcher->on_end = [this](const std::string& id, const ExitStatus& status) {
+      if (server.type_of(id) == "PENDING" || server.type_of(id) == "RUNNING") {
+        server.set_type(id, status.exited() && status.code == 0 ? "COMPLETED" : "FAILED");
+      }
+    };
+  }
+
+  WorkerPhaseResult run() {
+    NativeWorkerOptions options;
+    options.hostname = "h";
+    options.default_working_dir = ".";
+    options.stop_reason = [this] {
+      if (each_round) {
+        each_round();
+      }
+      return stop;
+    };
+    options.launcher = launcher;
+    options.clock = &clock;
+    WorkPool pool;
+    pool.id = "p1";
+    pool.name = "etl";
+    NativeWorker worker(config, client, sleeper, pool, std::move(options));
+    return worker.run(Logger::null());
+  }
+
+  std::map<std::string, std::string> records(const WorkerPhaseResult& result) const {
+    std::map<std::string, std::string> out;
+    for (const auto& r : result.runs) {
+      out[r.id] = r.state_type;
+    }
+    return out;
+  }
+};
+
+json state_answer(const std::string& status, const std::string& type, json details = {}) {
+  if (details.is_null()) {
+    details = json::object();
+  }
+  return {{"status", status}, {"state", {{"type", type}}}, {"details", details}};
+}
+
+}  // namespace
+
+TEST_CASE("NativeWorker: nothing due", "[worker]") {
+  Harness h;
+  auto result = h.run();
+  CHECK(result.runs.empty());
+  CHECK(h.launcher->started.empty());
+  // One empty poll may hide runs a neighbour's poll holds locked
+  // (PostgreSQL), so a second one, 500 ms later, decides; the worker has
+  // heartbeated by then.
+  const auto polls = std::count_if(
+      h.server.requests.begin(), h.server.requests.end(),
+      [](const HttpRequest& r) { return ends_with(r.url, "/get_scheduled_flow_runs"); });
+  CHECK(polls == 2);
+  CHECK(h.clock.elapsed() >= std::chrono::milliseconds(500));
+  CHECK(h.server.heartbeats == 1);
+  CHECK(result.registered);
+}
+
+TEST_CASE("NativeWorker: claim answers", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+
+  SECTION("ACCEPT: launched, infrastructure_pid and labels recorded, COMPLETED") {
+    auto result = h.run();
+    REQUIRE(h.launcher->started.size() == 1);
+    const SpawnOptions& spawned = h.launcher->started[0];
+    CHECK(spawned.argv == std::vector<std::string>{"python3", "-m", "prefect.engine"});
+    CHECK(spawned.env->at("PREFECT__FLOW_RUN_ID") == "r1");
+    CHECK(spawned.env->at("PREFECT__WORKER_NAME") == "w");
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
+    CHECK(result.registered);
+    CHECK(h.server.heartbeats >= 1);
+    CHECK(std::count_if(h.server.patches.begin(), h.server.patches.end(), [](const auto& p) {
+            return p.find(R"("infrastructure_pid":"h:4243")") != std::string::npos;
+          }) == 1);
+    CHECK(std::count_if(h.server.patches.begin(), h.server.patches.end(), [](const auto& p) {
+            return p.rfind("/flow_runs/r1/labels ", 0) == 0 &&
+                   p.find(R"("prefect-cycle.claimed-by":"w")") != std::string::npos;
+          }) == 1);
+  }
+
+  SECTION("WAIT: the delay is slept, then the claim is proposed again") {
+    h.server.on_set_state = [](const std::string&, const json&,
+                               int nth) -> std::optional<HttpResponse> {
+      if (nth == 1) {
+        return answer(201, state_answer("WAIT", "SCHEDULED",
+                                        {{"delay_seconds", 2.5}, {"reason", "limit reached"}}));
+      }
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 PENDING"});
+    CHECK(std::count(h.sleeper.slept.begin(), h.sleeper.slept.end(),
+                     std::chrono::milliseconds(2500)) == 1);
+    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
+  }
+
+  auto refused = [&](const std::string& status) {
+    h.server.on_set_state = [status](const std::string&, const json&,
+                                     int) -> std::optional<HttpResponse> {
+      return answer(201, state_answer(status, "RUNNING", {{"reason", "another worker has it"}}));
+    };
+    auto result = h.run();
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
+    CHECK(h.launcher->started.empty());
+    CHECK(result.runs.empty());
+    CHECK(h.server.patches.empty());
+  };
+  SECTION("ABORT: skipped, not launched, nothing reported") {
+    refused("ABORT");
+  }
+  SECTION("REJECT: skipped, not launched, nothing reported") {
+    refused("REJECT");
+  }
+
+  SECTION("a lost answer the server applied: the run is ours") {
+    h.server.on_set_state = [&](const std::string& id, const json& state,
+                                int nth) -> std::optional<HttpResponse> {
+      if (nth == 1) {
+        h.server.apply(id, state);  // applied, but the answer is unreadable
+        return answer(201, json("not an orchestration result"));
+      }
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
+    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
+  }
+
+  SECTION("a lost answer the server did not apply: skipped") {
+    h.server.on_set_state = [&](const std::string&, const json&,
+                                int) -> std::optional<HttpResponse> {
+      return answer(201, json("not an orchestration result"));
+    };
+    auto result = h.run();
+    CHECK(h.launcher->started.empty());
+    CHECK(result.runs.empty());
+  }
+
+  SECTION("no longer SCHEDULED when re-read: not proposed") {
+    // Another worker took it between our poll and our re-read.
+    h.server.before = [&](const std::string&, const std::string& path) {
+      if (path == "/flow_runs/filter" && h.server.type_of("r1") == "SCHEDULED") {
+        h.server.set_type("r1", "RUNNING");
+      }
+    };
+    auto result = h.run();
+    CHECK(h.server.proposals.empty());
+    CHECK(h.launcher->started.empty());
+    CHECK(result.runs.empty());
+  }
+}
+
+TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+  h.server.add_run("r2");
+  h.server.add_run("r3");
+  // One round of proposals for the batch; r2's is ABORTed, the others not.
+  h.server.on_set_state = [](const std::string& id, const json&,
+                             int) -> std::optional<HttpResponse> {
+    if (id == "r2") {
+      return answer(201, state_answer("ABORT", "PENDING", {{"reason", "claimed elsewhere"}}));
+    }
+    return std::nullopt;
+  };
+  h.launcher->plan = [](const std::string& id) {
+    return id == "r3" ? FakeLauncher::Plan{2, ExitStatus{1, 0}, ""} : FakeLauncher::Plan{};
+  };
+  auto result = h.run();
+  REQUIRE(h.launcher->started.size() == 2);
+  CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
+  CHECK(h.launcher->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+  CHECK(h.records(result) ==
+        std::map<std::string, std::string>{{"r1", "COMPLETED"}, {"r3", "FAILED"}});
+  CHECK(h.server.type_of("r2") == "SCHEDULED");
+}
+
+TEST_CASE("NativeWorker: after the process ends", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+
+  SECTION("exit 1 and the run still RUNNING: CRASHED proposed with the exit status") {
+    h.launcher->plan = [](const std::string&) {
+      return FakeLauncher::Plan{1, ExitStatus{1, 0}, ""};
+    };
+    h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+      h.server.set_type(id, "RUNNING");  // the engine died before reporting
+    };
+    auto result = h.run();
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED"});
+    CHECK(h.server.run("r1")["state"]["message"] ==
+          "Flow run process exited with exit code 1 (general error).");
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
+  }
+
+  SECTION("the command cannot be started: CRASHED with the spawn error") {
+    h.launcher->plan = [](const std::string&) {
+      return FakeLauncher::Plan{1, ExitStatus{127, 0}, "cannot run \"python3\": not found"};
+    };
+    h.launcher->on_end = nullptr;
+    auto result = h.run();
+    CHECK(h.server.run("r1")["state"]["message"] ==
+          "Failed to submit flow run to infrastructure: cannot run \"python3\": not found.");
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
+    CHECK(std::none_of(h.server.patches.begin(), h.server.patches.end(), [](const auto& p) {
+      return p.find("infrastructure_pid") != std::string::npos;
+    }));
+  }
+
+  SECTION("cancelled in Prefect: SIGTERM, then CANCELLED forced") {
+    h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
+    h.launcher->on_end = nullptr;
+    // The user cancels the run 3 s after its start; the worker looks every 10 s.
+    h.each_round = [&] {
+      if (h.clock.elapsed() >= std::chrono::seconds(3) && h.server.type_of("r1") == "PENDING") {
+        h.server.set_type("r1", "CANCELLING");
+      }
+    };
+    auto result = h.run();
+    CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+    CHECK(h.clock.elapsed() >= std::chrono::seconds(10));
+    CHECK(h.clock.elapsed() < std::chrono::seconds(11));
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CANCELLED forced"});
+    CHECK(h.server.run("r1")["state"]["message"] ==
+          "Cancelled: prefect-cycle stopped the process.");
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CANCELLED"}});
+  }
+
+  SECTION("SIGTERM to the cycle while the flow runs: SIGTERM, then CRASHED forced") {
+    h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
+    h.launcher->on_end = nullptr;
+    h.server.on_set_state = [&](const std::string& id, const json& state,
+                                int) -> std::optional<HttpResponse> {
+      if (state["type"] == "PENDING") {
+        h.server.apply(id, state);
+        h.server.set_type(id, "RUNNING");  // the engine starts at once
+        h.stop = "SIGTERM received";       // and the cycle gets a SIGTERM
+        return answer(201, state_answer("ACCEPT", "PENDING"));
+      }
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED forced"});
+    CHECK(h.server.run("r1")["state"]["message"] ==
+          "prefect-cycle stopped this flow run: SIGTERM received; the process was killed by "
+          "signal 15 (SIGTERM).");
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
+  }
+}
