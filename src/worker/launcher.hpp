@@ -7,9 +7,14 @@
 #include <sys/types.h>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
 
+#include "log/logger.hpp"
 #include "process/process.hpp"
+#include "worker/warm_launcher.hpp"
 
 namespace pc {
 
@@ -42,8 +47,19 @@ class ProcessLauncher {
 
 // Real processes: Child::spawn and a ProcessSupervisor. Its destructor kills
 // and reaps what is still running, without callbacks.
+//
+// With warm start (PREFECT_CYCLE_WARM_START), a process whose argv is exactly
+// `<warm.python> -m prefect.engine` is forked by the warm launcher
+// (warm_launcher.hpp), started at the first such process; any other command,
+// and every process once the launcher is not healthy, is spawned cold, each
+// reason logged once at info. Either way the process is then a Child of the
+// same supervisor.
 class ProcessLauncherImpl final : public ProcessLauncher {
  public:
+  ProcessLauncherImpl() = default;
+  // `log` must outlive this (the worker's, which it re-assigns per run).
+  ProcessLauncherImpl(WarmLauncherOptions warm, const Logger& log);
+
   Started start(const SpawnOptions& options, LineCallback on_line, ExitCallback on_exit) override;
   void run_once(std::chrono::milliseconds max_wait) override { supervisor_.run_once(max_wait); }
   void terminate(Id id, std::chrono::milliseconds grace) override {
@@ -52,7 +68,17 @@ class ProcessLauncherImpl final : public ProcessLauncher {
   bool empty() const override { return supervisor_.empty(); }
 
  private:
+  // The warm fork of `options`, or nullopt (then spawn cold).
+  std::optional<Child> start_warm(const SpawnOptions& options);
+  void note_once(const std::string& message);
+
+  std::optional<WarmLauncherOptions> warm_options_;
+  // From the first engine command on; declared before supervisor_ so that the
+  // children are killed and reaped before the launcher is told to exit.
+  std::unique_ptr<WarmLauncher> warm_;
   ProcessSupervisor supervisor_;
+  const Logger* log_ = nullptr;
+  std::set<std::string> noted_;
 };
 
 }  // namespace pc

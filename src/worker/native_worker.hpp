@@ -34,6 +34,8 @@ class NativeWorker::Impl {
        NativeWorkerOptions options);
 
   WorkerPhaseResult run(const Logger& log);
+  // Real processes, forked warm when PREFECT_CYCLE_WARM_START is on.
+  std::shared_ptr<ProcessLauncher> real_processes();
 
  private:
   using TimePoint = std::chrono::steady_clock::time_point;

@@ -50,11 +50,22 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       options_(std::move(options)),
       clock_(options_.clock ? *options_.clock : steady_clock_),
       log_(Logger::null()),
-      processes_(options_.launcher ? options_.launcher : std::make_shared<ProcessLauncherImpl>()),
+      processes_(options_.launcher ? options_.launcher : real_processes()),
       updates_(client, clock_) {
   if (pool_.base_job_template.empty()) {
     pool_.base_job_template = default_process_job_template();
   }
+}
+
+std::shared_ptr<ProcessLauncher> NativeWorker::Impl::real_processes() {
+  if (!config_.warm_start) {
+    return std::make_shared<ProcessLauncherImpl>();
+  }
+  WarmLauncherOptions warm;
+  warm.python = config_.python;
+  warm.preload = config_.preload_modules;
+  warm.env = options_.child_env;
+  return std::make_shared<ProcessLauncherImpl>(std::move(warm), log_);
 }
 
 WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {

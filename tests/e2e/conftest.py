@@ -166,7 +166,18 @@ def worker_mode(request, cycle):
     launcher (PREFECT_CYCLE_WARM_START). Opt in with
     `pytestmark = pytest.mark.usefixtures("worker_mode")` or per test."""
     cycle.extra_env["PREFECT_CYCLE_WARM_START"] = "true" if request.param == "warm" else "false"
-    return request.param
+    yield request.param
+    # Proof that the mode was the one asked for, wherever a run was started.
+    output = cycle.all_output()
+    if "started: " not in output:
+        return
+    if request.param == "warm":
+        # (or the fallback of a run whose command is not Prefect's engine)
+        assert ("warm start: launcher ready" in output
+                or "such runs start cold" in output), output[-4000:]
+        assert "warm start off" not in output, output[-4000:]
+    else:
+        assert "warm start" not in output, output[-4000:]
 
 
 def _default_pool(request, pool):

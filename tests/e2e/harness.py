@@ -592,6 +592,7 @@ class Cycle:
         self.popens: list[subprocess.Popen] = []
         # Applied before each call's overrides (e.g. the worker_mode fixture's).
         self.extra_env: dict[str, str] = {}
+        self.outputs: list[str] = []  # stdout + stderr of each run() / finish()
 
     @property
     def summary_path(self) -> Path:
@@ -645,6 +646,10 @@ class Cycle:
         self.popens.append(proc)
         return proc
 
+    def all_output(self) -> str:
+        """What every cycle of this test printed that the harness read."""
+        return "\n".join(self.outputs + [p.stdout + p.stderr for p in self.spawned])
+
     def finish(self, proc: subprocess.Popen, started: float, args, timeout: float) -> CycleResult:
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -658,6 +663,7 @@ class Cycle:
                 out, err = proc.communicate()
             raise AssertionError(f"prefect-cycle did not exit within {timeout}s (stopped):\n"
                                  f"{err[-6000:]}")
+        self.outputs.append(out + err)
         summary = json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
         return CycleResult(proc.returncode, out, err, summary, time.monotonic() - started, list(args))
 

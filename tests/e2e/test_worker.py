@@ -86,7 +86,7 @@ def test_raising_flow_is_failed_not_crashed(prefect, pool, cycle):
     assert "CRASHED" not in prefect.states(run)
 
 
-def test_job_variables_env_command_and_prefect_variable(prefect, pool, cycle):
+def test_job_variables_env_command_and_prefect_variable(prefect, pool, cycle, worker_mode):
     from prefect.client.schemas.actions import VariableCreate
 
     var_name = f"pc_var_{uuid.uuid4().hex[:6]}"
@@ -111,6 +111,8 @@ def test_job_variables_env_command_and_prefect_variable(prefect, pool, cycle):
     assert "ENV PC_DEPLOYMENT_VAR=from-deployment" in result.output
     assert "ENV PC_TEMPLATED=resolved-from-variable" in result.output
     assert "ENV PC_RUN_VAR=from-run" in result.output
+    if worker_mode == "warm":  # another command than the engine's: spawned cold, said once
+        assert result.output.count("such runs start cold") == 1, result.output
 
 
 def test_cancel_a_running_run_through_the_api(prefect, pool, cycle):
