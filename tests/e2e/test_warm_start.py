@@ -1,14 +1,19 @@
-"""The warm-start launcher (src/worker/warm_launcher.py, issue 19) on its own:
-its protocol driven from Python (warm_driver.py plays the cycle's side) with
-real flow runs run by Prefect's engine against the real server. The native
-worker does not use it yet; these tests pin down what it must do for it."""
+"""Warm start (issue 19): the launcher (src/worker/warm_launcher.py) on its
+own, its protocol driven from Python (warm_driver.py plays the cycle's side),
+then whole cycles with PREFECT_CYCLE_WARM_START — real flow runs run by
+Prefect's engine against the real server. The worker's other e2e tests run in
+both modes through the worker_mode fixture."""
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+from fault_proxy import FaultProxy
 from harness import VENV_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +115,74 @@ def test_a_preload_that_fails_is_a_warning_and_the_launcher_goes_on(prefect_serv
     warnings = " ".join(result["hello"]["warnings"])
     assert "broken_dep failed (ImportError: no such wheel)" in warnings, warnings
     assert "not_installed_anywhere failed (ModuleNotFoundError" in warnings, warnings
+
+
+# ----------------------------------------------------------------- whole cycles
+
+WARM = {"PREFECT_CYCLE_WARM_START": "true"}
+
+
+def test_a_preload_that_starts_a_thread_makes_the_cycle_start_runs_cold(prefect, pool, cycle,
+                                                                        tmp_path):
+    (tmp_path / "spins_a_thread.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    dep, _ = prefect.deploy(pool, "flows.py:hello")
+    runs = prefect.schedule_runs(dep, 2)
+    result = cycle.run(pool, WARM | {"PREFECT_CYCLE_PRELOAD_MODULES": "spins_a_thread",
+                                     "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result
+    assert [prefect.state_type(r) for r in runs] == ["COMPLETED"] * 2
+    assert result.output.count("warm start off, flow runs start cold: importing "
+                               "spins_a_thread started 1 thread") == 1, result.output
+    assert "launcher ready" not in result.output
+
+
+def test_a_preload_that_fails_is_a_warning_and_runs_are_still_forked(prefect, pool, cycle,
+                                                                     tmp_path):
+    (tmp_path / "broken_dep.py").write_text("raise ImportError('no such wheel')\n")
+    dep, _ = prefect.deploy(pool, "flows.py:hello")
+    runs = prefect.schedule_runs(dep, 2)
+    result = cycle.run(pool, WARM | {"PREFECT_CYCLE_PRELOAD_MODULES": "broken_dep,json",
+                                     "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result
+    assert [prefect.state_type(r) for r in runs] == ["COMPLETED"] * 2
+    assert "preloading broken_dep failed (ImportError: no such wheel)" in result.stderr, result
+    assert "warm start: launcher ready" in result.output, result.output
+    assert "warm start off" not in result.output, result.output
+
+
+def test_the_jobs_logging_level_and_api_url_take_effect_in_a_warm_run(prefect, prefect_server,
+                                                                     pool, cycle):
+    """The launcher imported Prefect with the cycle's environment; the run's
+    own PREFECT_LOGGING_LEVEL and PREFECT_API_URL (here: through a proxy that
+    records what passes) must win, as in a fresh interpreter."""
+    proxy = FaultProxy(prefect_server.api_url).start()
+    try:
+        dep, _ = prefect.deploy(pool, "flows.py:hello", job_variables={
+            "env": {"PREFECT_LOGGING_LEVEL": "DEBUG", "PREFECT_API_URL": proxy.api_url}})
+        [run] = prefect.schedule_runs(dep, 1)
+        result = cycle.run(pool, WARM | {"PREFECT_LOGGING_LEVEL": "INFO"})
+    finally:
+        proxy.stop()
+    assert result.returncode == 0, result
+    assert prefect.state_type(run) == "COMPLETED"
+    assert "warm start: launcher ready" in result.output, result.output
+    assert re.search(r"\| DEBUG +\|", result.output), "the job's DEBUG level did not take effect"
+    through_proxy = [path for _, path, _ in proxy.log if run in path]
+    assert through_proxy, f"the run's engine did not use the job's PREFECT_API_URL: {proxy.log}"
+
+
+def test_a_launcher_killed_mid_cycle_loses_no_run(prefect, pool, cycle):
+    dep, _ = prefect.deploy(pool, "flows.py:sleeper")
+    runs = prefect.schedule_runs(dep, 3, {"seconds": 3})
+    proc = cycle.spawn(pool, WARM | {"PREFECT_WORKER_FLOW_LIMIT": "1"})
+    proc.wait_for_output("warm start: launcher ready", timeout=120)
+    launcher = int(re.search(r"launcher ready \(pid (\d+)\)", proc.stdout).group(1))
+    os.kill(launcher, signal.SIGKILL)
+    result = proc.finish(timeout=300)
+    assert result.returncode == 0, result
+    assert [prefect.state_type(r) for r in runs] == ["COMPLETED"] * 3
+    # The run forked before the kill was supervised to its end; the later ones
+    # started cold, said once.
+    assert result.output.count("warm start off, flow runs start cold") == 1, result.output
