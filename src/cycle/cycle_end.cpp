@@ -1,0 +1,215 @@
+// The end of a cycle: waiting for the pool's runs, pausing the pool (the
+// request that must not be lost) and reading the runs' final states.
+#include <algorithm>
+#include <map>
+
+#include "common/error.hpp"
+#include "cycle/cycle_run.hpp"
+
+namespace pc::cycle_detail {
+
+void CycleRun::wait() {
+  if (quiet_) {
+    skip(kQuiet);
+    return;
+  }
+  if (!config_.wait_for_completion) {
+    skip("PREFECT_WAIT_FOR_COMPLETION is off");
+    return;
+  }
+  const auto start = Clock::now();
+  const bool bounded = wait_deadline_.has_value();
+  const auto deadline = wait_deadline_.value_or(start);
+  FlowRunFilter filter;
+  filter.work_pool_names = {config_.work_pool};
+  filter.state_types = config_.active_state_types;
+  int failures = 0;  // in a row
+  while (true) {
+    check_stop();
+    std::int64_t active = 0;
+    try {
+      active = deps_.client.count_flow_runs(filter);
+      failures = 0;
+    } catch (const Error& e) {
+      // One bad answer (a 500, a malformed body) does not end the wait:
+      // the count is asked again, up to three failures in a row.
+      if (++failures >= 3 || (bounded && Clock::now() >= deadline)) {
+        throw;
+      }
+      log_.warn("could not count the active flow runs (failure " + std::to_string(failures) +
+                " of 3), asking again in 1 s: " + e.what());
+      if (!deps_.sleeper.sleep_for(std::chrono::seconds(1))) {
+        check_stop();
+      }
+      continue;
+    }
+    const auto elapsed = since(start);
+    if (active == 0) {
+      log_.info("no active flow runs in pool \"" + config_.work_pool + "\" after " +
+                format_seconds(elapsed));
+      return;
+    }
+    if (bounded && Clock::now() >= deadline) {
+      throw Error(ExitCode::kWaitTimeout,
+                  "wait timed out after " + std::to_string(config_.wait_timeout.count()) +
+                      " s (PREFECT_WAIT_TIMEOUT_SECONDS) with " + std::to_string(active) +
+                      " flow run(s) still active in pool \"" + config_.work_pool + "\"",
+                  Hint::kWaitTimeout);
+    }
+    std::string progress = std::to_string(active) + " active flow run(s) in pool \"" +
+                           config_.work_pool + "\"; waited " + format_seconds(elapsed);
+    auto pause_for = std::chrono::duration_cast<std::chrono::milliseconds>(config_.wait_poll);
+    if (bounded) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      progress += ", " + format_seconds(left) + " left";
+      pause_for = std::max(std::chrono::milliseconds(0), std::min(pause_for, left));
+    }
+    log_.info(progress);
+    if (!deps_.sleeper.sleep_for(pause_for)) {
+      check_stop();
+    }
+  }
+}
+
+// Throws when the pool may still be resumed (summary_.pool_paused_at_end = false).
+void CycleRun::pause() {
+  if (!resume_attempted_) {
+    skip(quiet_ ? "nothing due or active: the pool stayed paused" : "the pool was not resumed");
+    return;
+  }
+  if (worker_registered_) {
+    forget_own_worker();
+  }
+  if (config_.auto_pause == AutoPause::kOff) {
+    skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
+    return;
+  }
+  if (config_.auto_pause == AutoPause::kOn) {
+    auto others = wait_for_other_workers();
+    if (!others.empty()) {
+      summary_.pool_left_resumed_for = others;
+      skip("other worker(s) of the pool are active (" + others +
+           "): not pausing so as not to stop them; the last cycle to finish pauses "
+           "(PREFECT_AUTO_PAUSE=force pauses anyway)");
+      log_.warn(current_message_);
+      return;
+    }
+  }
+  RequestOptions options;
+  // After a second signal the user wants out: one short try.
+  options.deadline =
+      deps_.hurry() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(120000);
+  try {
+    // Transient answers are retried by the client; any other failure
+    // (a 500, an unreadable answer) gets two more tries: this is the
+    // request that must not be lost. Pausing twice is harmless.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        deps_.client.set_work_pool_paused(config_.work_pool, true, options);
+        break;
+      } catch (const Error& e) {
+        if (attempt == 3 || deps_.hurry()) {
+          throw;
+        }
+        log_.warn(std::string("pausing failed (attempt ") + std::to_string(attempt) +
+                  " of 3): " + e.what());
+        deps_.sleeper.sleep_for(std::chrono::seconds(attempt));
+      }
+    }
+  } catch (const Error& e) {
+    summary_.pool_paused_at_end = false;
+    Error error(ExitCode::kApi,
+                std::string("could not pause work pool \"") + config_.work_pool +
+                    "\": it MAY STILL BE RESUMED: " + e.message(),
+                Hint::kPauseFailed);
+
+    if (summary_.message.empty()) {
+      summary_.message = error.what();
+    }
+    throw error;
+  }
+  summary_.pool_paused_at_end = true;
+  log_.info("work pool \"" + config_.work_pool + "\" paused");
+}
+
+// Our worker row goes away at the end, so that other cycles deciding
+// whether to pause do not count us as active.
+void CycleRun::forget_own_worker() {
+  try {
+    deps_.client.delete_worker(config_.work_pool, config_.worker_name);
+  } catch (const Error& e) {
+    log_.debug(std::string("could not delete our worker row: ") + e.what());
+  }
+}
+
+// Names of other workers that heartbeated within their interval, after
+// waiting up to 10 s for them to finish (several cycles ending together).
+std::string CycleRun::wait_for_other_workers() {
+  const auto give_up = Clock::now() + std::chrono::seconds(deps_.hurry() ? 0 : 10);
+  bool logged = false;
+  while (true) {
+    std::string names;
+    try {
+      const auto now = std::chrono::system_clock::now();
+      for (const auto& worker : deps_.client.read_workers(config_.work_pool)) {
+        auto since = worker.since_heartbeat(now);
+        if (worker.name != config_.worker_name && since &&
+            *since < worker.heartbeat_interval() + std::chrono::seconds(5)) {
+          names += (names.empty() ? "" : ", ") + worker.name;
+        }
+      }
+    } catch (const Error& e) {
+      log_.warn(std::string("could not list the pool's workers: ") + e.what());
+      return "";
+    }
+    if (names.empty() || Clock::now() >= give_up || deps_.stop_signal() != 0) {
+      return names;
+    }
+    if (!logged) {
+      log_.info("other worker(s) of the pool are active (" + names +
+                "): waiting up to 10 s for them to finish before pausing");
+      logged = true;
+    }
+    deps_.sleeper.sleep_for(std::chrono::milliseconds(1000));
+  }
+}
+
+void CycleRun::collect_runs() {
+  if (tracked_ids_.empty()) {
+    return;
+  }
+  std::vector<std::string> ids(tracked_ids_.begin(), tracked_ids_.end());
+  std::map<std::string, FlowRun> found;
+  try {
+    for (std::size_t i = 0; i < ids.size(); i += 200) {
+      FlowRunFilter filter;
+      filter.ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(i),
+                        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + 200)));
+      for (auto& run : deps_.client.read_flow_runs(filter)) {
+        found.emplace(run.id, std::move(run));
+      }
+    }
+  } catch (const Error& e) {
+    log_.warn(std::string("could not read the final states of the flow runs: ") + e.what());
+  }
+  for (const auto& id : ids) {
+    RunRecord record{id, "", "UNKNOWN", "", ""};
+    if (auto it = found.find(id); it != found.end()) {
+      record.name = it->second.name;
+      if (it->second.state) {
+        record.state_type = std::string(to_string(it->second.state->type));
+        record.state_name = it->second.state->name;
+        record.message = it->second.state->message;
+      }
+    }
+    summary_.runs.push_back(std::move(record));
+  }
+}
+
+bool CycleRun::any_run_failed() const {
+  return std::any_of(summary_.runs.begin(), summary_.runs.end(), [](const RunRecord& r) {
+    return r.state_type == "FAILED" || r.state_type == "CRASHED";
+  });
+}
+
+}  // namespace pc::cycle_detail
