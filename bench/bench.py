@@ -14,6 +14,9 @@ backends a table of them side by side (wall, requests, HTTP 503 answers).
                 counting the pool's active runs with Prefect's client, 1 s poll),
                 `prefect work-pool pause P`.
   prefect-cycle `prefect-cycle run` with the same pool, limit and prefetch.
+  prefect-cycle-warm  the same with PREFECT_CYCLE_WARM_START=true (issue 19): each
+                flow run forked from one preloaded Python, the launcher; in
+                scenario 6 also PREFECT_CYCLE_PRELOAD_MODULES=bench_heavy.
   floor         (scenario 3 only) the same command spawned once per run by
                 `xargs -P L`.
   floor-claim   (scenario 3 only) the same, each job first proposing PENDING
@@ -26,7 +29,16 @@ Scenarios: 1 empty pool; 2 twenty due runs of tests/e2e/flows/flows.py:hello,
 limit 5; 3 two hundred due runs whose deployment `command` is an `sh -c 'curl ..'`
 that sets the run COMPLETED through the API, limit 20; 4 (measured in 2 and 3)
 time from the last run's end_time to the exit of the cycle; 5 twenty runs of that
-command, limit 20 (all claimed at once: where round trips show).
+command, limit 20 (all claimed at once: where round trips show); 6 (issue 19) twenty
+runs of bench/heavy/heavy_flows.py:heavy, limit 5, a flow whose body imports
+bench/heavy/bench_heavy.py, which takes about a second to import (69 standard-library
+modules and a pure-Python prime sieve: CPU, no sleep). In scenario 6 bench/heavy is on
+the PYTHONPATH of every contender, so of the flow runs and the warm launcher too.
+
+Contenders (--contenders / BENCH_CONTENDERS, a comma list; the floors run in
+scenario 3 only): by default baseline and prefect-cycle everywhere, plus
+prefect-cycle-warm in scenarios 2 and 6, plus the floors in 3. They alternate:
+baseline, prefect-cycle, prefect-cycle-warm in even repetitions, reversed in odd ones.
 
 Latency (BENCH_LATENCY_MS=0,100): for each value other than 0 the contenders (and
 the flow runs they start) reach the server through tests/e2e/fault_proxy.py holding
@@ -40,6 +52,29 @@ cutime/cstime read from /proc/PID/stat while it is a zombie (waitid WNOWAIT),
 so the flow processes it reaped are excluded; peak RSS = VmHWM of the controller process
 sampled every 5 ms until it exits; HTTP requests = prefect-cycle's debug lines, and for the baseline an
 httpx hook (bench/httplog/sitecustomize.py) in the controller processes.
+
+Flow processes' total PSS (scenarios other than 1): every PSS_INTERVAL (0.15 s) the
+driver walks the descendants of the contender's process (by the ppid of /proc/*/stat)
+and reads each one's `Pss:` line of /proc/PID/smaps_rollup (kB), keeping per pid the
+largest value seen. Summed are, per flow process, those peaks:
+  - prefect-cycle and prefect-cycle-warm: the pids of its "started: ... (pid N" log
+    lines, i.e. the `python -m prefect.engine` processes it spawned (cold) or the flow
+    processes forked from the launcher and re-parented to it (warm). Not summed: the
+    launcher itself (reported as its own row, "the launcher's peak PSS", from its
+    "launcher ready (pid N)" line) and the launcher's short-lived intermediate forks.
+  - baseline: the descendants of its `prefect worker start` processes whose command
+    line contains `prefect.engine` (the flow runs the process worker starts).
+PSS divides each shared page among the processes mapping it, so pages a warm flow
+process shares with the launcher and its siblings count only in part; the sum of
+peaks taken at different moments is an upper bound of the flows' PSS at any moment.
+A flow process that lives less than one sampling interval can be missed: the
+"flow processes sampled" row says how many were seen (a note in "Every run" when
+fewer than were started).
+
+Per-run profile (prefect-cycle contenders, from their debug logs; run_profile): per
+flow run the seconds from its "started:" line to its first output line, to Prefect's
+"Beginning flow run" and "Finished in state" lines, and to its exit; median
+[min..max] over every run of the scenario, printed under its table.
 """
 
 from __future__ import annotations
@@ -93,6 +128,10 @@ CLAIM_COMMAND = (
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 REAPED_LINE = re.compile(r"^(\S+Z) .*\] process .*; flow run [A-Z]+$", re.M)
 RETRY_LINE = re.compile(r"; retry \d+ of \d+ in ([0-9.]+) s")
+STARTED_LINE = re.compile(r"^(\S+Z) .*\[([^\]]*)\] started: \S+ \(pid (\d+)", re.M)
+LAUNCHER_LINE = re.compile(r"warm start: launcher ready \(pid (\d+)\)")
+HEAVY_DIR = ROOT / "bench" / "heavy"  # scenario 6's flow and its heavy module
+HEAVY_MODULE = "bench_heavy"
 REQUEST_LINE = re.compile(r"\b(GET|POST|PATCH|PUT|DELETE|HEAD) (\S+) -> (\S+) \((\d+) ms\)")
 
 
@@ -113,6 +152,9 @@ class Proc:
     returncode: int | None = None
     pid: int = 0
     timed_out: bool = False
+    # with measured(..., pss=True): pid -> (peak PSS kB, cmdline, ppid) of every
+    # descendant seen, sampled every PSS_INTERVAL s
+    descendants: dict = field(default_factory=dict)
 
 
 def _read_mem(pid: int) -> tuple[int, int]:
@@ -130,6 +172,57 @@ def _read_mem(pid: int) -> tuple[int, int]:
     return hwm, anon
 
 
+PSS_INTERVAL = 0.15  # seconds between two walks of a contender's process tree
+
+
+def _children_map() -> dict[int, list[int]]:
+    """ppid -> pids, from /proc/*/stat."""
+    kids: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def _read_pss(pid: int) -> int | None:
+    """The Pss: line of /proc/PID/smaps_rollup in kB; None once gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _sample_tree(root: int, seen: dict) -> None:
+    """One walk of root's descendants: each one's PSS, keeping the peak per pid."""
+    kids = _children_map()
+    todo = list(kids.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += kids.get(pid, [])
+        pss = _read_pss(pid)
+        if pss is None:
+            continue
+        try:  # read every time: a process may exec (a shell, a shim) after we saw it
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        ppid = next((p for p, cs in kids.items() if pid in cs), 0)
+        peak = max(pss, seen[pid][0]) if pid in seen else pss
+        seen[pid] = (peak, cmd or seen.get(pid, (0, ""))[1], ppid)
+
+
 def _read_stat_times(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
@@ -139,8 +232,10 @@ def _read_stat_times(pid: int) -> tuple[float, float]:
     return (utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK
 
 
-def measured(argv: list[str], env: dict[str, str], log_path: Path, timeout: float) -> Proc:
-    """Runs argv to completion and measures it (see the module docstring)."""
+def measured(argv: list[str], env: dict[str, str], log_path: Path, timeout: float,
+             pss: bool = False) -> Proc:
+    """Runs argv to completion and measures it (see the module docstring); with
+    `pss`, also the peak PSS of each of its descendants (Proc.descendants)."""
     p = Proc(argv=[str(a) for a in argv])
     with open(log_path, "ab") as log:
         log.write(("\n$ " + " ".join(p.argv) + "\n").encode())
@@ -162,6 +257,19 @@ def measured(argv: list[str], env: dict[str, str], log_path: Path, timeout: floa
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
 
+    def sample_pss() -> None:
+        while not done.is_set():
+            try:
+                _sample_tree(child.pid, p.descendants)
+            except Exception as e:  # noqa: BLE001 - a measuring bug must not hang the run
+                p.descendants[-1] = (0, f"sampling failed: {e!r}", 0)
+                return
+            done.wait(PSS_INTERVAL)
+
+    pss_sampler = threading.Thread(target=sample_pss, daemon=True) if pss else None
+    if pss_sampler:
+        pss_sampler.start()
+
     def kill_at_deadline() -> None:
         if not done.wait(timeout):
             p.timed_out = True
@@ -177,6 +285,8 @@ def measured(argv: list[str], env: dict[str, str], log_path: Path, timeout: floa
     p.end = time.time()
     done.set()
     sampler.join()
+    if pss_sampler:
+        pss_sampler.join()
     _, p.cpu_children = _read_stat_times(child.pid)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = p.returncode = os.waitstatus_to_exitcode(status)
@@ -234,10 +344,34 @@ class Api:
 
         return asyncio.run(go())
 
-    def setup_pool(self, entrypoint: str | None, runs: int, job_variables: dict | None = None):
+    def deploy_from(self, directory: Path, pool: str, entrypoint: str, name: str) -> str:
+        """harness.Prefect.deploy for a flow file of `directory` (not tests/e2e/flows):
+        run from that directory (pull step set_working_directory)."""
+        from harness import _retry, _run
+        from prefect.flows import load_flow_from_entrypoint
+
+        flow = load_flow_from_entrypoint(str(directory / entrypoint))
+        flow_id = self.prefect.call("create_flow_from_name", flow.name)
+
+        async def go():
+            async with self.prefect._client() as c:
+                return await c.create_deployment(
+                    flow_id=flow_id, name=name, work_pool_name=pool, entrypoint=entrypoint,
+                    path=str(directory),
+                    pull_steps=[{"prefect.deployments.steps.set_working_directory":
+                                 {"directory": str(directory)}}])
+
+        return str(_retry(lambda: _run(go())))
+
+    def setup_pool(self, entrypoint: str | None, runs: int, job_variables: dict | None = None,
+                   directory: Path | None = None):
         pool = self.prefect.create_pool(paused=True)
         dep_id = None
-        if entrypoint:
+        if entrypoint and directory:
+            dep_id = self.deploy_from(directory, pool, entrypoint, f"dep-{pool}")
+            if runs:
+                self.create_runs(dep_id, runs)
+        elif entrypoint:
             dep_id, _ = self.prefect.deploy(pool, entrypoint, name=f"dep-{pool}",
                                             job_variables=job_variables)
             if runs:
@@ -270,6 +404,12 @@ class Result:
     note: str = ""
     backend: str = "sqlite"  # the Prefect server's database (BENCH_BACKENDS)
     http_503: int | None = None  # answers 503 the controller got (None: not recorded)
+    flow_pss_kib: int | None = None  # sum over the flow processes of each one's peak PSS
+    flow_procs: int = 0  # flow processes seen by the PSS sampler
+    launcher_pss_kib: int | None = None  # prefect-cycle-warm: the launcher's peak PSS (not summed)
+    # prefect-cycle: per flow run, seconds from its "started:" line to its first
+    # output line and to its "process ... exited" line (see run_profile)
+    profile: list = field(default_factory=list)
 
 
 def parse_time(text: str | None) -> float | None:
@@ -294,14 +434,14 @@ class Bench:
         self.api = api
         self.work = work
         self.binary = binary
-        self.limit = {1: 5, 2: 5, 3: 20, 5: 20}
-        self.runs = {1: 0, 2: args.runs_2, 3: args.runs_3, 5: 20}
+        self.limit = {1: 5, 2: 5, 3: 20, 5: 20, 6: 5}
+        self.runs = {1: 0, 2: args.runs_2, 3: args.runs_3, 5: 20, 6: args.runs_2}
         self.prefetch = 10
         self.timeout = args.timeout
 
     # the common environment of everything the contenders start
-    def env(self, home: Path) -> dict[str, str]:
-        return {
+    def env(self, home: Path, scenario: int = 0) -> dict[str, str]:
+        env = {
             "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(home),
             "LANG": "C.UTF-8",
@@ -309,12 +449,17 @@ class Bench:
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
+        if scenario == 6:  # the heavy module, for the flow runs and the warm launcher
+            env["PYTHONPATH"] = str(HEAVY_DIR)
+        return env
 
     def scenario_pool(self, scenario: int):
         if scenario == 1:
             return self.api.setup_pool(None, 0)
         if scenario == 2:
             return self.api.setup_pool("flows.py:hello", self.runs[2])
+        if scenario == 6:
+            return self.api.setup_pool("heavy_flows.py:heavy", self.runs[6], directory=HEAVY_DIR)
         return self.api.setup_pool("flows.py:hello", self.runs[scenario],
                                    {"command": CHEAP_COMMAND})
 
@@ -334,10 +479,13 @@ class Bench:
             r.note += f" expected {expected} COMPLETED, got {r.states}"
         return r
 
-    def run_cycle(self, scenario: int, rep: int) -> Result:
+    def run_cycle(self, scenario: int, rep: int, warm: bool = False) -> Result:
+        """prefect-cycle; `warm`: prefect-cycle-warm (PREFECT_CYCLE_WARM_START=true and,
+        in scenario 6, PREFECT_CYCLE_PRELOAD_MODULES=bench_heavy)."""
+        name = "prefect-cycle-warm" if warm else "prefect-cycle"
         pool, _ = self.scenario_pool(scenario)
         home = Path(tempfile.mkdtemp(prefix="cycle-", dir=self.work))
-        env = self.env(home) | {
+        env = self.env(home, scenario) | {
             "PREFECT_WORK_POOL": pool,
             "PREFECT_WORKER_FLOW_LIMIT": str(self.limit[scenario]),
             "PREFECT_WORKER_PREFETCH_SECONDS": str(self.prefetch),
@@ -346,13 +494,31 @@ class Bench:
             "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug",
             "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text",  # the lines parsed below
         }
-        log = self.work / f"s{scenario}-r{rep}-prefect-cycle.log"
-        p = measured([*self.args.cycle_prefix.split(), self.binary, "run"], env, log, self.timeout)
+        if warm:
+            env["PREFECT_CYCLE_WARM_START"] = "true"
+            if scenario == 6:
+                env["PREFECT_CYCLE_PRELOAD_MODULES"] = HEAVY_MODULE
+        log = self.work / f"s{scenario}-r{rep}-{name}.log"
+        p = measured([*self.args.cycle_prefix.split(), self.binary, "run"], env, log, self.timeout,
+                     pss=True)
         text = log.read_text(errors="replace")
         requests = [normalise(m.group(1), m.group(2)) + f" -> {m.group(3)} ({m.group(4)} ms)"
                     for m in REQUEST_LINE.finditer(text)]
-        r = Result("prefect-cycle", scenario, rep, p.wall, p.cpu_self, p.cpu_self + p.cpu_children,
+        r = Result(name, scenario, rep, p.wall, p.cpu_self, p.cpu_self + p.cpu_children,
                    p.peak_rss_kib, len(requests), p.peak_anon_kib, request_list=requests)
+        # Flow processes: the pids of the "started: ... (pid N" lines, cold or warm
+        # (not the launcher, nor the launcher's short-lived intermediate forks).
+        flow_pids = {int(m.group(3)) for m in STARTED_LINE.finditer(text)}
+        flows = [v for pid, v in p.descendants.items() if pid in flow_pids]
+        r.flow_pss_kib, r.flow_procs = sum(v[0] for v in flows), len(flows)
+        launcher = LAUNCHER_LINE.search(text)
+        if launcher and int(launcher.group(1)) in p.descendants:
+            r.launcher_pss_kib = p.descendants[int(launcher.group(1))][0]
+        r.profile = run_profile(text)
+        if -1 in p.descendants:
+            r.note += " " + p.descendants[-1][1]
+        if flow_pids and len(flows) < len(flow_pids):
+            r.note += f" PSS sampled for {len(flows)} of {len(flow_pids)} flow processes"
         reaped = [parse_time(m.group(1)) for m in REAPED_LINE.finditer(text)]
         if reaped:
             r.exit_after_reap = p.end - max(reaped)
@@ -368,8 +534,10 @@ class Bench:
         pool, _ = self.scenario_pool(scenario)
         home = Path(tempfile.mkdtemp(prefix="baseline-", dir=self.work))
         http_log = home / "http.log"
-        env = self.env(home) | {"PYTHONPATH": str(BENCH / "httplog"),
-                                "BENCH_HTTP_LOG": str(http_log)}
+        env = self.env(home, scenario)
+        env |= {"PYTHONPATH": ":".join(filter(None, [str(BENCH / "httplog"),
+                                                     env.get("PYTHONPATH")])),
+                "BENCH_HTTP_LOG": str(http_log)}
         name = "baseline" if looped else "baseline-single"
         log = self.work / f"s{scenario}-r{rep}-{name}.log"
         prefect = str(VENV_BIN / "prefect")
@@ -379,7 +547,8 @@ class Bench:
         deadline = t0 + self.timeout
 
         def step(stage: str, argv) -> Proc:
-            p = measured(argv, env, log, max(1.0, deadline - time.monotonic()))
+            p = measured(argv, env, log, max(1.0, deadline - time.monotonic()),
+                         pss=stage == "worker")
             procs.append(p)
             stages[stage] = stages.get(stage, 0.0) + p.wall
             return p
@@ -417,6 +586,10 @@ class Bench:
             r.note = "; ".join(f"{' '.join(p.argv[1:4])}: exit {p.returncode}"
                                f"{' (timed out)' if p.timed_out else ''}" for p in bad)
         r.stages["peak_rss_all_kib"] = max(p.peak_rss_kib for p in procs)
+        # Flow processes: the worker's `python -m prefect.engine` descendants.
+        flows = [v for w in workers for pid, v in w.descendants.items()
+                 if pid != -1 and "prefect.engine" in v[1]]
+        r.flow_pss_kib, r.flow_procs = sum(v[0] for v in flows), len(flows)
         shutil.rmtree(home, ignore_errors=True)
         return self.finish(r, pool, last.end)
 
@@ -441,6 +614,53 @@ class Bench:
                    note=f"command: {script}")
         shutil.rmtree(home, ignore_errors=True)
         return self.finish(r, pool, p.end)
+
+
+LOG_LINE = re.compile(r"^(\S+)Z \S+\s+\[[^\]]*flow_run_id=([0-9a-f-]{36})[^\]]*\] (.*)$", re.M)
+CLOCK_PREFIX = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) \| ")
+
+
+PROFILE_PHASES = (  # run_profile's keys, in order: (key, what the table calls it)
+    ("first", "first output line"),
+    ("begin", "\"Beginning flow run\""),
+    ("finished", "\"Finished in state\""),
+    ("exit", "exit (reaped)"),
+)
+
+
+def run_profile(text: str) -> list[dict]:
+    """Per flow run of a prefect-cycle debug log, seconds from its "started:" line
+    to: its first output line in Prefect's console format ("HH:MM:SS.mmm | ...",
+    "first"), its "Beginning flow run" line ("begin"), its "Finished in state"
+    line ("finished"), and its "process ...; flow run X" line ("exit", when
+    prefect-cycle reaped it). Output lines are timed by the flow's own clock (their
+    HH:MM:SS.mmm; prefect-cycle may write a line up to 300 ms after reading it);
+    the others by the log line's time."""
+    runs: dict[str, dict] = {}
+    for m in LOG_LINE.finditer(text):
+        stamp, run, msg = m.group(1), m.group(2), m.group(3)
+        t = parse_time(stamp + "Z")
+        if msg.startswith("started: "):
+            runs[run] = {"start": t}
+            continue
+        r = runs.get(run)
+        if r is None or "exit" in r:
+            continue
+        if REAPED_LINE.match(m.group(0)):
+            r["exit"] = t - r["start"]
+            continue
+        clock = CLOCK_PREFIX.match(msg)
+        if not clock:
+            continue  # prefect-cycle's own line about the run
+        own = parse_time(f"{stamp.split('T')[0]}T{clock.group(1)}Z")
+        if own is not None and abs(own - t) < 60:  # not across midnight
+            t = own
+        r.setdefault("first", t - r["start"])
+        if "Beginning flow run" in msg:
+            r.setdefault("begin", t - r["start"])
+        elif "Finished in state" in msg:
+            r.setdefault("finished", t - r["start"])
+    return list(runs.values())
 
 
 # --------------------------------------------------------------------------- report
@@ -472,7 +692,16 @@ SCENARIO_TITLES = {
     2: "2. 20 due runs of flows.py:hello, limit 5",
     3: "3. 200 due runs, command = sh -c 'curl .../set_state COMPLETED', limit 20",
     5: "5. 20 due runs of that command, limit 20",
+    6: "6. 20 due runs of bench/heavy/heavy_flows.py:heavy (imports bench_heavy, ~1 s), limit 5",
 }
+
+# Contenders by default (without --contenders / BENCH_CONTENDERS), per scenario.
+DEFAULT_CONTENDERS = {
+    2: ["baseline", "prefect-cycle", "prefect-cycle-warm"],
+    3: ["baseline", "prefect-cycle", "floor", "floor-claim"],
+    6: ["baseline", "prefect-cycle", "prefect-cycle-warm"],
+}
+CYCLES = ("prefect-cycle", "prefect-cycle-warm")
 
 
 BACKEND_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
@@ -490,19 +719,22 @@ def title(key: str) -> str:
 
 def table(results: list[Result]) -> str:
     out = []
-    for s in (1, 2, 3, 5):
+    for s in sorted(SCENARIO_TITLES):
         rs = [r for r in results if r.scenario == s]
         if not rs:
             continue
         base = [r for r in rs if r.contender == "baseline"]
         ours = [r for r in rs if r.contender == "prefect-cycle"]
+        warm = [r for r in rs if r.contender == "prefect-cycle-warm"]
         single = [r for r in rs if r.contender == "baseline-single"]
         floor = [r for r in rs if r.contender == "floor"]
         floor_claim = [r for r in rs if r.contender == "floor-claim"]
-        cols = [("baseline", base), ("prefect-cycle", ours)]
         n_floor = f" / {len(floor)}" if floor else ""
-        out.append(f"\n### {SCENARIO_TITLES[s]}  (n = {len(base)} / {len(ours)}{n_floor})\n")
+        n_warm = f" / {len(warm)}" if warm else ""
+        out.append(f"\n### {SCENARIO_TITLES[s]}  (n = {len(base)} / {len(ours)}{n_warm}{n_floor})\n")
         head = "| figure | baseline | prefect-cycle | ratio baseline/prefect-cycle |"
+        if warm:
+            head += " prefect-cycle-warm | ratio cold/warm | ratio baseline/warm |"
         if floor:
             head += " floor (xargs) | prefect-cycle/floor |"
         if floor_claim:
@@ -518,15 +750,28 @@ def table(results: list[Result]) -> str:
             ("HTTP requests by the controller", lambda r: r.requests, "", 0),
         ]
         if s != 1:
+            rows.append(("flow processes' total PSS (sum of each one's peak)",
+                         lambda r: None if r.flow_pss_kib is None else r.flow_pss_kib / 1024,
+                         " MiB", 1))
+            rows.append(("flow processes sampled", lambda r: r.flow_procs
+                         if r.flow_pss_kib is not None else None, "", 0))
+            if warm:
+                rows.append(("(warm) the launcher's peak PSS, not in the sum",
+                             lambda r: None if r.launcher_pss_kib is None
+                             else r.launcher_pss_kib / 1024, " MiB", 1))
+        if s != 1:
             rows.append(("exit after last run's end_time", lambda r: r.exit_lag, " s", 2))
             rows.append(("(prefect-cycle) exit after last flow process reaped",
                          lambda r: r.exit_after_reap, " s", 2))
             rows.append(("(prefect-cycle) time in HTTP retry back-off",
-                         lambda r: r.retry_sleep if r.contender == "prefect-cycle" else None, " s", 1))
+                         lambda r: r.retry_sleep if r.contender in CYCLES else None, " s", 1))
         for label, get, unit, digits in rows:
             a = med([get(r) for r in base])
             b = med([get(r) for r in ours])
             line = f"| {label} | {fmt(a, unit, digits)} | {fmt(b, unit, digits)} | {ratio(a, b)} |"
+            if warm:
+                w = med([get(r) for r in warm])
+                line += f" {fmt(w, unit, digits)} | {ratio(b, w)} | {ratio(a, w)} |"
             for extra in (floor, floor_claim):
                 if extra:
                     f = (med([get(r) for r in extra])
@@ -543,18 +788,25 @@ def table(results: list[Result]) -> str:
         if s != 1 and base:
             out.append(f"\nbaseline `--run-once` invocations per cycle (looped until nothing "
                        f"due): {loops}")
+        for name, group in (("prefect-cycle", ours), ("prefect-cycle-warm", warm)):
+            prof = [x for r in group for x in r.profile]
+            if s != 1 and prof:
+                out.append(f"\n{name}, per flow run ({len(prof)} runs), from its \"started:\" "
+                           "line to: " + ", ".join(
+                               f"{label} {fmt(med([x.get(key) for x in prof]), ' s', 2)}"
+                               for key, label in PROFILE_PHASES))
     return "\n".join(out)
 
 
 def request_summary(results: list[Result], scenario: int) -> str:
     out = []
-    for name in ("prefect-cycle", "baseline"):
+    for name in ("prefect-cycle", "prefect-cycle-warm", "baseline"):
         rs = [r for r in results if r.scenario == scenario and r.contender == name]
         if not rs:
             continue
         r = rs[-1]
         out.append(f"\n{name}, scenario {scenario}, repetition {r.rep}: {r.requests} request(s)\n")
-        if scenario == 1 or name == "prefect-cycle" and scenario != 3:
+        if scenario == 1 or name in CYCLES and scenario != 3:
             out += [f"{i + 1:3d}. {line}" for i, line in enumerate(r.request_list)]
         else:
             counts: dict[str, int] = {}
@@ -576,14 +828,15 @@ def side_by_side(results: list[Result], backends: list[str]) -> str:
             + " | ".join(f"requests {b}" for b in backends) + " | "
             + " | ".join(f"HTTP 503 {b}" for b in backends) + " |")
     out = []
-    for s in (1, 2, 3, 5):
+    for s in sorted(SCENARIO_TITLES):
         rs = [r for r in results if r.scenario == s and r.contender != "baseline-single"]
         if not rs:
             continue
         out.append(f"\n### {SCENARIO_TITLES[s]}\n")
         out.append(head)
         out.append("|" + "---|" * (head.count("|") - 1))
-        contenders = [c for c in ("baseline", "prefect-cycle", "floor", "floor-claim")
+        contenders = [c for c in ("baseline", "prefect-cycle", "prefect-cycle-warm", "floor",
+                                  "floor-claim")
                       if any(r.contender == c for r in rs)]
 
         def stats(c, b, get):
@@ -613,13 +866,16 @@ def side_by_side(results: list[Result], backends: list[str]) -> str:
 
 def raw(results: list[Result]) -> str:
     out = ["| backend | scenario | contender | rep | wall s | CPU s | CPU tree s | peak RSS MiB "
-           "| requests | HTTP 503 | exit lag s | run-once calls | final states | ok | note |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| flow PSS MiB (processes) | requests | HTTP 503 | exit lag s | run-once calls "
+           "| final states | ok | note |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r.stages.items() if k != "peak_rss_all_kib")
         note = (r.note + (f" stages: {stages}" if stages else "")).strip().replace("|", "\\|")
         out.append(f"| {r.backend} | {r.scenario} | {r.contender} | {r.rep} | {r.wall:.3f} | "
-                   f"{r.cpu:.2f} | {r.cpu_tree:.2f} | {r.peak_rss_kib / 1024:.1f} | {r.requests} | "
+                   f"{r.cpu:.2f} | {r.cpu_tree:.2f} | {r.peak_rss_kib / 1024:.1f} | "
+                   f"{'' if r.flow_pss_kib is None else f'{r.flow_pss_kib / 1024:.1f} ({r.flow_procs})'} | "
+                   f"{r.requests} | "
                    f"{'n/a' if r.http_503 is None else r.http_503} | "
                    f"{'' if r.exit_lag is None else f'{r.exit_lag:.2f}'} | {r.iterations} | "
                    f"{json.dumps(r.states)} | {'yes' if r.ok else 'NO'} | {note} |")
@@ -734,6 +990,14 @@ def run_backend(args, backend: str, scenarios: list[int], work: Path, binary: Pa
     return description, floor_line
 
 
+def contenders(args, scenario: int) -> list[str]:
+    """--contenders / BENCH_CONTENDERS if given (each where it applies: the floors
+    in scenario 3 only), else DEFAULT_CONTENDERS."""
+    if args.contenders:
+        return [c.strip() for c in args.contenders.split(",")]
+    return DEFAULT_CONTENDERS.get(scenario, ["baseline", "prefect-cycle"])
+
+
 def run_scenarios(args, bench: "Bench", key: str, scenarios: list[int],
                   results: list[Result]) -> None:
     """Every scenario with every contender, alternating, tagged `key`."""
@@ -742,27 +1006,29 @@ def run_scenarios(args, bench: "Bench", key: str, scenarios: list[int],
     # to a query shape is slow (a first /flow_runs/count took 269 ms, not 9).
     if 1 in scenarios:
         for who in ("baseline", "prefect-cycle"):
-            if who in args.contenders.split(","):
+            if who in contenders(args, 1):
                 (bench.run_baseline if who == "baseline" else bench.run_cycle)(1, -1)
     repeats = {s: args.repeats_1 if s == 1 else args.repeats for s in scenarios}
     for rep in range(max(repeats.values(), default=0)):
         for s in scenarios:
             if rep >= repeats[s]:
                 continue
-            order = ["baseline", "prefect-cycle"] if rep % 2 == 0 else ["prefect-cycle", "baseline"]
+            order = ["baseline", "prefect-cycle", "prefect-cycle-warm"]
+            if rep % 2:
+                order.reverse()
             if s == 3:
                 order += ["floor", "floor-claim"]
                 if rep >= args.baseline_repeats_3:
                     order.remove("baseline")
-            order = [c for c in order if c in args.contenders.split(",")]
+            order = [c for c in order if c in contenders(args, s)]
             for who in order:
                 if s == 1:
                     time.sleep(args.settle)
                 t = time.monotonic()
                 if who == "baseline":
                     r = bench.run_baseline(s, rep)
-                elif who == "prefect-cycle":
-                    r = bench.run_cycle(s, rep)
+                elif who in CYCLES:
+                    r = bench.run_cycle(s, rep, warm=who == "prefect-cycle-warm")
                 else:
                     r = bench.run_floor(rep, claim=who == "floor-claim")
                 r.backend = key
@@ -770,9 +1036,11 @@ def run_scenarios(args, bench: "Bench", key: str, scenarios: list[int],
                 print(f"{tag}scenario {s} rep {rep} {who}: wall {r.wall:.3f} s, cpu {r.cpu:.2f} s, "
                       f"rss {r.peak_rss_kib / 1024:.1f} MiB, requests {r.requests}, exit lag "
                       f"{r.exit_lag if r.exit_lag is None else round(r.exit_lag, 2)}, states "
-                      f"{r.states}{'' if r.ok else ' NOT OK: ' + r.note} "
+                      f"{r.states}, flow PSS "
+                      f"{'n/a' if r.flow_pss_kib is None else f'{r.flow_pss_kib / 1024:.1f} MiB'}"
+                      f" ({r.flow_procs} processes){'' if r.ok else ' NOT OK: ' + r.note} "
                       f"({time.monotonic() - t:.0f} s incl. setup)", flush=True)
-            if s == 2 and rep < args.single_repeats and "baseline" in args.contenders:
+            if s == 2 and rep < args.single_repeats and "baseline" in contenders(args, s):
                 r = bench.run_baseline(s, rep, looped=False)
                 r.backend = key
                 results.append(r)
@@ -797,8 +1065,11 @@ def main() -> int:
                     help="repetitions of the baseline in scenario 3 (about 200 s each)")
     ap.add_argument("--runs-2", type=int, default=20)
     ap.add_argument("--runs-3", type=int, default=200)
-    ap.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS",
-                                                           "baseline,prefect-cycle,floor,floor-claim"))
+    ap.add_argument("--contenders", default=os.environ.get("BENCH_CONTENDERS", ""),
+                    help="comma list of baseline, prefect-cycle, prefect-cycle-warm, floor, "
+                         "floor-claim (the floors run in scenario 3 only); default: per "
+                         "scenario, baseline and prefect-cycle, plus prefect-cycle-warm in 2 "
+                         "and 6, plus the floors in 3")
     ap.add_argument("--cycle-prefix", default=os.environ.get("BENCH_CYCLE_PREFIX", ""),
                     help="command prefix for prefect-cycle (profiling: 'strace -c -o F')")
     ap.add_argument("--timeout", type=float, default=600, help="per contender run, seconds")
@@ -903,7 +1174,8 @@ def main() -> int:
         f"- repetitions: {args.repeats} per contender (scenario 1: {args.repeats_1}, each after "
         f"a {args.settle:g}-s pause; scenario 3 baseline: "
         f"{min(args.repeats, args.baseline_repeats_3)}, about 200 s each; one-shot baseline in "
-        f"scenario 2: {args.single_repeats}); limit 5 / 5 / 20, prefetch 10 s; "
+        f"scenario 2: {args.single_repeats}); limit 5 / 5 / 20 / 20 / 5 (scenarios 1, 2, 3, 5, "
+        f"6), prefetch 10 s; "
         f"total {elapsed / 60:.1f} min",
         f"- prefect-cycle command prefix: `{args.cycle_prefix}`" if args.cycle_prefix else "",
         "",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks prefect-cycle against Prefect's own worker (issue 7): starts a
-# local Prefect server per backend and runs each scenario with both contenders,
-# alternating.
+# local Prefect server per backend and runs each scenario with every contender,
+# alternating. Besides wall time, CPU and memory of the controller, it reports the
+# flow processes' total PSS (the sum of each flow process's peak Pss, sampled every
+# 0.15 s; what is summed: bench/bench.py's docstring).
 # Prints the table and writes bench/results/<date>.md. See docs/benchmarks.md.
 #
 #   BENCH_BACKENDS=sqlite,postgres  the server's database, one server per backend,
@@ -9,7 +11,13 @@
 #                           tests/e2e/pg_server.py starts it; also --backends)
 #   BENCH_REPEATS=3         repetitions per contender and scenario
 #   BENCH_SCENARIOS=1,2,3   which scenarios (4, the exit lag, is measured in 2 and 3;
-#                           5 is 20 cheap runs at limit 20)
+#                           5 is 20 cheap runs at limit 20; 6 is 20 runs at limit 5 of a
+#                           flow importing bench/heavy/bench_heavy.py, ~1 s to import)
+#   BENCH_CONTENDERS=...    comma list of baseline, prefect-cycle, prefect-cycle-warm
+#                           (PREFECT_CYCLE_WARM_START=true; in 6 also
+#                           PREFECT_CYCLE_PRELOAD_MODULES=bench_heavy), floor, floor-claim
+#                           (also --contenders); default: baseline and prefect-cycle,
+#                           plus prefect-cycle-warm in 2 and 6, plus the floors in 3
 #   BENCH_LATENCY_MS=0      comma list: 100 puts the e2e proxy holding every answer
 #                           100 ms between the contenders and the server (also
 #                           --latency-ms); each value is its own column
