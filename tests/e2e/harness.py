@@ -605,7 +605,9 @@ class Cycle:
             "LANG": "C.UTF-8",
             "PREFECT_HOME": str(self.tmp / "prefect-home"),
             "PREFECT_API_URL": self.server.api_url,
-            "PREFECT_WORKER_PYTHON": str(VENV_PYTHON),
+            # PC_E2E_WORKER_PYTHON: another interpreter with Prefect for the
+            # flow runs (scripts/warm-pythons.sh --e2e uses a Python 3.12 venv).
+            "PREFECT_WORKER_PYTHON": os.environ.get("PC_E2E_WORKER_PYTHON") or str(VENV_PYTHON),
             "PREFECT_WAIT_POLL_SECONDS": "1",
             "PREFECT_WORKER_CYCLE_LOG_LEVEL": "debug",
             # The tests read text lines; the default would be JSON wherever the
