@@ -119,9 +119,10 @@ void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const
   }
 
   const std::string id = run.id;
-  Running entry{
-      std::move(run), rlog, FlowOutput(rlog), FlowOutput(rlog), 0, "", temp_dir, job.stream_output,
-      false,          "",   clock_.now()};
+  Running entry(std::move(run), rlog);
+  entry.temp_dir = temp_dir;
+  entry.stream_output = job.stream_output;
+  entry.started = clock_.now();
   Running& r = running_.emplace(id, std::move(entry)).first->second;
   ProcessLauncher::Started started;
   try {

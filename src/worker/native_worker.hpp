@@ -42,6 +42,9 @@ class NativeWorker::Impl {
 
   // A run whose process we started (or failed to start).
   struct Running {
+    Running(FlowRun flow_run, const Logger& run_log)
+        : run(std::move(flow_run)), log(run_log), out(run_log), err(run_log) {}
+
     FlowRun run;
     Logger log;
     FlowOutput out;  // the process's stdout, as log events

@@ -2,9 +2,11 @@
 
 #include <catch2/catch.hpp>
 
-#include <deque>
+#include <algorithm>
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,9 +83,10 @@ class FakePrefect : public HttpTransport {
       patches.push_back(path + " " + r.body);
       return answer(204);
     }
-    const std::string id = path.substr(
-        std::string("/flow_runs/").size(),
-        path.find('/', 1 + std::string("/flow_runs").size()) - std::string("/flow_runs/").size());
+    // "/flow_runs/{id}" and "/flow_runs/{id}/set_state"
+    const std::string prefix = "/flow_runs/";
+    const std::string rest = path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : "";
+    const std::string id = rest.substr(0, rest.find('/'));
     if (r.method == "GET" && path == "/flow_runs/" + id) {
       return runs_.count(id) ? answer(200, runs_[id]) : answer(404, {{"detail", "not found"}});
     }
@@ -100,6 +103,18 @@ class FakePrefect : public HttpTransport {
       return answer(201, {{"status", "ACCEPT"}, {"state", state}, {"details", json::object()}});
     }
     return answer(500, {{"detail", "not scripted: " + r.method + " " + path}});
+  }
+
+  // A batch (ApiClient::request_all) arrives last request first, as
+  // concurrent requests may; its answers still go back in their slots.
+  bool reverse_batches = false;
+  std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& batch) override {
+    std::vector<TransportOutcome> outcomes(batch.size());
+    for (std::size_t n = 0; n < batch.size(); ++n) {
+      const std::size_t i = reverse_batches ? batch.size() - 1 - n : n;
+      outcomes[i].response = send(batch[i]);
+    }
+    return outcomes;
   }
 
   // Applies a proposal without answering it (its answer was lost).
@@ -395,24 +410,49 @@ TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
   h.server.add_run("r1");
   h.server.add_run("r2");
   h.server.add_run("r3");
-  // One round of proposals for the batch; r2's is ABORTed, the others not.
-  h.server.on_set_state = [](const std::string& id, const json&,
-                             int) -> std::optional<HttpResponse> {
-    if (id == "r2") {
-      return answer(201, state_answer("ABORT", "PENDING", {{"reason", "claimed elsewhere"}}));
-    }
-    return std::nullopt;
-  };
-  h.launcher->plan = [](const std::string& id) {
-    return id == "r3" ? FakeLauncher::Plan{2, ExitStatus{1, 0}, ""} : FakeLauncher::Plan{};
-  };
-  auto result = h.run();
-  REQUIRE(h.launcher->started.size() == 2);
-  CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
-  CHECK(h.launcher->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
-  CHECK(h.records(result) ==
-        std::map<std::string, std::string>{{"r1", "COMPLETED"}, {"r3", "FAILED"}});
-  CHECK(h.server.type_of("r2") == "SCHEDULED");
+
+  SECTION("one of three proposals ABORTed") {
+    h.server.on_set_state = [](const std::string& id, const json&,
+                               int) -> std::optional<HttpResponse> {
+      if (id == "r2") {
+        return answer(201, state_answer("ABORT", "PENDING", {{"reason", "claimed elsewhere"}}));
+      }
+      return std::nullopt;
+    };
+    h.launcher->plan = [](const std::string& id) {
+      return id == "r3" ? FakeLauncher::Plan{2, ExitStatus{1, 0}, ""} : FakeLauncher::Plan{};
+    };
+    auto result = h.run();
+    REQUIRE(h.launcher->started.size() == 2);
+    CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
+    CHECK(h.launcher->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+    CHECK(h.records(result) ==
+          std::map<std::string, std::string>{{"r1", "COMPLETED"}, {"r3", "FAILED"}});
+    CHECK(h.server.type_of("r2") == "SCHEDULED");
+  }
+
+  SECTION("answered out of order: a limit of one lets the first to arrive in") {
+    h.server.reverse_batches = true;
+    bool taken = false;
+    h.server.on_set_state = [&](const std::string&, const json& state,
+                                int) -> std::optional<HttpResponse> {
+      if (state["type"] != "PENDING") {
+        return std::nullopt;
+      }
+      if (taken) {
+        return answer(201, state_answer("ABORT", "SCHEDULED", {{"reason", "limit of 1"}}));
+      }
+      taken = true;
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.server.proposals == std::vector<std::string>{"r3 PENDING", "r2 PENDING", "r1 PENDING"});
+    REQUIRE(h.launcher->started.size() == 1);
+    CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r3", "COMPLETED"}});
+    CHECK(h.server.type_of("r1") == "SCHEDULED");
+    CHECK(h.server.type_of("r2") == "SCHEDULED");
+  }
 }
 
 TEST_CASE("NativeWorker: after the process ends", "[worker]") {
