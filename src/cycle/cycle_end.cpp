@@ -5,6 +5,7 @@
 
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
+#include "http/retry.hpp"
 
 namespace pc::cycle_detail {
 
@@ -23,22 +24,23 @@ void CycleRun::wait() {
   FlowRunFilter filter;
   filter.work_pool_names = {config_.work_pool};
   filter.state_types = config_.active_state_types;
-  int failures = 0;  // in a row
+  // One bad answer (a 500, a malformed body) does not end the wait: the count
+  // is asked again 1 s later, up to three failures in a row.
+  FailureStreak count_failures{std::chrono::seconds(1), std::chrono::seconds(1)};
   while (true) {
     check_stop();
     std::int64_t active = 0;
     try {
       active = deps_.client.count_flow_runs(filter);
-      failures = 0;
+      count_failures.succeeded();
     } catch (const Error& e) {
-      // One bad answer (a 500, a malformed body) does not end the wait:
-      // the count is asked again, up to three failures in a row.
-      if (++failures >= 3 || (bounded && Clock::now() >= deadline)) {
+      const int in_a_row = count_failures.failed();
+      if (in_a_row >= 3 || (bounded && Clock::now() >= deadline)) {
         throw;
       }
-      log_.warn("could not count the active flow runs (failure " + std::to_string(failures) +
+      log_.warn("could not count the active flow runs (failure " + std::to_string(in_a_row) +
                 " of 3), asking again in 1 s: " + e.what());
-      if (!deps_.sleeper.sleep_for(std::chrono::seconds(1))) {
+      if (!deps_.sleeper.sleep_for(count_failures.delay())) {
         check_stop();
       }
       continue;
@@ -103,17 +105,18 @@ void CycleRun::pause() {
     // Transient answers are retried by the client; any other failure
     // (a 500, an unreadable answer) gets two more tries: this is the
     // request that must not be lost. Pausing twice is harmless.
+    constexpr Tries kTries{3, std::chrono::seconds(1), false};  // 1 s, then 2 s apart
     for (int attempt = 1;; ++attempt) {
       try {
         deps_.client.set_work_pool_paused(config_.work_pool, true, options);
         break;
       } catch (const Error& e) {
-        if (attempt == 3 || deps_.hurry()) {
+        if (kTries.last(attempt) || deps_.hurry()) {
           throw;
         }
-        log_.warn(std::string("pausing failed (attempt ") + std::to_string(attempt) +
-                  " of 3): " + e.what());
-        deps_.sleeper.sleep_for(std::chrono::seconds(attempt));
+        log_.warn(std::string("pausing failed (attempt ") + std::to_string(attempt) + " of " +
+                  std::to_string(kTries.attempts) + "): " + e.what());
+        deps_.sleeper.sleep_for(kTries.delay_after(attempt));
       }
     }
   } catch (const Error& e) {

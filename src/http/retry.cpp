@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <ctime>
 #include <string>
 #include <thread>
@@ -16,6 +17,20 @@ std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int retry_ind
   double sample = std::clamp(jitter_sample, -1.0, 1.0);
   double jittered = base * (1.0 + policy.jitter * sample);
   return std::chrono::milliseconds(static_cast<long long>(std::llround(std::max(0.0, jittered))));
+}
+
+std::chrono::milliseconds Tries::delay_after(int attempt) const {
+  const int n = std::max(1, attempt);
+  return doubling ? first * (std::int64_t{1} << std::min(n - 1, 30)) : first * n;
+}
+
+std::chrono::milliseconds FailureStreak::delay() const {
+  if (count_ == 0) {
+    return std::chrono::milliseconds(0);
+  }
+  const auto grown =
+      doubling_ ? first_ * (std::int64_t{1} << std::min(count_ - 1, 30)) : first_ * count_;
+  return std::min(grown, cap_);
 }
 
 std::optional<std::chrono::milliseconds> parse_retry_after(

@@ -20,6 +20,46 @@ struct RetryPolicy {
   std::chrono::milliseconds max_total{300000};  // all attempts and delays together
 };
 
+// The program's retry vocabulary. Every retry or back-off is one of three
+// kinds, and each call site names its own (a constant beside it):
+//  - RetryPolicy (above): a blocking API call retried inside ApiClient on
+//    transient answers (408/429/502/503, connection errors), within a budget.
+//  - Tries: a few more tries, after any failure, of a call that must not be
+//    lost (the pause, a run's final state, the read after a lost claim),
+//    sleeping between them.
+//  - FailureStreak: the failures in a row of a recurring call (heartbeat,
+//    poll, best-effort updates, the wait's count): when to try again (a
+//    growing delay, kept as a timer by the loop, not slept) and when to give
+//    up (the count against a limit).
+struct Tries {
+  int attempts = 3;                       // in all, the first included
+  std::chrono::milliseconds first{1000};  // the delay after the first failure
+  bool doubling = false;                  // first, 2×, 4× … instead of first, 2×, 3× …
+  // The delay after failed attempt `attempt` (1-based).
+  std::chrono::milliseconds delay_after(int attempt) const;
+  bool last(int attempt) const { return attempt >= attempts; }
+};
+
+class FailureStreak {
+ public:
+  // Delays first, then doubling (or growing by `first`) up to `cap`.
+  FailureStreak(std::chrono::milliseconds first, std::chrono::milliseconds cap,
+                bool doubling = true)
+      : first_(first), cap_(cap), doubling_(doubling) {}
+  // One more failure; returns how many in a row.
+  int failed() { return ++count_; }
+  void succeeded() { count_ = 0; }
+  int count() const { return count_; }
+  // How long to wait before the next try, after count() failures.
+  std::chrono::milliseconds delay() const;
+
+ private:
+  std::chrono::milliseconds first_;
+  std::chrono::milliseconds cap_;
+  bool doubling_;
+  int count_ = 0;
+};
+
 // The delay before retry number `retry_index` (0-based), with `jitter_sample`
 // in [-1, 1] scaling the jitter: initial × multiplier^i, capped, then ±jitter.
 std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int retry_index,

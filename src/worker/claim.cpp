@@ -263,7 +263,9 @@ bool NativeWorker::Impl::claim(const FlowRun& run, const Logger& rlog) {
 bool NativeWorker::Impl::applied_despite_error(const std::string& id,
                                                const std::string& transition_id,
                                                const Logger& rlog) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  // The read that decides whether a run is ours: three tries, 1 s and 2 s apart.
+  constexpr Tries kTries{3, std::chrono::seconds(1), true};
+  for (int attempt = 1; attempt <= kTries.attempts; ++attempt) {
     try {
       auto current = client_.read_flow_run(id);
       bool ours = false;
@@ -280,7 +282,7 @@ bool NativeWorker::Impl::applied_despite_error(const std::string& id,
       return ours;
     } catch (const Error& e) {
       rlog.warn(std::string("cannot read the run after a failed claim: ") + e.what());
-      if (!sleeper_.sleep_for(std::chrono::seconds(1 << attempt))) {
+      if (kTries.last(attempt) || !sleeper_.sleep_for(kTries.delay_after(attempt))) {
         break;
       }
     }

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/retry.hpp"
 #include "process/process.hpp"
 #include "worker/flow_output.hpp"
 #include "worker/launcher.hpp"
@@ -133,8 +134,11 @@ class NativeWorker::Impl {
   bool stopping_ = false;
   int launched_ = 0;
   int skipped_ = 0;
-  int consecutive_failures_ = 0;
-  int heartbeat_failures_ = 0;  // in a row
+  // A failed poll (run forever) is tried again 1 s, 2 s, 4 s … later, up to
+  // a minute; PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES in a row end the worker.
+  FailureStreak poll_failures_{std::chrono::seconds(1), std::chrono::seconds(60)};
+  // A failed heartbeat: again 1 s, 2 s, 4 s … later, up to 32 s or the interval.
+  FailureStreak heartbeat_failures_;  // set up by the constructor
 };
 
 }  // namespace pc

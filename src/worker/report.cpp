@@ -85,9 +85,10 @@ void NativeWorker::Impl::remember(const std::string& id, const std::optional<Flo
 // already applied is not applied twice.
 SetStateResult NativeWorker::Impl::set_state(const std::string& id, const StateCreate& state,
                                              bool force) {
+  constexpr Tries kTries{3, std::chrono::seconds(1), false};  // 1 s, then 2 s apart
   const std::string transition_id = new_uuid4();
   std::string error;
-  for (int attempt = 1; attempt <= 3; ++attempt) {
+  for (int attempt = 1; attempt <= kTries.attempts; ++attempt) {
     try {
       return client_.set_flow_run_state(id, state, force, transition_id);
     } catch (const Error& e) {
@@ -96,11 +97,12 @@ SetStateResult NativeWorker::Impl::set_state(const std::string& id, const StateC
       }
       error = e.what();
     }
-    if (attempt < 3) {
+    if (!kTries.last(attempt)) {
+      const auto delay = kTries.delay_after(attempt);
       log_.warn("could not set flow run " + id + " to " + std::string(to_string(state.type)) +
-                " (attempt " + std::to_string(attempt) + " of 3, next in " +
-                std::to_string(attempt) + " s): " + error);
-      sleeper_.sleep_for(std::chrono::seconds(attempt));  // even when stopping
+                " (attempt " + std::to_string(attempt) + " of " + std::to_string(kTries.attempts) +
+                ", next in " + std::to_string(delay.count() / 1000) + " s): " + error);
+      sleeper_.sleep_for(delay);  // even when stopping
     }
   }
   log_.error("could not set flow run " + id + " to " + std::string(to_string(state.type)) + ": " +

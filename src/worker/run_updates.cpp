@@ -57,14 +57,14 @@ void RunUpdates::send(std::vector<Update> updates, bool last) {
 }
 
 void RunUpdates::defer(Update update, const Error& e) {
-  ++update.failures;
-  if (update.failures > 2) {
-    update.log.warn("could not " + update.what + " (" + std::to_string(update.failures) +
+  const int in_a_row = update.failures.failed();
+  if (in_a_row > 2) {
+    update.log.warn("could not " + update.what + " (" + std::to_string(in_a_row) +
                     " tries): " + e.what());
     return;
   }
   update.log.debug("could not " + update.what + ", will try again: " + e.what());
-  update.due = clock_.now() + std::chrono::seconds(update.failures);
+  update.due = clock_.now() + update.failures.delay();
   retry_.push_back(std::move(update));
 }
 

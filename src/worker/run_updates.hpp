@@ -13,6 +13,7 @@
 
 #include "common/clock.hpp"
 #include "common/error.hpp"
+#include "http/retry.hpp"
 #include "log/logger.hpp"
 #include "prefect/client.hpp"
 
@@ -37,7 +38,9 @@ class RunUpdates {
     std::string what;
     Logger log;
     FlowRunPatch patch;
-    int failures = 0;
+    // Best effort: now, then 1 s and 2 s later (a timer of the loop), then
+    // once more with retries when the phase ends.
+    FailureStreak failures{std::chrono::seconds(1), std::chrono::seconds(2), false};
     std::chrono::steady_clock::time_point due{};
   };
 

@@ -67,7 +67,8 @@ Received receive(int fd, Child& launcher, const LineCallback& on_output, Clock::
                  json& message) {
   std::string buffer(kMaxMessage, '\0');
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       return Received::kTimeout;
     }
@@ -134,9 +135,9 @@ std::string WarmLauncher::start() {
   socket_ = pair[0];
   fcntl(socket_, F_SETFD, FD_CLOEXEC);
   SpawnOptions spawn;
-  spawn.argv = {options_.python,      "-c",        std::string(kWarmLauncherSource),
-                "--control-fd",       std::to_string(pair[1]),
-                "--preload",          joined(options_.preload)};
+  spawn.argv = {
+      options_.python,         "-c",        std::string(kWarmLauncherSource), "--control-fd",
+      std::to_string(pair[1]), "--preload", joined(options_.preload)};
   if (!options_.engine_modules.empty()) {
     spawn.argv.insert(spawn.argv.end(), {"--engine-modules", options_.engine_modules});
   }

@@ -51,7 +51,10 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       clock_(options_.clock ? *options_.clock : steady_clock_),
       log_(Logger::null()),
       processes_(options_.launcher ? options_.launcher : real_processes()),
-      updates_(client, clock_) {
+      updates_(client, clock_),
+      heartbeat_failures_(std::chrono::seconds(1),
+                          std::min<std::chrono::milliseconds>(std::chrono::seconds(32),
+                                                              config.heartbeat_interval)) {
   if (pool_.base_job_template.empty()) {
     pool_.base_job_template = default_process_job_template();
   }
@@ -189,16 +192,16 @@ void NativeWorker::Impl::heartbeat() {
   try {
     client_.send_worker_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval,
                                   RequestOptions{false, std::nullopt});
-    heartbeat_failures_ = 0;
+    heartbeat_failures_.succeeded();
     next_heartbeat_ = clock_.now() + config_.heartbeat_interval;
   } catch (const Error& e) {
-    const auto retry_in = std::min<std::chrono::seconds>(
-        std::chrono::seconds(1 << std::min(heartbeat_failures_++, 5)), config_.heartbeat_interval);
+    const int in_a_row = heartbeat_failures_.failed();
+    const auto retry_in = heartbeat_failures_.delay();
     // One failure that the next try repairs (a 503 from a busy SQLite
     // server) is routine; two in a row are worth a warning.
-    log_.log(heartbeat_failures_ >= 2 ? LogLevel::kWarn : LogLevel::kDebug,
-             "worker heartbeat failed (" + std::to_string(heartbeat_failures_) +
-                 " in a row), next try in " + std::to_string(retry_in.count()) + " s: " + e.what());
+    log_.log(in_a_row >= 2 ? LogLevel::kWarn : LogLevel::kDebug,
+             "worker heartbeat failed (" + std::to_string(in_a_row) + " in a row), next try in " +
+                 std::to_string(retry_in.count()) + " ms: " + e.what());
     next_heartbeat_ = clock_.now() + retry_in;
   }
 }
@@ -226,24 +229,22 @@ void NativeWorker::Impl::poll() {
   std::vector<WorkerFlowRun> runs;
   try {
     runs = client_.get_scheduled_flow_runs(pool_.name, config_.work_queues, horizon_);
-    consecutive_failures_ = 0;
+    poll_failures_.succeeded();
   } catch (const Error& e) {
     if (!config_.run_forever) {
       throw;
     }
-    ++consecutive_failures_;
-    if (consecutive_failures_ >= config_.max_consecutive_failures) {
+    const int in_a_row = poll_failures_.failed();
+    if (in_a_row >= config_.max_consecutive_failures) {
       throw Error(
           ExitCode::kApi,
-          "crash loop: " + std::to_string(consecutive_failures_) +
+          "crash loop: " + std::to_string(in_a_row) +
               " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES); the last: " +
               e.message(),
           Hint::kWorkerCrashLoop);
     }
-    auto backoff = std::min<std::chrono::milliseconds>(
-        std::chrono::milliseconds(1000) * (1 << std::min(consecutive_failures_ - 1, 6)),
-        std::chrono::milliseconds(60000));
-    log_.warn(std::string("polling failed (") + std::to_string(consecutive_failures_) +
+    const auto backoff = poll_failures_.delay();
+    log_.warn(std::string("polling failed (") + std::to_string(in_a_row) +
               " in a row), next try in " + std::to_string(backoff.count()) + " ms: " + e.what());
     next_poll_ = clock_.now() + backoff;
     return;

@@ -74,3 +74,47 @@ TEST_CASE("parse_retry_after rejects what is not seconds or an IMF date", "[http
   CHECK_FALSE(parse_retry_after("2015-10-21T07:28:00Z"));
   CHECK(parse_retry_after("120") == milliseconds(120000));
 }
+
+TEST_CASE("Tries: linear or doubling delays between a few tries", "[retry]") {
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  const Tries linear{3, seconds(1), false};
+  CHECK(linear.delay_after(1) == seconds(1));
+  CHECK(linear.delay_after(2) == seconds(2));
+  CHECK_FALSE(linear.last(2));
+  CHECK(linear.last(3));
+  const Tries doubling{4, milliseconds(500), true};
+  CHECK(doubling.delay_after(1) == milliseconds(500));
+  CHECK(doubling.delay_after(2) == milliseconds(1000));
+  CHECK(doubling.delay_after(3) == milliseconds(2000));
+}
+
+TEST_CASE("FailureStreak: counts failures in a row, grows the delay to its cap, resets",
+          "[retry]") {
+  using std::chrono::seconds;
+  FailureStreak streak(seconds(1), seconds(5));
+  CHECK(streak.delay() == seconds(0));
+  CHECK(streak.failed() == 1);
+  CHECK(streak.delay() == seconds(1));
+  CHECK(streak.failed() == 2);
+  CHECK(streak.delay() == seconds(2));
+  streak.failed();
+  CHECK(streak.delay() == seconds(4));
+  streak.failed();
+  CHECK(streak.delay() == seconds(5));  // capped
+  for (int i = 0; i < 40; ++i) {
+    streak.failed();  // no overflow however long the streak
+  }
+  CHECK(streak.delay() == seconds(5));
+  streak.succeeded();
+  CHECK(streak.count() == 0);
+  CHECK(streak.delay() == seconds(0));
+
+  FailureStreak linear(seconds(1), seconds(2), false);
+  linear.failed();
+  CHECK(linear.delay() == seconds(1));
+  linear.failed();
+  CHECK(linear.delay() == seconds(2));
+  linear.failed();
+  CHECK(linear.delay() == seconds(2));
+}

@@ -103,9 +103,10 @@ bool has(const std::vector<std::string>& lines, const std::string& line) {
 
 }  // namespace
 
-TEST_CASE("warm runs are our own children with the job's environment, directory, output and "
-          "exit code",
-          "[warm]") {
+TEST_CASE(
+    "warm runs are our own children with the job's environment, directory, output and "
+    "exit code",
+    "[warm]") {
   Fixture f;
   WarmLauncher launcher(f.options());
   REQUIRE(launcher.start().empty());
@@ -170,8 +171,7 @@ TEST_CASE("a preload that starts a thread: the launcher refuses and names the mo
   CHECK(why_not == why);
 }
 
-TEST_CASE("a preload that fails to import is a warning naming it; the launcher goes on",
-          "[warm]") {
+TEST_CASE("a preload that fails to import is a warning naming it; the launcher goes on", "[warm]") {
   Fixture f;
   WarmLauncher launcher(f.options({"broken_dep"}));
   REQUIRE(launcher.start().empty());
