@@ -47,7 +47,7 @@ class WarmLauncher {
   explicit WarmLauncher(WarmLauncherOptions options);
   WarmLauncher(const WarmLauncher&) = delete;
   WarmLauncher& operator=(const WarmLauncher&) = delete;
-  // Closes the socket (the launcher exits at its end) and reaps the launcher.
+  // Closes the socket and SIGKILLs and reaps the launcher (not its forks).
   ~WarmLauncher();
 
   // Starts the launcher and waits for its answer. Returns "" when it is
