@@ -1,6 +1,9 @@
 #include "common/redact.hpp"
 
 #include <algorithm>
+#include <cctype>
+
+#include "common/url.hpp"
 
 namespace pc {
 
@@ -30,6 +33,11 @@ std::string Redactor::redact(std::string_view text) const {
 }
 
 std::string redact_url_userinfo(std::string_view text) {
+  // Each "scheme://authority" in the text goes through the URL module; the
+  // authority ends where a URL's would, or at whitespace or a quote.
+  auto is_scheme_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '-' || c == '.';
+  };
   std::string out;
   out.reserve(text.size());
   std::string_view::size_type pos = 0;
@@ -38,27 +46,16 @@ std::string redact_url_userinfo(std::string_view text) {
     if (scheme_end == std::string_view::npos) {
       break;
     }
-    auto authority_start = scheme_end + 3;
-    // The authority ends at the first '/', '?', '#' or whitespace.
-    auto authority_end = text.find_first_of("/?# \t\r\n\"'", authority_start);
+    auto authority_end = text.find_first_of("/?# \t\r\n\"'", scheme_end + 3);
     if (authority_end == std::string_view::npos) {
       authority_end = text.size();
     }
-    auto at = text.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
-    out.append(text.substr(pos, authority_start - pos));
-    if (at != std::string_view::npos && at >= authority_start && at < authority_end) {
-      auto userinfo = text.substr(authority_start, at - authority_start);
-      auto colon = userinfo.find(':');
-      if (colon == std::string_view::npos) {
-        out.append(kRedacted);
-      } else {
-        out.append(userinfo.substr(0, colon + 1));
-        out.append(kRedacted);
-      }
-      out.append(text.substr(at, authority_end - at));
-    } else {
-      out.append(text.substr(authority_start, authority_end - authority_start));
+    auto scheme_begin = scheme_end;
+    while (scheme_begin > pos && is_scheme_char(text[scheme_begin - 1])) {
+      --scheme_begin;
     }
+    out.append(text.substr(pos, scheme_begin - pos));
+    out.append(redact_userinfo(text.substr(scheme_begin, authority_end - scheme_begin)));
     pos = authority_end;
   }
   out.append(text.substr(pos));

@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "common/spellcheck.hpp"
+#include "common/url.hpp"
 #include "config/monitor_values.hpp"
 #include "config/settings.hpp"
 
@@ -448,12 +449,12 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
 }
 
 std::optional<std::string> url_password(const std::string& url) {
-  static const std::regex kUserinfo(R"(^[A-Za-z][A-Za-z0-9+.-]*://([^/?#@:]*)(:([^/?#@]*))?@)");
-  std::smatch match;
-  if (std::regex_search(url, match, kUserinfo) && match[3].matched && match[3].length() > 0) {
-    return match[3].str();
+  if (auto userinfo = userinfo_of(url);
+      userinfo && userinfo->password && !userinfo->password->empty()) {
+    return userinfo->password;
   }
   // postgres "password=..." key/value form
+  std::smatch match;
   static const std::regex kKeyValue(R"(password\s*=\s*'?([^'\s]+))");
   if (std::regex_search(url, match, kKeyValue)) {
     return match[1].str();

@@ -19,6 +19,7 @@
 #include "common/error.hpp"
 #include "common/redact.hpp"
 #include "common/spellcheck.hpp"
+#include "common/url.hpp"
 #include "repo/bounded.hpp"
 #include "repo/git_ops.hpp"
 
@@ -67,8 +68,8 @@ std::string last_git_error() {
 }
 
 bool url_has_user_password(const std::string& url) {
-  static const std::regex kUserPass(R"(^[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]+:[^/@]*@)");
-  return std::regex_search(url, kUserPass);
+  auto userinfo = userinfo_of(url);
+  return userinfo && !userinfo->user.empty() && userinfo->password;
 }
 
 // What the credentials callback did, so that an authentication failure can say
@@ -288,11 +289,6 @@ BoundedResult bounded(const std::function<std::string()>& work, std::chrono::sec
 }
 
 // --- code sync (child side) --------------------------------------------------
-
-std::string strip_userinfo(const std::string& url) {
-  static const std::regex kUserinfo(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@)");
-  return std::regex_replace(url, kUserinfo, "$1");
-}
 
 // The same remote written two ways (file:// or a path, a trailing slash or
 // not, credentials or not) compares equal.
@@ -528,12 +524,17 @@ class StagingGuard {
 }  // namespace
 
 std::string git_host(const std::string& url) {
-  static const std::regex kHost(R"(^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^/@]*@)?([^/:]+))");
+  // Without its user-info, so that a password with a raw '@' still leaves a
+  // URL curl reads.
+  if (auto parsed = parse_url(strip_userinfo(url))) {
+    return parsed->host.empty() ? "local path" : parsed->host;  // file:///srv/r.git
+  }
+  if (url.find("://") != std::string::npos) {
+    return "unknown host";
+  }
+  // git's scp-like syntax, [user@]host:path, is no URL for curl.
   static const std::regex kScp(R"(^(?:[^@/]+@)?([^:/]+):)");
   std::smatch m;
-  if (std::regex_search(url, m, kHost)) {
-    return m[1].str().empty() ? "localhost" : m[1].str();
-  }
   if (std::regex_search(url, m, kScp)) {
     return m[1].str();
   }
