@@ -6,13 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <regex>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/api_stack.hpp"
 #include "common/error.hpp"
+#include "common/url.hpp"
 #include "prefect/server_version.hpp"
 #include "process/process.hpp"
 #include "repo/preflight.hpp"
@@ -30,16 +30,14 @@ struct UrlParts {
   std::string path;
 };
 
+// The parts of an http(s) URL to connect to; nullopt for anything else.
 std::optional<UrlParts> split_url(const std::string& url) {
-  static const std::regex kUrl(
-      R"(^(https?)://(?:[^/?#@]*@)?(\[[^\]]+\]|[^/?#:]+)(?::([0-9]+))?(/[^?#]*)?)",
-      std::regex::icase);
-  std::smatch m;
-  if (!std::regex_search(url, m, kUrl)) {
+  auto parsed = parse_http_url(url);
+  if (!parsed) {
     return std::nullopt;
   }
-  UrlParts parts{m[1].str(), m[2].str(), m[3].str(), m[4].str()};
-  if (!parts.host.empty() && parts.host.front() == '[') {
+  UrlParts parts{parsed->scheme, parsed->host, parsed->port, parsed->path};
+  if (parts.host.front() == '[') {
     parts.host = parts.host.substr(1, parts.host.size() - 2);
   }
   if (parts.port.empty()) {

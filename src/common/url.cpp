@@ -74,8 +74,8 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
     return fail("out of memory");
   }
   const std::string owned(text);
-  const CURLUcode rc =
-      curl_url_set(handle.get(), CURLUPART_URL, owned.c_str(), CURLU_NON_SUPPORT_SCHEME);
+  const CURLUcode rc = curl_url_set(handle.get(), CURLUPART_URL, owned.c_str(),
+                                    CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS);
   if (rc != CURLUE_OK) {
     return fail(curl_url_strerror(rc));
   }
@@ -92,6 +92,20 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
   url.path = get_part(handle.get(), CURLUPART_PATH).value_or("/");
   url.query = get_part(handle.get(), CURLUPART_QUERY).value_or("");
   url.fragment = get_part(handle.get(), CURLUPART_FRAGMENT).value_or("");
+  return url;
+}
+
+std::optional<Url> parse_http_url(std::string_view text) {
+  auto url = parse_url(text);
+  if (!url || (url->scheme != "http" && url->scheme != "https") || url->host.empty()) {
+    return std::nullopt;
+  }
+  // curl forgives "http:/host" and "http:///host"; a setting that reads so is
+  // a typo to report.
+  const std::size_t slashes = url->scheme.size() + 1;
+  if (text.substr(slashes, 2) != "//" || text.substr(slashes + 2, 1) == "/") {
+    return std::nullopt;
+  }
   return url;
 }
 

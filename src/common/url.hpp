@@ -19,7 +19,7 @@ struct Url {
   bool has_password = false;  // a ':' in the user-info, even "user:@host"
   std::string host;           // IPv6 addresses keep their brackets: "[::1]"
   std::string port;           // "" when the URL names none
-  std::string path;           // "/" when the URL has none
+  std::string path;           // "/" when the URL has none; dot segments kept
   std::string query;          // without the '?'
   std::string fragment;       // without the '#'
 };
@@ -28,6 +28,10 @@ struct Url {
 // and, when `error` is given, sets it to curl's reason ("Port number was not a
 // decimal number between 0 and 65535"); the reason never quotes the URL.
 std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr);
+
+// parse_url() for an http or https URL written scheme://host...; nullopt for
+// anything else (also "http:/host" and "http:///host", which curl forgives).
+std::optional<Url> parse_http_url(std::string_view text);
 
 // Where the user-info of `url` lies: `begin` just after "://", `end` at its
 // '@'. Found by parse_url() when curl accepts the URL; otherwise (a password

@@ -166,16 +166,13 @@ std::string parse_api_url(const std::string& where, const std::string& value,
   while (!url.empty() && url.back() == '/') {
     url.pop_back();
   }
-  static const std::regex kUrl(
-      R"(^(https?)://([^/?#@]*@)?([^/?#:]+|\[[^\]]+\])(:[0-9]+)?(/[^?#]*)?$)", std::regex::icase);
-  std::smatch match;
-  if (!std::regex_match(url, match, kUrl)) {
+  auto parsed = parse_http_url(url);
+  if (!parsed || url.find_first_of("?#") != std::string::npos) {
     throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) +
                           "\" (expected http(s)://host[:port]/api, e.g. http://127.0.0.1:4200/api)",
                       Hint::kConfigValue);
   }
-  std::string path = match[5].str();
-  if (path != "/api" && !is_cloud_workspace_path(path)) {
+  if (parsed->path != "/api" && !is_cloud_workspace_path(parsed->path)) {
     warnings.push_back(where + " \"" + redact_url_userinfo(url) +
                        "\" does not end in /api: a self-hosted server's API is at "
                        "http(s)://host:port/api, Prefect Cloud's at "

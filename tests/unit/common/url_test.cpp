@@ -89,3 +89,12 @@ TEST_CASE("userinfo_of", "[common]") {
   CHECK(raw_at->password == std::optional<std::string>("p@ss"));
   CHECK_FALSE(userinfo_of("http://host/a@b"));
 }
+
+TEST_CASE("parse_http_url", "[common]") {
+  CHECK(parse_http_url("http://127.0.0.1:4200/api"));
+  CHECK(parse_http_url("HTTPS://h/x"));
+  CHECK_FALSE(parse_http_url("ftp://h/api"));
+  CHECK_FALSE(parse_http_url("http:///api"));
+  CHECK_FALSE(parse_http_url("http:/h/api"));
+  CHECK_FALSE(parse_http_url("localhost:4200/api"));
+}
