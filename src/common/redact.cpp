@@ -34,29 +34,30 @@ std::string Redactor::redact(std::string_view text) const {
 
 std::string redact_url_userinfo(std::string_view text) {
   // Each "scheme://authority" in the text goes through the URL module; the
-  // authority ends where a URL's would, or at whitespace or a quote.
+  // authority ends where a URL's would, or at whitespace or a quote. Every
+  // "://" is looked at, also one that ends the authority before it
+  // ("x://https://u:pw@h"): user-infos never overlap, as each ends before the
+  // next "://".
   auto is_scheme_char = [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '-' || c == '.';
   };
   std::string out;
   out.reserve(text.size());
   std::string_view::size_type pos = 0;
-  while (true) {
-    auto scheme_end = text.find("://", pos);
-    if (scheme_end == std::string_view::npos) {
-      break;
-    }
-    auto authority_end = text.find_first_of("/?# \t\r\n\"'", scheme_end + 3);
-    if (authority_end == std::string_view::npos) {
-      authority_end = text.size();
-    }
+  for (auto scheme_end = text.find("://"); scheme_end != std::string_view::npos;
+       scheme_end = text.find("://", scheme_end + 1)) {
+    auto authority_end = std::min(text.find_first_of("/?# \t\r\n\"'", scheme_end + 3), text.size());
     auto scheme_begin = scheme_end;
-    while (scheme_begin > pos && is_scheme_char(text[scheme_begin - 1])) {
+    while (scheme_begin > 0 && is_scheme_char(text[scheme_begin - 1])) {
       --scheme_begin;
     }
-    out.append(text.substr(pos, scheme_begin - pos));
-    out.append(redact_userinfo(text.substr(scheme_begin, authority_end - scheme_begin)));
-    pos = authority_end;
+    const auto url = text.substr(scheme_begin, authority_end - scheme_begin);
+    if (auto span = find_userinfo(url)) {
+      const auto begin = scheme_begin + span->begin;
+      out.append(text.substr(pos, begin - pos));
+      out.append(redacted_userinfo(url.substr(span->begin, span->end - span->begin)));
+      pos = scheme_begin + span->end;
+    }
   }
   out.append(text.substr(pos));
   return out;

@@ -138,20 +138,22 @@ std::optional<Userinfo> userinfo_of(std::string_view url) {
   return Userinfo{std::string(text.substr(0, colon)), std::string(text.substr(colon + 1))};
 }
 
+std::string redacted_userinfo(std::string_view userinfo) {
+  const auto colon = userinfo.find(':');
+  std::string out(colon == std::string_view::npos ? std::string_view()
+                                                  : userinfo.substr(0, colon + 1));
+  out.append(kRedacted);
+  return out;
+}
+
 std::string redact_userinfo(std::string_view url) {
   auto span = find_userinfo(url);
   if (!span) {
     return std::string(url);
   }
-  const std::string_view userinfo = url.substr(span->begin, span->end - span->begin);
-  const auto colon = userinfo.find(':');
-  std::string out(url.substr(0, span->begin));
-  if (colon != std::string_view::npos) {
-    out.append(userinfo.substr(0, colon + 1));
-  }
-  out.append(kRedacted);
-  out.append(url.substr(span->end));
-  return out;
+  return std::string(url.substr(0, span->begin)) +
+         redacted_userinfo(url.substr(span->begin, span->end - span->begin)) +
+         std::string(url.substr(span->end));
 }
 
 std::string strip_userinfo(std::string_view url) {

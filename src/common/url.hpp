@@ -44,6 +44,9 @@ struct UserinfoSpan {
 };
 std::optional<UserinfoSpan> find_userinfo(std::string_view url);
 
+// A user-info ("user:pw", "token") as redact_userinfo() shows it: "user:***", "***".
+std::string redacted_userinfo(std::string_view userinfo);
+
 // `url` with the password of its user-info replaced by "***", the rest kept
 // as written: "https://user:pw@host/x" -> "https://user:***@host/x". A user
 // without a password ("https://token@host") is taken for a token and

@@ -35,3 +35,9 @@ TEST_CASE("closest_match suggests near misses only", "[common]") {
   CHECK_FALSE(closest_match("feature-x", names).has_value());
   CHECK(edit_distance("kitten", "sitting") == 3);
 }
+
+TEST_CASE("redact_url_userinfo looks at every URL, also one right after another's authority",
+          "[common]") {
+  CHECK(redact_url_userinfo("x://https://u:pw@h/") == "x://https://u:***@h/");
+  CHECK(redact_url_userinfo("'https://u:p@ss@host/x'") == "'https://u:***@host/x'");
+}
