@@ -12,6 +12,7 @@
 
 #include "cli/api_stack.hpp"
 #include "common/error.hpp"
+#include "common/path_search.hpp"
 #include "common/url.hpp"
 #include "prefect/server_version.hpp"
 #include "process/process.hpp"
@@ -80,23 +81,10 @@ std::string tcp_connect(const addrinfo* addresses, std::chrono::milliseconds tim
   return last_error;
 }
 
+// What spawning `program` would find.
 bool on_path(const std::string& program, const Environment& env) {
   auto it = env.find("PATH");
-  std::string path = it == env.end() ? "/usr/bin:/bin" : it->second;
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    auto end = path.find(':', start);
-    std::string dir =
-        path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!dir.empty() && access((dir + "/" + program).c_str(), X_OK) == 0) {
-      return true;
-    }
-    if (end == std::string::npos) {
-      break;
-    }
-    start = end + 1;
-  }
-  return false;
+  return !search_path(program, it == env.end() ? kDefaultPath : it->second).program.empty();
 }
 
 class Doctor {
