@@ -46,10 +46,20 @@ std::string redact_url_userinfo(std::string_view text) {
   std::string_view::size_type pos = 0;
   for (auto scheme_end = text.find("://"); scheme_end != std::string_view::npos;
        scheme_end = text.find("://", scheme_end + 1)) {
-    auto authority_end = std::min(text.find_first_of("/?# \t\r\n\"'", scheme_end + 3), text.size());
     auto scheme_begin = scheme_end;
     while (scheme_begin > 0 && is_scheme_char(text[scheme_begin - 1])) {
       --scheme_begin;
+    }
+    auto authority_end = std::min(text.find_first_of("/?# \t\r\n\"'", scheme_end + 3), text.size());
+    // A quote may belong to a user-info ("https://u:pa'ss@host"): when curl
+    // reads the authority past the quotes as one with user-info, it wins.
+    const auto unquoted_end =
+        std::min(text.find_first_of("/?# \t\r\n", scheme_end + 3), text.size());
+    if (unquoted_end > authority_end) {
+      auto url = parse_url(text.substr(scheme_begin, unquoted_end - scheme_begin));
+      if (url && url->has_userinfo) {
+        authority_end = unquoted_end;
+      }
     }
     const auto url = text.substr(scheme_begin, authority_end - scheme_begin);
     if (auto span = find_userinfo(url)) {
