@@ -45,6 +45,12 @@ std::string with_marker_password(const std::string& url) {
 }
 
 void check(const pc::Redactor& redactor, const std::string& text) {
+  // Only the password may hold the marker: input bytes that spell it once
+  // filtered or joined to their neighbours are no leak.
+  const auto first = text.find(kMarker);
+  if (first == std::string::npos || text.find(kMarker, first + 1) != std::string::npos) {
+    return;
+  }
   if (redactor.redact(text).find(kMarker) != std::string::npos) {
     __builtin_trap();
   }
