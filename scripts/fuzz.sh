@@ -15,7 +15,7 @@ bash scripts/setup.sh >/dev/null
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
   -DPREFECT_CYCLE_FUZZ=ON -DBUILD_TESTING=OFF -DPREFECT_CYCLE_WERROR=ON >/dev/null
-cmake --build build-fuzz -j2 --target fuzz_config fuzz_decode fuzz_job_config fuzz_command_split \
+cmake --build build-fuzz -j2 --target fuzz_config fuzz_decode fuzz_job_config fuzz_command_split fuzz_redact_url \
   | tail -1
 
 work=$(mktemp -d)
@@ -24,7 +24,7 @@ mkdir -p build-fuzz/crashes
 failed=0
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for target in fuzz_config fuzz_decode fuzz_job_config fuzz_command_split; do
+for target in fuzz_config fuzz_decode fuzz_job_config fuzz_command_split fuzz_redact_url; do
   corpus="$work/$target"
   mkdir -p "$corpus"
   cp tests/fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true

@@ -1,6 +1,9 @@
 #include "common/redact.hpp"
 
 #include <algorithm>
+#include <cctype>
+
+#include "common/url.hpp"
 
 namespace pc {
 
@@ -30,36 +33,41 @@ std::string Redactor::redact(std::string_view text) const {
 }
 
 std::string redact_url_userinfo(std::string_view text) {
+  // Each "scheme://authority" in the text goes through the URL module; the
+  // authority ends where a URL's would, or at whitespace or a quote. Every
+  // "://" is looked at, also one that ends the authority before it
+  // ("x://https://u:pw@h"): user-infos never overlap, as each ends before the
+  // next "://".
+  auto is_scheme_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '-' || c == '.';
+  };
   std::string out;
   out.reserve(text.size());
   std::string_view::size_type pos = 0;
-  while (true) {
-    auto scheme_end = text.find("://", pos);
-    if (scheme_end == std::string_view::npos) {
-      break;
+  for (auto scheme_end = text.find("://"); scheme_end != std::string_view::npos;
+       scheme_end = text.find("://", scheme_end + 1)) {
+    auto scheme_begin = scheme_end;
+    while (scheme_begin > 0 && is_scheme_char(text[scheme_begin - 1])) {
+      --scheme_begin;
     }
-    auto authority_start = scheme_end + 3;
-    // The authority ends at the first '/', '?', '#' or whitespace.
-    auto authority_end = text.find_first_of("/?# \t\r\n\"'", authority_start);
-    if (authority_end == std::string_view::npos) {
-      authority_end = text.size();
-    }
-    auto at = text.rfind('@', authority_end == 0 ? 0 : authority_end - 1);
-    out.append(text.substr(pos, authority_start - pos));
-    if (at != std::string_view::npos && at >= authority_start && at < authority_end) {
-      auto userinfo = text.substr(authority_start, at - authority_start);
-      auto colon = userinfo.find(':');
-      if (colon == std::string_view::npos) {
-        out.append(kRedacted);
-      } else {
-        out.append(userinfo.substr(0, colon + 1));
-        out.append(kRedacted);
+    auto authority_end = std::min(text.find_first_of("/?# \t\r\n\"'", scheme_end + 3), text.size());
+    // A quote may belong to a user-info ("https://u:pa'ss@host"): when curl
+    // reads the authority past the quotes as one with user-info, it wins.
+    const auto unquoted_end =
+        std::min(text.find_first_of("/?# \t\r\n", scheme_end + 3), text.size());
+    if (unquoted_end > authority_end) {
+      auto url = parse_url(text.substr(scheme_begin, unquoted_end - scheme_begin));
+      if (url && url->has_userinfo) {
+        authority_end = unquoted_end;
       }
-      out.append(text.substr(at, authority_end - at));
-    } else {
-      out.append(text.substr(authority_start, authority_end - authority_start));
     }
-    pos = authority_end;
+    const auto url = text.substr(scheme_begin, authority_end - scheme_begin);
+    if (auto span = find_userinfo(url)) {
+      const auto begin = scheme_begin + span->begin;
+      out.append(text.substr(pos, begin - pos));
+      out.append(redacted_userinfo(url.substr(span->begin, span->end - span->begin)));
+      pos = scheme_begin + span->end;
+    }
   }
   out.append(text.substr(pos));
   return out;

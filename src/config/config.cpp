@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "common/spellcheck.hpp"
+#include "common/url.hpp"
 #include "config/monitor_values.hpp"
 #include "config/settings.hpp"
 
@@ -165,16 +166,13 @@ std::string parse_api_url(const std::string& where, const std::string& value,
   while (!url.empty() && url.back() == '/') {
     url.pop_back();
   }
-  static const std::regex kUrl(
-      R"(^(https?)://([^/?#@]*@)?([^/?#:]+|\[[^\]]+\])(:[0-9]+)?(/[^?#]*)?$)", std::regex::icase);
-  std::smatch match;
-  if (!std::regex_match(url, match, kUrl)) {
+  auto parsed = parse_http_url(url);
+  if (!parsed || url.find_first_of("?#") != std::string::npos) {
     throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) +
                           "\" (expected http(s)://host[:port]/api, e.g. http://127.0.0.1:4200/api)",
                       Hint::kConfigValue);
   }
-  std::string path = match[5].str();
-  if (path != "/api" && !is_cloud_workspace_path(path)) {
+  if (parsed->path != "/api" && !is_cloud_workspace_path(parsed->path)) {
     warnings.push_back(where + " \"" + redact_url_userinfo(url) +
                        "\" does not end in /api: a self-hosted server's API is at "
                        "http(s)://host:port/api, Prefect Cloud's at "
@@ -448,12 +446,12 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
 }
 
 std::optional<std::string> url_password(const std::string& url) {
-  static const std::regex kUserinfo(R"(^[A-Za-z][A-Za-z0-9+.-]*://([^/?#@:]*)(:([^/?#@]*))?@)");
-  std::smatch match;
-  if (std::regex_search(url, match, kUserinfo) && match[3].matched && match[3].length() > 0) {
-    return match[3].str();
+  if (auto userinfo = userinfo_of(url);
+      userinfo && userinfo->password && !userinfo->password->empty()) {
+    return userinfo->password;
   }
   // postgres "password=..." key/value form
+  std::smatch match;
   static const std::regex kKeyValue(R"(password\s*=\s*'?([^'\s]+))");
   if (std::regex_search(url, match, kKeyValue)) {
     return match[1].str();

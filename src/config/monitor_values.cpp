@@ -5,18 +5,11 @@
 
 #include "common/error.hpp"
 #include "common/redact.hpp"
+#include "common/url.hpp"
 #include "config/settings.hpp"
 
 namespace pc {
 namespace {
-
-// scheme, user-info@, host, :port, path, ?query, #fragment
-const std::regex& http_url_pattern() {
-  static const std::regex kUrl(
-      R"(^(https?)://([^/?#@]*@)?([^/?#:@]+|\[[^\]]+\])(:[0-9]+)?(/[^?#]*)?(\?[^#]*)?(#.*)?$)",
-      std::regex::icase);
-  return kUrl;
-}
 
 std::string trimmed(const std::string& value) {
   auto begin = value.find_first_not_of(" \t\r\n");
@@ -37,41 +30,43 @@ void strip_trailing_slashes(std::string& url) {
 
 std::string parse_ping_url(const std::string& where, const std::string& value) {
   std::string url = trimmed(value);
-  std::smatch m;
-  const bool shaped = std::regex_match(url, m, http_url_pattern());
+  const auto parsed = parse_http_url(url);
   // Never echo the value: its path is the check's token.
-  const std::string shown = shaped ? "\"" + m[1].str() + "://" + m[3].str() + m[4].str() + "/" +
+  const std::string shown = parsed ? "\"" + parsed->scheme + "://" + parsed->host +
+                                         (parsed->port.empty() ? "" : ":" + parsed->port) + "/" +
                                          std::string(kRedacted) + "\""
                                    : "(not shown: it is a secret)";
   const std::string expected =
       " (expected http(s)://host/<check>, e.g. https://hc-ping.com/<uuid> or "
       "https://hc-ping.com/<ping-key>/<slug>)";
-  if (!shaped || m[7].matched) {
+  // curl accepted the URL, so a '?' or '#' in it starts its query or fragment.
+  if (!parsed || url.find('#') != std::string::npos) {
     throw usage_error(where + ": invalid URL " + shown + expected, Hint::kConfigValue);
   }
-  std::string path = m[5].str();
+  std::string path = parsed->path;
   strip_trailing_slashes(path);
   if (path.empty()) {
     throw usage_error(where + ": URL " + shown + " has no path, so no check token" + expected,
                       Hint::kConfigValue);
   }
   // Only the path loses its trailing slashes, not a query.
-  std::string before_query = url.substr(0, url.size() - m[6].length());
+  const auto query = std::min(url.find('?'), url.size());
+  std::string before_query = url.substr(0, query);
   strip_trailing_slashes(before_query);
-  return before_query + m[6].str();
+  return before_query + url.substr(query);
 }
 
 std::string parse_pushgateway_url(const std::string& where, const std::string& value) {
   std::string url = trimmed(value);
-  std::smatch m;
   const std::string expected =
       " (expected the Pushgateway's base URL http(s)://host:port, e.g. http://pushgateway:9091; "
       "prefect-cycle adds /metrics/job/...)";
-  if (!std::regex_match(url, m, http_url_pattern()) || m[6].matched || m[7].matched) {
+  const auto parsed = parse_http_url(url);
+  if (!parsed || url.find_first_of("?#") != std::string::npos) {
     throw usage_error(where + ": invalid URL \"" + redact_url_userinfo(value) + "\"" + expected,
                       Hint::kConfigValue);
   }
-  if (m[5].str().find("/metrics/") != std::string::npos || m[5].str() == "/metrics") {
+  if (parsed->path.find("/metrics/") != std::string::npos || parsed->path == "/metrics") {
     throw usage_error(
         where + ": URL \"" + redact_url_userinfo(value) + "\" already contains /metrics" + expected,
         Hint::kConfigValue);
@@ -114,18 +109,22 @@ std::vector<std::pair<std::string, std::string>> parse_grouping_labels(const std
 std::vector<std::string> ping_url_secrets(const std::string& url) {
   constexpr std::size_t kMinTokenSegment = 16;
   std::vector<std::string> secrets;
-  std::smatch m;
-  if (url.empty() || !std::regex_match(url, m, http_url_pattern())) {
+  const auto parsed = parse_http_url(url);
+  if (!parsed) {
     if (!url.empty()) {
       secrets.push_back(url);
     }
     return secrets;
   }
   secrets.push_back(url);
-  const std::string path = m[5].str();
-  if (const std::string path_and_query = path + m[6].str(); path_and_query.size() > 1) {
+  // As written: curl accepted the URL, so its path begins at the first '/',
+  // '?' or '#' after "://", and its query (if any) follows.
+  const auto authority_end = std::min(url.find_first_of("/?#", url.find("://") + 3), url.size());
+  const std::string path_and_query = url.substr(authority_end, url.find('#') - authority_end);
+  if (path_and_query.size() > 1) {
     secrets.push_back(path_and_query);
   }
+  const std::string path = path_and_query.substr(0, path_and_query.find('?'));
   std::size_t start = 0;
   while (start < path.size()) {
     auto end = path.find('/', start);

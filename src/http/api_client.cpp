@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/redact.hpp"
+#include "common/url.hpp"
 
 namespace pc {
 namespace {
@@ -188,14 +189,8 @@ ApiClient::ApiClient(HttpTransport& transport, ApiOptions options, Logger log, R
   };
   add(options_.api_key);
   // The password of a https://user:password@host base URL.
-  if (auto scheme = options_.base_url.find("://"); scheme != std::string::npos) {
-    const std::string authority =
-        options_.base_url.substr(scheme + 3, options_.base_url.find('/', scheme + 3) - scheme - 3);
-    if (auto at = authority.rfind('@'); at != std::string::npos) {
-      const std::string userinfo = authority.substr(0, at);
-      auto colon = userinfo.find(':');
-      add(colon == std::string::npos ? userinfo : userinfo.substr(colon + 1));
-    }
+  if (auto userinfo = userinfo_of(options_.base_url)) {
+    add(userinfo->password.value_or(userinfo->user));
   }
   add(options_.auth_string);
   if (!options_.auth_string.empty()) {

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "common/redact.hpp"
+#include "common/url.hpp"
 
 namespace pc {
 namespace {
@@ -69,14 +70,13 @@ size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
 }
 
 // "host:port" of a URL, without any user-info, for messages.
+// "" when the URL does not parse (libcurl's own reason says so then).
 std::string host_of(std::string_view url) {
-  auto scheme = url.find("://");
-  std::string_view rest = scheme == std::string_view::npos ? url : url.substr(scheme + 3);
-  rest = rest.substr(0, rest.find_first_of("/?#"));
-  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-    rest.remove_prefix(at + 1);
+  auto parsed = parse_url(strip_userinfo(url));
+  if (!parsed) {
+    return "";
   }
-  return std::string(rest);
+  return parsed->port.empty() ? parsed->host : parsed->host + ":" + parsed->port;
 }
 
 std::string size_text(std::size_t bytes) {

@@ -1,18 +1,17 @@
 #include "monitor/ping.hpp"
 
-#include <regex>
+#include "common/url.hpp"
 
 namespace pc {
 namespace {
 
 // "scheme://host[:port]" of a URL, without user-info; nullopt for no URL.
 std::optional<std::string> origin_of(std::string_view url) {
-  static const std::regex kUrl(R"(^([A-Za-z][A-Za-z0-9+.-]*)://(?:[^/?#@]*@)?([^/?#]*))");
-  std::match_results<std::string_view::const_iterator> m;
-  if (!std::regex_search(url.begin(), url.end(), m, kUrl)) {
+  auto parsed = parse_url(strip_userinfo(url));
+  if (!parsed) {
     return std::nullopt;
   }
-  return m[1].str() + "://" + m[2].str();
+  return parsed->scheme + "://" + parsed->host + (parsed->port.empty() ? "" : ":" + parsed->port);
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <utility>
 
+#include "common/path_search.hpp"
+
 extern char** environ;
 
 namespace pc {
@@ -81,35 +83,6 @@ int open_pidfd(pid_t pid) {
 #endif
 }
 
-bool is_executable_file(const std::string& path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
-}
-
-// Looks up `name` in `path_list` as execvp would. Returns the full path, or
-// "" with `error` set to ENOENT (nowhere) or EACCES (found, not executable).
-std::string search_path(const std::string& name, const std::string& path_list, int& error) {
-  error = ENOENT;
-  std::size_t start = 0;
-  while (start <= path_list.size()) {
-    auto colon = path_list.find(':', start);
-    std::string dir =
-        path_list.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
-    if (is_executable_file(candidate)) {
-      return candidate;
-    }
-    if (access(candidate.c_str(), F_OK) == 0) {
-      error = EACCES;
-    }
-    if (colon == std::string::npos) {
-      break;
-    }
-    start = colon + 1;
-  }
-  return "";
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- Child
@@ -139,14 +112,14 @@ Child Child::spawn(const SpawnOptions& options) {
   std::string program;
   if (options.env && arg0.find('/') == std::string::npos) {
     auto it = options.env->find("PATH");
-    const std::string path_list = it != options.env->end() ? it->second : "/bin:/usr/bin";
-    int error = 0;
-    program = search_path(arg0, path_list, error);
+    const std::string path_list = it != options.env->end() ? it->second : kDefaultPath;
+    auto found = search_path(arg0, path_list);
+    program = found.program;
     if (program.empty()) {
-      return fail(error == ENOENT ? 127 : 126,
+      return fail(found.error == ENOENT ? 127 : 126,
                   "cannot start " + quoted + ": " +
-                      (error == ENOENT ? "not found" : "found but not executable") + " in PATH \"" +
-                      path_list + "\"");
+                      (found.error == ENOENT ? "not found" : "found but not executable") +
+                      " in PATH \"" + path_list + "\"");
     }
   }
 

@@ -35,3 +35,16 @@ TEST_CASE("closest_match suggests near misses only", "[common]") {
   CHECK_FALSE(closest_match("feature-x", names).has_value());
   CHECK(edit_distance("kitten", "sitting") == 3);
 }
+
+TEST_CASE("redact_url_userinfo looks at every URL, also one right after another's authority",
+          "[common]") {
+  CHECK(redact_url_userinfo("x://https://u:pw@h/") == "x://https://u:***@h/");
+  CHECK(redact_url_userinfo("'https://u:p@ss@host/x'") == "'https://u:***@host/x'");
+}
+
+TEST_CASE("redact_url_userinfo: a quote inside a user-info", "[common]") {
+  CHECK(redact_url_userinfo("clone https://u:pa'ss@host/x") == "clone https://u:***@host/x");
+  // A quoted URL followed by another field keeps its shape.
+  CHECK(redact_url_userinfo(R"({"url":"https://host","mail":"a@b"})") ==
+        R"({"url":"https://host","mail":"a@b"})");
+}
