@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "common/error.hpp"
 #include "worker/templating.hpp"
@@ -8,6 +9,53 @@ namespace pc::templating {
 namespace {
 
 using json = nlohmann::json;
+
+// `tmpl` with each string that holds a placeholder of `type` replaced:
+// the value of a string that is one placeholder (`whole`), or the text with
+// each such placeholder substituted (`inline_value`, a Python str()).
+// `on_object` may replace an object before it is walked (a block $ref).
+template <typename Whole, typename Inline, typename OnObject>
+json substitute(const json& tmpl, PlaceholderType type, const Whole& whole,
+                const Inline& inline_value, const OnObject& on_object) {
+  if (tmpl.is_object()) {
+    if (std::optional<json> replaced = on_object(tmpl)) {
+      return *replaced;
+    }
+    json out = json::object();
+    for (const auto& [key, value] : tmpl.items()) {
+      out[key] = substitute(value, type, whole, inline_value, on_object);
+    }
+    return out;
+  }
+  if (tmpl.is_array()) {
+    json out = json::array();
+    for (const auto& value : tmpl) {
+      out.push_back(substitute(value, type, whole, inline_value, on_object));
+    }
+    return out;
+  }
+  if (!tmpl.is_string()) {
+    return tmpl;
+  }
+  const std::string text = tmpl.get<std::string>();
+  auto placeholders = find_placeholders(text);
+  if (std::none_of(placeholders.begin(), placeholders.end(),
+                   [type](const Placeholder& p) { return p.type == type; })) {
+    return tmpl;
+  }
+  if (placeholders.size() == 1 && placeholders.begin()->full_match == text) {
+    return whole(*placeholders.begin(), text);
+  }
+  std::string out = text;
+  for (const auto& p : placeholders) {
+    if (p.type == type) {
+      replace_all(out, p.full_match, inline_value(p, text));
+    }
+  }
+  return json(out);
+}
+
+const auto kNoObjectRule = [](const json&) { return std::optional<json>(); };
 
 json resolve_block(const Placeholder& p, const std::string& text, TemplateResolver& resolver) {
   // Python's name.replace(prefix, "").split(".", 2).
@@ -71,51 +119,49 @@ class VariableCache {
 };
 
 json resolve_variables(const json& tmpl, VariableCache& variables) {
-  if (tmpl.is_object()) {
-    json out = json::object();
-    for (const auto& [key, value] : tmpl.items()) {
-      out[key] = resolve_variables(value, variables);
-    }
-    return out;
-  }
-  if (tmpl.is_array()) {
-    json out = json::array();
-    for (const auto& value : tmpl) {
-      out.push_back(resolve_variables(value, variables));
-    }
-    return out;
-  }
-  if (!tmpl.is_string()) {
-    return tmpl;
-  }
-  const std::string text = tmpl.get<std::string>();
-  auto placeholders = find_placeholders(text);
-  if (std::none_of(placeholders.begin(), placeholders.end(),
-                   [](const Placeholder& p) { return p.type == PlaceholderType::kVariable; })) {
-    return tmpl;
-  }
-  if (placeholders.size() == 1 && placeholders.begin()->full_match == text) {
-    auto value = variables.get(placeholders.begin()->name);
-    return value ? *value : json("");
-  }
-  std::string out = text;
-  for (const auto& p : placeholders) {
-    if (p.type == PlaceholderType::kVariable) {
-      auto value = variables.get(p.name);
-      replace_all(out, p.full_match, value ? python_str(*value) : "");
-    }
-  }
-  return json(out);
+  return substitute(
+      tmpl, PlaceholderType::kVariable,
+      [&variables](const Placeholder& p, const std::string&) {
+        auto value = variables.get(p.name);
+        return value ? *value : json("");
+      },
+      [&variables](const Placeholder& p, const std::string&) {
+        auto value = variables.get(p.name);
+        return value ? python_str(*value) : std::string();
+      },
+      kNoObjectRule);
 }
 
 }  // namespace
 
 json resolve_blocks(const json& tmpl, TemplateResolver& resolver) {
-  if (tmpl.is_object()) {
-    if (auto ref = tmpl.find("$ref"); ref != tmpl.end() && ref->is_object()) {
-      auto id = ref->find("block_document_id");
-      if (id != ref->end() && !id->is_null() &&
-          !(id->is_string() && id->get<std::string>().empty())) {
+  return substitute(
+      tmpl, PlaceholderType::kBlock,
+      [&resolver](const Placeholder& p, const std::string& text) {
+        return resolve_block(p, text, resolver);
+      },
+      [&resolver](const Placeholder& p, const std::string& text) {
+        json value = resolve_block(p, text, resolver);
+        if (value.is_object() || value.is_array()) {
+          throw api_error("invalid template \"" + text + "\": block placeholder " + p.full_match +
+                              " resolved to a " + (value.is_object() ? "dict" : "list") +
+                              ", which cannot be used for inline string substitution (resolve "
+                              "a scalar attribute instead, e.g. '.value' or '.url')",
+                          Hint::kJobTemplate);
+        }
+        return python_str(value);
+      },
+      // {"$ref": {"block_document_id": ...}} is the block document's data.
+      [&resolver](const json& object) -> std::optional<json> {
+        auto ref = object.find("$ref");
+        if (ref == object.end() || !ref->is_object()) {
+          return std::nullopt;
+        }
+        auto id = ref->find("block_document_id");
+        if (id == ref->end() || id->is_null() ||
+            (id->is_string() && id->get<std::string>().empty())) {
+          return std::nullopt;
+        }
         const std::string block_id = id->is_string() ? id->get<std::string>() : id->dump();
         auto data = resolver.block_by_id(block_id);
         if (!data) {
@@ -125,49 +171,7 @@ json resolve_blocks(const json& tmpl, TemplateResolver& resolver) {
                           Hint::kJobTemplate);
         }
         return *data;
-      }
-    }
-    json out = json::object();
-    for (const auto& [key, value] : tmpl.items()) {
-      out[key] = resolve_blocks(value, resolver);
-    }
-    return out;
-  }
-  if (tmpl.is_array()) {
-    json out = json::array();
-    for (const auto& value : tmpl) {
-      out.push_back(resolve_blocks(value, resolver));
-    }
-    return out;
-  }
-  if (!tmpl.is_string()) {
-    return tmpl;
-  }
-  const std::string text = tmpl.get<std::string>();
-  auto placeholders = find_placeholders(text);
-  if (std::none_of(placeholders.begin(), placeholders.end(),
-                   [](const Placeholder& p) { return p.type == PlaceholderType::kBlock; })) {
-    return tmpl;
-  }
-  if (placeholders.size() == 1 && placeholders.begin()->full_match == text) {
-    return resolve_block(*placeholders.begin(), text, resolver);
-  }
-  std::string out = text;
-  for (const auto& p : placeholders) {
-    if (p.type != PlaceholderType::kBlock) {
-      continue;
-    }
-    json value = resolve_block(p, text, resolver);
-    if (value.is_object() || value.is_array()) {
-      throw api_error("invalid template \"" + text + "\": block placeholder " + p.full_match +
-                          " resolved to a " + (value.is_object() ? "dict" : "list") +
-                          ", which cannot be used for inline string substitution (resolve a "
-                          "scalar attribute instead, e.g. '.value' or '.url')",
-                      Hint::kJobTemplate);
-    }
-    replace_all(out, p.full_match, python_str(value));
-  }
-  return json(out);
+      });
 }
 
 json resolve_variables(const json& tmpl, TemplateResolver& resolver) {
