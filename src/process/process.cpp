@@ -47,29 +47,33 @@ struct FileActions {
   FileActions& operator=(const FileActions&) = delete;
 };
 
-struct Pipe {
-  int read = -1;
-  int write = -1;
-  Pipe() = default;
-  Pipe(const Pipe&) = delete;
-  Pipe& operator=(const Pipe&) = delete;
-  ~Pipe() {
-    if (read >= 0)
-      close(read);
-    if (write >= 0)
-      close(write);
+}  // namespace
+
+Pipe::~Pipe() {
+  close_write();
+  if (read >= 0) {
+    close(read);
   }
-  bool open() {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      return false;
-    }
-    read = fds[0];
-    write = fds[1];
-    return true;
+}
+
+bool Pipe::open() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return false;
   }
-  int release_read() { return std::exchange(read, -1); }
-};
+  read = fds[0];
+  write = fds[1];
+  return true;
+}
+
+void Pipe::close_write() {
+  if (write >= 0) {
+    close(write);
+    write = -1;
+  }
+}
+
+namespace {
 
 int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open

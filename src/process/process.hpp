@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace pc {
@@ -70,6 +71,20 @@ struct SpawnOptions {
 using LineCallback = std::function<void(std::string_view line, bool is_stderr)>;
 using ExitCallback = std::function<void(const ExitStatus& status)>;
 inline constexpr std::size_t kMaxLine = std::size_t{64} * 1024;
+
+// A pipe (both ends close-on-exec) that closes what it still holds when it
+// goes: a child's stdout or stderr, our end read, theirs written.
+struct Pipe {
+  int read = -1;
+  int write = -1;
+  Pipe() = default;
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  ~Pipe();
+  bool open();  // false with errno set
+  int release_read() { return std::exchange(read, -1); }
+  void close_write();
+};
 
 // One child process. Move-only RAII: the destructor of a child that has not
 // been reaped SIGKILLs its process group and reaps it; it never throws.

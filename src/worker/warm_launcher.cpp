@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "config/config.hpp"
+#include "config/settings.hpp"
 #include "worker/warm_launcher_source.hpp"
-
-extern char** environ;
 
 namespace pc {
 namespace {
@@ -27,14 +27,6 @@ using nlohmann::json;
 constexpr std::size_t kMaxMessage = std::size_t{1} << 20;
 // After stopping a launcher: how long its flow processes may take to report.
 constexpr std::chrono::seconds kDrainAfterStop{5};
-
-std::string joined(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& name : names) {
-    out += (out.empty() ? "" : ",") + name;
-  }
-  return out;
-}
 
 bool send_message(int fd, const json& message, const std::array<int, 2>* fds) {
   const std::string text = message.dump();
@@ -64,8 +56,7 @@ enum class Received { kMessage, kEnd, kTimeout };
 // One message from the launcher, reading its output meanwhile so that it
 // never blocks on a full pipe.
 Received receive(int fd, Child& launcher, const LineCallback& on_output, Clock::time_point deadline,
-                 json& message) {
-  std::string buffer(kMaxMessage, '\0');
+                 std::vector<char>& buffer, json& message) {
   while (true) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -103,9 +94,20 @@ std::string text_of(const json& message, const char* key) {
   return it != message.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// The flow process's pid when `message` is its "started" report for `id`.
+std::optional<pid_t> started_pid(const json& message, const std::string& id) {
+  auto pid = message.find("pid");
+  if (text_of(message, "type") != "started" || text_of(message, "id") != id ||
+      pid == message.end() || !pid->is_number_integer()) {
+    return std::nullopt;
+  }
+  return pid->get<pid_t>();
+}
+
 }  // namespace
 
-WarmLauncher::WarmLauncher(WarmLauncherOptions options) : options_(std::move(options)) {}
+WarmLauncher::WarmLauncher(WarmLauncherOptions options)
+    : options_(std::move(options)), buffer_(kMaxMessage) {}
 
 // The launcher holds nothing of value (its forks are ours, in sessions of
 // their own): the Child's destructor SIGKILLs its group and reaps it, which
@@ -131,7 +133,7 @@ std::string WarmLauncher::start() {
   SpawnOptions spawn;
   spawn.argv = {
       options_.python,         "-c",        std::string(kWarmLauncherSource), "--control-fd",
-      std::to_string(pair[1]), "--preload", joined(options_.preload)};
+      std::to_string(pair[1]), "--preload", show_list(options_.preload)};
   if (!options_.engine_modules.empty()) {
     spawn.argv.insert(spawn.argv.end(), {"--engine-modules", options_.engine_modules});
   }
@@ -143,7 +145,7 @@ std::string WarmLauncher::start() {
   }
   json hello;
   switch (receive(socket_, *launcher_, options_.on_output, Clock::now() + options_.ready_timeout,
-                  hello)) {
+                  buffer_, hello)) {
     case Received::kTimeout:
       return broken_ = "the launcher did not finish its imports within " +
                        std::to_string(options_.ready_timeout.count() / 1000) + " s";
@@ -178,65 +180,44 @@ std::optional<Child> WarmLauncher::launch(const SpawnOptions& spawn, const std::
     why_not = "the working directory is missing";  // a cold spawn says it in full
     return std::nullopt;
   }
-  std::array<int, 2> out{-1, -1};
-  std::array<int, 2> err{-1, -1};
-  if (pipe2(out.data(), O_CLOEXEC) != 0 || pipe2(err.data(), O_CLOEXEC) != 0) {
-    for (int fd : {out[0], out[1], err[0], err[1]}) {
-      if (fd >= 0) {
-        close(fd);
-      }
-    }
+  Pipe out;
+  Pipe err;
+  if (!out.open() || !err.open()) {
     why_not = std::string("cannot create pipes: ") + std::strerror(errno);
     return std::nullopt;
   }
-  json env = json::object();
-  if (spawn.env) {
-    for (const auto& [key, value] : *spawn.env) {
-      env[key] = value;
-    }
-  } else {
-    for (char** entry = environ; *entry != nullptr; ++entry) {
-      const std::string_view text(*entry);
-      const auto eq = text.find('=');
-      if (eq != std::string_view::npos) {
-        env[std::string(text.substr(0, eq))] = std::string(text.substr(eq + 1));
-      }
-    }
-  }
-  json message = {{"type", "launch"}, {"id", id}, {"env", env}, {"cwd", spawn.cwd.string()}};
+  const Environment env = spawn.env ? *spawn.env : process_environment();
+  json message = {{"type", "launch"}, {"id", id}, {"env", json(env)}, {"cwd", spawn.cwd.string()}};
   if (!options_.run_module.empty()) {
     message["module"] = options_.run_module;
   }
-  const std::array<int, 2> theirs{out[1], err[1]};
+  const std::array<int, 2> theirs{out.write, err.write};
   const bool sent = send_message(socket_, message, &theirs);
-  close(out[1]);
-  close(err[1]);
+  out.close_write();  // only the launcher's copies (then the flow's) remain
+  err.close_write();
   if (!sent) {
-    return give_up(std::string("cannot reach the launcher: ") + std::strerror(errno), id, out[0],
-                   err[0], why_not);
+    return give_up(std::string("cannot reach the launcher: ") + std::strerror(errno), id, out, err,
+                   why_not);
   }
   const auto deadline = Clock::now() + options_.answer_timeout;
   json answer;
   while (true) {
-    switch (receive(socket_, *launcher_, options_.on_output, deadline, answer)) {
+    switch (receive(socket_, *launcher_, options_.on_output, deadline, buffer_, answer)) {
       case Received::kTimeout:
         return give_up("the launcher did not answer within " +
                            std::to_string(options_.answer_timeout.count() / 1000) + " s",
-                       id, out[0], err[0], why_not);
+                       id, out, err, why_not);
       case Received::kEnd:
-        return give_up("the launcher ended", id, out[0], err[0], why_not);
+        return give_up("the launcher ended", id, out, err, why_not);
       case Received::kMessage:
         break;
     }
     if (text_of(answer, "id") != id) {
       continue;  // cannot happen with one launch at a time; never adopt another's
     }
-    if (text_of(answer, "type") == "started" && answer.contains("pid") &&
-        answer["pid"].is_number_integer()) {
-      return Child::adopt(answer["pid"].get<pid_t>(), out[0], err[0]);
+    if (auto pid = started_pid(answer, id)) {
+      return Child::adopt(*pid, out.release_read(), err.release_read());
     }
-    close(out[0]);
-    close(err[0]);
     const std::string reason = text_of(answer, "reason");
     broken_ = "the launcher could not fork: " + (reason.empty() ? answer.dump() : reason);
     ready_ = false;
@@ -246,7 +227,7 @@ std::optional<Child> WarmLauncher::launch(const SpawnOptions& spawn, const std::
 }
 
 std::optional<Child> WarmLauncher::give_up(const std::string& reason, const std::string& id,
-                                           int out_fd, int err_fd, std::string& why_not) {
+                                           Pipe& out, Pipe& err, std::string& why_not) {
   broken_ = reason;
   ready_ = false;
   launcher_->signal_group(SIGKILL);
@@ -256,16 +237,13 @@ std::optional<Child> WarmLauncher::give_up(const std::string& reason, const std:
   std::optional<Child> adopted;
   json message;
   const auto deadline = Clock::now() + kDrainAfterStop;
-  while (receive(socket_, *launcher_, options_.on_output, deadline, message) ==
+  while (receive(socket_, *launcher_, options_.on_output, deadline, buffer_, message) ==
          Received::kMessage) {
-    if (!adopted && text_of(message, "id") == id && text_of(message, "type") == "started" &&
-        message.contains("pid") && message["pid"].is_number_integer()) {
-      adopted = Child::adopt(message["pid"].get<pid_t>(), out_fd, err_fd);
+    if (auto pid = started_pid(message, id); pid && !adopted) {
+      adopted = Child::adopt(*pid, out.release_read(), err.release_read());
     }
   }
   if (!adopted) {
-    close(out_fd);
-    close(err_fd);
     why_not = reason;
   }
   close(socket_);

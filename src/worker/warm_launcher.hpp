@@ -67,8 +67,8 @@ class WarmLauncher {
  private:
   // Stops the launcher, then reads its socket to the end: a run it forked
   // meanwhile is adopted if it is `id`'s; else `why_not` says why not.
-  std::optional<Child> give_up(const std::string& reason, const std::string& id, int out_fd,
-                               int err_fd, std::string& why_not);
+  std::optional<Child> give_up(const std::string& reason, const std::string& id, Pipe& out,
+                               Pipe& err, std::string& why_not);
 
   WarmLauncherOptions options_;
   std::optional<Child> launcher_;
@@ -76,6 +76,7 @@ class WarmLauncher {
   bool ready_ = false;
   std::string broken_;  // why the launcher is not used any more
   std::vector<std::string> warnings_;
+  std::vector<char> buffer_;  // one message from the launcher
 };
 
 }  // namespace pc

@@ -2,12 +2,13 @@
 
 One Python that imports Prefect's engine (and the modules named with
 --preload) once, checks that it can fork safely, then forks one process per
-flow run. The protocol is in ARCHITECTURE.md ("Warm start"); in short:
+flow run. The protocol is in ARCHITECTURE.md ("Warm start");
+in short :
 
-- The cycle starts us with a SOCK_SEQPACKET socket on the fd named by
-  --control-fd, after making itself a child subreaper.
-- We answer one message: {"type": "ready", ...} or {"type": "unsafe",
-  "reason": ...}. "unsafe" means: do not use me; we exit after sending it.
+    -The cycle starts us with a SOCK_SEQPACKET socket on the fd named by-- control -
+    fd,
+    after making itself a child subreaper.- We answer one message : {"type" : "ready", ...} or
+        {"type" : "unsafe", "reason" : ...}."unsafe" means : do not use me; we exit after sending it.
 - Each {"type": "launch", "id": ..., "env": {...}, "cwd": ...} (and, in the
   unit tests, "module" to run instead of prefect.engine) arrives with
   two fds (the run's stdout and stderr pipes). We fork an intermediate
@@ -143,11 +144,11 @@ def run_engine(module: str) -> int:
 def become_flow_run(sock: socket.socket, message: dict, fds: list[int], middle: int) -> int:
     """In the flow process: report, take the run's streams, environment and
     directory, and run the engine. Returns the exit code."""
-    # Our own session first: a launcher stopped with SIGKILL to its group
-    # must not take us with it.
+#Our own session first : a launcher stopped with SIGKILL to its group
+#must not take us with it.
     os.setsid()
-    # Report once re-parented to the cycle: until the intermediate has gone,
-    # the cycle could not wait for us yet.
+#Report once re - parented to the cycle : until the intermediate has gone,
+#the cycle could not wait for us yet.
     while os.getppid() == middle:
         time.sleep(0.0005)
     try:
@@ -210,7 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="prefect-cycle warm launcher")
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--preload", default="")
-    # The unit tests stand a small module in for Prefect's engine.
+#The unit tests stand a small module in for Prefect's engine.
     parser.add_argument("--engine-modules", default=ENGINE_MODULES)
     args = parser.parse_args()
     sock = socket.socket(fileno=args.control_fd)
@@ -218,10 +219,10 @@ def main() -> int:
     if unsafe:
         send(sock, {"type": "unsafe", "reason": unsafe, "warnings": notes})
         return 0
-    # What is imported now is shared with every fork until written to; the
-    # collector writes to each object it tracks, so move them out of its
-    # reach (a fork's private memory after one collection: 33 MiB without,
-    # 1 MiB with, bench/fork_pss.py).
+#What is imported now is shared with every fork until written to; the
+#collector writes to each object it tracks, so move them out of its
+#reach(a fork's private memory after one collection: 33 MiB without,
+# 1 MiB with, bench / fork_pss.py).
     gc.freeze()
     send(sock, {"type": "ready", "pid": os.getpid(), "warnings": notes,
                 "python": sys.version.split()[0]})
