@@ -13,6 +13,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from fault_proxy import FaultProxy
 from harness import VENV_BIN
 
@@ -21,6 +23,17 @@ LAUNCHER = ROOT / "src" / "worker" / "warm_launcher.py"
 DRIVER = Path(__file__).with_name("warm_driver.py")
 FLOWS_DIR = Path(__file__).with_name("flows")
 PYTHON = str(VENV_BIN / "python")
+
+
+@pytest.fixture
+def preloads(tmp_path):
+    """A directory (for PYTHONPATH) with a module that starts a thread at
+    import (spins_a_thread) and one that fails to import (broken_dep)."""
+    (tmp_path / "spins_a_thread.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+    (tmp_path / "broken_dep.py").write_text("raise ImportError('no such wheel')\n")
+    return str(tmp_path)
 
 
 def drive(prefect_server, runs, preload="", extra_env=None, timeout=180):
@@ -97,20 +110,16 @@ def test_the_runs_environment_wins_over_the_launchers(prefect, prefect_server, p
     assert prefect.state_type(run_id) == "COMPLETED"
 
 
-def test_a_preload_that_starts_a_thread_is_refused_by_name(prefect_server, tmp_path):
-    (tmp_path / "spins_a_thread.py").write_text(
-        "import threading, time\n"
-        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+def test_a_preload_that_starts_a_thread_is_refused_by_name(prefect_server, preloads):
     result, _ = drive(prefect_server, [], preload="json,spins_a_thread",
-                      extra_env={"PYTHONPATH": str(tmp_path)})
+                      extra_env={"PYTHONPATH": preloads})
     assert result["hello"]["type"] == "unsafe", result
     assert "spins_a_thread started 1 thread" in result["hello"]["reason"], result
 
 
-def test_a_preload_that_fails_is_a_warning_and_the_launcher_goes_on(prefect_server, tmp_path):
-    (tmp_path / "broken_dep.py").write_text("raise ImportError('no such wheel')\n")
+def test_a_preload_that_fails_is_a_warning_and_the_launcher_goes_on(prefect_server, preloads):
     result, _ = drive(prefect_server, [], preload="broken_dep,not_installed_anywhere",
-                      extra_env={"PYTHONPATH": str(tmp_path)})
+                      extra_env={"PYTHONPATH": preloads})
     assert result["hello"]["type"] == "ready", result
     warnings = " ".join(result["hello"]["warnings"])
     assert "broken_dep failed (ImportError: no such wheel)" in warnings, warnings
@@ -122,31 +131,29 @@ def test_a_preload_that_fails_is_a_warning_and_the_launcher_goes_on(prefect_serv
 WARM = {"PREFECT_CYCLE_WARM_START": "true"}
 
 
-def test_a_preload_that_starts_a_thread_makes_the_cycle_start_runs_cold(prefect, pool, cycle,
-                                                                        tmp_path):
-    (tmp_path / "spins_a_thread.py").write_text(
-        "import threading, time\n"
-        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n")
+def two_runs_warm(prefect, pool, cycle, preload, pythonpath):
+    """A warm cycle preloading `preload` over two hello runs; they must
+    complete either way."""
     dep, _ = prefect.deploy(pool, "flows.py:hello")
     runs = prefect.schedule_runs(dep, 2)
-    result = cycle.run(pool, WARM | {"PREFECT_CYCLE_PRELOAD_MODULES": "spins_a_thread",
-                                     "PYTHONPATH": str(tmp_path)})
+    result = cycle.run(pool, WARM | {"PREFECT_CYCLE_PRELOAD_MODULES": preload,
+                                     "PYTHONPATH": pythonpath})
     assert result.returncode == 0, result
     assert [prefect.state_type(r) for r in runs] == ["COMPLETED"] * 2
+    return result
+
+
+def test_a_preload_that_starts_a_thread_makes_the_cycle_start_runs_cold(prefect, pool, cycle,
+                                                                        preloads):
+    result = two_runs_warm(prefect, pool, cycle, "spins_a_thread", preloads)
     assert result.output.count("warm start off, flow runs start cold: importing "
                                "spins_a_thread started 1 thread") == 1, result.output
     assert "launcher ready" not in result.output
 
 
 def test_a_preload_that_fails_is_a_warning_and_runs_are_still_forked(prefect, pool, cycle,
-                                                                     tmp_path):
-    (tmp_path / "broken_dep.py").write_text("raise ImportError('no such wheel')\n")
-    dep, _ = prefect.deploy(pool, "flows.py:hello")
-    runs = prefect.schedule_runs(dep, 2)
-    result = cycle.run(pool, WARM | {"PREFECT_CYCLE_PRELOAD_MODULES": "broken_dep,json",
-                                     "PYTHONPATH": str(tmp_path)})
-    assert result.returncode == 0, result
-    assert [prefect.state_type(r) for r in runs] == ["COMPLETED"] * 2
+                                                                     preloads):
+    result = two_runs_warm(prefect, pool, cycle, "broken_dep,json", preloads)
     assert "preloading broken_dep failed (ImportError: no such wheel)" in result.stderr, result
     assert "warm start: launcher ready" in result.output, result.output
     assert "warm start off" not in result.output, result.output

@@ -101,6 +101,22 @@ bool has(const std::vector<std::string>& lines, const std::string& line) {
   return std::find(lines.begin(), lines.end(), line) != lines.end();
 }
 
+// A ready launcher with one run forked ("run-a", environment `env`) and
+// supervised.
+struct OneForked {
+  WarmLauncher launcher;
+  Ended ended;
+  ProcessSupervisor supervisor;  // after `ended`: its callbacks write there
+  ProcessSupervisor::Id id = 0;
+  OneForked(const Fixture& f, std::map<std::string, std::string> env) : launcher(f.options()) {
+    REQUIRE(launcher.start().empty());
+    std::string why;
+    auto child = launcher.launch(f.run(std::move(env)), "run-a", why);
+    REQUIRE(child);
+    id = supervise(supervisor, std::move(*child), ended);
+  }
+};
+
 }  // namespace
 
 TEST_CASE(
@@ -142,22 +158,15 @@ TEST_CASE(
 
 TEST_CASE("a warm run stops through SIGTERM to its group like a cold one", "[warm]") {
   Fixture f;
-  WarmLauncher launcher(f.options());
-  REQUIRE(launcher.start().empty());
-  ProcessSupervisor supervisor;
-  Ended ended;
-  std::string why;
-  auto child = launcher.launch(f.run({{"SLEEP", "30"}}), "run-a", why);
-  REQUIRE(child);
-  const auto id = supervise(supervisor, std::move(*child), ended);
+  OneForked run(f, {{"SLEEP", "30"}});
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!has(ended.out, "mark=-") && std::chrono::steady_clock::now() < until) {
-    supervisor.run_once(milliseconds(50));
+  while (!has(run.ended.out, "mark=-") && std::chrono::steady_clock::now() < until) {
+    run.supervisor.run_once(milliseconds(50));
   }
-  supervisor.terminate(id, std::chrono::seconds(5));
-  run_until_empty(supervisor);
-  REQUIRE(ended.status);
-  CHECK(ended.status->signal == SIGTERM);
+  run.supervisor.terminate(run.id, std::chrono::seconds(5));
+  run_until_empty(run.supervisor);
+  REQUIRE(run.ended.status);
+  CHECK(run.ended.status->signal == SIGTERM);
 }
 
 TEST_CASE("a preload that starts a thread: the launcher refuses and names the module", "[warm]") {
@@ -183,24 +192,17 @@ TEST_CASE("a preload that fails to import is a warning naming it; the launcher g
 TEST_CASE("a launcher that dies loses no run: forked runs stay ours, later launches say why",
           "[warm]") {
   Fixture f;
-  WarmLauncher launcher(f.options());
-  REQUIRE(launcher.start().empty());
-  ProcessSupervisor supervisor;
-  Ended ended;
-  std::string why;
-  auto child = launcher.launch(f.run({{"SLEEP", "1"}, {"EXIT_CODE", "5"}}), "run-a", why);
-  REQUIRE(child);
-  supervise(supervisor, std::move(*child), ended);
-  REQUIRE(kill(launcher.pid(), SIGKILL) == 0);
+  OneForked run(f, {{"SLEEP", "1"}, {"EXIT_CODE", "5"}});
+  REQUIRE(kill(run.launcher.pid(), SIGKILL) == 0);
   std::this_thread::sleep_for(milliseconds(200));
 
   std::string why_not;
-  CHECK_FALSE(launcher.launch(f.run({}), "run-b", why_not));
+  CHECK_FALSE(run.launcher.launch(f.run({}), "run-b", why_not));
   CHECK_FALSE(why_not.empty());
-  CHECK_FALSE(launcher.ready());
-  run_until_empty(supervisor);
-  REQUIRE(ended.status);
-  CHECK(*ended.status == ExitStatus{5, 0});
+  CHECK_FALSE(run.launcher.ready());
+  run_until_empty(run.supervisor);
+  REQUIRE(run.ended.status);
+  CHECK(*run.ended.status == ExitStatus{5, 0});
 }
 
 TEST_CASE("a launcher whose Python cannot start says so", "[warm]") {
