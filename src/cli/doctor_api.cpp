@@ -14,6 +14,7 @@
 #include "cli/api_stack.hpp"
 #include "common/error.hpp"
 #include "common/url.hpp"
+#include "cycle/plan_reads.hpp"
 #include "prefect/server_version.hpp"
 
 namespace pc {
@@ -256,7 +257,7 @@ void Doctor::check_deployments() {
   for (const auto& ref : config_.trigger_deployments) {
     std::string name = "deployment " + ref.full_name();
     try {
-      auto deployment = stack_.client().read_deployment_by_name(ref.flow, ref.deployment);
+      auto deployment = find_trigger_deployment(stack_.client(), ref);
       if (!deployment) {
         add(name, false, "deployment \"" + ref.full_name() + "\" not found",
             std::string(hint_text(Hint::kDeploymentNotFound)), ExitCode::kUsage);

@@ -1,6 +1,7 @@
 #include "cli/dry_run.hpp"
 
 #include "common/error.hpp"
+#include "cycle/plan_reads.hpp"
 #include "prefect/types.hpp"
 
 namespace pc {
@@ -39,38 +40,14 @@ ExitCode print_plan(const Config& config, PrefectClient& client, std::ostream& o
     out << "  trigger: none\n";
   }
   for (const auto& ref : config.trigger_deployments) {
-    auto deployment = client.read_deployment_by_name(ref.flow, ref.deployment);
-    if (!deployment) {
-      throw usage_error("PREFECT_TRIGGER_DEPLOYMENTS: deployment \"" + ref.full_name() +
-                            "\" not found at " + config.api_url,
-                        Hint::kDeploymentNotFound);
-    }
-    out << "  trigger: \"" << ref.full_name() << "\" (deployment " << deployment->id << ", pool \""
-        << deployment->work_pool_name << "\"): would create one flow run\n";
+    const Deployment deployment = resolve_trigger_deployment(client, config, ref);
+    out << "  trigger: \"" << ref.full_name() << "\" (deployment " << deployment.id << ", pool \""
+        << deployment.work_pool_name << "\"): would create one flow run\n";
   }
 
-  const auto horizon = std::chrono::system_clock::now() + config.prefetch;
-  FlowRunFilter filter;
-  filter.work_pool_names = {config.work_pool};
-  filter.state_types = {StateType::kScheduled};
   std::vector<FlowRun> due;
   if (pool) {
-    for (int page = 0; page < 50; ++page) {
-      filter.offset = page * filter.limit;
-      auto runs = client.read_flow_runs(filter);
-      for (auto& run : runs) {
-        auto when = parse_iso8601(run.expected_start_time);
-        bool in_queue = config.work_queues.empty() ||
-                        std::find(config.work_queues.begin(), config.work_queues.end(),
-                                  run.work_queue_name) != config.work_queues.end();
-        if (in_queue && (!when || *when <= horizon)) {
-          due.push_back(std::move(run));
-        }
-      }
-      if (static_cast<int>(runs.size()) < filter.limit) {
-        break;
-      }
-    }
+    due = read_due_runs(client, config, std::chrono::system_clock::now() + config.prefetch);
   }
   out << "  due flow runs (scheduled before now + " << config.prefetch.count()
       << " s): " << due.size() << "\n";

@@ -7,6 +7,7 @@
 
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
+#include "cycle/plan_reads.hpp"
 #include "worker/job_config.hpp"
 
 namespace pc {
@@ -99,18 +100,13 @@ void CycleRun::preflight() {
             (pool_.is_paused ? "paused" : "not paused") + ", status " + pool_.status);
 
   for (const auto& ref : config_.trigger_deployments) {
-    auto deployment = deps_.client.read_deployment_by_name(ref.flow, ref.deployment);
-    if (!deployment) {
-      throw usage_error("PREFECT_TRIGGER_DEPLOYMENTS: deployment \"" + ref.full_name() +
-                            "\" not found at " + config_.api_url,
-                        Hint::kDeploymentNotFound);
-    }
-    if (!deployment->work_pool_name.empty() && deployment->work_pool_name != pool_.name) {
+    Deployment deployment = resolve_trigger_deployment(deps_.client, config_, ref);
+    if (!deployment.work_pool_name.empty() && deployment.work_pool_name != pool_.name) {
       log_.warn("deployment \"" + ref.full_name() + "\" belongs to work pool \"" +
-                deployment->work_pool_name + "\", not \"" + pool_.name +
+                deployment.work_pool_name + "\", not \"" + pool_.name +
                 "\": this cycle will trigger it but not run it");
     }
-    deployments_.push_back(*deployment);
+    deployments_.push_back(std::move(deployment));
   }
 
   preflight_ = deps_.preflight(log_.with({{"phase", "preflight"}}));
@@ -231,25 +227,9 @@ void CycleRun::work() {
 // take. They are the runs the summary accounts for.
 void CycleRun::remember_due_runs() {
   due_read_ = true;
-  const auto horizon = std::chrono::system_clock::now() + config_.prefetch;
-  FlowRunFilter filter;
-  filter.work_pool_names = {config_.work_pool};
-  filter.state_types = {StateType::kScheduled};
-  for (int page = 0; page < 50; ++page) {
-    filter.offset = page * filter.limit;
-    auto runs = deps_.client.read_flow_runs(filter);
-    for (const auto& run : runs) {
-      auto due = parse_iso8601(run.expected_start_time);
-      bool in_queue = config_.work_queues.empty() ||
-                      std::find(config_.work_queues.begin(), config_.work_queues.end(),
-                                run.work_queue_name) != config_.work_queues.end();
-      if (in_queue && (!due || *due <= horizon)) {
-        tracked_ids_.insert(run.id);
-      }
-    }
-    if (static_cast<int>(runs.size()) < filter.limit) {
-      break;
-    }
+  for (const auto& run :
+       read_due_runs(deps_.client, config_, std::chrono::system_clock::now() + config_.prefetch)) {
+    tracked_ids_.insert(run.id);
   }
   log_.info(std::to_string(tracked_ids_.size()) + " flow run(s) due in pool \"" +
             config_.work_pool + "\" (including triggered ones)");
