@@ -22,6 +22,7 @@
 
 #include "http/retry.hpp"
 #include "process/process.hpp"
+#include "worker/final_state.hpp"
 #include "worker/flow_output.hpp"
 #include "worker/launcher.hpp"
 #include "worker/run_updates.hpp"
@@ -98,10 +99,20 @@ class NativeWorker::Impl {
   std::string flow_name(const std::string& flow_id);
   void launch(FlowRun run, const Deployment& deployment, const Logger& rlog);
 
+  // A process that ended, as supervise() collects them in one round.
+  struct Ended {
+    Running* running;
+    ExitStatus status;
+  };
+
   // --- reporting (report.cpp) ---
-  void finish(Running& r, const ExitStatus& status);
-  void remember(const std::string& id, const std::optional<FlowRun>& known = std::nullopt);
-  SetStateResult set_state(const std::string& id, const StateCreate& state, bool force);
+  void finish(const std::vector<Ended>& ended);
+  std::map<std::string, FlowRun> read_ended(const std::vector<Ended>& ended);
+  void report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
+              const ExitStatus& status, const SetStateResult& result) const;
+  void remember(const std::string& id);
+  SetStateResult set_state(const std::string& id, const StateCreate& state, bool force,
+                           const std::string& transition_id = new_uuid4());
 
   const Config& config_;
   PrefectClient& client_;

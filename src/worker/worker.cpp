@@ -290,13 +290,28 @@ void NativeWorker::Impl::supervise() {
   }
   auto exited = std::move(exited_);
   exited_.clear();
+  std::vector<Ended> ended;
   for (const auto& [id, status] : exited) {
-    auto it = running_.find(id);
-    if (it != running_.end()) {
-      finish(it->second, status);
-      running_.erase(it);
+    if (auto it = running_.find(id); it != running_.end()) {
+      ended.push_back({&it->second, status});
     }
   }
+  if (ended.empty()) {
+    return;
+  }
+  auto forget = [&] {
+    for (const auto& e : ended) {
+      const std::string id = e.running->run.id;
+      running_.erase(id);
+    }
+  };
+  try {
+    finish(ended);
+  } catch (...) {
+    forget();  // their exits are consumed: kept, they would be waited for for ever
+    throw;
+  }
+  forget();
 }
 
 void NativeWorker::Impl::stop_process(Running& r) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -527,4 +528,46 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
           "signal 15 (SIGTERM).");
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
   }
+}
+
+TEST_CASE("NativeWorker: processes that end together are reported together", "[worker]") {
+  Harness h;
+  for (const char* id : {"r1", "r2", "r3"}) {
+    h.server.add_run(id);
+  }
+  h.config.flow_limit = 3;
+  // r1 completes; r2 and r3 die before their engine reports (RUNNING).
+  h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+    h.server.set_type(id, id == "r1" ? "COMPLETED" : "RUNNING");
+  };
+  h.launcher->plan = [](const std::string& id) {
+    return FakeLauncher::Plan{1, ExitStatus{id == "r1" ? 0 : 1, 0}, ""};
+  };
+  std::size_t first_report = 0;
+  h.server.before = [&](const std::string& method, const std::string& path) {
+    if (first_report == 0 && method == "POST" && path == "/flow_runs/filter" &&
+        h.launcher->empty() && h.launcher->started.size() == 3) {
+      first_report = h.server.requests.size();  // the read after the exits
+    }
+  };
+
+  auto result = h.run();
+
+  REQUIRE(first_report > 0);
+  std::vector<std::string> after;
+  for (std::size_t i = first_report - 1; i < h.server.requests.size(); ++i) {
+    const auto& r = h.server.requests[i];
+    after.push_back(r.method + " " + r.url.substr(r.url.find("/api") + 4));
+  }
+  // One read of the three, the two proposals, then the worker's last poll:
+  // no read of a run one by one.
+  REQUIRE(after.size() >= 3);
+  CHECK(after[0] == "POST /flow_runs/filter");
+  CHECK(std::set<std::string>(after.begin() + 1, after.begin() + 3) ==
+        std::set<std::string>{"POST /flow_runs/r2/set_state", "POST /flow_runs/r3/set_state"});
+  CHECK(std::none_of(after.begin(), after.end(), [](const std::string& r) {
+    return r.rfind("GET /flow_runs/", 0) == 0;
+  }));
+  CHECK(h.records(result) == std::map<std::string, std::string>{
+                                 {"r1", "COMPLETED"}, {"r2", "CRASHED"}, {"r3", "CRASHED"}});
 }
