@@ -25,6 +25,43 @@ std::vector<std::string> state_names(const std::vector<StateType>& types) {
   throw api_error(what + ": unexpected HTTP " + std::to_string(response.status), Hint::kApiAnswer);
 }
 
+constexpr const char* kVersionPath = "/admin/version";
+
+std::string deployment_path(const std::string& id) {
+  return "/deployments/" + url_encode_segment(id);
+}
+
+std::string flow_path(const std::string& id) {
+  return "/flows/" + url_encode_segment(id);
+}
+
+// GET /deployments/{id}: 404 -> nullopt.
+std::optional<Deployment> deployment_answer(const ApiResponse& response) {
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  return decode_deployment(response.body);
+}
+
+// GET /flows/{id}: the flow object; 404 -> Error.
+json flow_answer(const std::string& id, const ApiResponse& response) {
+  if (response.status == 404) {
+    throw api_error("flow " + id + " not found", Hint::kApiGone);
+  }
+  if (!response.body.is_object()) {
+    throw api_error("GET /flows/" + id + ": the answer is not a JSON object", Hint::kApiAnswer);
+  }
+  return response.body;
+}
+
+// GET /admin/version: the release, a JSON string.
+std::string version_answer(const ApiResponse& response) {
+  if (!response.body.is_string()) {
+    unexpected(std::string("GET ") + kVersionPath, response);
+  }
+  return response.body.get<std::string>();
+}
+
 }  // namespace
 
 json flow_run_filter_body(const FlowRunFilter& filter, bool paging) {
@@ -130,11 +167,7 @@ std::optional<Deployment> PrefectClient::read_deployment_by_name(const std::stri
 }
 
 std::optional<Deployment> PrefectClient::read_deployment(const std::string& id) {
-  auto response = api_.request("GET", "/deployments/" + url_encode_segment(id));
-  if (response.status == 404) {
-    return std::nullopt;
-  }
-  return decode_deployment(response.body);
+  return deployment_answer(api_.request("GET", deployment_path(id)));
 }
 
 FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deployment_id,
@@ -153,14 +186,7 @@ FlowRun PrefectClient::create_flow_run_from_deployment(const std::string& deploy
 }
 
 json PrefectClient::read_flow(const std::string& id) {
-  auto response = api_.request("GET", "/flows/" + url_encode_segment(id));
-  if (response.status == 404) {
-    throw api_error("flow " + id + " not found", Hint::kApiGone);
-  }
-  if (!response.body.is_object()) {
-    throw api_error("GET /flows/" + id + ": the answer is not a JSON object", Hint::kApiAnswer);
-  }
-  return response.body;
+  return flow_answer(id, api_.request("GET", flow_path(id)));
 }
 
 std::vector<FlowRun> PrefectClient::read_flow_runs(const FlowRunFilter& filter) {
@@ -382,11 +408,41 @@ std::optional<json> PrefectClient::read_block_document_by_id(const std::string& 
 }
 
 std::string PrefectClient::read_server_version() {
-  auto response = api_.request("GET", "/admin/version");
-  if (!response.body.is_string()) {
-    unexpected("GET /admin/version", response);
+  return version_answer(api_.request("GET", kVersionPath));
+}
+
+PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
+  std::vector<ApiClient::Call> calls;
+  for (const auto& id : wanted.deployment_ids) {
+    calls.push_back({"GET", deployment_path(id), std::nullopt});
   }
-  return response.body.get<std::string>();
+  for (const auto& id : wanted.flow_ids) {
+    calls.push_back({"GET", flow_path(id), std::nullopt});
+  }
+  if (wanted.server_version) {
+    calls.push_back({"GET", kVersionPath, std::nullopt});
+  }
+  auto results = api_.request_all(calls);
+  // Each answer decoded as its single read would, or that read's error.
+  std::size_t next = 0;
+  auto decode = [&](auto& outcome, auto&& answer) {
+    try {
+      outcome.value = answer(results[next++].get());
+    } catch (...) {
+      outcome.error = std::current_exception();
+    }
+  };
+  LookupResults found;
+  for (const auto& id : wanted.deployment_ids) {
+    decode(found.deployments[id], deployment_answer);
+  }
+  for (const auto& id : wanted.flow_ids) {
+    decode(found.flows[id], [&id](const ApiResponse& r) { return flow_answer(id, r); });
+  }
+  if (wanted.server_version) {
+    decode(found.server_version.emplace(), version_answer);
+  }
+  return found;
 }
 
 bool PrefectClient::health() {

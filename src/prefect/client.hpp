@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -137,6 +138,21 @@ class PrefectClient {
   // GET /block_documents/{id}?include_secrets=true (a {"$ref": ...} reference).
   std::optional<nlohmann::json> read_block_document_by_id(const std::string& id);
   std::string read_server_version();
+
+  // The reads a worker needs before it claims a batch, sent at once (one
+  // round trip): deployments and flows by id (as read_deployment and
+  // read_flow), and the server's version. Each its value or its error.
+  struct Lookups {
+    std::vector<std::string> deployment_ids;
+    std::vector<std::string> flow_ids;
+    bool server_version = false;
+  };
+  struct LookupResults {
+    std::map<std::string, Outcome<std::optional<Deployment>>> deployments;
+    std::map<std::string, Outcome<nlohmann::json>> flows;
+    std::optional<Outcome<std::string>> server_version;
+  };
+  LookupResults look_up(const Lookups& wanted);
   // GET /health without retries: true when it answers 200 `true`, false for
   // any other answer; throws pc::Error(kApi) when the server is unreachable.
   bool health();

@@ -1,6 +1,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,7 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     }
     return {};
   }
+  look_up(current);
   std::vector<Candidate> candidates;
   for (const auto& p : polled) {
     Logger rlog = run_log(p);
@@ -136,6 +138,48 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     candidates.push_back({std::move(run), std::move(*deployment), rlog, new_uuid4()});
   }
   return candidates;
+}
+
+// What the batch's claims and launches will need and we do not know yet —
+// deployments, flow names, the server's version — read at once, before the
+// claims (one round trip, not three). A read that fails here is made again,
+// alone, where it is needed, and fails there as it always did.
+void NativeWorker::Impl::look_up(const std::map<std::string, FlowRun>& runs) {
+  PrefectClient::Lookups wanted;
+  std::set<std::string> deployments;
+  std::set<std::string> flows;
+  for (const auto& [id, run] : runs) {
+    if (!run.deployment_id.empty() && deployments_.count(run.deployment_id) == 0 &&
+        deployments.insert(run.deployment_id).second) {
+      wanted.deployment_ids.push_back(run.deployment_id);
+    }
+    if (!run.flow_id.empty() && flow_names_.count(run.flow_id) == 0 &&
+        flows.insert(run.flow_id).second) {
+      wanted.flow_ids.push_back(run.flow_id);
+    }
+  }
+  wanted.server_version = !labels_ && !is_prefect_cloud(config_.api_url);
+  if (wanted.deployment_ids.empty() && wanted.flow_ids.empty() && !wanted.server_version) {
+    return;
+  }
+  auto found = client_.look_up(wanted);
+  for (auto& [id, outcome] : found.deployments) {
+    if (outcome.value && *outcome.value) {
+      deployments_[id] = std::move(**outcome.value);
+    }
+  }
+  for (auto& [id, outcome] : found.flows) {
+    if (outcome.value) {
+      flow_names_[id] = outcome.value->value("name", "");
+    }
+  }
+  if (found.server_version && found.server_version->value) {
+    try {
+      learn_features(*found.server_version->value);
+    } catch (const Error& e) {
+      log_.debug(std::string("cannot tell the server's features yet: ") + e.what());
+    }
+  }
 }
 
 Logger NativeWorker::Impl::run_log(const FlowRun& run) const {
@@ -215,16 +259,20 @@ bool NativeWorker::Impl::labels_supported() {
     return true;
   }
   try {
-    const std::string version = client_.read_server_version();
-    ServerFeatures features = features_of(ServerVersion::parse(version));
-    labels_ = features.flow_run_labels;
-    if (!features.missing().empty()) {
-      log_.info("Prefect server " + version + ": " + features.missing());
-    }
+    learn_features(client_.read_server_version());
   } catch (const Error& e) {
     log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
   }
   return *labels_;
+}
+
+// What the server's release tells: whether it has flow-run labels.
+void NativeWorker::Impl::learn_features(const std::string& version) {
+  const ServerFeatures features = features_of(ServerVersion::parse(version));
+  labels_ = features.flow_run_labels;
+  if (!features.missing().empty()) {
+    log_.info("Prefect server " + version + ": " + features.missing());
+  }
 }
 
 // One run's PENDING proposal, alone, after a WAIT answer. True when the run

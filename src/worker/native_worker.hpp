@@ -85,12 +85,14 @@ class NativeWorker::Impl {
   std::optional<Deployment> deployment_of(const FlowRun& run);
   void claim_and_launch(const std::vector<FlowRun>& polled);
   std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled);
+  void look_up(const std::map<std::string, FlowRun>& runs);
   Logger run_log(const FlowRun& run) const;
   bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c);
   bool wait_as_asked(const SetStateResult& result, const Logger& rlog);
   bool accepted(const SetStateResult& result, const Logger& rlog) const;
   void label(const FlowRun& run, const Logger& rlog);
   bool labels_supported();
+  void learn_features(const std::string& version);
   bool claim(const FlowRun& run, const Logger& rlog);
   bool applied_despite_error(const std::string& id, const std::string& transition_id,
                              const Logger& rlog);

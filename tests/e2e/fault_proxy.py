@@ -29,6 +29,14 @@ A network: `FaultProxy(upstream, latency=0.3, jitter=0.05)` holds every answer
 (forwarded or injected) for `latency` ± `jitter` seconds (uniform), as an API
 in another region or Prefect Cloud would; `delays` records what each request
 was given, so that a test can prove the latency was there.
+
+TLS with a slow handshake: `FaultProxy(upstream, tls_dir=path, handshake_delay=0.5)`
+serves HTTPS with a self-signed certificate for 127.0.0.1 (written to
+`tls_dir / "cert.pem"`: pass it as PREFECT_API_SSL_CERT_FILE) and holds every
+new connection's handshake `handshake_delay` seconds (after the client's hello,
+before the server's), as a far server whose TLS round trips cost that much;
+`handshakes` records each one that completed, so that a test can prove
+connections were set up (and, by their count, reused).
 """
 
 from __future__ import annotations
@@ -38,11 +46,14 @@ import json
 import random
 import re
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 HUGE_BYTES = 100 * 1024 * 1024
@@ -85,7 +96,8 @@ class Rule:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, latency: float = 0.0, jitter: float = 0.0):
+    def __init__(self, upstream: str, latency: float = 0.0, jitter: float = 0.0,
+                 tls_dir: Path | None = None, handshake_delay: float = 0.0):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port
@@ -95,6 +107,19 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.log: list[tuple[str, str, str]] = []  # (method, path, what happened)
         self._server: ThreadingHTTPServer | None = None
+        self.handshake_delay = handshake_delay
+        self.handshakes: list[float] = []  # seconds each completed handshake took here
+        self.cert: Path | None = None
+        self._tls: ssl.SSLContext | None = None
+        if tls_dir is not None:
+            self.cert = tls_dir / "cert.pem"
+            key = tls_dir / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", str(key), "-out", str(self.cert)],
+                           check=True, capture_output=True)
+            self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls.load_cert_chain(self.cert, key)
 
     @property
     def port(self) -> int:
@@ -102,7 +127,8 @@ class FaultProxy:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/api"
 
     def add(self, rule: Rule) -> Rule:
         self.rules.append(rule)
@@ -199,7 +225,30 @@ class FaultProxy:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # socketserver's default backlog is 5: a client opening 16
+            # connections at once would see SYNs dropped and resent 1 s later,
+            # which no real server (uvicorn: 2048) does.
+            request_queue_size = 128
+
+            def process_request_thread(self, request, client_address):
+                # In the connection's own thread: a slow handshake holds only
+                # this connection, as it would over a network.
+                if proxy._tls is not None:
+                    started = time.monotonic()
+                    try:
+                        request.settimeout(30)
+                        request.recv(1, socket.MSG_PEEK)  # the client's hello is here
+                        time.sleep(proxy.handshake_delay)
+                        request = proxy._tls.wrap_socket(request, server_side=True)
+                        request.settimeout(None)
+                    except (OSError, ssl.SSLError):
+                        self.shutdown_request(request)
+                        return
+                    proxy.handshakes.append(time.monotonic() - started)
+                super().process_request_thread(request, client_address)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
