@@ -272,3 +272,45 @@ TEST_CASE("PrefectClient block document by id", "[prefect]") {
   CHECK(f.req().url == "http://h/api/block_documents/b1?include_secrets=true");
   CHECK_FALSE(f.client.read_block_document_by_id("gone"));
 }
+
+TEST_CASE("PrefectClient look_up: each read decoded as alone, in one batch", "[prefect]") {
+  Fixture f;
+  f.transport.reply(200, R"({"id":"d1","name":"nightly","work_pool_name":"etl"})")
+      .reply(404, R"({"detail":"Deployment not found"})")
+      .reply(200, R"({"id":"f1","name":"hello"})")
+      .reply(200, R"("3.8.8")");
+  PrefectClient::Lookups wanted;
+  wanted.deployment_ids = {"d1", "gone"};
+  wanted.flow_ids = {"f1"};
+  wanted.server_version = true;
+
+  auto found = f.client.look_up(wanted);
+
+  REQUIRE(f.transport.requests.size() == 4);
+  CHECK(f.req(0).url == "http://h/api/deployments/d1");
+  CHECK(f.req(3).url == "http://h/api/admin/version");
+  REQUIRE(found.deployments.at("d1").value);
+  CHECK((*found.deployments.at("d1").value)->name == "nightly");
+  REQUIRE(found.deployments.at("gone").value);
+  CHECK_FALSE(*found.deployments.at("gone").value);  // 404: none, as read_deployment
+  CHECK(found.flows.at("f1").value->value("name", "") == "hello");
+  REQUIRE(found.server_version);
+  CHECK(found.server_version->value == std::optional<std::string>("3.8.8"));
+}
+
+TEST_CASE("PrefectClient look_up: a failed read is that read's error only", "[prefect]") {
+  Fixture f;
+  f.transport.reply(404, R"({"detail":"Flow not found"})").reply(200, R"({"not":"a string"})");
+  PrefectClient::Lookups wanted;
+  wanted.flow_ids = {"f1"};
+  wanted.server_version = true;
+
+  auto found = f.client.look_up(wanted);
+
+  CHECK_FALSE(found.flows.at("f1").value);
+  CHECK_THROWS_WITH(std::rethrow_exception(found.flows.at("f1").error),
+                    Catch::Contains("flow f1 not found"));
+  REQUIRE(found.server_version);
+  CHECK_THROWS_WITH(std::rethrow_exception(found.server_version->error),
+                    Catch::Contains("GET /admin/version"));
+}
