@@ -35,9 +35,8 @@ std::vector<FlowRun> read_due_runs(PrefectClient& client, const Config& config,
     const bool last_page = static_cast<int>(runs.size()) < filter.limit;
     for (auto& run : runs) {
       const auto when = parse_iso8601(run.expected_start_time);
-      const bool in_queue =
-          queues.empty() ||
-          std::find(queues.begin(), queues.end(), run.work_queue_name) != queues.end();
+      const bool in_queue = queues.empty() || std::find(queues.begin(), queues.end(),
+                                                        run.work_queue_name) != queues.end();
       if (in_queue && (!when || *when <= horizon)) {
         due.push_back(std::move(run));
       }

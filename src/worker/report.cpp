@@ -80,8 +80,7 @@ void NativeWorker::Impl::finish(const std::vector<Ended>& ended) {
     decisions.push_back(decide_final_state(end, now));
     ends.push_back(std::move(end));
     if (decisions.back().action != FinalAction::kKeep) {
-      proposals.push_back(
-          {r.run.id, decisions.back().state, decisions.back().force, new_uuid4()});
+      proposals.push_back({r.run.id, decisions.back().state, decisions.back().force, new_uuid4()});
     }
   }
   auto outcomes = proposals.empty() ? std::vector<Outcome<SetStateResult>>{}
@@ -108,8 +107,8 @@ void NativeWorker::Impl::finish(const std::vector<Ended>& ended) {
     } else {
       // Tried alone again, with the same transition_id: a proposal the
       // server applied before its answer was lost is not applied twice.
-      result = set_state(r.run.id, proposals[p].state, proposals[p].force,
-                         proposals[p].transition_id);
+      result =
+          set_state(r.run.id, proposals[p].state, proposals[p].force, proposals[p].transition_id);
     }
     report(r, ends[i], decisions[i], ended[i].status, result);
     if (result.status == SetStateStatus::kAccept && result.state) {

@@ -29,8 +29,8 @@ TEST_CASE("read_due_runs: the pool's SCHEDULED runs in the queues, due before th
   config.work_queues = {"default", "fast"};
   const auto horizon = *parse_iso8601("2026-12-05T10:00:00Z");
   json page = json::array({run("a", "default", "2026-12-05T09:00:00Z"),
-                           run("b", "slow", "2026-12-05T09:00:00Z"),   // another queue
-                           run("c", "fast", "2026-12-05T11:00:00Z"),   // not yet due
+                           run("b", "slow", "2026-12-05T09:00:00Z"),    // another queue
+                           run("c", "fast", "2026-12-05T11:00:00Z"),    // not yet due
                            run("d", "fast", "2026-12-05T10:00:00Z")});  // due at the horizon
   f.transport.reply(200, page.dump());
 
@@ -65,8 +65,7 @@ TEST_CASE("read_due_runs: a full page asks for the next one", "[cycle]") {
   CHECK(json::parse(f.transport.requests[1].body)["offset"] == limit);
 }
 
-TEST_CASE("resolve_trigger_deployment: a missing one names the variable and the API",
-          "[cycle]") {
+TEST_CASE("resolve_trigger_deployment: a missing one names the variable and the API", "[cycle]") {
   pc::testing::FakeClient f;
   Config config;
   config.api_url = "http://h/api";

@@ -565,9 +565,8 @@ TEST_CASE("NativeWorker: processes that end together are reported together", "[w
   CHECK(after[0] == "POST /flow_runs/filter");
   CHECK(std::set<std::string>(after.begin() + 1, after.begin() + 3) ==
         std::set<std::string>{"POST /flow_runs/r2/set_state", "POST /flow_runs/r3/set_state"});
-  CHECK(std::none_of(after.begin(), after.end(), [](const std::string& r) {
-    return r.rfind("GET /flow_runs/", 0) == 0;
-  }));
+  CHECK(std::none_of(after.begin(), after.end(),
+                     [](const std::string& r) { return r.rfind("GET /flow_runs/", 0) == 0; }));
   CHECK(h.records(result) == std::map<std::string, std::string>{
                                  {"r1", "COMPLETED"}, {"r2", "CRASHED"}, {"r3", "CRASHED"}});
 }
