@@ -477,4 +477,55 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
   return results;
 }
 
+ApiClient::~ApiClient() = default;
+
+ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& options) {
+  const CallId id = next_call_++;
+  Started entry{std::make_unique<Call::State>(*this, call, options)};
+  entry.ticket = transport_.start(entry.state->next_request());
+  started_.emplace(id, std::move(entry));
+  return id;
+}
+
+std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
+    std::chrono::milliseconds wait) {
+  std::vector<std::pair<CallId, Result>> ended;
+  // Retries whose delay has passed go out again; the wait ends no later
+  // than the next one due.
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, entry] : started_) {
+    if (entry.ticket != 0) {
+      continue;
+    }
+    if (entry.retry_at <= now) {
+      entry.state->waited(entry.state->delay(), true);
+      entry.ticket = transport_.start(entry.state->next_request());
+    } else {
+      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                entry.retry_at - now));
+    }
+  }
+  for (auto& [ticket, outcome] : transport_.poll(wait)) {
+    auto it = std::find_if(started_.begin(), started_.end(),
+                           [ticket = ticket](const auto& e) { return e.second.ticket == ticket; });
+    if (it == started_.end()) {
+      continue;  // not ours (cannot happen: one client per transport)
+    }
+    Result result;
+    try {
+      result.response = it->second.state->judge(std::move(outcome));
+    } catch (...) {
+      result.error = std::current_exception();
+    }
+    if (result.response || result.error) {
+      ended.emplace_back(it->first, std::move(result));
+      started_.erase(it);
+    } else {
+      it->second.ticket = 0;  // to be tried again after its delay
+      it->second.retry_at = std::chrono::steady_clock::now() + it->second.state->delay();
+    }
+  }
+  return ended;
+}
+
 }  // namespace pc

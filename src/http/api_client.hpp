@@ -4,6 +4,10 @@
 // say what failed, with the server's `detail`, and never a secret.
 
 #include <chrono>
+#include <utility>
+#include <cstdint>
+#include <memory>
+#include <map>
 #include <exception>
 #include <optional>
 #include <random>
@@ -57,6 +61,9 @@ class ApiClient {
  public:
   ApiClient(HttpTransport& transport, ApiOptions options, Logger log, RetryPolicy policy,
             Sleeper& sleeper);
+  ~ApiClient();
+  ApiClient(const ApiClient&) = delete;
+  ApiClient& operator=(const ApiClient&) = delete;
 
   // Sends `method base_url+path` with an optional JSON body. Returns 2xx, 404
   // and 409 responses (body parsed; null when empty). Retries transport errors
@@ -93,6 +100,17 @@ class ApiClient {
   std::vector<Result> request_all(const std::vector<Call>& calls,
                                   const RequestOptions& options = {});
 
+  // Calls in flight while the caller does other work (the worker's loop):
+  // start() sends one and returns at once; poll() lets those in flight
+  // progress for up to `wait` and returns the ones that ended, each with
+  // request()'s result. A call to be tried again is a timer, not a sleep:
+  // it goes out again from the first poll() after its delay.
+  using CallId = std::uint64_t;
+  CallId start(const Call& call, const RequestOptions& options = {});
+  std::vector<std::pair<CallId, Result>> poll(std::chrono::milliseconds wait);
+  // Calls started and not yet returned by poll().
+  std::size_t in_flight() const { return started_.size(); }
+
   // The base URL for messages, user-info password redacted.
   const std::string& base_url() const { return redacted_base_url_; }
   // Number of HTTP attempts made so far (for the benchmark and tests).
@@ -113,6 +131,15 @@ class ApiClient {
   std::mt19937_64 random_;
   long attempts_ = 0;
   bool one_at_a_time_ = false;  // request_all() after a busy answer to a round
+  // start()'s calls: their attempts, the transport's ticket of the one in
+  // flight (0 while a retry waits) and when a waiting retry is due.
+  struct Started {
+    std::unique_ptr<Call::State> state;
+    HttpTransport::Ticket ticket = 0;
+    std::chrono::steady_clock::time_point retry_at{};
+  };
+  std::map<CallId, Started> started_;
+  CallId next_call_ = 1;
   std::string redacted_base_url_;
   std::vector<std::string> secrets_;
 };

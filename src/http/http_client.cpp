@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <utility>
 
 #include "common/redact.hpp"
 #include "common/url.hpp"
@@ -115,6 +118,23 @@ std::vector<TransportOutcome> HttpTransport::send_all(const std::vector<HttpRequ
   return outcomes;
 }
 
+HttpTransport::Ticket HttpTransport::start(const HttpRequest& request) {
+  const Ticket ticket = new_ticket();
+  TransportOutcome outcome;
+  try {
+    outcome.response = send(request);
+  } catch (const TransportError& e) {
+    outcome.error = e;
+  }
+  answered_.emplace_back(ticket, std::move(outcome));
+  return ticket;
+}
+
+std::vector<std::pair<HttpTransport::Ticket, TransportOutcome>> HttpTransport::poll(
+    std::chrono::milliseconds /*wait*/) {
+  return std::exchange(answered_, {});
+}
+
 namespace {
 
 struct EasyDeleter {
@@ -140,12 +160,6 @@ EasyPtr new_easy() {
 // cache the batches share, and the easy handles of the last batch, reused.
 // The multi handle is cleaned up before the easy handles (members are
 // destroyed in reverse order).
-struct CurlTransport::Handle {
-  EasyPtr curl;
-  std::vector<EasyPtr> batch;
-  std::unique_ptr<CURLM, MultiDeleter> multi;
-};
-
 // One request in flight: the easy handle's options point into it.
 struct CurlTransport::Transfer {
   CURL* curl = nullptr;
@@ -153,6 +167,40 @@ struct CurlTransport::Transfer {
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   char error_buffer[CURL_ERROR_SIZE] = {};
   std::string url;
+  Ticket ticket = 0;  // of start(); 0 = of send_all
+};
+
+// The transfers of start() share the multi handle (and so its connections)
+// with send_all: each with its own easy handle, kept for reuse once done.
+struct CurlTransport::Handle {
+  EasyPtr curl;
+  std::vector<EasyPtr> batch;
+  std::vector<EasyPtr> spare;  // easy handles of finished start() transfers
+  std::map<Ticket, std::pair<EasyPtr, std::unique_ptr<Transfer>>> started;
+  std::vector<std::pair<Ticket, TransportOutcome>> finished;  // for poll()
+  std::unique_ptr<CURLM, MultiDeleter> multi;
+
+  Handle() = default;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  // Transfers still in flight leave the multi handle before it is cleaned up.
+  ~Handle() {
+    for (auto& [ticket, transfer] : started) {
+      curl_multi_remove_handle(multi.get(), transfer.first.get());
+    }
+  }
+
+  CURLM* multi_handle() {
+    if (!multi) {
+      multi.reset(curl_multi_init());
+      if (!multi) {
+        throw TransportError("cannot initialise libcurl's multi interface", false);
+      }
+      curl_multi_setopt(multi.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, kMaxInFlight);
+      curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, kMaxInFlight);
+    }
+    return multi.get();
+  }
 };
 
 CurlTransport::CurlTransport(TlsOptions tls, std::chrono::milliseconds default_timeout,
@@ -272,15 +320,7 @@ std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequ
     return HttpTransport::send_all(requests);  // one request needs no multi handle
   }
   std::vector<TransportOutcome> outcomes(requests.size());
-  if (!handle_->multi) {
-    handle_->multi.reset(curl_multi_init());
-    if (!handle_->multi) {
-      throw TransportError("cannot initialise libcurl's multi interface", false);
-    }
-    curl_multi_setopt(handle_->multi.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, kMaxInFlight);
-    curl_multi_setopt(handle_->multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, kMaxInFlight);
-  }
-  CURLM* multi = handle_->multi.get();
+  CURLM* multi = handle_->multi_handle();
   while (handle_->batch.size() < requests.size()) {
     handle_->batch.push_back(new_easy());
   }
@@ -292,20 +332,27 @@ std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequ
     curl_multi_add_handle(multi, transfers[i].curl);
   }
   std::vector<std::optional<CURLcode>> results(requests.size());
+  std::size_t done = 0;
   int running = 1;
-  while (running > 0) {
+  while (done < requests.size()) {
     if (curl_multi_perform(multi, &running) != CURLM_OK) {
       break;
     }
     int queued = 0;
     while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
-      if (message->msg == CURLMSG_DONE) {
-        Transfer* transfer = nullptr;
-        curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
+      if (message->msg != CURLMSG_DONE) {
+        continue;
+      }
+      Transfer* transfer = nullptr;
+      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
+      if (transfer->ticket != 0) {
+        started_done(*transfer, message->data.result);  // one of start()'s
+      } else {
         results[static_cast<std::size_t>(transfer - transfers.data())] = message->data.result;
+        ++done;
       }
     }
-    if (running > 0) {
+    if (done < requests.size()) {
       curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
     }
   }
@@ -318,6 +365,72 @@ std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequ
     }
   }
   return outcomes;
+}
+
+HttpTransport::Ticket CurlTransport::start(const HttpRequest& request) {
+  CURLM* multi = handle_->multi_handle();
+  EasyPtr easy;
+  if (handle_->spare.empty()) {
+    easy = new_easy();
+  } else {
+    easy = std::move(handle_->spare.back());
+    handle_->spare.pop_back();
+  }
+  auto transfer = std::make_unique<Transfer>();
+  transfer->curl = easy.get();
+  transfer->ticket = new_ticket();
+  configure(*transfer, request);
+  curl_easy_setopt(transfer->curl, CURLOPT_PRIVATE, transfer.get());
+  if (curl_multi_add_handle(multi, transfer->curl) != CURLM_OK) {
+    throw TransportError("cannot start a request with libcurl's multi interface", false);
+  }
+  const Ticket ticket = transfer->ticket;
+  handle_->started.emplace(ticket, std::make_pair(std::move(easy), std::move(transfer)));
+  return ticket;
+}
+
+void CurlTransport::started_done(Transfer& transfer, int curl_code) {
+  const Ticket ticket = transfer.ticket;
+  curl_multi_remove_handle(handle_->multi.get(), transfer.curl);
+  TransportOutcome outcome;
+  try {
+    outcome.response = finish(transfer, curl_code);
+  } catch (const TransportError& e) {
+    outcome.error = e;
+  }
+  handle_->finished.emplace_back(ticket, std::move(outcome));
+  auto it = handle_->started.find(ticket);
+  handle_->spare.push_back(std::move(it->second.first));
+  handle_->started.erase(it);
+}
+
+std::vector<std::pair<HttpTransport::Ticket, TransportOutcome>> CurlTransport::poll(
+    std::chrono::milliseconds wait) {
+  if (handle_->started.empty()) {
+    return std::exchange(handle_->finished, {});
+  }
+  CURLM* multi = handle_->multi.get();
+  // Progress, then wait for a socket (at most `wait`) and progress again.
+  for (int round = 0; round < 2; ++round) {
+    int running = 0;
+    curl_multi_perform(multi, &running);
+    int queued = 0;
+    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+      if (message->msg != CURLMSG_DONE) {
+        continue;
+      }
+      Transfer* transfer = nullptr;
+      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
+      started_done(*transfer, message->data.result);  // only start()'s are in flight here
+    }
+    if (round == 0 && handle_->finished.empty() && !handle_->started.empty() &&
+        wait.count() > 0) {
+      curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait.count()), nullptr);
+    } else {
+      break;
+    }
+  }
+  return std::exchange(handle_->finished, {});
 }
 
 }  // namespace pc

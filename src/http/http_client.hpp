@@ -5,6 +5,7 @@
 // a recording fake (tests/unit/http/fake_transport.hpp).
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -62,11 +63,29 @@ struct TransportOutcome {
 
 class HttpTransport {
  public:
+  // A request started with start(), until poll() returns its outcome.
+  using Ticket = std::uint64_t;
+
   virtual ~HttpTransport() = default;
   virtual HttpResponse send(const HttpRequest& request) = 0;
   // Sends every request, possibly at the same time, and returns their
   // outcomes in the same order. The default sends them one after another.
   virtual std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& requests);
+
+  // Requests that go on while the caller does other work (the worker's
+  // loop): start() hands one over and returns at once; poll() lets those in
+  // flight progress for up to `wait` and returns the ones that finished.
+  // The defaults (a fake's) send the request inside start() and return its
+  // outcome from the next poll(): correct, not concurrent.
+  virtual Ticket start(const HttpRequest& request);
+  virtual std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait);
+
+ private:
+  Ticket next_ticket_ = 1;
+  std::vector<std::pair<Ticket, TransportOutcome>> answered_;  // by the default start()
+
+ protected:
+  Ticket new_ticket() { return next_ticket_++; }
 };
 
 struct TlsOptions {
@@ -93,6 +112,9 @@ class CurlTransport final : public HttpTransport {
   // connections at once (HTTP/2 multiplexes on one where the server offers
   // it), kept alive between batches.
   std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& requests) override;
+  // On the same multi handle (and connections) as send_all.
+  Ticket start(const HttpRequest& request) override;
+  std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait) override;
 
   static constexpr long kMaxInFlight = 16;
 
@@ -101,6 +123,8 @@ class CurlTransport final : public HttpTransport {
   struct Transfer;
   void configure(Transfer& transfer, const HttpRequest& request) const;
   HttpResponse finish(Transfer& transfer, int curl_code) const;
+  // A finished transfer of start(): its outcome is kept for poll().
+  void started_done(Transfer& transfer, int curl_code);
 
   std::unique_ptr<Handle> handle_;
   TlsOptions tls_;

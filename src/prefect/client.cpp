@@ -313,6 +313,33 @@ std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
   return errors;
 }
 
+ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
+                                             const RequestOptions& options) {
+  const ApiClient::CallId id = api_.start(patch_call(patch), options);
+  started_patches_.emplace(id, patch);
+  return id;
+}
+
+std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_patches(
+    std::chrono::milliseconds wait) {
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended;
+  for (auto& [id, result] : api_.poll(wait)) {
+    auto it = started_patches_.find(id);
+    if (it == started_patches_.end()) {
+      continue;
+    }
+    std::exception_ptr error;
+    try {
+      check_patched(result.get(), it->second);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    ended.emplace_back(id, error);
+    started_patches_.erase(it);
+  }
+  return ended;
+}
+
 void PrefectClient::update_flow_run(const std::string& id, const json& patch,
                                     const RequestOptions& options) {
   const FlowRunPatch p{id, patch, false};

@@ -110,6 +110,12 @@ class PrefectClient {
   // each its error, or null.
   std::vector<std::exception_ptr> patch_flow_runs(const std::vector<FlowRunPatch>& patches,
                                                   const RequestOptions& options = {});
+  // One of patch_flow_runs' updates, without waiting (ApiClient::start); its
+  // outcome comes from poll_patches().
+  ApiClient::CallId start_patch(const FlowRunPatch& patch, const RequestOptions& options = {});
+  // The started patches that ended within `wait`: each its error, or null.
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> poll_patches(
+      std::chrono::milliseconds wait);
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);
@@ -159,6 +165,7 @@ class PrefectClient {
 
  private:
   ApiClient& api_;
+  std::map<ApiClient::CallId, FlowRunPatch> started_patches_;
 };
 
 // The JSON body of a flow run filter (for /flow_runs/filter and /count).

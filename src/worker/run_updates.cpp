@@ -14,6 +14,11 @@ void RunUpdates::send_new() {
 }
 
 void RunUpdates::send_due(bool last) {
+  if (last) {
+    while (busy()) {
+      pump(std::chrono::milliseconds(100));
+    }
+  }
   const auto now = clock_.now();
   std::vector<Update> pending = std::exchange(retry_, {});
   std::vector<Update> due;
@@ -27,10 +32,18 @@ void RunUpdates::send_due(bool last) {
   send(std::move(due), last);
 }
 
-// At once (ApiClient::request_all), without the client's retries unless
-// `last`; failures are deferred (or, when `last`, warned about).
+// Started (ApiClient::start), without the client's retries; when `last`, at
+// once and waited for (ApiClient::request_all), with them. Failures are
+// deferred (or, when `last`, warned about).
 void RunUpdates::send(std::vector<Update> updates, bool last) {
   if (updates.empty()) {
+    return;
+  }
+  if (!last) {
+    for (auto& update : updates) {
+      const auto id = client_.start_patch(update.patch, RequestOptions{false, {}});
+      in_flight_.emplace(id, std::move(update));
+    }
     return;
   }
   std::vector<FlowRunPatch> patches;
@@ -52,6 +65,28 @@ void RunUpdates::send(std::vector<Update> updates, bool last) {
       } else {
         defer(std::move(updates[i]), e);
       }
+    }
+  }
+}
+
+void RunUpdates::pump(std::chrono::milliseconds wait) {
+  if (!busy()) {
+    return;
+  }
+  for (auto& [id, error] : client_.poll_patches(wait)) {
+    auto it = in_flight_.find(id);
+    if (it == in_flight_.end()) {
+      continue;
+    }
+    Update update = std::move(it->second);
+    in_flight_.erase(it);
+    if (!error) {
+      continue;
+    }
+    try {
+      std::rethrow_exception(error);
+    } catch (const Error& e) {
+      defer(std::move(update), e);
     }
   }
 }

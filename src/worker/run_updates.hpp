@@ -1,13 +1,15 @@
 #pragma once
 // Best-effort updates of the runs a worker starts: their labels and their
 // infrastructure_pid. They describe a run; they must not hold up the next
-// claim. The ones of a batch go out together, once each, without the client's
-// retries; after a failure (Prefect's SQLite server answers 503 "database is
+// claim nor the supervision of the runs. The ones of a batch go out together,
+// once each, without the client's retries, and are in flight while the
+// worker's loop goes on (ApiClient::start); after a failure (Prefect's SQLite server answers 503 "database is
 // locked" under load, and the client's first retry would stall the worker's
 // loop for 1 s) one is sent again 1 s and 2 s later from the loop, and at the
 // end of the phase with the client's full retry policy.
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,11 +29,17 @@ class RunUpdates {
   // Queues an update of a run being started; `what` names it in messages
   // ("label the flow run").
   void add(std::string what, Logger log, FlowRunPatch patch);
-  // Sends the queued updates together.
+  // Starts the queued updates; they are in flight while the loop goes on.
   void send_new();
-  // Sends again the failed updates that are due (all of them when `last`:
-  // then with the client's retries, since nothing else waits).
+  // Starts again the failed updates that are due. When `last`: waits for
+  // those in flight, then sends every failed one with the client's retries,
+  // since nothing else waits.
   void send_due(bool last);
+  // Lets the updates in flight progress for up to `wait`; a failed one is
+  // due again later (a timer of the loop).
+  void pump(std::chrono::milliseconds wait);
+  // Updates are in flight: the loop should pump() them often.
+  bool busy() const { return !in_flight_.empty(); }
 
  private:
   struct Update {
@@ -51,6 +59,7 @@ class RunUpdates {
   const Clock& clock_;
   std::vector<Update> new_;    // of the runs being started
   std::vector<Update> retry_;  // failed, to send again
+  std::map<ApiClient::CallId, Update> in_flight_;
 };
 
 }  // namespace pc

@@ -18,6 +18,9 @@ namespace {
 // How long one supervision round may wait for output or an exit: short, so
 // stop requests, heartbeats and polls are never late by more than this.
 constexpr std::chrono::milliseconds kSupervisePoll{100};
+// The same while requests are in flight (RunUpdates): their answers are
+// looked at between two such waits.
+constexpr std::chrono::milliseconds kRequestsPoll{10};
 namespace fs = std::filesystem;
 
 // "N (S sockets)": the entries of /proc/self/fd and how many are sockets.
@@ -279,7 +282,13 @@ bool NativeWorker::Impl::finished() const {
 }
 
 void NativeWorker::Impl::supervise() {
-  if (processes_->empty()) {
+  if (updates_.busy()) {
+    // Updates in flight: the processes and the API in turns, briefly each.
+    if (!processes_->empty()) {
+      processes_->run_once(kRequestsPoll);
+    }
+    updates_.pump(processes_->empty() ? kSupervisePoll : std::chrono::milliseconds(0));
+  } else if (processes_->empty()) {
     sleeper_.sleep_for(kSupervisePoll);
   } else {
     processes_->run_once(kSupervisePoll);

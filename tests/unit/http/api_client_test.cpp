@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "http/fake_transport.hpp"
 
@@ -436,4 +437,35 @@ TEST_CASE("ApiClient::request_all: after a busy answer to a round, one request a
   client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
   CHECK(transport.together == 2);
   CHECK(transport.pending() == 0);
+}
+
+TEST_CASE("ApiClient::start: a retry is a timer of poll(), not a sleep", "[http]") {
+  Fixture f;
+  f.policy.initial = milliseconds(30);
+  f.transport.reply(503).reply(500, R"({"detail":"boom"})").reply(200, R"({"b":2})");
+  auto client = f.client();
+  const auto b = client.start({"PATCH", "/b", nlohmann::json{{"x", 1}}});
+  const auto c = client.start({"PATCH", "/c", std::nullopt});
+  CHECK(client.in_flight() == 2);
+
+  // /c failed for good (500); /b waits 30 ms for its retry, and nobody slept.
+  auto ended = client.poll(milliseconds(0));
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].first == c);
+  CHECK(message_of([&] { ended[0].second.get(); }) ==
+        "PATCH http://prefect:4200/api/c: 500 Internal Server Error: boom");
+  CHECK(client.in_flight() == 1);
+  CHECK(f.transport.requests.size() == 2);
+  CHECK(client.poll(milliseconds(0)).empty());  // not due yet: nothing sent
+  CHECK(f.transport.requests.size() == 2);
+
+  std::this_thread::sleep_for(milliseconds(40));
+  ended = client.poll(milliseconds(0));
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].first == b);
+  CHECK(ended[0].second.get().body == nlohmann::json{{"b", 2}});
+  REQUIRE(f.transport.requests.size() == 3);
+  CHECK(f.transport.requests[2].body == f.transport.requests[0].body);
+  CHECK(client.in_flight() == 0);
+  CHECK(f.sleeper.slept.empty());
 }

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -241,4 +242,35 @@ TEST_CASE("CurlTransport::send_all gives each request its own failure", "[http]"
   CHECK_FALSE(outcomes[1].response);
   CHECK(outcomes[1].error->retryable());
   CHECK_THAT(outcomes[1].error->what(), Catch::Contains("127.0.0.1"));
+}
+
+TEST_CASE("CurlTransport::start: requests in flight while the caller goes on, and beside a batch",
+          "[http]") {
+  // Four requests must be open at once: two started, two in a batch sent
+  // while the started ones are still unanswered.
+  BarrierServer server(4);
+  CurlTransport transport(TlsOptions{}, milliseconds(10000));
+  const auto first = transport.start(make("PATCH", server.url("/api/flow_runs/s0"), "{}"));
+  const auto second = transport.start(make("PATCH", server.url("/api/flow_runs/s1"), "{}"));
+  CHECK(first != second);
+  CHECK(transport.poll(milliseconds(0)).empty());  // nobody answers before all four are open
+
+  auto batch = transport.send_all({make("POST", server.url("/api/flow_runs/b0"), "{}"),
+                                   make("POST", server.url("/api/flow_runs/b1"), "{}")});
+  REQUIRE(batch.size() == 2);
+  REQUIRE(batch[1].response);
+  CHECK(batch[1].response->status == 200);  // 503: the started ones were not in flight
+
+  std::map<HttpTransport::Ticket, std::string> bodies;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (bodies.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    for (auto& [ticket, outcome] : transport.poll(milliseconds(100))) {
+      REQUIRE(outcome.response);
+      CHECK(outcome.response->status == 200);
+      bodies[ticket] = outcome.response->body;
+    }
+  }
+  CHECK(bodies == std::map<HttpTransport::Ticket, std::string>{{first, "/api/flow_runs/s0"},
+                                                               {second, "/api/flow_runs/s1"}});
+  CHECK(transport.poll(milliseconds(0)).empty());
 }

@@ -118,6 +118,30 @@ class FakePrefect : public HttpTransport {
     return outcomes;
   }
 
+  // Requests started without waiting (HttpTransport::start) are answered
+  // only from the `slow_starts`-th poll() on: a far API, as the loop sees it.
+  int slow_starts = 0;
+  Ticket start(const HttpRequest& request) override {
+    if (slow_starts == 0) {
+      return HttpTransport::start(request);
+    }
+    started_.emplace_back(new_ticket(), request);
+    return started_.back().first;
+  }
+  std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait) override {
+    if (slow_starts == 0) {
+      return HttpTransport::poll(wait);
+    }
+    ++polls_;
+    std::vector<std::pair<Ticket, TransportOutcome>> answered;
+    if (polls_ >= slow_starts) {
+      for (auto& [ticket, request] : std::exchange(started_, {})) {
+        answered.emplace_back(ticket, TransportOutcome{send(request), std::nullopt});
+      }
+    }
+    return answered;
+  }
+
   // Applies a proposal without answering it (its answer was lost).
   void apply(const std::string& id, const json& state) { runs_[id]["state"] = state; }
 
@@ -150,6 +174,8 @@ class FakePrefect : public HttpTransport {
 
   std::map<std::string, json> runs_;
   std::map<std::string, int> proposals_of_;
+  std::vector<std::pair<Ticket, HttpRequest>> started_;
+  int polls_ = 0;
 };
 
 // Processes that are not: records what it was asked to start
@@ -569,4 +595,29 @@ TEST_CASE("NativeWorker: processes that end together are reported together", "[w
                      [](const std::string& r) { return r.rfind("GET /flow_runs/", 0) == 0; }));
   CHECK(h.records(result) == std::map<std::string, std::string>{
                                  {"r1", "COMPLETED"}, {"r2", "CRASHED"}, {"r3", "CRASHED"}});
+}
+
+TEST_CASE("NativeWorker: labels and infrastructure_pid do not hold up the loop", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+  h.server.slow_starts = 5;  // their answers come on the 5th look
+  std::vector<std::string> order;
+  h.server.before = [&](const std::string& method, const std::string& path) {
+    if (method == "PATCH" || (method == "POST" && path == "/flow_runs/filter")) {
+      order.push_back(method + " " + path);
+    }
+  };
+
+  auto result = h.run();
+
+  // The process ended in the first round and its state was read while the
+  // updates were still in flight; they were answered before the worker ended.
+  REQUIRE(order.size() >= 4);
+  CHECK(order[0] == "POST /flow_runs/filter");  // the re-read before the claim
+  CHECK(order[1] == "POST /flow_runs/filter");  // the read after the exit
+  CHECK(std::count_if(order.begin(), order.end(), [](const std::string& o) {
+          return o.rfind("PATCH ", 0) == 0;
+        }) == 2);
+  CHECK(h.server.patches.size() == 2);
+  CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
 }
