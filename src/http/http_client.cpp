@@ -168,6 +168,9 @@ struct CurlTransport::Transfer {
   char error_buffer[CURL_ERROR_SIZE] = {};
   std::string url;
   Ticket ticket = 0;  // of start(); 0 = of send_all
+  // start()'s copy of its request: libcurl reads the body from it while the
+  // transfer runs (CURLOPT_POSTFIELDS is not copied).
+  HttpRequest request;
 };
 
 // The transfers of start() share the multi handle (and so its connections)
@@ -379,7 +382,8 @@ HttpTransport::Ticket CurlTransport::start(const HttpRequest& request) {
   auto transfer = std::make_unique<Transfer>();
   transfer->curl = easy.get();
   transfer->ticket = new_ticket();
-  configure(*transfer, request);
+  transfer->request = request;
+  configure(*transfer, transfer->request);
   curl_easy_setopt(transfer->curl, CURLOPT_PRIVATE, transfer.get());
   if (curl_multi_add_handle(multi, transfer->curl) != CURLM_OK) {
     throw TransportError("cannot start a request with libcurl's multi interface", false);

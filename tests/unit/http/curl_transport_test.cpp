@@ -274,3 +274,27 @@ TEST_CASE("CurlTransport::start: requests in flight while the caller goes on, an
                                                                {second, "/api/flow_runs/s1"}});
   CHECK(transport.poll(milliseconds(0)).empty());
 }
+
+TEST_CASE("CurlTransport::start keeps its own copy of the request while it is in flight",
+          "[http]") {
+  LoopbackServer server({ok("{}")});
+  CurlTransport transport(TlsOptions{}, milliseconds(5000));
+  HttpTransport::Ticket ticket = 0;
+  {
+    // Gone (and overwritten) before the transfer sends a byte.
+    std::string body = R"({"infrastructure_pid":"h:4242"})";
+    ticket = transport.start(make("PATCH", server.url("/api/flow_runs/r1"), body));
+    body.assign(body.size(), 'x');
+  }
+  std::vector<std::pair<HttpTransport::Ticket, TransportOutcome>> ended;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (ended.empty() && std::chrono::steady_clock::now() < give_up) {
+    ended = transport.poll(milliseconds(100));
+  }
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0].first == ticket);
+  REQUIRE(ended[0].second.response);
+  CHECK(ended[0].second.response->status == 200);
+  REQUIRE(server.requests().size() == 1);
+  CHECK_THAT(server.requests()[0], Catch::EndsWith(R"({"infrastructure_pid":"h:4242"})"));
+}
