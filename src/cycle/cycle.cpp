@@ -209,6 +209,7 @@ void CycleRun::work() {
   worker_registered_ = result.registered;
   for (auto& run : result.runs) {
     tracked_ids_.insert(run.id);
+    worker_records_[run.id] = std::move(run);
   }
   check_stop();
   if (deadline_passed()) {

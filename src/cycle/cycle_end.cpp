@@ -80,14 +80,16 @@ void CycleRun::pause() {
     return;
   }
   if (worker_registered_) {
-    forget_own_worker();
+    start_forgetting_own_worker();
   }
   if (config_.auto_pause == AutoPause::kOff) {
+    finish_forgetting_own_worker();
     skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
     return;
   }
   if (config_.auto_pause == AutoPause::kOn) {
     auto others = wait_for_other_workers();
+    finish_forgetting_own_worker();
     if (!others.empty()) {
       summary_.pool_left_resumed_for = others;
       skip("other worker(s) of the pool are active (" + others +
@@ -97,6 +99,7 @@ void CycleRun::pause() {
       return;
     }
   }
+  finish_forgetting_own_worker();
   RequestOptions options;
   // After a second signal the user wants out: one short try.
   options.deadline =
@@ -136,12 +139,34 @@ void CycleRun::pause() {
 }
 
 // Our worker row goes away at the end, so that other cycles deciding
-// whether to pause do not count us as active.
-void CycleRun::forget_own_worker() {
+// whether to pause do not count us as active. The DELETE is in flight while
+// the other workers are read (they exclude our name): over an API 100 ms
+// away, one round trip instead of two.
+void CycleRun::start_forgetting_own_worker() {
   try {
-    deps_.client.delete_worker(config_.work_pool, config_.worker_name);
+    forgetting_ = deps_.client.start_delete_worker(config_.work_pool, config_.worker_name);
   } catch (const Error& e) {
     log_.debug(std::string("could not delete our worker row: ") + e.what());
+  }
+}
+
+// Waits for the DELETE (its request timeout bounds the wait).
+void CycleRun::finish_forgetting_own_worker() {
+  while (forgetting_) {
+    for (const auto& [id, error] : deps_.client.poll_started(std::chrono::milliseconds(100))) {
+      if (id != *forgetting_) {
+        continue;
+      }
+      forgetting_.reset();
+      if (!error) {
+        continue;
+      }
+      try {
+        std::rethrow_exception(error);
+      } catch (const Error& e) {
+        log_.debug(std::string("could not delete our worker row: ") + e.what());
+      }
+    }
   }
 }
 
@@ -177,11 +202,27 @@ std::string CycleRun::wait_for_other_workers() {
   }
 }
 
+// The summary's runs: the final state the worker saw of its runs, read
+// again only for the others (another host's, or one the worker left in a
+// state that is not final); none read when the worker saw them all end.
 void CycleRun::collect_runs() {
   if (tracked_ids_.empty()) {
     return;
   }
-  std::vector<std::string> ids(tracked_ids_.begin(), tracked_ids_.end());
+  auto final_seen = [this](const std::string& id) {
+    auto it = worker_records_.find(id);
+    if (it == worker_records_.end()) {
+      return false;
+    }
+    const auto type = parse_state_type(it->second.state_type);
+    return type && is_terminal(*type);
+  };
+  std::vector<std::string> ids;
+  for (const auto& id : tracked_ids_) {
+    if (!final_seen(id)) {
+      ids.push_back(id);
+    }
+  }
   std::map<std::string, FlowRun> found;
   try {
     for (std::size_t i = 0; i < ids.size(); i += 200) {
@@ -195,7 +236,11 @@ void CycleRun::collect_runs() {
   } catch (const Error& e) {
     log_.warn(std::string("could not read the final states of the flow runs: ") + e.what());
   }
-  for (const auto& id : ids) {
+  for (const auto& id : tracked_ids_) {
+    if (final_seen(id)) {
+      summary_.runs.push_back(worker_records_.at(id));
+      continue;
+    }
     RunRecord record{id, "", "UNKNOWN", "", ""};
     if (auto it = found.find(id); it != found.end()) {
       record.name = it->second.name;

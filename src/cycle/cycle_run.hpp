@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -110,7 +111,8 @@ class CycleRun {
   // --- the end (cycle_end.cpp) -----------------------------------------------
   void wait();
   void pause();
-  void forget_own_worker();
+  void start_forgetting_own_worker();
+  void finish_forgetting_own_worker();
   std::string wait_for_other_workers();
   void collect_runs();
   bool any_run_failed() const;
@@ -124,6 +126,8 @@ class CycleRun {
   std::vector<Deployment> deployments_;
   PreflightReport preflight_;
   std::set<std::string> tracked_ids_;
+  std::map<std::string, RunRecord> worker_records_;  // what the worker saw of its runs, by id
+  std::optional<ApiClient::CallId> forgetting_;      // the DELETE of our worker row, in flight
   bool worker_registered_ = true;  // a worker row of ours may exist
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()

@@ -156,10 +156,6 @@ EasyPtr new_easy() {
 
 }  // namespace
 
-// One easy handle for send(); for send_all() a multi handle, whose connection
-// cache the batches share, and the easy handles of the last batch, reused.
-// The multi handle is cleaned up before the easy handles (members are
-// destroyed in reverse order).
 // One request in flight: the easy handle's options point into it.
 struct CurlTransport::Transfer {
   CURL* curl = nullptr;
@@ -173,10 +169,12 @@ struct CurlTransport::Transfer {
   HttpRequest request;
 };
 
-// The transfers of start() share the multi handle (and so its connections)
-// with send_all: each with its own easy handle, kept for reuse once done.
+// Every request goes through one multi handle, whose connection cache they
+// all share: send() as a batch of one, send_all's batches (the easy handles
+// of the largest one kept for reuse), and start()'s transfers, each with its
+// own easy handle, kept for reuse once done. The multi handle is cleaned up
+// before the easy handles (members are destroyed in reverse order).
 struct CurlTransport::Handle {
-  EasyPtr curl;
   std::vector<EasyPtr> batch;
   std::vector<EasyPtr> spare;  // easy handles of finished start() transfers
   std::map<Ticket, std::pair<EasyPtr, std::unique_ptr<Transfer>>> started;
@@ -213,7 +211,6 @@ CurlTransport::CurlTransport(TlsOptions tls, std::chrono::milliseconds default_t
       default_timeout_(default_timeout),
       max_body_bytes_(max_body_bytes) {
   global_init();
-  handle_->curl = new_easy();
 }
 
 CurlTransport::~CurlTransport() = default;
@@ -311,17 +308,17 @@ HttpResponse CurlTransport::finish(Transfer& transfer, int curl_code) const {
   return response;
 }
 
+// Through the multi handle, as a batch of one: its connections are the
+// batches' and the started requests progress while it waits.
 HttpResponse CurlTransport::send(const HttpRequest& request) {
-  Transfer transfer;
-  transfer.curl = handle_->curl.get();
-  configure(transfer, request);
-  return finish(transfer, curl_easy_perform(transfer.curl));
+  auto outcomes = send_all({request});
+  if (outcomes[0].error) {
+    throw *outcomes[0].error;
+  }
+  return std::move(*outcomes[0].response);
 }
 
 std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequest>& requests) {
-  if (requests.size() <= 1) {
-    return HttpTransport::send_all(requests);  // one request needs no multi handle
-  }
   std::vector<TransportOutcome> outcomes(requests.size());
   CURLM* multi = handle_->multi_handle();
   while (handle_->batch.size() < requests.size()) {
@@ -390,6 +387,8 @@ HttpTransport::Ticket CurlTransport::start(const HttpRequest& request) {
   }
   const Ticket ticket = transfer->ticket;
   handle_->started.emplace(ticket, std::make_pair(std::move(easy), std::move(transfer)));
+  int running = 0;
+  curl_multi_perform(multi, &running);  // on its way now (what finishes, poll() reports)
   return ticket;
 }
 

@@ -93,8 +93,9 @@ struct TlsOptions {
   bool insecure_skip_verify = false;
 };
 
-// libcurl, one easy handle reused (keep-alive); not thread-safe: one instance
-// per thread. Each request has a total timeout (the request's, else
+// libcurl, one multi handle for every request, so that all share its
+// connections (keep-alive) and a started request progresses while another
+// one is waited for; not thread-safe: one instance per thread. Each request has a total timeout (the request's, else
 // `default_timeout`, else 30 s) and a connect timeout of min(10 s, total).
 // Redirects are followed (http/https only). Responses larger than
 // `max_body_bytes` are aborted with a non-retryable TransportError, so a

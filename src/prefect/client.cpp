@@ -12,6 +12,19 @@ std::string pool_path(const std::string& name) {
   return "/work_pools/" + url_encode_segment(name);
 }
 
+ApiClient::Call heartbeat_call(const std::string& pool, const std::string& worker_name,
+                               std::chrono::seconds interval) {
+  return {"POST", pool_path(pool) + "/workers/heartbeat",
+          json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}}};
+}
+
+void check_heartbeat(const std::string& pool, const ApiResponse& response) {
+  if (response.status == 404) {
+    throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat",
+                    Hint::kApiGone);
+  }
+}
+
 std::vector<std::string> state_names(const std::vector<StateType>& types) {
   std::vector<std::string> names;
   names.reserve(types.size());
@@ -154,6 +167,14 @@ std::vector<Worker> PrefectClient::read_workers(const std::string& pool) {
 
 void PrefectClient::delete_worker(const std::string& pool, const std::string& name) {
   api_.request("DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name));
+}
+
+ApiClient::CallId PrefectClient::start_delete_worker(const std::string& pool,
+                                                     const std::string& name) {
+  const ApiClient::CallId id = api_.start(
+      {"DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name), std::nullopt});
+  started_.emplace(id, [](const ApiResponse&) {});  // a missing worker is fine
+  return id;
 }
 
 std::optional<Deployment> PrefectClient::read_deployment_by_name(const std::string& flow,
@@ -316,26 +337,26 @@ std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
 ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
                                              const RequestOptions& options) {
   const ApiClient::CallId id = api_.start(patch_call(patch), options);
-  started_patches_.emplace(id, patch);
+  started_.emplace(id, [patch](const ApiResponse& response) { check_patched(response, patch); });
   return id;
 }
 
-std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_patches(
+std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(
     std::chrono::milliseconds wait) {
   std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended;
   for (auto& [id, result] : api_.poll(wait)) {
-    auto it = started_patches_.find(id);
-    if (it == started_patches_.end()) {
+    auto it = started_.find(id);
+    if (it == started_.end()) {
       continue;
     }
     std::exception_ptr error;
     try {
-      check_patched(result.get(), it->second);
+      it->second(result.get());
     } catch (...) {
       error = std::current_exception();
     }
     ended.emplace_back(id, error);
-    started_patches_.erase(it);
+    started_.erase(it);
   }
   return ended;
 }
@@ -373,13 +394,17 @@ void PrefectClient::update_flow_run_labels(const std::string& id, const json& la
 void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
                                           std::chrono::seconds interval,
                                           const RequestOptions& options) {
-  auto response = api_.request(
-      "POST", pool_path(pool) + "/workers/heartbeat",
-      json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}}, options);
-  if (response.status == 404) {
-    throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat",
-                    Hint::kApiGone);
-  }
+  const ApiClient::Call call = heartbeat_call(pool, worker_name, interval);
+  check_heartbeat(pool, api_.request(call.method, call.path, call.body, options));
+}
+
+ApiClient::CallId PrefectClient::start_heartbeat(const std::string& pool,
+                                                 const std::string& worker_name,
+                                                 std::chrono::seconds interval,
+                                                 const RequestOptions& options) {
+  const ApiClient::CallId id = api_.start(heartbeat_call(pool, worker_name, interval), options);
+  started_.emplace(id, [pool](const ApiResponse& response) { check_heartbeat(pool, response); });
+  return id;
 }
 
 std::vector<WorkerFlowRun> PrefectClient::get_scheduled_flow_runs(

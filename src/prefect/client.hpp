@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -110,12 +111,19 @@ class PrefectClient {
   // each its error, or null.
   std::vector<std::exception_ptr> patch_flow_runs(const std::vector<FlowRunPatch>& patches,
                                                   const RequestOptions& options = {});
-  // One of patch_flow_runs' updates, without waiting (ApiClient::start); its
-  // outcome comes from poll_patches().
+  // Calls started without waiting (ApiClient::start): one of
+  // patch_flow_runs' updates, the worker's heartbeat, or delete_worker. poll_started()
+  // returns those that ended within `wait`, each with the error its blocking
+  // form would have thrown, or null.
   ApiClient::CallId start_patch(const FlowRunPatch& patch, const RequestOptions& options = {});
-  // The started patches that ended within `wait`: each its error, or null.
-  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> poll_patches(
+  ApiClient::CallId start_heartbeat(const std::string& pool, const std::string& worker_name,
+                                    std::chrono::seconds interval,
+                                    const RequestOptions& options = {});
+  ApiClient::CallId start_delete_worker(const std::string& pool, const std::string& name);
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> poll_started(
       std::chrono::milliseconds wait);
+  // Calls started and not yet returned by poll_started().
+  std::size_t started() const { return started_.size(); }
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);
@@ -165,7 +173,8 @@ class PrefectClient {
 
  private:
   ApiClient& api_;
-  std::map<ApiClient::CallId, FlowRunPatch> started_patches_;
+  // Each started call's check of its answer (what its blocking form does).
+  std::map<ApiClient::CallId, std::function<void(const ApiResponse&)>> started_;
 };
 
 // The JSON body of a flow run filter (for /flow_runs/filter and /count).

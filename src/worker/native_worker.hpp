@@ -72,6 +72,10 @@ class NativeWorker::Impl {
   void loop();
   void report_progress(TimePoint now);
   void heartbeat();
+  void heartbeat_ended(const std::exception_ptr& error);
+  // Calls in flight (updates, heartbeat): the loop looks at them often.
+  bool busy() const { return updates_.busy() || heartbeat_call_.has_value(); }
+  void pump(std::chrono::milliseconds wait);
   bool wants_poll(TimePoint now) const;
   void poll();
   bool finished() const;
@@ -138,6 +142,7 @@ class NativeWorker::Impl {
   std::vector<RunRecord> records_;
   RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
   TimePoint next_heartbeat_{};
+  std::optional<ApiClient::CallId> heartbeat_call_;  // a heartbeat in flight
   TimePoint next_poll_{};
   TimePoint next_cancel_check_{};
   TimePoint next_progress_{};

@@ -14,11 +14,6 @@ void RunUpdates::send_new() {
 }
 
 void RunUpdates::send_due(bool last) {
-  if (last) {
-    while (busy()) {
-      pump(std::chrono::milliseconds(100));
-    }
-  }
   const auto now = clock_.now();
   std::vector<Update> pending = std::exchange(retry_, {});
   std::vector<Update> due;
@@ -69,26 +64,21 @@ void RunUpdates::send(std::vector<Update> updates, bool last) {
   }
 }
 
-void RunUpdates::pump(std::chrono::milliseconds wait) {
-  if (!busy()) {
-    return;
+bool RunUpdates::ended(ApiClient::CallId id, const std::exception_ptr& error) {
+  auto it = in_flight_.find(id);
+  if (it == in_flight_.end()) {
+    return false;
   }
-  for (auto& [id, error] : client_.poll_patches(wait)) {
-    auto it = in_flight_.find(id);
-    if (it == in_flight_.end()) {
-      continue;
-    }
-    Update update = std::move(it->second);
-    in_flight_.erase(it);
-    if (!error) {
-      continue;
-    }
+  Update update = std::move(it->second);
+  in_flight_.erase(it);
+  if (error) {
     try {
       std::rethrow_exception(error);
     } catch (const Error& e) {
       defer(std::move(update), e);
     }
   }
+  return true;
 }
 
 void RunUpdates::defer(Update update, const Error& e) {

@@ -31,14 +31,14 @@ class RunUpdates {
   void add(std::string what, Logger log, FlowRunPatch patch);
   // Starts the queued updates; they are in flight while the loop goes on.
   void send_new();
-  // Starts again the failed updates that are due. When `last`: waits for
-  // those in flight, then sends every failed one with the client's retries,
-  // since nothing else waits.
+  // Starts again the failed updates that are due. When `last` (none in
+  // flight any more): sends every failed one with the client's retries and
+  // waits for them, since nothing else waits.
   void send_due(bool last);
-  // Lets the updates in flight progress for up to `wait`; a failed one is
-  // due again later (a timer of the loop).
-  void pump(std::chrono::milliseconds wait);
-  // Updates are in flight: the loop should pump() them often.
+  // A started call ended (PrefectClient::poll_started); false when it is not
+  // one of ours. A failed update is due again later (a timer of the loop).
+  bool ended(ApiClient::CallId id, const std::exception_ptr& error);
+  // Updates are in flight.
   bool busy() const { return !in_flight_.empty(); }
 
  private:

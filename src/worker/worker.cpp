@@ -112,6 +112,9 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
     }
     throw;
   }
+  while (busy()) {
+    pump(kSupervisePoll);  // each call ends within its request timeout
+  }
   updates_.send_due(true);
   log_.debug("open file descriptors at end: " + open_fds());
   log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
@@ -189,15 +192,27 @@ void NativeWorker::Impl::report_progress(TimePoint now) {
 }
 
 // One attempt, without the client's back-off (a 503 would stall the loop
-// for 1 s); a failed heartbeat is sent again from the loop 1 s later, then
-// 2 s, 4 s, ... up to the interval. The poll before the first one has
-// already shown that the API answers.
+// for 1 s), in flight while the loop goes on; a failed heartbeat is sent
+// again from the loop 1 s later, then 2 s, 4 s, ... up to the interval. The
+// poll before the first one has already shown that the API answers.
 void NativeWorker::Impl::heartbeat() {
-  try {
-    client_.send_worker_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval,
-                                  RequestOptions{false, std::nullopt});
+  if (heartbeat_call_) {
+    return;
+  }
+  next_heartbeat_ = clock_.now() + config_.heartbeat_interval;
+  heartbeat_call_ =
+      client_.start_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval,
+                              RequestOptions{false, std::nullopt});
+}
+
+void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
+  heartbeat_call_.reset();
+  if (!error) {
     heartbeat_failures_.succeeded();
-    next_heartbeat_ = clock_.now() + config_.heartbeat_interval;
+    return;
+  }
+  try {
+    std::rethrow_exception(error);
   } catch (const Error& e) {
     const int in_a_row = heartbeat_failures_.failed();
     const auto retry_in = heartbeat_failures_.delay();
@@ -207,6 +222,17 @@ void NativeWorker::Impl::heartbeat() {
              "worker heartbeat failed (" + std::to_string(in_a_row) + " in a row), next try in " +
                  std::to_string(retry_in.count()) + " ms: " + e.what());
     next_heartbeat_ = clock_.now() + retry_in;
+  }
+}
+
+// The calls in flight that ended within `wait`, each to its owner.
+void NativeWorker::Impl::pump(std::chrono::milliseconds wait) {
+  for (const auto& [id, error] : client_.poll_started(wait)) {
+    if (heartbeat_call_ == id) {
+      heartbeat_ended(error);
+    } else {
+      updates_.ended(id, error);
+    }
   }
 }
 
@@ -282,12 +308,12 @@ bool NativeWorker::Impl::finished() const {
 }
 
 void NativeWorker::Impl::supervise() {
-  if (updates_.busy()) {
-    // Updates in flight: the processes and the API in turns, briefly each.
+  if (busy()) {
+    // Calls in flight: the processes and the API in turns, briefly each.
     if (!processes_->empty()) {
       processes_->run_once(kRequestsPoll);
     }
-    updates_.pump(processes_->empty() ? kSupervisePoll : std::chrono::milliseconds(0));
+    pump(processes_->empty() ? kSupervisePoll : std::chrono::milliseconds(0));
   } else if (processes_->empty()) {
     sleeper_.sleep_for(kSupervisePoll);
   } else {

@@ -196,3 +196,56 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
     CHECK(f.transport.requests[1].url.find("/deployments/name/") != std::string::npos);
   }
 }
+
+namespace {
+
+// A worker phase that ends with the records the test gives it.
+class RecordsWorker final : public WorkerPhase {
+ public:
+  explicit RecordsWorker(std::vector<RunRecord> records) : records_(std::move(records)) {}
+  WorkerPhaseResult run(const Logger&) override {
+    WorkerPhaseResult result;
+    result.runs = records_;
+    return result;
+  }
+
+ private:
+  std::vector<RunRecord> records_;
+};
+
+}  // namespace
+
+TEST_CASE("run_cycle: the summary reads again only the runs the worker did not see end",
+          "[cycle]") {
+  Fixture f;
+  f.transport.reply(200, kPool)
+      .reply(200, R"([{"id":"r1","name":"one","state":{"type":"SCHEDULED"}},
+                      {"id":"r2","name":"two","state":{"type":"SCHEDULED"}}])")
+      .reply(204)        // resume
+      .reply(200, "0");  // the wait: nothing active
+  f.script_pause();
+  f.transport.reply(200, R"([{"id":"r2","name":"two","state":{"type":"FAILED"}}])");
+  // r1 ended under our worker; r2 was another host's.
+  std::vector<RunRecord> records{{"r1", "one", "COMPLETED", "Completed", ""}};
+  CycleDeps deps{f.client,
+                 f.sleeper,
+                 [](const Logger&) { return PreflightReport{}; },
+                 [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
+                   return std::make_unique<RecordsWorker>(records);
+                 },
+                 [] { return 0; },
+                 [] { return false; }};
+  CycleSummary summary;
+
+  CHECK(run_cycle(f.config, f.log, deps, summary) == ExitCode::kRunsFailed);
+
+  CHECK(f.transport.pending() == 0);
+  const auto& last = f.transport.requests.back();
+  CHECK(last.url == "http://h/api/flow_runs/filter");
+  CHECK(json::parse(last.body)["flow_runs"]["id"]["any_"] == json::array({"r2"}));
+  REQUIRE(summary.runs.size() == 2);
+  CHECK(summary.runs[0].id == "r1");
+  CHECK(summary.runs[0].state_type == "COMPLETED");
+  CHECK(summary.runs[1].id == "r2");
+  CHECK(summary.runs[1].state_type == "FAILED");
+}
