@@ -501,8 +501,8 @@ std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
       entry.state->waited(entry.state->delay(), true);
       entry.ticket = transport_.start(entry.state->next_request());
     } else {
-      wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                entry.retry_at - now));
+      wait = std::min(wait,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(entry.retry_at - now));
     }
   }
   for (auto& [ticket, outcome] : transport_.poll(wait)) {

@@ -4,15 +4,15 @@
 // say what failed, with the server's `detail`, and never a secret.
 
 #include <chrono>
-#include <utility>
 #include <cstdint>
-#include <memory>
-#include <map>
 #include <exception>
+#include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>

@@ -426,8 +426,7 @@ std::vector<std::pair<HttpTransport::Ticket, TransportOutcome>> CurlTransport::p
       curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
       started_done(*transfer, message->data.result);  // only start()'s are in flight here
     }
-    if (round == 0 && handle_->finished.empty() && !handle_->started.empty() &&
-        wait.count() > 0) {
+    if (round == 0 && handle_->finished.empty() && !handle_->started.empty() && wait.count() > 0) {
       curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait.count()), nullptr);
     } else {
       break;

@@ -95,8 +95,8 @@ struct TlsOptions {
 
 // libcurl, one multi handle for every request, so that all share its
 // connections (keep-alive) and a started request progresses while another
-// one is waited for; not thread-safe: one instance per thread. Each request has a total timeout (the request's, else
-// `default_timeout`, else 30 s) and a connect timeout of min(10 s, total).
+// one is waited for; not thread-safe: one instance per thread. Each request has a total timeout
+// (the request's, else `default_timeout`, else 30 s) and a connect timeout of min(10 s, total).
 // Redirects are followed (http/https only). Responses larger than
 // `max_body_bytes` are aborted with a non-retryable TransportError, so a
 // runaway body never sits in memory.

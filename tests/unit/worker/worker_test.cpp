@@ -615,9 +615,8 @@ TEST_CASE("NativeWorker: labels and infrastructure_pid do not hold up the loop",
   REQUIRE(order.size() >= 4);
   CHECK(order[0] == "POST /flow_runs/filter");  // the re-read before the claim
   CHECK(order[1] == "POST /flow_runs/filter");  // the read after the exit
-  CHECK(std::count_if(order.begin(), order.end(), [](const std::string& o) {
-          return o.rfind("PATCH ", 0) == 0;
-        }) == 2);
+  CHECK(std::count_if(order.begin(), order.end(),
+                      [](const std::string& o) { return o.rfind("PATCH ", 0) == 0; }) == 2);
   CHECK(h.server.patches.size() == 2);
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
 }
