@@ -62,6 +62,12 @@ void NativeWorker::Impl::claim_and_launch(const std::vector<FlowRun>& polled) {
                          false,
                          c.transition_id});
   }
+  // Our worker row exists before any run says we claimed it, so that a
+  // cycle that finds the run orphaned can judge it (recover.hpp): the first
+  // heartbeat, sent with the re-read, has been answered by now.
+  while (heartbeat_call_ && !proposals.empty()) {
+    pump(std::chrono::milliseconds(100));
+  }
   auto outcomes = client_.set_flow_run_states(proposals);
   for (std::size_t i = 0; i < candidates.size(); ++i) {
     Candidate& c = candidates[i];

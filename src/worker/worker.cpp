@@ -92,14 +92,13 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   }
   // Poll first: a run-once worker with nothing due stops here, without a
   // heartbeat, so it leaves no worker row to delete (two requests fewer).
-  // The first heartbeat waits for the first launches: 100 ms away, it would
-  // hold them back a round trip, and a run never needed the worker's row.
   bool idle = false;
   try {
     poll();
     idle = finished();
     if (!idle) {
-      loop();  // its first heartbeat goes out once the first runs are launched
+      heartbeat();  // in flight during the first re-read; done before the first claim
+      loop();
     }
   } catch (const std::exception& e) {
     // Whatever failed (an API error, or a bug of ours that threw), the runs

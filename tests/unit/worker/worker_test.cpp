@@ -118,27 +118,31 @@ class FakePrefect : public HttpTransport {
     return outcomes;
   }
 
-  // Requests started without waiting (HttpTransport::start) are answered
-  // only from the `slow_starts`-th poll() on: a far API, as the loop sees it.
+  // A request started without waiting (HttpTransport::start) is answered
+  // only by the `slow_starts`-th poll() after its start: a far API, as the
+  // loop sees it.
   int slow_starts = 0;
   Ticket start(const HttpRequest& request) override {
     if (slow_starts == 0) {
       return HttpTransport::start(request);
     }
-    started_.emplace_back(new_ticket(), request);
-    return started_.back().first;
+    started_.push_back({new_ticket(), request, slow_starts});
+    return started_.back().ticket;
   }
   std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait) override {
     if (slow_starts == 0) {
       return HttpTransport::poll(wait);
     }
-    ++polls_;
     std::vector<std::pair<Ticket, TransportOutcome>> answered;
-    if (polls_ >= slow_starts) {
-      for (auto& [ticket, request] : std::exchange(started_, {})) {
-        answered.emplace_back(ticket, TransportOutcome{send(request), std::nullopt});
+    std::vector<Started> waiting;
+    for (auto& s : std::exchange(started_, {})) {
+      if (--s.polls_left > 0) {
+        waiting.push_back(std::move(s));
+      } else {
+        answered.emplace_back(s.ticket, TransportOutcome{send(s.request), std::nullopt});
       }
     }
+    started_ = std::move(waiting);
     return answered;
   }
 
@@ -174,8 +178,12 @@ class FakePrefect : public HttpTransport {
 
   std::map<std::string, json> runs_;
   std::map<std::string, int> proposals_of_;
-  std::vector<std::pair<Ticket, HttpRequest>> started_;
-  int polls_ = 0;
+  struct Started {
+    Ticket ticket;
+    HttpRequest request;
+    int polls_left;
+  };
+  std::vector<Started> started_;
 };
 
 // Processes that are not: records what it was asked to start
@@ -619,4 +627,24 @@ TEST_CASE("NativeWorker: labels and infrastructure_pid do not hold up the loop",
                       [](const std::string& o) { return o.rfind("PATCH ", 0) == 0; }) == 2);
   CHECK(h.server.patches.size() == 2);
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
+}
+
+TEST_CASE("NativeWorker: the first heartbeat is answered before the first claim", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+  h.server.slow_starts = 3;  // the heartbeat, started, is answered on the 3rd look
+  std::vector<std::string> order;
+  h.server.before = [&](const std::string& method, const std::string& path) {
+    if (ends_with(path, "/workers/heartbeat")) {
+      order.push_back("heartbeat");
+    } else if (method == "POST" && ends_with(path, "/set_state")) {
+      order.push_back("claim");
+    }
+  };
+
+  h.run();
+
+  REQUIRE(order.size() >= 2);
+  CHECK(order[0] == "heartbeat");
+  CHECK(order[1] == "claim");
 }
