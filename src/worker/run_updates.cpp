@@ -10,7 +10,7 @@ void RunUpdates::add(std::string what, Logger log, FlowRunPatch patch) {
 }
 
 void RunUpdates::send_new() {
-  send(std::exchange(new_, {}), false);
+  send(std::exchange(new_, {}), Mode::kBatch);
 }
 
 void RunUpdates::send_due(bool last) {
@@ -24,17 +24,19 @@ void RunUpdates::send_due(bool last) {
       due.push_back(std::move(update));
     }
   }
-  send(std::move(due), last);
+  send(std::move(due), last ? Mode::kLast : Mode::kInFlight);
 }
 
-// Started (ApiClient::start), without the client's retries; when `last`, at
-// once and waited for (ApiClient::request_all), with them. Failures are
-// deferred (or, when `last`, warned about).
-void RunUpdates::send(std::vector<Update> updates, bool last) {
+// kBatch: at once and waited for (ApiClient::request_all), without the
+// client's retries; kInFlight: started (ApiClient::start), likewise; kLast:
+// at once and waited for, with them. Failures are deferred (or, when last,
+// warned about).
+void RunUpdates::send(std::vector<Update> updates, Mode mode) {
   if (updates.empty()) {
     return;
   }
-  if (!last) {
+  const bool last = mode == Mode::kLast;
+  if (mode == Mode::kInFlight) {
     for (auto& update : updates) {
       const auto id = client_.start_patch(update.patch, RequestOptions{false, {}});
       in_flight_.emplace(id, std::move(update));
