@@ -3,9 +3,10 @@
 // infrastructure_pid. They describe a run; they must not hold up the next
 // claim. The ones of a batch go out together, once each, without the
 // client's retries; after a failure (Prefect's SQLite server answers 503
-// "database is locked" under load, and the client's first retry would stall the worker's loop for 1
-// s) one is sent again 1 s and 2 s later from the loop, and at the end of the phase with the
-// client's full retry policy.
+// "database is locked" under load, and the client's first retry would stall
+// the worker's loop for 1 s) one is sent again 1 s and 2 s later from the
+// loop, in flight, and at the end of the phase with the client's full retry
+// policy.
 
 #include <chrono>
 #include <map>
