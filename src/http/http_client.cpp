@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -333,24 +334,14 @@ std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequ
   }
   std::vector<std::optional<CURLcode>> results(requests.size());
   std::size_t done = 0;
-  int running = 1;
   while (done < requests.size()) {
-    if (curl_multi_perform(multi, &running) != CURLM_OK) {
+    const bool stepped = step([&](Transfer& transfer, int curl_code) {
+      results[static_cast<std::size_t>(&transfer - transfers.data())] =
+          static_cast<CURLcode>(curl_code);
+      ++done;
+    });
+    if (!stepped) {
       break;
-    }
-    int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
-      if (message->msg != CURLMSG_DONE) {
-        continue;
-      }
-      Transfer* transfer = nullptr;
-      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
-      if (transfer->ticket != 0) {
-        started_done(*transfer, message->data.result);  // one of start()'s
-      } else {
-        results[static_cast<std::size_t>(transfer - transfers.data())] = message->data.result;
-        ++done;
-      }
     }
     if (done < requests.size()) {
       curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
@@ -365,6 +356,30 @@ std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequ
     }
   }
   return outcomes;
+}
+
+// One step of the multi handle: it performs, then each finished transfer
+// goes to `batch_done` (send_all's) or is kept for poll() (start()'s). False
+// when libcurl fails.
+bool CurlTransport::step(const std::function<void(Transfer&, int)>& batch_done) {
+  int running = 0;
+  if (curl_multi_perform(handle_->multi.get(), &running) != CURLM_OK) {
+    return false;
+  }
+  int queued = 0;
+  while (CURLMsg* message = curl_multi_info_read(handle_->multi.get(), &queued)) {
+    if (message->msg != CURLMSG_DONE) {
+      continue;
+    }
+    Transfer* transfer = nullptr;
+    curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
+    if (transfer->ticket != 0) {
+      started_done(*transfer, message->data.result);
+    } else if (batch_done) {
+      batch_done(*transfer, message->data.result);
+    }
+  }
+  return true;
 }
 
 HttpTransport::Ticket CurlTransport::start(const HttpRequest& request) {
@@ -415,17 +430,7 @@ std::vector<std::pair<HttpTransport::Ticket, TransportOutcome>> CurlTransport::p
   CURLM* multi = handle_->multi.get();
   // Progress, then wait for a socket (at most `wait`) and progress again.
   for (int round = 0; round < 2; ++round) {
-    int running = 0;
-    curl_multi_perform(multi, &running);
-    int queued = 0;
-    while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
-      if (message->msg != CURLMSG_DONE) {
-        continue;
-      }
-      Transfer* transfer = nullptr;
-      curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
-      started_done(*transfer, message->data.result);  // only start()'s are in flight here
-    }
+    step(nullptr);  // only start()'s are in flight here
     if (round == 0 && handle_->finished.empty() && !handle_->started.empty() && wait.count() > 0) {
       curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait.count()), nullptr);
     } else {

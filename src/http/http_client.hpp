@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -126,6 +127,7 @@ class CurlTransport final : public HttpTransport {
   HttpResponse finish(Transfer& transfer, int curl_code) const;
   // A finished transfer of start(): its outcome is kept for poll().
   void started_done(Transfer& transfer, int curl_code);
+  bool step(const std::function<void(Transfer&, int)>& batch_done);
 
   std::unique_ptr<Handle> handle_;
   TlsOptions tls_;
