@@ -47,4 +47,10 @@ TEST_CASE("redact_url_userinfo: a quote inside a user-info", "[common]") {
   // A quoted URL followed by another field keeps its shape.
   CHECK(redact_url_userinfo(R"({"url":"https://host","mail":"a@b"})") ==
         R"({"url":"https://host","mail":"a@b"})");
+  // A scheme curl refuses (over 40 characters, or a digit first) does not
+  // hide the user-info from the quote rule (found by fuzz_redact_url).
+  const std::string long_scheme(120, '6');
+  CHECK(redact_url_userinfo(long_scheme + "ws://':s3cret@host//x") ==
+        long_scheme + "ws://':***@host//x");
+  CHECK(redact_url_userinfo("6ws://'u:s3cret@host/x") == "6ws://'u:***@host/x");
 }
