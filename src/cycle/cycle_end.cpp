@@ -225,32 +225,18 @@ void CycleRun::collect_runs() {
   }
   std::map<std::string, FlowRun> found;
   try {
-    for (std::size_t i = 0; i < ids.size(); i += 200) {
-      FlowRunFilter filter;
-      filter.ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(i),
-                        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), i + 200)));
-      for (auto& run : deps_.client.read_flow_runs(filter)) {
-        found.emplace(run.id, std::move(run));
-      }
-    }
+    found = deps_.client.read_flow_runs_by_id(ids);
   } catch (const Error& e) {
     log_.warn(std::string("could not read the final states of the flow runs: ") + e.what());
   }
   for (const auto& id : tracked_ids_) {
     if (final_seen(id)) {
       summary_.runs.push_back(worker_records_.at(id));
-      continue;
+    } else if (auto it = found.find(id); it != found.end()) {
+      summary_.runs.push_back(run_record(it->second, it->second.state));
+    } else {
+      summary_.runs.push_back({id, "", "UNKNOWN", "", ""});
     }
-    RunRecord record{id, "", "UNKNOWN", "", ""};
-    if (auto it = found.find(id); it != found.end()) {
-      record.name = it->second.name;
-      if (it->second.state) {
-        record.state_type = std::string(to_string(it->second.state->type));
-        record.state_name = it->second.state->name;
-        record.message = it->second.state->message;
-      }
-    }
-    summary_.runs.push_back(std::move(record));
   }
 }
 

@@ -222,6 +222,22 @@ std::vector<FlowRun> PrefectClient::read_flow_runs(const FlowRunFilter& filter) 
   return runs;
 }
 
+std::map<std::string, FlowRun> PrefectClient::read_flow_runs_by_id(
+    const std::vector<std::string>& ids) {
+  std::map<std::string, FlowRun> found;
+  const auto page = static_cast<std::size_t>(FlowRunFilter{}.limit);
+  for (std::size_t first = 0; first < ids.size(); first += page) {
+    FlowRunFilter filter;
+    filter.ids.assign(
+        ids.begin() + static_cast<std::ptrdiff_t>(first),
+        ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), first + page)));
+    for (auto& run : read_flow_runs(filter)) {
+      found.emplace(run.id, std::move(run));
+    }
+  }
+  return found;
+}
+
 std::int64_t PrefectClient::count_flow_runs(const FlowRunFilter& filter) {
   auto response = api_.request("POST", "/flow_runs/count", flow_run_filter_body(filter, false));
   if (!response.body.is_number_integer()) {

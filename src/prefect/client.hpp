@@ -92,6 +92,9 @@ class PrefectClient {
 
   // --- flow runs
   std::vector<FlowRun> read_flow_runs(const FlowRunFilter& filter);
+  // The runs of these ids that exist, by id: read_flow_runs a page of the
+  // filter at a time (ids are never more than a worker's or a cycle's runs).
+  std::map<std::string, FlowRun> read_flow_runs_by_id(const std::vector<std::string>& ids);
   std::int64_t count_flow_runs(const FlowRunFilter& filter);
   // GET /flow_runs/{id}; 404 -> nullopt.
   std::optional<FlowRun> read_flow_run(const std::string& id);

@@ -76,17 +76,16 @@ void NativeWorker::Impl::claim_and_launch(const std::vector<FlowRun>& polled) {
       continue;
     }
     label(c.run, c.log);
-    const std::string id = c.run.id;  // `run` is moved into launch()
     try {
-      launch(std::move(c.run), c.deployment, c.log);
+      launch(c.run, c.deployment, c.log);
     } catch (const Error& e) {
       // The run is ours and PENDING: it must not stay so.
       c.log.error(std::string("could not start the flow run: ") + e.what());
-      set_state(id,
-                {StateType::kCrashed, "",
-                 std::string("Failed to submit flow run to infrastructure: ") + e.what()},
-                false);
-      remember(id);
+      record(c.run,
+             set_state(c.run.id,
+                       {StateType::kCrashed, "",
+                        std::string("Failed to submit flow run to infrastructure: ") + e.what()},
+                       false));
     }
   }
   updates_.send_new();
@@ -101,13 +100,12 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     const std::vector<FlowRun>& polled) {
   std::map<std::string, FlowRun> current;
   try {
-    FlowRunFilter filter;
+    std::vector<std::string> ids;
+    ids.reserve(polled.size());
     for (const auto& run : polled) {
-      filter.ids.push_back(run.id);
+      ids.push_back(run.id);
     }
-    for (auto& run : client_.read_flow_runs(filter)) {
-      current.emplace(run.id, std::move(run));
-    }
+    current = client_.read_flow_runs_by_id(ids);
   } catch (const Error& e) {
     for (const auto& run : polled) {
       run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +

@@ -113,10 +113,9 @@ class NativeWorker::Impl {
 
   // --- reporting (report.cpp) ---
   void finish(const std::vector<Ended>& ended);
-  std::map<std::string, FlowRun> read_ended(const std::vector<Ended>& ended);
-  void report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
-              const ExitStatus& status, const SetStateResult& result) const;
-  void remember(const std::string& id);
+  void log_report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
+                  const SetStateResult& result) const;
+  void record(const FlowRun& run, const SetStateResult& result);
   SetStateResult set_state(const std::string& id, const StateCreate& state, bool force,
                            const std::string& transition_id = new_uuid4());
 

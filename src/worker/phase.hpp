@@ -12,6 +12,7 @@
 #include "common/exit_code.hpp"
 #include "common/hint.hpp"
 #include "log/logger.hpp"
+#include "prefect/types.hpp"
 
 namespace pc {
 
@@ -23,6 +24,18 @@ struct RunRecord {
   std::string state_name;
   std::string message;
 };
+
+// The record of `run` in `state` (its current one, or one the server just
+// accepted for it); no state: UNKNOWN.
+inline RunRecord run_record(const FlowRun& run, const std::optional<State>& state) {
+  RunRecord record{run.id, run.name, "UNKNOWN", "", ""};
+  if (state) {
+    record.state_type = std::string(to_string(state->type));
+    record.state_name = state->name;
+    record.message = state->message;
+  }
+  return record;
+}
 
 // What the worker phase reports back to the cycle.
 struct WorkerPhaseResult {

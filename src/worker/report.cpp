@@ -16,46 +16,9 @@
 // two round trips for twenty runs, not forty.
 
 namespace pc {
-namespace {
-
-// The summary's line of a run: the state read, or the one the server accepted.
-RunRecord record_of(const FlowRun& run, const std::optional<State>& state) {
-  RunRecord record{run.id, run.name, "UNKNOWN", "", ""};
-  if (state) {
-    record.state_type = std::string(to_string(state->type));
-    record.state_name = state->name;
-    record.message = state->message;
-  }
-  return record;
-}
-
-}  // namespace
-
-// The current state of each ended run, read together (at most a page of the
-// filter per read); a failed read leaves its runs unknown.
-std::map<std::string, FlowRun> NativeWorker::Impl::read_ended(const std::vector<Ended>& ended) {
-  std::map<std::string, FlowRun> current;
-  const auto page = static_cast<std::size_t>(FlowRunFilter{}.limit);
-  for (std::size_t first = 0; first < ended.size(); first += page) {
-    FlowRunFilter filter;
-    for (std::size_t i = first; i < std::min(ended.size(), first + page); ++i) {
-      filter.ids.push_back(ended[i].running->run.id);
-    }
-    try {
-      for (auto& run : client_.read_flow_runs(filter)) {
-        current.emplace(run.id, std::move(run));
-      }
-    } catch (const Error& e) {
-      for (std::size_t i = first; i < std::min(ended.size(), first + page); ++i) {
-        ended[i].running->log.warn(std::string("cannot read the run's state after exit: ") +
-                                   e.what());
-      }
-    }
-  }
-  return current;
-}
 
 void NativeWorker::Impl::finish(const std::vector<Ended>& ended) {
+  std::vector<std::string> ids;
   for (const auto& e : ended) {
     e.running->out.flush();
     e.running->err.flush();
@@ -63,67 +26,75 @@ void NativeWorker::Impl::finish(const std::vector<Ended>& ended) {
       std::error_code ec;
       std::filesystem::remove_all(*e.running->temp_dir, ec);
     }
+    ids.push_back(e.running->run.id);
   }
-  const std::map<std::string, FlowRun> current = read_ended(ended);
+  // Their current states, in one read; a failed read leaves them unknown.
+  std::map<std::string, FlowRun> current;
+  try {
+    current = client_.read_flow_runs_by_id(ids);
+  } catch (const Error& e) {
+    for (const auto& ended_run : ended) {
+      ended_run.running->log.warn(std::string("cannot read the run's state after exit: ") +
+                                  e.what());
+    }
+  }
 
-  // What each run needs, and the proposals of those that need one, together.
-  std::vector<ProcessEnd> ends;
-  std::vector<FinalDecision> decisions;
+  // Each run's decision; the proposals of those that need one, at once.
+  struct Report {
+    Running& r;
+    ProcessEnd end;
+    FinalDecision decision;
+    const FlowRun& run;  // as just read, else as polled
+  };
+  std::vector<Report> reports;
   std::vector<StateProposal> proposals;
   const auto now = std::chrono::system_clock::now();
   for (const auto& e : ended) {
-    const Running& r = *e.running;
+    Running& r = *e.running;
     ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, e.status, r.spawn_error};
-    if (auto it = current.find(r.run.id); it != current.end()) {
-      end.state = it->second.current_type();
+    const auto seen = current.find(r.run.id);
+    if (seen != current.end()) {
+      end.state = seen->second.current_type();
     }
-    decisions.push_back(decide_final_state(end, now));
-    ends.push_back(std::move(end));
-    if (decisions.back().action != FinalAction::kKeep) {
-      proposals.push_back({r.run.id, decisions.back().state, decisions.back().force, new_uuid4()});
+    FinalDecision decision = decide_final_state(end, now);
+    if (decision.action != FinalAction::kKeep) {
+      proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
     }
+    reports.push_back(
+        {r, std::move(end), std::move(decision), seen != current.end() ? seen->second : r.run});
   }
   auto outcomes = proposals.empty() ? std::vector<Outcome<SetStateResult>>{}
                                     : client_.set_flow_run_states(proposals);
 
-  std::size_t next_proposal = 0;
-  for (std::size_t i = 0; i < ended.size(); ++i) {
-    Running& r = *ended[i].running;
-    const auto seen = current.find(r.run.id);
-    if (decisions[i].action == FinalAction::kKeep) {
-      r.log.info("process " + ended[i].status.describe() + "; flow run " +
-                 std::string(to_string(*ends[i].state)));
-      if (seen != current.end()) {
-        records_.push_back(record_of(seen->second, seen->second.state));  // final, as just read
-      } else {
-        remember(r.run.id);
-      }
+  auto proposal = proposals.begin();
+  auto outcome = outcomes.begin();
+  for (const auto& report : reports) {
+    if (report.decision.action == FinalAction::kKeep) {
+      // Terminal, as just read: final.
+      report.r.log.info("process " + report.end.status.describe() + "; flow run " +
+                        std::string(to_string(*report.end.state)));
+      records_.push_back(run_record(report.run, report.run.state));
       continue;
     }
-    const std::size_t p = next_proposal++;
-    SetStateResult result;
-    if (outcomes[p].value) {
-      result = *outcomes[p].value;
-    } else {
-      // Tried alone again, with the same transition_id: a proposal the
-      // server applied before its answer was lost is not applied twice.
-      result =
-          set_state(r.run.id, proposals[p].state, proposals[p].force, proposals[p].transition_id);
-    }
-    report(r, ends[i], decisions[i], ended[i].status, result);
-    if (result.status == SetStateStatus::kAccept && result.state) {
-      records_.push_back(record_of(seen != current.end() ? seen->second : r.run, result.state));
-    } else {
-      remember(r.run.id);
-    }
+    // A proposal that failed is tried alone again, with the same
+    // transition_id: one the server applied before its answer was lost is
+    // not applied twice.
+    const SetStateResult result = outcome->value
+                                      ? *outcome->value
+                                      : set_state(proposal->flow_run_id, proposal->state,
+                                                  proposal->force, proposal->transition_id);
+    ++proposal;
+    ++outcome;
+    log_report(report.r, report.end, report.decision, result);
+    record(report.run, result);
   }
 }
 
 // The log line of a run whose final state was proposed.
-void NativeWorker::Impl::report(const Running& r, const ProcessEnd& end,
-                                const FinalDecision& decision, const ExitStatus& status,
-                                const SetStateResult& result) const {
-  const std::string described = status.describe();
+void NativeWorker::Impl::log_report(const Running& r, const ProcessEnd& end,
+                                    const FinalDecision& decision,
+                                    const SetStateResult& result) const {
+  const std::string described = end.status.describe();
   switch (decision.action) {
     case FinalAction::kKeep:
       break;
@@ -144,17 +115,22 @@ void NativeWorker::Impl::report(const Running& r, const ProcessEnd& end,
   }
 }
 
-// The run's final state for the summary, read now.
-void NativeWorker::Impl::remember(const std::string& id) {
-  RunRecord record{id, "", "UNKNOWN", "", ""};
+// The summary's record of `run` after a final proposal: the state the
+// server accepted (its answer holds it), else the state read now.
+void NativeWorker::Impl::record(const FlowRun& run, const SetStateResult& result) {
+  if (result.status == SetStateStatus::kAccept && result.state) {
+    records_.push_back(run_record(run, result.state));
+    return;
+  }
+  RunRecord read{run.id, "", "UNKNOWN", "", ""};
   try {
-    if (auto run = client_.read_flow_run(id)) {
-      record = record_of(*run, run->state);
+    if (auto now = client_.read_flow_run(run.id)) {
+      read = run_record(*now, now->state);
     }
   } catch (const Error& e) {
-    log_.warn(std::string("cannot read flow run ") + id + ": " + e.what());
+    log_.warn(std::string("cannot read flow run ") + run.id + ": " + e.what());
   }
-  records_.push_back(std::move(record));
+  records_.push_back(std::move(read));
 }
 
 // A final report (CRASHED, CANCELLED, SCHEDULED again): a run must not stay
