@@ -12,19 +12,6 @@ std::string pool_path(const std::string& name) {
   return "/work_pools/" + url_encode_segment(name);
 }
 
-ApiClient::Call heartbeat_call(const std::string& pool, const std::string& worker_name,
-                               std::chrono::seconds interval) {
-  return {"POST", pool_path(pool) + "/workers/heartbeat",
-          json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}}};
-}
-
-void check_heartbeat(const std::string& pool, const ApiResponse& response) {
-  if (response.status == 404) {
-    throw api_error("work pool \"" + pool + "\" not found when sending the worker heartbeat",
-                    Hint::kApiGone);
-  }
-}
-
 std::vector<std::string> state_names(const std::vector<StateType>& types) {
   std::vector<std::string> names;
   names.reserve(types.size());
@@ -165,16 +152,10 @@ std::vector<Worker> PrefectClient::read_workers(const std::string& pool) {
   return workers;
 }
 
-void PrefectClient::delete_worker(const std::string& pool, const std::string& name) {
-  api_.request("DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name));
-}
-
 ApiClient::CallId PrefectClient::start_delete_worker(const std::string& pool,
                                                      const std::string& name) {
-  const ApiClient::CallId id = api_.start(
-      {"DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name), std::nullopt});
-  started_.emplace(id, [](const ApiResponse&) {});  // a missing worker is fine
-  return id;
+  return start({"DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name), std::nullopt},
+               {}, [](const ApiResponse&) {});  // a missing worker is fine
 }
 
 std::optional<Deployment> PrefectClient::read_deployment_by_name(const std::string& flow,
@@ -350,11 +331,17 @@ std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
   return errors;
 }
 
+ApiClient::CallId PrefectClient::start(const ApiClient::Call& call, const RequestOptions& options,
+                                       std::function<void(const ApiResponse&)> check) {
+  const ApiClient::CallId id = api_.start(call, options);
+  started_.emplace(id, std::move(check));
+  return id;
+}
+
 ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
                                              const RequestOptions& options) {
-  const ApiClient::CallId id = api_.start(patch_call(patch), options);
-  started_.emplace(id, [patch](const ApiResponse& response) { check_patched(response, patch); });
-  return id;
+  return start(patch_call(patch), options,
+               [patch](const ApiResponse& response) { check_patched(response, patch); });
 }
 
 std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(
@@ -407,20 +394,19 @@ void PrefectClient::update_flow_run_labels(const std::string& id, const json& la
   check_patched(api_.request(call.method, call.path, call.body, options), p);
 }
 
-void PrefectClient::send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
-                                          std::chrono::seconds interval,
-                                          const RequestOptions& options) {
-  const ApiClient::Call call = heartbeat_call(pool, worker_name, interval);
-  check_heartbeat(pool, api_.request(call.method, call.path, call.body, options));
-}
-
 ApiClient::CallId PrefectClient::start_heartbeat(const std::string& pool,
                                                  const std::string& worker_name,
                                                  std::chrono::seconds interval,
                                                  const RequestOptions& options) {
-  const ApiClient::CallId id = api_.start(heartbeat_call(pool, worker_name, interval), options);
-  started_.emplace(id, [pool](const ApiResponse& response) { check_heartbeat(pool, response); });
-  return id;
+  return start({"POST", pool_path(pool) + "/workers/heartbeat",
+                json{{"name", worker_name}, {"heartbeat_interval_seconds", interval.count()}}},
+               options, [pool](const ApiResponse& response) {
+                 if (response.status == 404) {
+                   throw api_error(
+                       "work pool \"" + pool + "\" not found when sending the worker heartbeat",
+                       Hint::kApiGone);
+                 }
+               });
 }
 
 std::vector<WorkerFlowRun> PrefectClient::get_scheduled_flow_runs(

@@ -72,8 +72,6 @@ class PrefectClient {
                             const RequestOptions& options = {});
   // POST /work_pools/{pool}/workers/filter; 404 -> empty.
   std::vector<Worker> read_workers(const std::string& pool);
-  // DELETE /work_pools/{pool}/workers/{name}; a missing worker is fine.
-  void delete_worker(const std::string& pool, const std::string& name);
 
   // --- deployments and flows
   // GET /deployments/name/{flow}/{deployment}, each segment percent-encoded
@@ -115,9 +113,10 @@ class PrefectClient {
   std::vector<std::exception_ptr> patch_flow_runs(const std::vector<FlowRunPatch>& patches,
                                                   const RequestOptions& options = {});
   // Calls started without waiting (ApiClient::start): one of
-  // patch_flow_runs' updates, the worker's heartbeat, or delete_worker. poll_started()
-  // returns those that ended within `wait`, each with the error its blocking
-  // form would have thrown, or null.
+  // patch_flow_runs' updates; the worker's heartbeat (POST
+  // /work_pools/{pool}/workers/heartbeat; 404 -> Error); the DELETE of a
+  // worker row (a missing one is fine). poll_started() returns those that
+  // ended within `wait`, each with its error, or null.
   ApiClient::CallId start_patch(const FlowRunPatch& patch, const RequestOptions& options = {});
   ApiClient::CallId start_heartbeat(const std::string& pool, const std::string& worker_name,
                                     std::chrono::seconds interval,
@@ -125,8 +124,6 @@ class PrefectClient {
   ApiClient::CallId start_delete_worker(const std::string& pool, const std::string& name);
   std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> poll_started(
       std::chrono::milliseconds wait);
-  // Calls started and not yet returned by poll_started().
-  std::size_t started() const { return started_.size(); }
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);
@@ -135,8 +132,6 @@ class PrefectClient {
                               const RequestOptions& options = {});
 
   // --- worker
-  void send_worker_heartbeat(const std::string& pool, const std::string& worker_name,
-                             std::chrono::seconds interval, const RequestOptions& options = {});
   // 404 (unknown pool or queue) -> empty, as Prefect's worker does.
   std::vector<WorkerFlowRun> get_scheduled_flow_runs(
       const std::string& pool, const std::vector<std::string>& queues,
@@ -175,6 +170,10 @@ class PrefectClient {
   bool health();
 
  private:
+  // api_.start(call), its answer checked by `check` when poll_started() returns it.
+  ApiClient::CallId start(const ApiClient::Call& call, const RequestOptions& options,
+                          std::function<void(const ApiResponse&)> check);
+
   ApiClient& api_;
   // Each started call's check of its answer (what its blocking form does).
   std::map<ApiClient::CallId, std::function<void(const ApiResponse&)>> started_;

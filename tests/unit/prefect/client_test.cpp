@@ -93,7 +93,11 @@ TEST_CASE("PrefectClient scheduled runs, heartbeat, create run", "[prefect]") {
         json::parse(
             R"({"work_queue_names":["q1"],"scheduled_before":"2026-01-01T00:00:00.000000Z"})"));
   CHECK(f.client.get_scheduled_flow_runs("etl", {}, when).empty());  // 404 = none
-  f.client.send_worker_heartbeat("etl", "w1", std::chrono::seconds(30));
+  const auto heartbeat = f.client.start_heartbeat("etl", "w1", std::chrono::seconds(30));
+  const auto answered = f.client.poll_started(std::chrono::milliseconds(0));
+  REQUIRE(answered.size() == 1);
+  CHECK(answered[0].first == heartbeat);
+  CHECK_FALSE(answered[0].second);
   CHECK(f.body(2) == json::parse(R"({"name":"w1","heartbeat_interval_seconds":30})"));
   CHECK(f.client.create_flow_run_from_deployment("d1").id == "r9");
   CHECK(f.req(3).url == "http://h/api/deployments/d1/create_flow_run");
@@ -248,8 +252,11 @@ TEST_CASE("PrefectClient flow runs, flows, workers, variables, blocks, server", 
   CHECK(f.req(10).url == "http://h/api/admin/version");
   CHECK_FALSE(f.client.health());  // one attempt only: 503 is not retried here
   CHECK(f.transport.pending() == 1);
+  f.client.start_heartbeat("gone", "w", std::chrono::seconds(30));
+  const auto gone = f.client.poll_started(std::chrono::milliseconds(0));
+  REQUIRE(gone.size() == 1);
   CHECK_THROWS_WITH(
-      f.client.send_worker_heartbeat("gone", "w", std::chrono::seconds(30)),
+      std::rethrow_exception(gone[0].second),
       with_fix("work pool \"gone\" not found when sending the worker heartbeat", Hint::kApiGone));
 }
 
