@@ -157,9 +157,9 @@ EasyPtr new_easy() {
 
 }  // namespace
 
-// One request in flight: the easy handle's options point into it.
+// One request in flight, on its easy handle, whose options point into it.
 struct CurlTransport::Transfer {
-  CURL* curl = nullptr;
+  EasyPtr easy;
   Sink sink;
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   char error_buffer[CURL_ERROR_SIZE] = {};
@@ -171,14 +171,12 @@ struct CurlTransport::Transfer {
 };
 
 // Every request goes through one multi handle, whose connection cache they
-// all share: send() as a batch of one, send_all's batches (the easy handles
-// of the largest one kept for reuse), and start()'s transfers, each with its
-// own easy handle, kept for reuse once done. The multi handle is cleaned up
-// before the easy handles (members are destroyed in reverse order).
+// all share: send() as a batch of one, send_all's batches and start()'s
+// transfers. Their easy handles are kept for reuse once done. The multi
+// handle is cleaned up first (members are destroyed in reverse order).
 struct CurlTransport::Handle {
-  std::vector<EasyPtr> batch;
-  std::vector<EasyPtr> spare;  // easy handles of finished start() transfers
-  std::map<Ticket, std::pair<EasyPtr, std::unique_ptr<Transfer>>> started;
+  std::vector<EasyPtr> spare;  // easy handles of finished transfers
+  std::map<Ticket, std::unique_ptr<Transfer>> started;
   std::vector<std::pair<Ticket, TransportOutcome>> finished;  // for poll()
   std::unique_ptr<CURLM, MultiDeleter> multi;
 
@@ -188,8 +186,23 @@ struct CurlTransport::Handle {
   // Transfers still in flight leave the multi handle before it is cleaned up.
   ~Handle() {
     for (auto& [ticket, transfer] : started) {
-      curl_multi_remove_handle(multi.get(), transfer.first.get());
+      curl_multi_remove_handle(multi.get(), transfer->easy.get());
     }
+  }
+
+  EasyPtr take_easy() {
+    if (spare.empty()) {
+      return new_easy();
+    }
+    EasyPtr easy = std::move(spare.back());
+    spare.pop_back();
+    return easy;
+  }
+
+  // `transfer` leaves the multi handle; its easy handle goes back to the spares.
+  void retire(Transfer& transfer) {
+    curl_multi_remove_handle(multi.get(), transfer.easy.get());
+    spare.push_back(std::move(transfer.easy));
   }
 
   CURLM* multi_handle() {
@@ -217,7 +230,7 @@ CurlTransport::CurlTransport(TlsOptions tls, std::chrono::milliseconds default_t
 CurlTransport::~CurlTransport() = default;
 
 void CurlTransport::configure(Transfer& transfer, const HttpRequest& request) const {
-  CURL* curl = transfer.curl;
+  CURL* curl = transfer.easy.get();
   // Keeps the connection cache, so the next request reuses the connection.
   curl_easy_reset(curl);
   transfer.sink.max_body = max_body_bytes_;
@@ -303,7 +316,7 @@ HttpResponse CurlTransport::finish(Transfer& transfer, int curl_code) const {
                          tls_failure);
   }
   HttpResponse response;
-  curl_easy_getinfo(transfer.curl, CURLINFO_RESPONSE_CODE, &response.status);
+  curl_easy_getinfo(transfer.easy.get(), CURLINFO_RESPONSE_CODE, &response.status);
   response.body = std::move(transfer.sink.body);
   response.headers = std::move(transfer.sink.headers);
   return response;
@@ -322,15 +335,12 @@ HttpResponse CurlTransport::send(const HttpRequest& request) {
 std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequest>& requests) {
   std::vector<TransportOutcome> outcomes(requests.size());
   CURLM* multi = handle_->multi_handle();
-  while (handle_->batch.size() < requests.size()) {
-    handle_->batch.push_back(new_easy());
-  }
   std::vector<Transfer> transfers(requests.size());
   for (std::size_t i = 0; i < requests.size(); ++i) {
-    transfers[i].curl = handle_->batch[i].get();
+    transfers[i].easy = handle_->take_easy();
     configure(transfers[i], requests[i]);
-    curl_easy_setopt(transfers[i].curl, CURLOPT_PRIVATE, &transfers[i]);
-    curl_multi_add_handle(multi, transfers[i].curl);
+    curl_easy_setopt(transfers[i].easy.get(), CURLOPT_PRIVATE, &transfers[i]);
+    curl_multi_add_handle(multi, transfers[i].easy.get());
   }
   std::vector<std::optional<CURLcode>> results(requests.size());
   std::size_t done = 0;
@@ -348,12 +358,12 @@ std::vector<TransportOutcome> CurlTransport::send_all(const std::vector<HttpRequ
     }
   }
   for (std::size_t i = 0; i < requests.size(); ++i) {
-    curl_multi_remove_handle(multi, transfers[i].curl);
     try {
       outcomes[i].response = finish(transfers[i], results[i].value_or(CURLE_RECV_ERROR));
     } catch (const TransportError& e) {
       outcomes[i].error = e;
     }
+    handle_->retire(transfers[i]);
   }
   return outcomes;
 }
@@ -384,24 +394,18 @@ bool CurlTransport::step(const std::function<void(Transfer&, int)>& batch_done) 
 
 HttpTransport::Ticket CurlTransport::start(const HttpRequest& request) {
   CURLM* multi = handle_->multi_handle();
-  EasyPtr easy;
-  if (handle_->spare.empty()) {
-    easy = new_easy();
-  } else {
-    easy = std::move(handle_->spare.back());
-    handle_->spare.pop_back();
-  }
   auto transfer = std::make_unique<Transfer>();
-  transfer->curl = easy.get();
+  transfer->easy = handle_->take_easy();
   transfer->ticket = new_ticket();
   transfer->request = request;
   configure(*transfer, transfer->request);
-  curl_easy_setopt(transfer->curl, CURLOPT_PRIVATE, transfer.get());
-  if (curl_multi_add_handle(multi, transfer->curl) != CURLM_OK) {
+  curl_easy_setopt(transfer->easy.get(), CURLOPT_PRIVATE, transfer.get());
+  if (curl_multi_add_handle(multi, transfer->easy.get()) != CURLM_OK) {
+    handle_->spare.push_back(std::move(transfer->easy));
     throw TransportError("cannot start a request with libcurl's multi interface", false);
   }
   const Ticket ticket = transfer->ticket;
-  handle_->started.emplace(ticket, std::make_pair(std::move(easy), std::move(transfer)));
+  handle_->started.emplace(ticket, std::move(transfer));
   int running = 0;
   curl_multi_perform(multi, &running);  // on its way now (what finishes, poll() reports)
   return ticket;
@@ -409,7 +413,6 @@ HttpTransport::Ticket CurlTransport::start(const HttpRequest& request) {
 
 void CurlTransport::started_done(Transfer& transfer, int curl_code) {
   const Ticket ticket = transfer.ticket;
-  curl_multi_remove_handle(handle_->multi.get(), transfer.curl);
   TransportOutcome outcome;
   try {
     outcome.response = finish(transfer, curl_code);
@@ -417,9 +420,8 @@ void CurlTransport::started_done(Transfer& transfer, int curl_code) {
     outcome.error = e;
   }
   handle_->finished.emplace_back(ticket, std::move(outcome));
-  auto it = handle_->started.find(ticket);
-  handle_->spare.push_back(std::move(it->second.first));
-  handle_->started.erase(it);
+  handle_->retire(transfer);
+  handle_->started.erase(ticket);
 }
 
 std::vector<std::pair<HttpTransport::Ticket, TransportOutcome>> CurlTransport::poll(
