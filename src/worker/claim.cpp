@@ -41,11 +41,7 @@ std::optional<Deployment> NativeWorker::Impl::deployment_of(const FlowRun& run) 
   if (auto it = deployments_.find(run.deployment_id); it != deployments_.end()) {
     return it->second;
   }
-  auto deployment = client_.read_deployment(run.deployment_id);
-  if (deployment) {
-    deployments_[run.deployment_id] = *deployment;
-  }
-  return deployment;
+  return deployments_[run.deployment_id] = client_.read_deployment(run.deployment_id);
 }
 
 // The runs that fill the free slots, step by step, each step's requests
@@ -114,21 +110,24 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     }
     return {};
   }
-  look_up(current);
-  std::vector<Candidate> candidates;
+  std::vector<FlowRun> scheduled;  // in the order of the poll
   for (const auto& p : polled) {
-    Logger rlog = run_log(p);
     auto it = current.find(p.id);
     if (it == current.end() || it->second.current_type() != StateType::kScheduled) {
-      rlog.info("skipped: no longer SCHEDULED (" +
-                (it != current.end() && it->second.current_type()
-                     ? std::string(to_string(*it->second.current_type()))
-                     : std::string("deleted")) +
-                "); another worker has it");
+      run_log(p).info("skipped: no longer SCHEDULED (" +
+                      (it != current.end() && it->second.current_type()
+                           ? std::string(to_string(*it->second.current_type()))
+                           : std::string("deleted")) +
+                      "); another worker has it");
       ++skipped_;
       continue;
     }
-    FlowRun run = std::move(it->second);
+    scheduled.push_back(std::move(it->second));
+  }
+  look_up(scheduled);
+  std::vector<Candidate> candidates;
+  for (auto& run : scheduled) {
+    Logger rlog = run_log(run);
     auto deployment = deployment_of(run);
     if (!deployment) {
       set_state(run.id,
@@ -148,11 +147,14 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
 // deployments, flow names, the server's version — read at once, before the
 // claims (one round trip, not three). A read that fails here is made again,
 // alone, where it is needed, and fails there as it always did.
-void NativeWorker::Impl::look_up(const std::map<std::string, FlowRun>& runs) {
+void NativeWorker::Impl::look_up(const std::vector<FlowRun>& runs) {
+  if (runs.empty()) {
+    return;  // nothing will be claimed
+  }
   PrefectClient::Lookups wanted;
   std::set<std::string> deployments;
   std::set<std::string> flows;
-  for (const auto& [id, run] : runs) {
+  for (const auto& run : runs) {
     if (!run.deployment_id.empty() && deployments_.count(run.deployment_id) == 0 &&
         deployments.insert(run.deployment_id).second) {
       wanted.deployment_ids.push_back(run.deployment_id);
@@ -162,14 +164,14 @@ void NativeWorker::Impl::look_up(const std::map<std::string, FlowRun>& runs) {
       wanted.flow_ids.push_back(run.flow_id);
     }
   }
-  wanted.server_version = !labels_ && !is_prefect_cloud(config_.api_url);
+  wanted.server_version = !labels_;
   if (wanted.deployment_ids.empty() && wanted.flow_ids.empty() && !wanted.server_version) {
     return;
   }
   auto found = client_.look_up(wanted);
   for (auto& [id, outcome] : found.deployments) {
-    if (outcome.value && *outcome.value) {
-      deployments_[id] = std::move(**outcome.value);
+    if (outcome.value) {
+      deployments_[id] = std::move(*outcome.value);  // none: deleted, no second read
     }
   }
   for (auto& [id, outcome] : found.flows) {
@@ -251,17 +253,15 @@ void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
   updates_.add("label the flow run", rlog, {run.id, labels, true});
 }
 
-// Whether the server has PATCH /flow_runs/{id}/labels: asked once, on the
-// first claim (an empty cycle does not ask). Prefect Cloud has no
-// /admin/version and has labels; a server that cannot say is assumed new.
+// Whether the server has PATCH /flow_runs/{id}/labels: asked once, with the
+// first batch's lookups (an empty cycle does not ask), or here when that read
+// failed. Prefect Cloud has no /admin/version and has labels (known from the
+// start); a server that cannot say is assumed new.
 bool NativeWorker::Impl::labels_supported() {
   if (labels_) {
     return *labels_;
   }
   labels_ = true;
-  if (is_prefect_cloud(config_.api_url)) {
-    return true;
-  }
   try {
     learn_features(client_.read_server_version());
   } catch (const Error& e) {

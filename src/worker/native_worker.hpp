@@ -89,7 +89,7 @@ class NativeWorker::Impl {
   std::optional<Deployment> deployment_of(const FlowRun& run);
   void claim_and_launch(const std::vector<FlowRun>& polled);
   std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled);
-  void look_up(const std::map<std::string, FlowRun>& runs);
+  void look_up(const std::vector<FlowRun>& runs);
   Logger run_log(const FlowRun& run) const;
   bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c);
   bool wait_as_asked(const SetStateResult& result, const Logger& rlog);
@@ -136,7 +136,7 @@ class NativeWorker::Impl {
   // their callbacks point to.
   std::shared_ptr<ProcessLauncher> processes_;  // options_.launcher or real processes
   std::vector<std::pair<std::string, ExitStatus>> exited_;
-  std::map<std::string, Deployment> deployments_;
+  std::map<std::string, std::optional<Deployment>> deployments_;  // none: deleted
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;
   RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)

@@ -61,6 +61,9 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
   if (pool_.base_job_template.empty()) {
     pool_.base_job_template = default_process_job_template();
   }
+  if (is_prefect_cloud(config_.api_url)) {
+    labels_ = true;  // Cloud has flow-run labels (and no /admin/version to ask)
+  }
 }
 
 std::shared_ptr<ProcessLauncher> NativeWorker::Impl::real_processes() {

@@ -445,6 +445,9 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     CHECK(h.server.proposals.empty());
     CHECK(h.launcher->started.empty());
     CHECK(result.runs.empty());
+    // Nothing to claim: nothing looked up for it either.
+    CHECK(std::none_of(h.server.requests.begin(), h.server.requests.end(),
+                       [](const HttpRequest& r) { return ends_with(r.url, "/admin/version"); }));
   }
 }
 
