@@ -53,16 +53,11 @@ std::string redact_url_userinfo(std::string_view text) {
     auto authority_end = std::min(text.find_first_of("/?# \t\r\n\"'", scheme_end + 3), text.size());
     // A quote may belong to a user-info ("https://u:pa'ss@host"): when curl
     // reads the authority past the quotes as one with user-info, it wins.
-    // Asked with a stand-in scheme: curl refuses a scheme of over 40
-    // characters or one that starts with a digit, and reads the authority
-    // alike whatever the scheme.
     const auto unquoted_end =
         std::min(text.find_first_of("/?# \t\r\n", scheme_end + 3), text.size());
-    if (unquoted_end > authority_end) {
-      auto url = parse_url("x" + std::string(text.substr(scheme_end, unquoted_end - scheme_end)));
-      if (url && url->has_userinfo) {
-        authority_end = unquoted_end;
-      }
+    if (unquoted_end > authority_end &&
+        curl_reads_userinfo(text.substr(scheme_end, unquoted_end - scheme_end))) {
+      authority_end = unquoted_end;
     }
     const auto url = text.substr(scheme_begin, authority_end - scheme_begin);
     if (auto span = find_userinfo(url)) {

@@ -110,6 +110,11 @@ std::optional<Url> parse_http_url(std::string_view text) {
   return url;
 }
 
+bool curl_reads_userinfo(std::string_view authority) {
+  auto url = parse_url("x" + std::string(authority));  // a scheme curl always takes
+  return url && url->has_userinfo;
+}
+
 std::optional<UserinfoSpan> find_userinfo(std::string_view url) {
   if (auto parsed = parse_url(url); parsed && parsed->has_userinfo) {
     // curl accepted the URL, so its authority holds exactly the one '@' that

@@ -33,6 +33,12 @@ std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr
 // anything else (also "http:/host" and "http:///host", which curl forgives).
 std::optional<Url> parse_http_url(std::string_view text);
 
+// Whether curl reads a user-info in `authority`, the text from "://" on
+// ("://u:p'w@host"), whatever scheme stands before it: curl refuses some
+// schemes (over 40 characters, a digit first) but reads every authority
+// alike. Only what curl accepts counts (no rule for refused text).
+bool curl_reads_userinfo(std::string_view authority);
+
 // Where the user-info of `url` lies: `begin` just after "://", `end` at its
 // '@'. Found by parse_url() when curl accepts the URL; otherwise (a password
 // with a raw '@', a host curl refuses) conservatively: the authority ends at

@@ -98,3 +98,10 @@ TEST_CASE("parse_http_url", "[common]") {
   CHECK_FALSE(parse_http_url("http:/h/api"));
   CHECK_FALSE(parse_http_url("localhost:4200/api"));
 }
+
+TEST_CASE("curl_reads_userinfo: the authority, whatever the scheme", "[common]") {
+  CHECK(curl_reads_userinfo("://u:p'w@host"));
+  CHECK(curl_reads_userinfo("://':pw@host"));
+  CHECK_FALSE(curl_reads_userinfo("://host"));
+  CHECK_FALSE(curl_reads_userinfo("://host\",\"mail\":\"a@b\"}"));  // curl refuses: no rule
+}
