@@ -82,24 +82,22 @@ void CycleRun::pause() {
   if (worker_registered_) {
     start_forgetting_own_worker();
   }
+  // Read while our DELETE is in flight.
+  const std::string others =
+      config_.auto_pause == AutoPause::kOn ? wait_for_other_workers() : std::string();
+  finish_forgetting_own_worker();
   if (config_.auto_pause == AutoPause::kOff) {
-    finish_forgetting_own_worker();
     skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
     return;
   }
-  if (config_.auto_pause == AutoPause::kOn) {
-    auto others = wait_for_other_workers();
-    finish_forgetting_own_worker();
-    if (!others.empty()) {
-      summary_.pool_left_resumed_for = others;
-      skip("other worker(s) of the pool are active (" + others +
-           "): not pausing so as not to stop them; the last cycle to finish pauses "
-           "(PREFECT_AUTO_PAUSE=force pauses anyway)");
-      log_.warn(current_message_);
-      return;
-    }
+  if (!others.empty()) {
+    summary_.pool_left_resumed_for = others;
+    skip("other worker(s) of the pool are active (" + others +
+         "): not pausing so as not to stop them; the last cycle to finish pauses "
+         "(PREFECT_AUTO_PAUSE=force pauses anyway)");
+    log_.warn(current_message_);
+    return;
   }
-  finish_forgetting_own_worker();
   RequestOptions options;
   // After a second signal the user wants out: one short try.
   options.deadline =

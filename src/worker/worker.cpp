@@ -18,8 +18,8 @@ namespace {
 // How long one supervision round may wait for output or an exit: short, so
 // stop requests, heartbeats and polls are never late by more than this.
 constexpr std::chrono::milliseconds kSupervisePoll{100};
-// The same while requests are in flight (RunUpdates): their answers are
-// looked at between two such waits.
+// The same while calls are in flight (a heartbeat, retried updates): their
+// answers are looked at between two such waits.
 constexpr std::chrono::milliseconds kRequestsPoll{10};
 namespace fs = std::filesystem;
 
