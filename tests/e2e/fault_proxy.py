@@ -48,13 +48,14 @@ import re
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from harness import self_signed_cert
 
 HUGE_BYTES = 100 * 1024 * 1024
 ACTIONS = {"status", "reset_before", "drop_after_apply", "delay", "truncate", "malformed",
@@ -112,12 +113,7 @@ class FaultProxy:
         self.cert: Path | None = None
         self._tls: ssl.SSLContext | None = None
         if tls_dir is not None:
-            self.cert = tls_dir / "cert.pem"
-            key = tls_dir / "key.pem"
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                            "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                            "-keyout", str(key), "-out", str(self.cert)],
-                           check=True, capture_output=True)
+            self.cert, key = self_signed_cert(tls_dir)
             self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._tls.load_cert_chain(self.cert, key)
 

@@ -57,6 +57,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key) in `directory`,
+    for the TLS servers of the tests: (cert.pem, key.pem)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def kill_like_a_dead_container(popen: subprocess.Popen, flow_pids: Iterable[int]) -> None:
     """Kills a cycle and its flow processes at once, as a container or pod
     stopped hard dies. The cycle is frozen first so that its pipes stay open:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from git_server import Repo
-from harness import Cycle, Prefect, PrefectServer, free_port
+from harness import Cycle, Prefect, PrefectServer, free_port, self_signed_cert
 
 AUTH_USER = "admin"
 CANARIES = {
@@ -100,10 +100,7 @@ class TlsProxy:
 
     def start(self) -> "TlsProxy":
         d = self.dir
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(d / "key.pem"), "-out", str(self.cert)],
-                       check=True, capture_output=True)
+        self.cert, key = self_signed_cert(d)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"):
             (d / sub).mkdir(exist_ok=True)
         (d / "nginx.conf").write_text(f"""
@@ -117,7 +114,7 @@ http {{
   server {{
     listen 127.0.0.1:{self.port} ssl;
     ssl_certificate {self.cert};
-    ssl_certificate_key {d}/key.pem;
+    ssl_certificate_key {key};
     location / {{ proxy_pass http://127.0.0.1:{self.upstream}; proxy_http_version 1.1; }}
   }}
 }}
