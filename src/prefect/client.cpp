@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <stdexcept>
 
 namespace pc {
 namespace {
@@ -104,12 +105,19 @@ std::string new_uuid4() {
   return out;
 }
 
+PrefectClient::Read<std::optional<WorkPool>> PrefectClient::work_pool_read(
+    const std::string& name) {
+  return {{"GET", pool_path(name), std::nullopt},
+          [](const ApiResponse& response) -> std::optional<WorkPool> {
+            if (response.status == 404) {
+              return std::nullopt;
+            }
+            return decode_work_pool(response.body);
+          }};
+}
+
 std::optional<WorkPool> PrefectClient::read_work_pool(const std::string& name) {
-  auto response = api_.request("GET", pool_path(name));
-  if (response.status == 404) {
-    return std::nullopt;
-  }
-  return decode_work_pool(response.body);
+  return read(work_pool_read(name));
 }
 
 WorkPool PrefectClient::create_work_pool(const std::string& name, const std::string& type,
@@ -137,19 +145,25 @@ void PrefectClient::set_work_pool_paused(const std::string& name, bool paused,
   }
 }
 
+PrefectClient::Read<std::vector<Worker>> PrefectClient::workers_read(const std::string& pool) {
+  std::string path = pool_path(pool) + "/workers/filter";
+  return {{"POST", path, json::object()}, [path](const ApiResponse& response) {
+            std::vector<Worker> workers;
+            if (response.status == 404) {
+              return workers;
+            }
+            if (!response.body.is_array()) {
+              unexpected("POST " + path, response);
+            }
+            for (const auto& item : response.body) {
+              workers.push_back(decode_worker(item));
+            }
+            return workers;
+          }};
+}
+
 std::vector<Worker> PrefectClient::read_workers(const std::string& pool) {
-  auto response = api_.request("POST", pool_path(pool) + "/workers/filter", json::object());
-  std::vector<Worker> workers;
-  if (response.status == 404) {
-    return workers;
-  }
-  if (!response.body.is_array()) {
-    unexpected("POST " + pool_path(pool) + "/workers/filter", response);
-  }
-  for (const auto& item : response.body) {
-    workers.push_back(decode_worker(item));
-  }
-  return workers;
+  return read(workers_read(pool));
 }
 
 ApiClient::CallId PrefectClient::start_delete_worker(const std::string& pool,
@@ -191,16 +205,23 @@ json PrefectClient::read_flow(const std::string& id) {
   return flow_answer(id, api_.request("GET", flow_path(id)));
 }
 
+PrefectClient::Read<std::vector<FlowRun>> PrefectClient::flow_runs_read(
+    const FlowRunFilter& filter) {
+  return {{"POST", "/flow_runs/filter", flow_run_filter_body(filter, true)},
+          [](const ApiResponse& response) {
+            if (!response.body.is_array()) {
+              unexpected("POST /flow_runs/filter", response);
+            }
+            std::vector<FlowRun> runs;
+            for (const auto& item : response.body) {
+              runs.push_back(decode_flow_run(item));
+            }
+            return runs;
+          }};
+}
+
 std::vector<FlowRun> PrefectClient::read_flow_runs(const FlowRunFilter& filter) {
-  auto response = api_.request("POST", "/flow_runs/filter", flow_run_filter_body(filter, true));
-  if (!response.body.is_array()) {
-    unexpected("POST /flow_runs/filter", response);
-  }
-  std::vector<FlowRun> runs;
-  for (const auto& item : response.body) {
-    runs.push_back(decode_flow_run(item));
-  }
-  return runs;
+  return read(flow_runs_read(filter));
 }
 
 std::map<std::string, FlowRun> PrefectClient::read_flow_runs_by_id(
@@ -219,12 +240,18 @@ std::map<std::string, FlowRun> PrefectClient::read_flow_runs_by_id(
   return found;
 }
 
+PrefectClient::Read<std::int64_t> PrefectClient::count_read(const FlowRunFilter& filter) {
+  return {{"POST", "/flow_runs/count", flow_run_filter_body(filter, false)},
+          [](const ApiResponse& response) {
+            if (!response.body.is_number_integer()) {
+              unexpected("POST /flow_runs/count", response);
+            }
+            return response.body.get<std::int64_t>();
+          }};
+}
+
 std::int64_t PrefectClient::count_flow_runs(const FlowRunFilter& filter) {
-  auto response = api_.request("POST", "/flow_runs/count", flow_run_filter_body(filter, false));
-  if (!response.body.is_number_integer()) {
-    unexpected("POST /flow_runs/count", response);
-  }
-  return response.body.get<std::int64_t>();
+  return read(count_read(filter));
 }
 
 std::optional<FlowRun> PrefectClient::read_flow_run(const std::string& id) {
@@ -409,25 +436,33 @@ ApiClient::CallId PrefectClient::start_heartbeat(const std::string& pool,
                });
 }
 
-std::vector<WorkerFlowRun> PrefectClient::get_scheduled_flow_runs(
+PrefectClient::Read<std::vector<WorkerFlowRun>> PrefectClient::scheduled_runs_read(
     const std::string& pool, const std::vector<std::string>& queues,
     std::chrono::system_clock::time_point scheduled_before, std::optional<int> limit) {
   json body{{"work_queue_names", queues}, {"scheduled_before", format_iso8601(scheduled_before)}};
   if (limit) {
     body["limit"] = *limit;
   }
-  auto response = api_.request("POST", pool_path(pool) + "/get_scheduled_flow_runs", body);
-  std::vector<WorkerFlowRun> runs;
-  if (response.status == 404) {
-    return runs;
-  }
-  if (!response.body.is_array()) {
-    unexpected("POST " + pool_path(pool) + "/get_scheduled_flow_runs", response);
-  }
-  for (const auto& item : response.body) {
-    runs.push_back(decode_worker_flow_run(item));
-  }
-  return runs;
+  std::string path = pool_path(pool) + "/get_scheduled_flow_runs";
+  return {{"POST", path, std::move(body)}, [path](const ApiResponse& response) {
+            std::vector<WorkerFlowRun> runs;
+            if (response.status == 404) {
+              return runs;
+            }
+            if (!response.body.is_array()) {
+              unexpected("POST " + path, response);
+            }
+            for (const auto& item : response.body) {
+              runs.push_back(decode_worker_flow_run(item));
+            }
+            return runs;
+          }};
+}
+
+std::vector<WorkerFlowRun> PrefectClient::get_scheduled_flow_runs(
+    const std::string& pool, const std::vector<std::string>& queues,
+    std::chrono::system_clock::time_point scheduled_before, std::optional<int> limit) {
+  return read(scheduled_runs_read(pool, queues, scheduled_before, limit));
 }
 
 std::optional<json> PrefectClient::read_variable_by_name(const std::string& name) {
@@ -467,6 +502,15 @@ std::string PrefectClient::read_server_version() {
 
 PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
   std::vector<ApiClient::Call> calls;
+  FlowRunFilter runs_filter;
+  runs_filter.ids = wanted.flow_run_ids;
+  const auto runs_read = flow_runs_read(runs_filter);
+  if (!wanted.flow_run_ids.empty()) {
+    if (wanted.flow_run_ids.size() > static_cast<std::size_t>(runs_filter.limit)) {
+      throw std::logic_error("look_up: more flow run ids than one page holds");
+    }
+    calls.push_back(runs_read.call);
+  }
   for (const auto& id : wanted.deployment_ids) {
     calls.push_back({"GET", deployment_path(id), std::nullopt});
   }
@@ -487,6 +531,15 @@ PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
     }
   };
   LookupResults found;
+  if (!wanted.flow_run_ids.empty()) {
+    decode(found.flow_runs.emplace(), [&runs_read](const ApiResponse& r) {
+      std::map<std::string, FlowRun> by_id;
+      for (auto& run : runs_read.decode(r)) {
+        by_id.emplace(run.id, std::move(run));
+      }
+      return by_id;
+    });
+  }
   for (const auto& id : wanted.deployment_ids) {
     decode(found.deployments[id], deployment_answer);
   }

@@ -10,6 +10,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -152,24 +154,73 @@ class PrefectClient {
   std::string read_server_version();
 
   // The reads a worker needs before it claims a batch, sent at once (one
-  // round trip): deployments and flows by id (as read_deployment and
+  // round trip): the runs again by id (as read_flow_runs_by_id, at most one
+  // page of ids), deployments and flows by id (as read_deployment and
   // read_flow), and the server's version. Each its value or its error.
   struct Lookups {
+    std::vector<std::string> flow_run_ids;
     std::vector<std::string> deployment_ids;
     std::vector<std::string> flow_ids;
     bool server_version = false;
   };
   struct LookupResults {
+    std::optional<Outcome<std::map<std::string, FlowRun>>> flow_runs;
     std::map<std::string, Outcome<std::optional<Deployment>>> deployments;
     std::map<std::string, Outcome<nlohmann::json>> flows;
     std::optional<Outcome<std::string>> server_version;
   };
   LookupResults look_up(const Lookups& wanted);
+  // --- reads sent together
+  // A read as a value: its call, and the decoding of its answer exactly as
+  // the blocking method of the same name does it. read_together() sends
+  // several in one round (ApiClient::request_all), each with its retries;
+  // each comes back with its value or the error its blocking method throws.
+  template <typename T>
+  struct Read {
+    ApiClient::Call call;
+    std::function<T(const ApiResponse&)> decode;
+  };
+  static Read<std::optional<WorkPool>> work_pool_read(const std::string& name);
+  static Read<std::vector<Worker>> workers_read(const std::string& pool);
+  static Read<std::vector<FlowRun>> flow_runs_read(const FlowRunFilter& filter);
+  static Read<std::int64_t> count_read(const FlowRunFilter& filter);
+  static Read<std::vector<WorkerFlowRun>> scheduled_runs_read(
+      const std::string& pool, const std::vector<std::string>& queues,
+      std::chrono::system_clock::time_point scheduled_before,
+      std::optional<int> limit = std::nullopt);
+  // A read alone: its blocking method.
+  template <typename T>
+  T read(const Read<T>& one) {
+    return one.decode(api_.request(one.call.method, one.call.path, one.call.body));
+  }
+  template <typename... T>
+  std::tuple<Outcome<T>...> read_together(const Read<T>&... reads) {
+    return decoded_all(api_.request_all({reads.call...}), std::index_sequence_for<T...>{},
+                       reads...);
+  }
+
   // GET /health without retries: true when it answers 200 `true`, false for
   // any other answer; throws pc::Error(kApi) when the server is unreachable.
   bool health();
 
  private:
+  template <typename T>
+  static Outcome<T> decoded(const Read<T>& read, const ApiClient::Result& result) {
+    Outcome<T> outcome;
+    try {
+      outcome.value = read.decode(result.get());
+    } catch (...) {
+      outcome.error = std::current_exception();
+    }
+    return outcome;
+  }
+  template <typename... T, std::size_t... I>
+  static std::tuple<Outcome<T>...> decoded_all(const std::vector<ApiClient::Result>& results,
+                                               std::index_sequence<I...> /*each read's answer*/,
+                                               const Read<T>&... reads) {
+    return {decoded(reads, results[I])...};
+  }
+
   // api_.start(call), its answer checked by `check` when poll_started() returns it.
   ApiClient::CallId start(const ApiClient::Call& call, const RequestOptions& options,
                           std::function<void(const ApiResponse&)> check);

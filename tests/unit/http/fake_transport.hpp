@@ -1,7 +1,8 @@
 #pragma once
 // A recording fake HttpTransport: replays scripted responses (or transport
 // errors) in order, one per send(), and records every request it was sent in
-// `requests`. An unscripted send() throws a TransportError naming the request.
+// `requests` (and how many went together in `rounds`). An unscripted send() throws a TransportError
+// naming the request.
 //   FakeTransport t;
 //   t.reply(503).fail("Connection refused").reply(200, R"({"id":"p1"})");
 
@@ -38,6 +39,9 @@ class FakeTransport : public HttpTransport {
   }
 
   HttpResponse send(const HttpRequest& request) override {
+    if (!in_round_) {
+      rounds.push_back(1);
+    }
     requests.push_back(request);
     if (script_.empty()) {
       throw TransportError(
@@ -51,10 +55,22 @@ class FakeTransport : public HttpTransport {
     return std::get<HttpResponse>(next);
   }
 
+  // A batch (ApiClient::request_all) is one round of requests sent together.
+  std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& batch) override {
+    rounds.push_back(batch.size());
+    in_round_ = true;
+    auto outcomes = HttpTransport::send_all(batch);
+    in_round_ = false;
+    return outcomes;
+  }
+
   std::size_t pending() const { return script_.size(); }
   std::vector<HttpRequest> requests;
+  // The size of each round: a batch, or a request sent alone (1).
+  std::vector<std::size_t> rounds;
 
  private:
+  bool in_round_ = false;
   std::deque<std::variant<HttpResponse, TransportError>> script_;
 };
 

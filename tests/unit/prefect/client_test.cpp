@@ -321,3 +321,44 @@ TEST_CASE("PrefectClient look_up: a failed read is that read's error only", "[pr
   CHECK_THROWS_WITH(std::rethrow_exception(found.server_version->error),
                     Catch::Contains("GET /admin/version"));
 }
+
+TEST_CASE("PrefectClient look_up: the runs read again by id, in the same batch", "[prefect]") {
+  Fixture f;
+  f.transport.reply(200, R"([{"id":"r2","name":"two","state":{"type":"RUNNING"}}])")
+      .reply(200, R"("3.8.8")");
+  PrefectClient::Lookups wanted;
+  wanted.flow_run_ids = {"r1", "r2"};
+  wanted.server_version = true;
+
+  auto found = f.client.look_up(wanted);
+
+  CHECK(f.transport.rounds == std::vector<std::size_t>{2});
+  CHECK(json::parse(f.req(0).body)["flow_runs"]["id"]["any_"] == json::array({"r1", "r2"}));
+  REQUIRE(found.flow_runs);
+  REQUIRE(found.flow_runs->value);
+  CHECK(found.flow_runs->value->size() == 1);  // r1 is gone
+  CHECK(found.flow_runs->value->at("r2").name == "two");
+}
+
+TEST_CASE("PrefectClient read_together: one round, each answer decoded as its read alone",
+          "[prefect]") {
+  Fixture f;
+  f.transport.reply(404, R"({"detail":"Work pool not found"})")
+      .reply(200, R"({"not":"a list"})")
+      .reply(200, "7");
+  FlowRunFilter active;
+  active.work_pool_names = {"etl"};
+
+  auto [pool, runs, count] = f.client.read_together(PrefectClient::work_pool_read("etl"),
+                                                    PrefectClient::flow_runs_read(active),
+                                                    PrefectClient::count_read(active));
+
+  CHECK(f.transport.rounds == std::vector<std::size_t>{3});
+  REQUIRE(pool.value);
+  CHECK_FALSE(*pool.value);  // 404: none, as read_work_pool
+  CHECK_FALSE(runs.value);
+  CHECK_THROWS_WITH(std::rethrow_exception(runs.error),
+                    Catch::Contains("POST /flow_runs/filter: unexpected HTTP 200"));
+  CHECK(count.value == std::optional<std::int64_t>(7));
+  CHECK(f.req(2).url == "http://h/api/flow_runs/count");
+}
