@@ -90,26 +90,24 @@ void NativeWorker::Impl::claim_and_launch(const std::vector<FlowRun>& polled) {
 // Prefect lets a deployment's run leave a terminal state for PENDING (a
 // manual rerun), so a PENDING proposal from a stale poll could run a
 // finished run again. Claim only what is still SCHEDULED now (one read for
-// the batch); a concurrent claim in the remaining window is ABORTed by the
-// server.
+// the batch, with the lookups); a concurrent claim in the remaining window
+// is ABORTed by the server.
 std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     const std::vector<FlowRun>& polled) {
-  std::map<std::string, FlowRun> current;
-  try {
-    std::vector<std::string> ids;
-    ids.reserve(polled.size());
-    for (const auto& run : polled) {
-      ids.push_back(run.id);
+  auto reread = look_up(polled);
+  if (reread.error) {
+    try {
+      std::rethrow_exception(reread.error);
+    } catch (const Error& e) {
+      for (const auto& run : polled) {
+        run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +
+                          e.what());
+        ++skipped_;
+      }
+      return {};
     }
-    current = client_.read_flow_runs_by_id(ids);
-  } catch (const Error& e) {
-    for (const auto& run : polled) {
-      run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +
-                        e.what());
-      ++skipped_;
-    }
-    return {};
   }
+  auto& current = *reread.value;
   std::vector<FlowRun> scheduled;  // in the order of the poll
   for (const auto& p : polled) {
     auto it = current.find(p.id);
@@ -124,7 +122,6 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     }
     scheduled.push_back(std::move(it->second));
   }
-  look_up(scheduled);
   std::vector<Candidate> candidates;
   for (auto& run : scheduled) {
     Logger rlog = run_log(run);
@@ -143,18 +140,18 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
   return candidates;
 }
 
-// What the batch's claims and launches will need and we do not know yet —
-// deployments, flow names, the server's version — read at once, before the
-// claims (one round trip, not three). A read that fails here is made again,
-// alone, where it is needed, and fails there as it always did.
-void NativeWorker::Impl::look_up(const std::vector<FlowRun>& runs) {
-  if (runs.empty()) {
-    return;  // nothing will be claimed
-  }
+// The batch's runs read again, with what their claims and launches will
+// need and we do not know yet — deployments, flow names, the server's
+// version — all at once, before the claims (one round trip, not four). A
+// lookup that fails here is made again, alone, where it is needed, and
+// fails there as it always did. Returns the re-read.
+Outcome<std::map<std::string, FlowRun>> NativeWorker::Impl::look_up(
+    const std::vector<FlowRun>& runs) {
   PrefectClient::Lookups wanted;
   std::set<std::string> deployments;
   std::set<std::string> flows;
   for (const auto& run : runs) {
+    wanted.flow_run_ids.push_back(run.id);
     if (!run.deployment_id.empty() && deployments_.count(run.deployment_id) == 0 &&
         deployments.insert(run.deployment_id).second) {
       wanted.deployment_ids.push_back(run.deployment_id);
@@ -165,9 +162,6 @@ void NativeWorker::Impl::look_up(const std::vector<FlowRun>& runs) {
     }
   }
   wanted.server_version = !labels_;
-  if (wanted.deployment_ids.empty() && wanted.flow_ids.empty() && !wanted.server_version) {
-    return;
-  }
   auto found = client_.look_up(wanted);
   for (auto& [id, outcome] : found.deployments) {
     if (outcome.value) {
@@ -186,6 +180,7 @@ void NativeWorker::Impl::look_up(const std::vector<FlowRun>& runs) {
       log_.debug(std::string("cannot tell the server's features yet: ") + e.what());
     }
   }
+  return std::move(*found.flow_runs);
 }
 
 Logger NativeWorker::Impl::run_log(const FlowRun& run) const {

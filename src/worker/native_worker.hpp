@@ -77,7 +77,9 @@ class NativeWorker::Impl {
   bool busy() const { return updates_.busy() || heartbeat_call_.has_value(); }
   void pump(std::chrono::milliseconds wait);
   bool wants_poll(TimePoint now) const;
-  void poll();
+  // A poll of the pool's due runs, or `answered`: one already sent (with other reads).
+  void poll(std::optional<Outcome<std::vector<WorkerFlowRun>>> answered = std::nullopt);
+  PrefectClient::Read<std::vector<WorkerFlowRun>> poll_read();
   bool finished() const;
   void supervise();
   void stop_process(Running& r);
@@ -89,7 +91,7 @@ class NativeWorker::Impl {
   std::optional<Deployment> deployment_of(const FlowRun& run);
   void claim_and_launch(const std::vector<FlowRun>& polled);
   std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled);
-  void look_up(const std::vector<FlowRun>& runs);
+  Outcome<std::map<std::string, FlowRun>> look_up(const std::vector<FlowRun>& runs);
   Logger run_log(const FlowRun& run) const;
   bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c);
   bool wait_as_asked(const SetStateResult& result, const Logger& rlog);

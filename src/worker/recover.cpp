@@ -111,14 +111,22 @@ bool process_exists(long pid) {
   return true;  // cannot tell: assume alive
 }
 
+FlowRunFilter stale_candidates_filter(const Config& config) {
+  FlowRunFilter filter;
+  filter.work_pool_names = {config.work_pool};
+  filter.state_types = {StateType::kPending, StateType::kRunning};
+  return filter;
+}
+
 int recover_stale_runs(const Config& config, PrefectClient& client, const std::string& hostname,
-                       const Logger& log) {
+                       const Logger& log, std::optional<Outcome<std::vector<FlowRun>>> candidates) {
   int recovered = 0;
   try {
-    FlowRunFilter filter;
-    filter.work_pool_names = {config.work_pool};
-    filter.state_types = {StateType::kPending, StateType::kRunning};
-    const auto runs = client.read_flow_runs(filter);
+    if (candidates && candidates->error) {
+      std::rethrow_exception(candidates->error);
+    }
+    const auto runs = candidates ? std::move(*candidates->value)
+                                 : client.read_flow_runs(stale_candidates_filter(config));
     if (runs.empty()) {
       return 0;  // the usual case: one request
     }

@@ -51,9 +51,15 @@ std::string stale_reason(const FlowRun& run, const std::string& hostname,
                          bool (*process_alive)(long pid));
 
 // Returns how many runs were marked CRASHED. API failures are logged, not
-// thrown: recovery must never stop a cycle.
+// thrown: recovery must never stop a cycle. `candidates`: the runs of
+// stale_candidates_filter() already read (with other reads), or their
+// error; none: read here.
 int recover_stale_runs(const Config& config, PrefectClient& client, const std::string& hostname,
-                       const Logger& log);
+                       const Logger& log,
+                       std::optional<Outcome<std::vector<FlowRun>>> candidates = std::nullopt);
+
+// The runs recover_stale_runs() judges: the pool's PENDING and RUNNING ones.
+FlowRunFilter stale_candidates_filter(const Config& config);
 
 // Whether a process with this pid exists on this machine (not a zombie).
 bool process_exists(long pid);

@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 // "N (S sockets)": the entries of /proc/self/fd and how many are sockets.
 // The load test compares start and end: the other descriptors must match,
 // the sockets are the API connections kept alive (at most
-// CurlTransport::kMaxInFlight, its multi handle's wake-up pair, and one).
+// PREFECT_CYCLE_MAX_CONNECTIONS, its multi handle's wake-up pair, and one).
 std::string open_fds() {
   std::error_code ec;
   std::size_t n = 0;
@@ -88,16 +88,22 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
              : config_.drain     ? ", drain"
                                  : ", run once"));
   log_.debug("open file descriptors at start: " + open_fds());
-  // Before our first heartbeat: it would refresh the row that tells whether
-  // a previous cycle with our name died.
+  // The recovery before our first heartbeat: it would refresh the row that
+  // tells whether a previous cycle with our name died. Its read goes with
+  // the first poll (one round trip): the poll's SCHEDULED runs are none of
+  // the PENDING and RUNNING ones it judges.
+  std::optional<Outcome<std::vector<WorkerFlowRun>>> first_poll;
   if (config_.recover_stale_runs) {
-    recover_stale_runs(config_, client_, options_.hostname, log_);
+    auto [candidates, polled] = client_.read_together(
+        PrefectClient::flow_runs_read(stale_candidates_filter(config_)), poll_read());
+    recover_stale_runs(config_, client_, options_.hostname, log_, std::move(candidates));
+    first_poll = std::move(polled);
   }
   // Poll first: a run-once worker with nothing due stops here, without a
   // heartbeat, so it leaves no worker row to delete (two requests fewer).
   bool idle = false;
   try {
-    poll();
+    poll(std::move(first_poll));
     idle = finished();
     if (!idle) {
       heartbeat();  // in flight during the first re-read; done before the first claim
@@ -251,16 +257,26 @@ bool NativeWorker::Impl::wants_poll(TimePoint now) const {
   return !exhausted_ && now >= next_poll_;
 }
 
-void NativeWorker::Impl::poll() {
-  next_poll_ = clock_.now() + (config_.run_forever || config_.drain
-                                   ? std::chrono::milliseconds(config_.query_interval)
-                                   : std::chrono::milliseconds(500));
+PrefectClient::Read<std::vector<WorkerFlowRun>> NativeWorker::Impl::poll_read() {
   if (config_.run_forever || config_.drain) {
     horizon_ = std::chrono::system_clock::now() + config_.prefetch;
   }
+  return PrefectClient::scheduled_runs_read(pool_.name, config_.work_queues, horizon_);
+}
+
+void NativeWorker::Impl::poll(std::optional<Outcome<std::vector<WorkerFlowRun>>> answered) {
+  next_poll_ = clock_.now() + (config_.run_forever || config_.drain
+                                   ? std::chrono::milliseconds(config_.query_interval)
+                                   : std::chrono::milliseconds(500));
   std::vector<WorkerFlowRun> runs;
   try {
-    runs = client_.get_scheduled_flow_runs(pool_.name, config_.work_queues, horizon_);
+    if (!answered) {
+      runs = client_.read(poll_read());
+    } else if (answered->error) {
+      std::rethrow_exception(answered->error);
+    } else {
+      runs = std::move(*answered->value);
+    }
     poll_failures_.succeeded();
   } catch (const Error& e) {
     if (!config_.run_forever) {

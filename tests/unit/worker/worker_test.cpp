@@ -113,7 +113,12 @@ class FakePrefect : public HttpTransport {
   // A batch (ApiClient::request_all) arrives last request first, as
   // concurrent requests may; its answers still go back in their slots.
   bool reverse_batches = false;
+  std::vector<std::set<std::string>> batches;  // each batch's "METHOD /path"s
   std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& batch) override {
+    auto& paths = batches.emplace_back();
+    for (const auto& r : batch) {
+      paths.insert(r.method + " " + r.url.substr(r.url.find("/api") + 4));
+    }
     std::vector<TransportOutcome> outcomes(batch.size());
     for (std::size_t n = 0; n < batch.size(); ++n) {
       const std::size_t i = reverse_batches ? batch.size() - 1 - n : n;
@@ -445,10 +450,26 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     CHECK(h.server.proposals.empty());
     CHECK(h.launcher->started.empty());
     CHECK(result.runs.empty());
-    // Nothing to claim: nothing looked up for it either.
-    CHECK(std::none_of(h.server.requests.begin(), h.server.requests.end(),
-                       [](const HttpRequest& r) { return ends_with(r.url, "/admin/version"); }));
   }
+}
+
+TEST_CASE("NativeWorker: reads that need not wait for each other go together", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+  h.config.recover_stale_runs = true;
+
+  auto result = h.run();
+
+  // The stale-run check's read with the first poll.
+  const std::set<std::string> start{"POST /flow_runs/filter",
+                                    "POST /work_pools/etl/get_scheduled_flow_runs"};
+  REQUIRE_FALSE(h.server.batches.empty());
+  CHECK(h.server.batches.front() == start);
+  // One round: the run again and the server's version (the run has no
+  // deployment or flow to look up).
+  const std::set<std::string> lookups{"POST /flow_runs/filter", "GET /admin/version"};
+  CHECK(std::count(h.server.batches.begin(), h.server.batches.end(), lookups) == 1);
+  CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
 }
 
 TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
