@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
@@ -78,11 +79,12 @@ void CycleRun::record(const Logger& plog, const std::string& name, PhaseStatus s
 }
 
 void CycleRun::preflight() {
-  auto pool = deps_.client.read_work_pool(config_.work_pool);
+  auto pool = read_pool();
   if (!pool && config_.work_pool_create) {
     log_.info("work pool \"" + config_.work_pool + "\" not found: creating it (type process)");
     pool =
         deps_.client.create_work_pool(config_.work_pool, "process", default_process_job_template());
+    early_due_.reset();  // read before the pool existed
   }
   if (!pool) {
     throw usage_error("PREFECT_WORK_POOL: work pool \"" + config_.work_pool + "\" not found at " +
@@ -116,24 +118,54 @@ void CycleRun::preflight() {
   check_quiet();
 }
 
+// Whether nothing due and nothing active would make this a quiet cycle
+// (check_quiet).
+bool CycleRun::may_be_quiet() const {
+  return config_.trigger_deployments.empty() && !config_.run_forever && !config_.drain &&
+         config_.auto_pause != AutoPause::kOff;
+}
+
+// The pool; when the cycle may be quiet, read in one round with the first
+// page of the due runs check_quiet() asks for: one round trip fewer. That
+// page is then older than the preflight's end by the preflight's time (the
+// worker polls afresh). The active count is asked only when nothing is due:
+// in a cycle with work it would be a request for nothing.
+std::optional<WorkPool> CycleRun::read_pool() {
+  if (!may_be_quiet()) {
+    return deps_.client.read_work_pool(config_.work_pool);
+  }
+  auto [pool, due] =
+      deps_.client.read_together(PrefectClient::work_pool_read(config_.work_pool),
+                                 PrefectClient::flow_runs_read(due_runs_filter(config_)));
+  if (pool.error) {
+    std::rethrow_exception(pool.error);
+  }
+  early_due_ = std::move(due.value);
+  return std::move(*pool.value);
+}
+
+FlowRunFilter CycleRun::active_runs_filter() const {
+  FlowRunFilter active;
+  active.work_pool_names = {config_.work_pool};
+  active.state_types = config_.active_state_types;
+  return active;
+}
+
 // An empty cycle changes nothing on the server: with nothing to trigger,
 // no run due and none active (a killed cycle's runs count as active, so
 // they are recovered), a run-once cycle that would pause at the end does
-// not resume the pool at all. Two reads prove it; a cron every minute on an
-// idle pool leaves no resume/pause pair, worker row or event behind.
+// not resume the pool at all. Two reads prove it (the first made with the
+// pool's); a cron every minute on an idle pool leaves no resume/pause pair,
+// worker row or event behind.
 void CycleRun::check_quiet() {
-  if (!config_.trigger_deployments.empty() || config_.run_forever || config_.drain ||
-      config_.auto_pause == AutoPause::kOff) {
+  if (!may_be_quiet()) {
     return;
   }
   remember_due_runs();
   if (!tracked_ids_.empty()) {
     return;
   }
-  FlowRunFilter active;
-  active.work_pool_names = {config_.work_pool};
-  active.state_types = config_.active_state_types;
-  if (deps_.client.count_flow_runs(active) != 0) {
+  if (deps_.client.count_flow_runs(active_runs_filter()) != 0) {
     return;
   }
   quiet_ = true;
@@ -229,7 +261,8 @@ void CycleRun::work() {
 void CycleRun::remember_due_runs() {
   due_read_ = true;
   for (const auto& run :
-       read_due_runs(deps_.client, config_, std::chrono::system_clock::now() + config_.prefetch)) {
+       read_due_runs(deps_.client, config_, std::chrono::system_clock::now() + config_.prefetch,
+                     std::exchange(early_due_, std::nullopt))) {
     tracked_ids_.insert(run.id);
   }
   log_.info(std::to_string(tracked_ids_.size()) + " flow run(s) due in pool \"" +

@@ -2,6 +2,7 @@
 // request that must not be lost) and reading the runs' final states.
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
@@ -21,9 +22,22 @@ void CycleRun::wait() {
   const auto start = Clock::now();
   const bool bounded = wait_deadline_.has_value();
   const auto deadline = wait_deadline_.value_or(start);
-  FlowRunFilter filter;
-  filter.work_pool_names = {config_.work_pool};
-  filter.state_types = config_.active_state_types;
+  const FlowRunFilter filter = active_runs_filter();
+  // The first count goes with the read of the pool's workers that pause()
+  // needs next (one round trip fewer when nothing is active any more).
+  bool with_workers = config_.auto_pause == AutoPause::kOn && resume_attempted_;
+  auto count = [&] {
+    if (!std::exchange(with_workers, false)) {
+      return deps_.client.count_flow_runs(filter);
+    }
+    auto [active, workers] = deps_.client.read_together(
+        PrefectClient::count_read(filter), PrefectClient::workers_read(config_.work_pool));
+    early_workers_ = std::move(workers.value);  // none: pause() reads them
+    if (active.error) {
+      std::rethrow_exception(active.error);
+    }
+    return *active.value;
+  };
   // One bad answer (a 500, a malformed body) does not end the wait: the count
   // is asked again 1 s later, up to three failures in a row.
   FailureStreak count_failures{std::chrono::seconds(1), std::chrono::seconds(1)};
@@ -31,9 +45,10 @@ void CycleRun::wait() {
     check_stop();
     std::int64_t active = 0;
     try {
-      active = deps_.client.count_flow_runs(filter);
+      active = count();
       count_failures.succeeded();
     } catch (const Error& e) {
+      early_workers_.reset();
       const int in_a_row = count_failures.failed();
       if (in_a_row >= 3 || (bounded && Clock::now() >= deadline)) {
         throw;
@@ -51,6 +66,7 @@ void CycleRun::wait() {
                 format_seconds(elapsed));
       return;
     }
+    early_workers_.reset();  // old by the time the pool can be paused
     if (bounded && Clock::now() >= deadline) {
       throw Error(ExitCode::kWaitTimeout,
                   "wait timed out after " + std::to_string(config_.wait_timeout.count()) +
@@ -82,10 +98,19 @@ void CycleRun::pause() {
   if (worker_registered_) {
     start_forgetting_own_worker();
   }
-  // Read while our DELETE is in flight.
+  // Our DELETE is in flight meanwhile, and waited for on every way out.
+  try {
+    pause_unless_others();
+  } catch (...) {
+    finish_forgetting_own_worker();
+    throw;
+  }
+  finish_forgetting_own_worker();
+}
+
+void CycleRun::pause_unless_others() {
   const std::string others =
       config_.auto_pause == AutoPause::kOn ? wait_for_other_workers() : std::string();
-  finish_forgetting_own_worker();
   if (config_.auto_pause == AutoPause::kOff) {
     skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
     return;
@@ -138,8 +163,8 @@ void CycleRun::pause() {
 
 // Our worker row goes away at the end, so that other cycles deciding
 // whether to pause do not count us as active. The DELETE is in flight while
-// the other workers are read (they exclude our name): over an API 100 ms
-// away, one round trip instead of two.
+// the other workers are read (they exclude our name) and the pool paused:
+// over an API 100 ms away, one round trip instead of two.
 void CycleRun::start_forgetting_own_worker() {
   try {
     forgetting_ = deps_.client.start_delete_worker(config_.work_pool, config_.worker_name);
@@ -176,8 +201,13 @@ std::string CycleRun::wait_for_other_workers() {
   while (true) {
     std::string names;
     try {
+      // The first time, those read with the wait's last count, if any.
+      auto workers = std::exchange(early_workers_, std::nullopt);
+      if (!workers) {
+        workers = deps_.client.read_workers(config_.work_pool);
+      }
       const auto now = std::chrono::system_clock::now();
-      for (const auto& worker : deps_.client.read_workers(config_.work_pool)) {
+      for (const auto& worker : *workers) {
         auto since = worker.since_heartbeat(now);
         if (worker.name != config_.worker_name && since &&
             *since < worker.heartbeat_interval() + std::chrono::seconds(5)) {

@@ -99,7 +99,10 @@ class CycleRun {
 
   // --- phases (cycle.cpp) ---------------------------------------------------
   void preflight();
+  bool may_be_quiet() const;
+  std::optional<WorkPool> read_pool();
   void check_quiet();
+  FlowRunFilter active_runs_filter() const;
   void resume();
   void trigger();
   void work();
@@ -111,6 +114,7 @@ class CycleRun {
   // --- the end (cycle_end.cpp) -----------------------------------------------
   void wait();
   void pause();
+  void pause_unless_others();
   void start_forgetting_own_worker();
   void finish_forgetting_own_worker();
   std::string wait_for_other_workers();
@@ -132,6 +136,12 @@ class CycleRun {
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()
   bool due_read_ = false;  // remember_due_runs() has run
+  // The first page of the due runs, read with the pool when the cycle may
+  // be quiet (read_pool); none when that read failed: it is made again
+  // where it is needed.
+  std::optional<std::vector<FlowRun>> early_due_;
+  // The pool's workers, read with the wait's first count (wait); none: pause reads them.
+  std::optional<std::vector<Worker>> early_workers_;
   std::optional<Clock::time_point> wait_deadline_;
   PhaseStatus current_status_ = PhaseStatus::kOk;
   std::string current_message_;

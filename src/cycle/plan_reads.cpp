@@ -21,17 +21,23 @@ Deployment resolve_trigger_deployment(PrefectClient& client, const Config& confi
   return std::move(*deployment);
 }
 
-std::vector<FlowRun> read_due_runs(PrefectClient& client, const Config& config,
-                                   std::chrono::system_clock::time_point horizon) {
-  constexpr int kMostPages = 50;
+FlowRunFilter due_runs_filter(const Config& config) {
   FlowRunFilter filter;
   filter.work_pool_names = {config.work_pool};
   filter.state_types = {StateType::kScheduled};
+  return filter;
+}
+
+std::vector<FlowRun> read_due_runs(PrefectClient& client, const Config& config,
+                                   std::chrono::system_clock::time_point horizon,
+                                   std::optional<std::vector<FlowRun>> first_page) {
+  constexpr int kMostPages = 50;
+  FlowRunFilter filter = due_runs_filter(config);
   const auto& queues = config.work_queues;
   std::vector<FlowRun> due;
   for (int page = 0; page < kMostPages; ++page) {
     filter.offset = page * filter.limit;
-    auto runs = client.read_flow_runs(filter);
+    auto runs = page == 0 && first_page ? std::move(*first_page) : client.read_flow_runs(filter);
     const bool last_page = static_cast<int>(runs.size()) < filter.limit;
     for (auto& run : runs) {
       const auto when = parse_iso8601(run.expected_start_time);

@@ -61,14 +61,24 @@ struct Fixture : pc::testing::FakeClient {
   // The requests of a cycle whose worker phase fails, up to the pause.
   void script_until_worker() {
     transport
-        .reply(200, kPool)    // preflight: read the pool
+        .reply(200, kPool)    // preflight: read the pool, with
         .reply(200, kDueRun)  // the due runs: one, so the cycle is not empty
         .reply(204);          // resume
   }
+  // The pause after a failed worker phase (no wait).
   void script_pause() {
     transport
         .reply(204)        // delete our worker row
         .reply(200, "[]")  // other workers of the pool
+        .reply(204)        // pause
+        ;
+  }
+  // The wait, then the pause.
+  void script_wait_and_pause() {
+    transport
+        .reply(200, "0")   // the wait: nothing active, with
+        .reply(200, "[]")  // the other workers of the pool
+        .reply(204)        // delete our worker row
         .reply(204)        // pause
         ;
   }
@@ -155,10 +165,11 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
   };
   CycleSummary summary;
 
-  SECTION("a paused pool with nothing due or active: three reads, no write") {
+  SECTION("a paused pool with nothing due or active: three reads in two rounds, no write") {
     f.transport.reply(200, kPool).reply(200, "[]").reply(200, "0");
     CHECK(run(summary) == ExitCode::kOk);
     REQUIRE(f.transport.requests.size() == 3);
+    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1});
     CHECK(f.transport.requests[0].method == "GET");
     CHECK(f.transport.requests[1].url == "http://h/api/flow_runs/filter");
     CHECK(f.transport.requests[2].url == "http://h/api/flow_runs/count");
@@ -182,12 +193,14 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
   }
   SECTION("an active run (a killed cycle's) makes it a full cycle, so it is recovered") {
     f.transport.reply(200, kPool).reply(200, "[]").reply(200, "1").reply(204);
-    f.transport.reply(200, "0");  // the wait: no longer active
-    f.script_pause();
+    f.script_wait_and_pause();
     CHECK(run(summary) == ExitCode::kOk);
     CHECK(worker_made);
     CHECK(f.paused());
     CHECK(f.transport.pending() == 0);
+    // The pool with the due runs; the active count; the resume; the wait's
+    // count with the workers; the DELETE (started) and the pause.
+    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 2, 1, 1});
   }
   SECTION("a deployment to trigger is never an empty cycle") {
     f.config.trigger_deployments = {{"flow", "dep"}};
@@ -221,9 +234,8 @@ TEST_CASE("run_cycle: the summary reads again only the runs the worker did not s
   f.transport.reply(200, kPool)
       .reply(200, R"([{"id":"r1","name":"one","state":{"type":"SCHEDULED"}},
                       {"id":"r2","name":"two","state":{"type":"SCHEDULED"}}])")
-      .reply(204)        // resume
-      .reply(200, "0");  // the wait: nothing active
-  f.script_pause();
+      .reply(204);  // resume
+  f.script_wait_and_pause();
   f.transport.reply(200, R"([{"id":"r2","name":"two","state":{"type":"FAILED"}}])");
   // r1 ended under our worker; r2 was another host's.
   std::vector<RunRecord> records{{"r1", "one", "COMPLETED", "Completed", ""}};
