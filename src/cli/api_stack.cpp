@@ -32,7 +32,8 @@ RetryPolicy api_retry_policy(const Config& config) {
 
 ApiStack::ApiStack(const Config& config, const Logger& log, RetryPolicy policy)
     : transport_(tls_options(config),
-                 std::chrono::duration_cast<std::chrono::milliseconds>(config.request_timeout)),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(config.request_timeout),
+                 config.max_connections),
       sleeper_(&StopSignal::flag()),
       api_(transport_, api_options(config), log, policy, sleeper_),
       client_(api_) {}

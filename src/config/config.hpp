@@ -38,6 +38,7 @@ struct Config {
   bool tls_insecure_skip_verify = false;
   std::chrono::seconds request_timeout{30};
   int client_max_retries = 5;  // PREFECT_CLIENT_MAX_RETRIES, Prefect's own
+  int max_connections = 16;    // API requests in flight at once
 
   // --- pool and worker
   std::string work_pool = "default-agent-pool";

@@ -179,8 +179,9 @@ struct CurlTransport::Handle {
   std::map<Ticket, std::unique_ptr<Transfer>> started;
   std::vector<std::pair<Ticket, TransportOutcome>> finished;  // for poll()
   std::unique_ptr<CURLM, MultiDeleter> multi;
+  long max_in_flight;
 
-  Handle() = default;
+  explicit Handle(long most) : max_in_flight(most) {}
   Handle(const Handle&) = delete;
   Handle& operator=(const Handle&) = delete;
   // Transfers still in flight leave the multi handle before it is cleaned up.
@@ -211,16 +212,16 @@ struct CurlTransport::Handle {
       if (!multi) {
         throw TransportError("cannot initialise libcurl's multi interface", false);
       }
-      curl_multi_setopt(multi.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, kMaxInFlight);
-      curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, kMaxInFlight);
+      curl_multi_setopt(multi.get(), CURLMOPT_MAX_TOTAL_CONNECTIONS, max_in_flight);
+      curl_multi_setopt(multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS, max_in_flight);
     }
     return multi.get();
   }
 };
 
 CurlTransport::CurlTransport(TlsOptions tls, std::chrono::milliseconds default_timeout,
-                             std::size_t max_body_bytes)
-    : handle_(std::make_unique<Handle>()),
+                             long max_in_flight, std::size_t max_body_bytes)
+    : handle_(std::make_unique<Handle>(max_in_flight)),
       tls_(std::move(tls)),
       default_timeout_(default_timeout),
       max_body_bytes_(max_body_bytes) {

@@ -104,13 +104,13 @@ struct TlsOptions {
 class CurlTransport final : public HttpTransport {
  public:
   CurlTransport(TlsOptions tls, std::chrono::milliseconds default_timeout,
-                std::size_t max_body_bytes = 64u << 20);
+                long max_in_flight = kDefaultMaxInFlight, std::size_t max_body_bytes = 64u << 20);
   ~CurlTransport() override;
   CurlTransport(const CurlTransport&) = delete;
   CurlTransport& operator=(const CurlTransport&) = delete;
 
   HttpResponse send(const HttpRequest& request) override;
-  // Concurrent, through libcurl's multi interface: at most kMaxInFlight
+  // Concurrent, through libcurl's multi interface: at most `max_in_flight`
   // connections at once (HTTP/2 multiplexes on one where the server offers
   // it), kept alive between batches.
   std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& requests) override;
@@ -118,7 +118,8 @@ class CurlTransport final : public HttpTransport {
   Ticket start(const HttpRequest& request) override;
   std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait) override;
 
-  static constexpr long kMaxInFlight = 16;
+  // As Prefect's own client (httpx limits of 16 connections).
+  static constexpr long kDefaultMaxInFlight = 16;
 
  private:
   struct Handle;

@@ -84,7 +84,7 @@ def test_cheap_runs_limit_20(prefect_server, prefect, pool, cycle):
     assert second < 40 * 1024, second
 
     # File descriptors: as many open at the end as at the start, but for the
-    # API connections kept alive: at most CurlTransport::kMaxInFlight = 16
+    # API connections kept alive: at most PREFECT_CYCLE_MAX_CONNECTIONS = 16
     # for the batches, the multi handle's wake-up socket pair, 1 for single
     # requests.
     found = re.findall(r"open file descriptors at (start|end): (\d+) \((\d+) sockets\)",

@@ -62,6 +62,7 @@ TEST_CASE("load_config defaults", "[config]") {
   CHECK(c.log_format == LogFormat::kText);
   CHECK(c.request_timeout == std::chrono::seconds(30));
   CHECK(c.client_max_retries == 5);
+  CHECK(c.max_connections == 16);
   CHECK(c.warnings.empty());
   for (const auto& entry : loaded.entries) {
     if (entry.variable != "PREFECT_API_URL") {
@@ -79,6 +80,7 @@ TEST_CASE("load_config reads every variable", "[config]") {
       {"PREFECT_API_TLS_INSECURE_SKIP_VERIFY", "yes"},
       {"PREFECT_API_REQUEST_TIMEOUT", "7"},
       {"PREFECT_CLIENT_MAX_RETRIES", "0"},
+      {"PREFECT_CYCLE_MAX_CONNECTIONS", "32"},
       {"PREFECT_WORK_POOL", "etl"},
       {"PREFECT_WORK_QUEUES", " a, b ,,c "},
       {"PREFECT_WORKER_NAME", "w1"},
@@ -114,6 +116,7 @@ TEST_CASE("load_config reads every variable", "[config]") {
   CHECK(c.tls_insecure_skip_verify);
   CHECK(c.request_timeout == std::chrono::seconds(7));
   CHECK(c.client_max_retries == 0);
+  CHECK(c.max_connections == 32);
   CHECK(c.work_pool == "etl");
   CHECK(c.work_queues == std::vector<std::string>{"a", "b", "c"});
   CHECK(c.worker_name == "w1");
@@ -181,6 +184,8 @@ TEST_CASE("load_config: bad values name the variable, the value and what is allo
           "1..1000)");
     CHECK(usage_message(with("PREFECT_CLIENT_MAX_RETRIES", "21")) ==
           "PREFECT_CLIENT_MAX_RETRIES: 21 is out of range (expected 0..20)");
+    CHECK(usage_message(with("PREFECT_CYCLE_MAX_CONNECTIONS", "0")) ==
+          "PREFECT_CYCLE_MAX_CONNECTIONS: 0 is out of range (expected 1..256)");
   }
   SECTION("flag names the flag") {
     CHECK(usage_message(base_env(), {{"--limit", "many"}}) ==

@@ -57,7 +57,8 @@ TEST_CASE("CurlTransport refuses oversized responses", "[http]") {
   SECTION("declared by Content-Length") {
     LoopbackServer server(
         {"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x')});
-    CurlTransport transport(TlsOptions{}, milliseconds(5000), 1024);
+    CurlTransport transport(TlsOptions{}, milliseconds(5000), CurlTransport::kDefaultMaxInFlight,
+                            1024);
     try {
       transport.send(make("GET", server.url("/big")));
       FAIL("expected a TransportError");
@@ -76,7 +77,8 @@ TEST_CASE("CurlTransport refuses oversized responses", "[http]") {
     }
     LoopbackServer server(
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body + "0\r\n\r\n"});
-    CurlTransport transport(TlsOptions{}, milliseconds(5000), 1024);
+    CurlTransport transport(TlsOptions{}, milliseconds(5000), CurlTransport::kDefaultMaxInFlight,
+                            1024);
     CHECK_THROWS_WITH(transport.send(make("GET", server.url("/big"))),
                       Catch::Contains("larger than 1024 bytes; refused"));
   }
@@ -132,11 +134,12 @@ TEST_CASE("CurlTransport: connection refused is a quick TransportError", "[http]
 namespace {
 
 // Answers each request on its own connection only once `expected` requests
-// are open at the same time (or 503 after 5 s): a client that sends one after
-// another gets 503s. Each answer's body is the request's path.
+// are open at the same time (or 503 after `patience`): a client that sends
+// one after another gets 503s. Each answer's body is the request's path.
 class BarrierServer {
  public:
-  explicit BarrierServer(int expected) : expected_(expected) {
+  explicit BarrierServer(int expected, std::chrono::seconds patience = std::chrono::seconds(5))
+      : expected_(expected), patience_(patience) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -188,8 +191,7 @@ class BarrierServer {
       std::unique_lock<std::mutex> lock(mutex_);
       ++open_;
       cv_.notify_all();
-      all_there =
-          cv_.wait_for(lock, std::chrono::seconds(5), [this] { return open_ >= expected_; });
+      all_there = cv_.wait_for(lock, patience_, [this] { return open_ >= expected_; });
     }
     const std::string status = all_there ? "200 OK" : "503 Service Unavailable";
     const std::string answer = "HTTP/1.1 " + status +
@@ -200,6 +202,7 @@ class BarrierServer {
   }
 
   int expected_;
+  std::chrono::seconds patience_;
   int fd_ = -1;
   int port_ = 0;
   std::thread acceptor_;
@@ -228,6 +231,25 @@ TEST_CASE("CurlTransport::send_all has the requests in flight together, answers 
     CHECK(outcomes[i].response->status == 200);  // 503: they came one after another
     CHECK(outcomes[i].response->body == "/api/flow_runs/r" + std::to_string(i));
   }
+}
+
+TEST_CASE("CurlTransport: at most max_in_flight requests open at once", "[http]") {
+  // Three must be open together for a 200; with two connections the third
+  // waits until the first two have given up (503 after 1 s).
+  BarrierServer server(3, std::chrono::seconds(1));
+  CurlTransport transport(TlsOptions{}, milliseconds(10000), 2);
+  std::vector<HttpRequest> requests;
+  for (int i = 0; i < 3; ++i) {
+    requests.push_back(make("POST", server.url("/api/flow_runs/r" + std::to_string(i)), "{}"));
+  }
+  auto outcomes = transport.send_all(requests);
+  REQUIRE(outcomes.size() == 3);
+  int refused = 0;
+  for (const auto& outcome : outcomes) {
+    REQUIRE(outcome.response);
+    refused += outcome.response->status == 503 ? 1 : 0;
+  }
+  CHECK(refused == 2);
 }
 
 TEST_CASE("CurlTransport::send_all gives each request its own failure", "[http]") {
