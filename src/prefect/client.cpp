@@ -28,6 +28,25 @@ std::vector<std::string> state_names(const std::vector<StateType>& types) {
 
 constexpr const char* kVersionPath = "/admin/version";
 
+// An answer that is a JSON array, each item decoded by `decode`; `what`
+// ("POST /path") names it in the error. 404 -> empty where `missing` allows.
+enum class Missing { kEmpty, kError };
+template <typename T>
+std::vector<T> list_answer(const std::string& what, const ApiResponse& response,
+                           T (*decode)(const json&), Missing missing) {
+  std::vector<T> items;
+  if (response.status == 404 && missing == Missing::kEmpty) {
+    return items;
+  }
+  if (!response.body.is_array()) {
+    unexpected(what, response);
+  }
+  for (const auto& item : response.body) {
+    items.push_back(decode(item));
+  }
+  return items;
+}
+
 std::string deployment_path(const std::string& id) {
   return "/deployments/" + url_encode_segment(id);
 }
@@ -148,17 +167,7 @@ void PrefectClient::set_work_pool_paused(const std::string& name, bool paused,
 PrefectClient::Read<std::vector<Worker>> PrefectClient::workers_read(const std::string& pool) {
   std::string path = pool_path(pool) + "/workers/filter";
   return {{"POST", path, json::object()}, [path](const ApiResponse& response) {
-            std::vector<Worker> workers;
-            if (response.status == 404) {
-              return workers;
-            }
-            if (!response.body.is_array()) {
-              unexpected("POST " + path, response);
-            }
-            for (const auto& item : response.body) {
-              workers.push_back(decode_worker(item));
-            }
-            return workers;
+            return list_answer("POST " + path, response, &decode_worker, Missing::kEmpty);
           }};
 }
 
@@ -209,14 +218,8 @@ PrefectClient::Read<std::vector<FlowRun>> PrefectClient::flow_runs_read(
     const FlowRunFilter& filter) {
   return {{"POST", "/flow_runs/filter", flow_run_filter_body(filter, true)},
           [](const ApiResponse& response) {
-            if (!response.body.is_array()) {
-              unexpected("POST /flow_runs/filter", response);
-            }
-            std::vector<FlowRun> runs;
-            for (const auto& item : response.body) {
-              runs.push_back(decode_flow_run(item));
-            }
-            return runs;
+            return list_answer("POST /flow_runs/filter", response, &decode_flow_run,
+                               Missing::kError);
           }};
 }
 
@@ -400,14 +403,8 @@ void PrefectClient::update_flow_run(const std::string& id, const json& patch,
 
 std::vector<State> PrefectClient::read_flow_run_states(const std::string& flow_run_id) {
   const std::string path = "/flow_run_states/?flow_run_id=" + url_encode_segment(flow_run_id);
-  auto response = api_.request("GET", path);
-  if (!response.body.is_array()) {
-    unexpected("GET " + path, response);
-  }
-  std::vector<State> states;
-  for (const auto& item : response.body) {
-    states.push_back(decode_state(item));
-  }
+  auto states =
+      list_answer("GET " + path, api_.request("GET", path), &decode_state, Missing::kError);
   std::stable_sort(states.begin(), states.end(), [](const State& a, const State& b) {
     return a.timestamp < b.timestamp;  // ISO 8601 in UTC sorts as text
   });
@@ -445,17 +442,7 @@ PrefectClient::Read<std::vector<WorkerFlowRun>> PrefectClient::scheduled_runs_re
   }
   std::string path = pool_path(pool) + "/get_scheduled_flow_runs";
   return {{"POST", path, std::move(body)}, [path](const ApiResponse& response) {
-            std::vector<WorkerFlowRun> runs;
-            if (response.status == 404) {
-              return runs;
-            }
-            if (!response.body.is_array()) {
-              unexpected("POST " + path, response);
-            }
-            for (const auto& item : response.body) {
-              runs.push_back(decode_worker_flow_run(item));
-            }
-            return runs;
+            return list_answer("POST " + path, response, &decode_worker_flow_run, Missing::kEmpty);
           }};
 }
 
