@@ -1,0 +1,153 @@
+// The writes of flow runs (state proposals, PATCHes, alone or several at
+// once) and how a call started without waiting ends. The reads, and the
+// started heartbeat and DELETE: client.cpp.
+#include "prefect/client.hpp"
+
+namespace pc {
+
+using json = nlohmann::json;
+
+namespace {
+
+ApiClient::Call set_state_call(const StateProposal& p) {
+  json details = p.state.state_details.is_object() ? p.state.state_details : json::object();
+  details["flow_run_id"] = p.flow_run_id;
+  details["transition_id"] = p.transition_id;
+  json state_json{{"type", to_string(p.state.type)}, {"state_details", details}};
+  if (!p.state.name.empty()) {
+    state_json["name"] = p.state.name;
+  }
+  if (!p.state.message.empty()) {
+    state_json["message"] = p.state.message;
+  }
+  return {"POST", "/flow_runs/" + url_encode_segment(p.flow_run_id) + "/set_state",
+          json{{"state", state_json}, {"force", p.force}}};
+}
+
+SetStateResult set_state_result(const ApiResponse& response, const StateProposal& p) {
+  if (response.status == 404) {
+    throw api_error("flow run " + p.flow_run_id + " not found when setting its state",
+                    Hint::kApiGone);
+  }
+  SetStateResult result = decode_set_state_result(response.body);
+  // PreventDuplicateTransitions answers a retried proposal that was already
+  // applied with REJECT and the current state, which carries our id.
+  if (result.status == SetStateStatus::kReject && result.state &&
+      result.state->type == p.state.type && !p.transition_id.empty()) {
+    auto it = result.state->state_details.find("transition_id");
+    if (it != result.state->state_details.end() && it->is_string() && *it == p.transition_id) {
+      result.status = SetStateStatus::kAccept;
+    }
+  }
+  return result;
+}
+
+ApiClient::Call patch_call(const FlowRunPatch& p) {
+  return {"PATCH", "/flow_runs/" + url_encode_segment(p.flow_run_id) + (p.labels ? "/labels" : ""),
+          p.body};
+}
+
+void check_patched(const ApiResponse& response, const FlowRunPatch& p) {
+  if (response.status == 404) {
+    throw api_error("flow run " + p.flow_run_id + " not found when updating " +
+                        (p.labels ? "its labels" : "it"),
+                    Hint::kApiGone);
+  }
+}
+
+}  // namespace
+
+SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
+                                                 const StateCreate& state, bool force,
+                                                 const std::string& transition_id) {
+  const StateProposal proposal{flow_run_id, state, force, transition_id};
+  const ApiClient::Call call = set_state_call(proposal);
+  return set_state_result(api_.request(call.method, call.path, call.body), proposal);
+}
+
+std::vector<Outcome<SetStateResult>> PrefectClient::set_flow_run_states(
+    const std::vector<StateProposal>& proposals) {
+  std::vector<ApiClient::Call> calls;
+  calls.reserve(proposals.size());
+  for (const auto& proposal : proposals) {
+    calls.push_back(set_state_call(proposal));
+  }
+  auto results = api_.request_all(calls);
+  std::vector<Outcome<SetStateResult>> outcomes(proposals.size());
+  for (std::size_t i = 0; i < proposals.size(); ++i) {
+    try {
+      outcomes[i].value = set_state_result(results[i].get(), proposals[i]);
+    } catch (...) {
+      outcomes[i].error = std::current_exception();
+    }
+  }
+  return outcomes;
+}
+
+std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
+    const std::vector<FlowRunPatch>& patches, const RequestOptions& options) {
+  std::vector<ApiClient::Call> calls;
+  calls.reserve(patches.size());
+  for (const auto& patch : patches) {
+    calls.push_back(patch_call(patch));
+  }
+  auto results = api_.request_all(calls, options);
+  std::vector<std::exception_ptr> errors(patches.size());
+  for (std::size_t i = 0; i < patches.size(); ++i) {
+    try {
+      check_patched(results[i].get(), patches[i]);
+    } catch (...) {
+      errors[i] = std::current_exception();
+    }
+  }
+  return errors;
+}
+
+ApiClient::CallId PrefectClient::start(const ApiClient::Call& call, const RequestOptions& options,
+                                       std::function<void(const ApiResponse&)> check) {
+  const ApiClient::CallId id = api_.start(call, options);
+  started_.emplace(id, std::move(check));
+  return id;
+}
+
+ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
+                                             const RequestOptions& options) {
+  return start(patch_call(patch), options,
+               [patch](const ApiResponse& response) { check_patched(response, patch); });
+}
+
+std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(
+    std::chrono::milliseconds wait) {
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended;
+  for (auto& [id, result] : api_.poll(wait)) {
+    auto it = started_.find(id);
+    if (it == started_.end()) {
+      continue;
+    }
+    std::exception_ptr error;
+    try {
+      it->second(result.get());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    ended.emplace_back(id, error);
+    started_.erase(it);
+  }
+  return ended;
+}
+
+void PrefectClient::update_flow_run(const std::string& id, const json& patch,
+                                    const RequestOptions& options) {
+  const FlowRunPatch p{id, patch, false};
+  const ApiClient::Call call = patch_call(p);
+  check_patched(api_.request(call.method, call.path, call.body, options), p);
+}
+
+void PrefectClient::update_flow_run_labels(const std::string& id, const json& labels,
+                                           const RequestOptions& options) {
+  const FlowRunPatch p{id, labels, true};
+  const ApiClient::Call call = patch_call(p);
+  check_patched(api_.request(call.method, call.path, call.body, options), p);
+}
+
+}  // namespace pc
