@@ -23,8 +23,12 @@ void CycleRun::wait() {
   const bool bounded = wait_deadline_.has_value();
   const auto deadline = wait_deadline_.value_or(start);
   const FlowRunFilter filter = active_runs_filter();
-  // The first count goes with the read of the pool's workers that pause()
-  // needs next (one round trip fewer when nothing is active any more).
+  // Our worker has ended: its row goes now, the DELETE in flight during the
+  // first count, which goes with the read of the pool's workers that
+  // pause() needs next (one round trip fewer when nothing is active any
+  // more). Not with the pause's PATCH: two writes at once are a 503 and a
+  // 1-s retry on Prefect's SQLite server.
+  start_forgetting_own_worker();
   bool with_workers = config_.auto_pause == AutoPause::kOn && resume_attempted_;
   auto count = [&] {
     if (!std::exchange(with_workers, false)) {
@@ -95,22 +99,11 @@ void CycleRun::pause() {
     skip(quiet_ ? "nothing due or active: the pool stayed paused" : "the pool was not resumed");
     return;
   }
-  if (worker_registered_) {
-    start_forgetting_own_worker();
-  }
-  // Our DELETE is in flight meanwhile, and waited for on every way out.
-  try {
-    pause_unless_others();
-  } catch (...) {
-    finish_forgetting_own_worker();
-    throw;
-  }
-  finish_forgetting_own_worker();
-}
-
-void CycleRun::pause_unless_others() {
+  start_forgetting_own_worker();  // unless the wait has
+  // Read while our DELETE is in flight.
   const std::string others =
       config_.auto_pause == AutoPause::kOn ? wait_for_other_workers() : std::string();
+  finish_forgetting_own_worker();
   if (config_.auto_pause == AutoPause::kOff) {
     skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
     return;
@@ -163,9 +156,14 @@ void CycleRun::pause_unless_others() {
 
 // Our worker row goes away at the end, so that other cycles deciding
 // whether to pause do not count us as active. The DELETE is in flight while
-// the other workers are read (they exclude our name) and the pool paused:
-// over an API 100 ms away, one round trip instead of two.
+// the other workers are read (they exclude our name): over an API 100 ms
+// away, one round trip instead of two. Started once, by the wait or else
+// by the pause.
 void CycleRun::start_forgetting_own_worker() {
+  if (!worker_registered_ || forget_started_) {
+    return;
+  }
+  forget_started_ = true;
   try {
     forgetting_ = deps_.client.start_delete_worker(config_.work_pool, config_.worker_name);
   } catch (const Error& e) {

@@ -114,7 +114,6 @@ class CycleRun {
   // --- the end (cycle_end.cpp) -----------------------------------------------
   void wait();
   void pause();
-  void pause_unless_others();
   void start_forgetting_own_worker();
   void finish_forgetting_own_worker();
   std::string wait_for_other_workers();
@@ -132,6 +131,7 @@ class CycleRun {
   std::set<std::string> tracked_ids_;
   std::map<std::string, RunRecord> worker_records_;  // what the worker saw of its runs, by id
   std::optional<ApiClient::CallId> forgetting_;      // the DELETE of our worker row, in flight
+  bool forget_started_ = false;                      // that DELETE has been sent
   bool worker_registered_ = true;                    // a worker row of ours may exist
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()

@@ -76,9 +76,9 @@ struct Fixture : pc::testing::FakeClient {
   // The wait, then the pause.
   void script_wait_and_pause() {
     transport
-        .reply(200, "0")   // the wait: nothing active, with
+        .reply(204)        // the wait: delete our worker row (started)
+        .reply(200, "0")   // nothing active, with
         .reply(200, "[]")  // the other workers of the pool
-        .reply(204)        // delete our worker row
         .reply(204)        // pause
         ;
   }
@@ -198,9 +198,9 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
     CHECK(worker_made);
     CHECK(f.paused());
     CHECK(f.transport.pending() == 0);
-    // The pool with the due runs; the active count; the resume; the wait's
-    // count with the workers; the DELETE (started) and the pause.
-    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 2, 1, 1});
+    // The pool with the due runs; the active count; the resume; the
+    // DELETE (started) and the wait's count with the workers; the pause.
+    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 1, 2, 1});
   }
   SECTION("a deployment to trigger is never an empty cycle") {
     f.config.trigger_deployments = {{"flow", "dep"}};
