@@ -160,10 +160,10 @@ void CycleRun::pause() {
 // away, one round trip instead of two. Started once, by the wait or else
 // by the pause.
 void CycleRun::start_forgetting_own_worker() {
-  if (!worker_registered_ || forget_started_) {
-    return;
+  if (!worker_registered_) {
+    return;  // none, or its DELETE already sent
   }
-  forget_started_ = true;
+  worker_registered_ = false;
   try {
     forgetting_ = deps_.client.start_delete_worker(config_.work_pool, config_.worker_name);
   } catch (const Error& e) {

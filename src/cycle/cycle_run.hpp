@@ -131,8 +131,7 @@ class CycleRun {
   std::set<std::string> tracked_ids_;
   std::map<std::string, RunRecord> worker_records_;  // what the worker saw of its runs, by id
   std::optional<ApiClient::CallId> forgetting_;      // the DELETE of our worker row, in flight
-  bool forget_started_ = false;                      // that DELETE has been sent
-  bool worker_registered_ = true;                    // a worker row of ours may exist
+  bool worker_registered_ = true;  // a worker row of ours may exist, its DELETE not sent
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()
   bool due_read_ = false;  // remember_due_runs() has run
