@@ -345,53 +345,58 @@ std::string PrefectClient::read_server_version() {
 }
 
 PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
-  std::vector<ApiClient::Call> calls;
+  // Each lookup a Read decoded as its single read would be (or that read's error).
   FlowRunFilter runs_filter;
   runs_filter.ids = wanted.flow_run_ids;
-  const auto runs_read = flow_runs_read(runs_filter);
-  if (!wanted.flow_run_ids.empty()) {
-    if (wanted.flow_run_ids.size() > static_cast<std::size_t>(runs_filter.limit)) {
-      throw std::logic_error("look_up: more flow run ids than one page holds");
-    }
-    calls.push_back(runs_read.call);
+  if (wanted.flow_run_ids.size() > static_cast<std::size_t>(runs_filter.limit)) {
+    throw std::logic_error("look_up: more flow run ids than one page holds");
   }
+  const auto runs = flow_runs_read(runs_filter);
+  const Read<std::map<std::string, FlowRun>> runs_by_id{runs.call, [&runs](const ApiResponse& r) {
+                                                          std::map<std::string, FlowRun> by_id;
+                                                          for (auto& run : runs.decode(r)) {
+                                                            by_id.emplace(run.id, std::move(run));
+                                                          }
+                                                          return by_id;
+                                                        }};
+  std::vector<Read<std::optional<Deployment>>> deployments;
   for (const auto& id : wanted.deployment_ids) {
-    calls.push_back({"GET", deployment_path(id), std::nullopt});
+    deployments.push_back({{"GET", deployment_path(id), std::nullopt}, deployment_answer});
   }
+  std::vector<Read<json>> flows;
   for (const auto& id : wanted.flow_ids) {
-    calls.push_back({"GET", flow_path(id), std::nullopt});
+    flows.push_back({{"GET", flow_path(id), std::nullopt},
+                     [id](const ApiResponse& r) { return flow_answer(id, r); }});
+  }
+  const Read<std::string> version{{"GET", kVersionPath, std::nullopt}, version_answer};
+
+  std::vector<ApiClient::Call> calls;
+  if (!wanted.flow_run_ids.empty()) {
+    calls.push_back(runs_by_id.call);
+  }
+  for (const auto& read : deployments) {
+    calls.push_back(read.call);
+  }
+  for (const auto& read : flows) {
+    calls.push_back(read.call);
   }
   if (wanted.server_version) {
-    calls.push_back({"GET", kVersionPath, std::nullopt});
+    calls.push_back(version.call);
   }
-  auto results = api_.request_all(calls);
-  // Each answer decoded as its single read would, or that read's error.
+  const auto results = api_.request_all(calls);
   std::size_t next = 0;
-  auto decode = [&](auto& outcome, auto&& answer) {
-    try {
-      outcome.value = answer(results[next++].get());
-    } catch (...) {
-      outcome.error = std::current_exception();
-    }
-  };
   LookupResults found;
   if (!wanted.flow_run_ids.empty()) {
-    decode(found.flow_runs.emplace(), [&runs_read](const ApiResponse& r) {
-      std::map<std::string, FlowRun> by_id;
-      for (auto& run : runs_read.decode(r)) {
-        by_id.emplace(run.id, std::move(run));
-      }
-      return by_id;
-    });
+    found.flow_runs = decoded(runs_by_id, results[next++]);
   }
-  for (const auto& id : wanted.deployment_ids) {
-    decode(found.deployments[id], deployment_answer);
+  for (std::size_t i = 0; i < deployments.size(); ++i) {
+    found.deployments[wanted.deployment_ids[i]] = decoded(deployments[i], results[next++]);
   }
-  for (const auto& id : wanted.flow_ids) {
-    decode(found.flows[id], [&id](const ApiResponse& r) { return flow_answer(id, r); });
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    found.flows[wanted.flow_ids[i]] = decoded(flows[i], results[next++]);
   }
   if (wanted.server_version) {
-    decode(found.server_version.emplace(), version_answer);
+    found.server_version = decoded(version, results[next++]);
   }
   return found;
 }
