@@ -4,119 +4,12 @@
 
 #include "common/redact.hpp"
 #include "common/url.hpp"
+#include "http/error_answer.hpp"
 
 namespace pc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string reason_phrase(long status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 422:
-      return "Unprocessable Entity";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "HTTP " + std::to_string(status);
-  }
-}
-
-// One validation error of FastAPI/pydantic: "body.flow_runs.id: Input should be
-// a valid UUID". The echoed `input` is left out: it may hold job variables.
-std::string validation_entry(const nlohmann::json& entry) {
-  if (!entry.is_object()) {
-    return entry.is_string() ? entry.get<std::string>() : entry.dump();
-  }
-  std::string loc;
-  if (auto it = entry.find("loc"); it != entry.end() && it->is_array()) {
-    for (const auto& part : *it) {
-      if (!loc.empty()) {
-        loc += '.';
-      }
-      loc += part.is_string() ? part.get<std::string>() : part.dump();
-    }
-  }
-  std::string msg = entry.value("msg", std::string());
-  return loc.empty() ? msg : loc + ": " + msg;
-}
-
-std::string validation_list(const nlohmann::json& list) {
-  std::string out;
-  for (const auto& entry : list) {
-    if (!out.empty()) {
-      out += "; ";
-    }
-    out += validation_entry(entry);
-  }
-  return out;
-}
-
-// The server's explanation: FastAPI's "detail" (a string or a validation
-// list), Prefect's "exception_message" (+ "exception_detail" for 422s), else
-// the start of the body. Never the echoed "request_body".
-std::string server_detail(const std::string& body) {
-  constexpr std::size_t kMaxDetail = 500;
-  std::string text;
-  auto parsed = nlohmann::json::parse(body, nullptr, false);
-  if (!parsed.is_discarded() && parsed.is_object()) {
-    if (auto it = parsed.find("detail"); it != parsed.end()) {
-      text = it->is_string()  ? it->get<std::string>()
-             : it->is_array() ? validation_list(*it)
-                              : it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    } else if (auto msg = parsed.find("exception_message"); msg != parsed.end()) {
-      text = msg->is_string() ? msg->get<std::string>() : msg->dump();
-      if (auto d = parsed.find("exception_detail"); d != parsed.end() && d->is_array()) {
-        text += ": " + validation_list(*d);
-      }
-    } else if (auto m = parsed.find("message"); m != parsed.end() && m->is_string()) {
-      text = m->get<std::string>();
-    }
-  }
-  if (text.empty()) {
-    text = body.substr(0, 200);
-  }
-  std::replace(text.begin(), text.end(), '\n', ' ');
-  std::replace(text.begin(), text.end(), '\r', ' ');
-  if (text.size() > kMaxDetail) {
-    text = text.substr(0, kMaxDetail) + "...";
-  }
-  return text;
-}
-
-// A fix for credential problems. A 403 can also be a plain refusal (pool
-// names starting with "prefect" are reserved) or the server's CSRF check.
-// What to change for an answer that retrying cannot fix.
-Hint status_hint(long status, const std::string& detail) {
-  if (status == 403 && detail.find("CSRF") != std::string::npos) {
-    return Hint::kApiCsrf;
-  }
-  if (status == 401 || (status == 403 && detail.find("reserved") == std::string::npos)) {
-    return Hint::kApiAuth;
-  }
-  return status >= 500 ? Hint::kApiServerError : Hint::kApiAnswer;
-}
 
 std::string format_ms(std::chrono::milliseconds ms) {
   char buffer[32];
@@ -433,17 +326,11 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
     std::vector<TransportOutcome> outcomes = one_at_a_time_
                                                  ? transport_.HttpTransport::send_all(requests)
                                                  : transport_.send_all(requests);
-    if (!one_at_a_time_ && requests.size() > 1 &&
+    if (requests.size() > 1 &&
         std::any_of(outcomes.begin(), outcomes.end(), [](const TransportOutcome& o) {
           return o.response && (o.response->status == 503 || o.response->status == 429);
         })) {
-      // Prefect's server on SQLite answers concurrent writes with 503
-      // "database is locked" at once: requests in flight together only make
-      // retries. From here on this client sends them one after another.
-      one_at_a_time_ = true;
-      log_.info(
-          "the Prefect API answered 503/429 to requests sent together (a server on SQLite?): "
-          "sending them one after another from now on");
+      answered_busy();
     }
     std::vector<std::size_t> again;
     std::chrono::milliseconds delay{0};
@@ -482,34 +369,56 @@ ApiClient::~ApiClient() = default;
 ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& options) {
   const CallId id = next_call_++;
   Started entry{std::make_unique<Call::State>(*this, call, options)};
-  entry.ticket = transport_.start(entry.state->next_request());
+  entry.first = true;
+  entry.retry_at = std::chrono::steady_clock::now();
   started_.emplace(id, std::move(entry));
+  send_due();
   return id;
+}
+
+std::chrono::milliseconds ApiClient::send_due() {
+  auto next = std::chrono::milliseconds::max();
+  const auto now = std::chrono::steady_clock::now();
+  bool in_flight = std::any_of(started_.begin(), started_.end(),
+                               [](const auto& e) { return e.second.ticket != 0; });
+  for (auto& [id, entry] : started_) {
+    if (entry.ticket != 0) {
+      continue;
+    }
+    if (entry.retry_at > now) {
+      next = std::min(next,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(entry.retry_at - now));
+      continue;
+    }
+    if (one_at_a_time_ && in_flight) {
+      continue;  // its turn comes when the one in flight has ended
+    }
+    if (!std::exchange(entry.first, false)) {
+      entry.state->waited(entry.state->delay(), true);
+    }
+    entry.ticket = transport_.start(entry.state->next_request());
+    in_flight = true;
+  }
+  return next;
 }
 
 std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
     std::chrono::milliseconds wait) {
   std::vector<std::pair<CallId, Result>> ended;
-  // Retries whose delay has passed go out again; the wait ends no later
-  // than the next one due.
-  const auto now = std::chrono::steady_clock::now();
-  for (auto& [id, entry] : started_) {
-    if (entry.ticket != 0) {
-      continue;
-    }
-    if (entry.retry_at <= now) {
-      entry.state->waited(entry.state->delay(), true);
-      entry.ticket = transport_.start(entry.state->next_request());
-    } else {
-      wait = std::min(wait,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(entry.retry_at - now));
-    }
-  }
+  // Retries whose delay has passed go out again (and, one at a time, calls
+  // waiting their turn); the wait ends no later than the next one due.
+  wait = std::min(wait, send_due());
+  const auto sent_together = std::count_if(started_.begin(), started_.end(),
+                                           [](const auto& e) { return e.second.ticket != 0; });
   for (auto& [ticket, outcome] : transport_.poll(wait)) {
     auto it = std::find_if(started_.begin(), started_.end(),
                            [ticket = ticket](const auto& e) { return e.second.ticket == ticket; });
     if (it == started_.end()) {
       continue;  // not ours (cannot happen: one client per transport)
+    }
+    if (sent_together > 1 && outcome.response &&
+        (outcome.response->status == 503 || outcome.response->status == 429)) {
+      answered_busy();
     }
     Result result;
     try {
@@ -525,7 +434,21 @@ std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
       it->second.retry_at = std::chrono::steady_clock::now() + it->second.state->delay();
     }
   }
+  send_due();  // the turn of a call waiting for one that ended
   return ended;
+}
+
+void ApiClient::answered_busy() {
+  if (one_at_a_time_) {
+    return;
+  }
+  // Prefect's server on SQLite answers concurrent writes with 503
+  // "database is locked" at once: requests in flight together only make
+  // retries. From here on this client sends them one after another.
+  one_at_a_time_ = true;
+  log_.info(
+      "the Prefect API answered 503/429 to requests sent together (a server on SQLite?): "
+      "sending them one after another from now on");
 }
 
 }  // namespace pc

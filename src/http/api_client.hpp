@@ -130,14 +130,21 @@ class ApiClient {
   Sleeper& sleeper_;
   std::mt19937_64 random_;
   long attempts_ = 0;
-  bool one_at_a_time_ = false;  // request_all() after a busy answer to a round
+  bool one_at_a_time_ = false;  // after a busy answer to requests sent together
   // start()'s calls: their attempts, the transport's ticket of the one in
-  // flight (0 while a retry waits) and when a waiting retry is due.
+  // flight (0 while a retry waits, or the call waits its turn) and when it
+  // is due.
   struct Started {
     std::unique_ptr<Call::State> state;
     HttpTransport::Ticket ticket = 0;
     std::chrono::steady_clock::time_point retry_at{};
+    bool first = false;  // not sent yet: no retry delay to account for
   };
+  // Sends the started calls that are due (one at a time: only when none is
+  // in flight); returns the time until the next one waiting for its delay.
+  std::chrono::milliseconds send_due();
+  // A 503 or 429 to requests sent together: one at a time from now on.
+  void answered_busy();
   std::map<CallId, Started> started_;
   CallId next_call_ = 1;
   std::string redacted_base_url_;
