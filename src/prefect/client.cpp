@@ -1,6 +1,7 @@
 #include "prefect/client.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <stdexcept>
 
@@ -344,61 +345,86 @@ std::string PrefectClient::read_server_version() {
   return version_answer(api_.request("GET", kVersionPath));
 }
 
-PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
+std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups& wanted) {
   // Each lookup a Read decoded as its single read would be (or that read's error).
-  FlowRunFilter runs_filter;
-  runs_filter.ids = wanted.flow_run_ids;
-  if (wanted.flow_run_ids.size() > static_cast<std::size_t>(runs_filter.limit)) {
-    throw std::logic_error("look_up: more flow run ids than one page holds");
-  }
-  const auto runs = flow_runs_read(runs_filter);
-  const Read<std::map<std::string, FlowRun>> runs_by_id{runs.call, [&runs](const ApiResponse& r) {
-                                                          std::map<std::string, FlowRun> by_id;
-                                                          for (auto& run : runs.decode(r)) {
-                                                            by_id.emplace(run.id, std::move(run));
-                                                          }
-                                                          return by_id;
-                                                        }};
-  std::vector<Read<std::optional<Deployment>>> deployments;
-  for (const auto& id : wanted.deployment_ids) {
-    deployments.push_back({{"GET", deployment_path(id), std::nullopt}, deployment_answer});
-  }
-  std::vector<Read<json>> flows;
-  for (const auto& id : wanted.flow_ids) {
-    flows.push_back({{"GET", flow_path(id), std::nullopt},
-                     [id](const ApiResponse& r) { return flow_answer(id, r); }});
-  }
-  const Read<std::string> version{{"GET", kVersionPath, std::nullopt}, version_answer};
-
-  std::vector<ApiClient::Call> calls;
+  std::vector<LookupPart> parts;
   if (!wanted.flow_run_ids.empty()) {
-    calls.push_back(runs_by_id.call);
+    FlowRunFilter runs_filter;
+    runs_filter.ids = wanted.flow_run_ids;
+    if (wanted.flow_run_ids.size() > static_cast<std::size_t>(runs_filter.limit)) {
+      throw std::logic_error("look_up: more flow run ids than one page holds");
+    }
+    auto runs = flow_runs_read(runs_filter);
+    const Read<std::map<std::string, FlowRun>> by_id{runs.call,
+                                                     [decode = runs.decode](const ApiResponse& r) {
+                                                       std::map<std::string, FlowRun> found;
+                                                       for (auto& run : decode(r)) {
+                                                         found.emplace(run.id, std::move(run));
+                                                       }
+                                                       return found;
+                                                     }};
+    parts.emplace_back(by_id.call, [by_id](LookupResults& found, const ApiClient::Result& r) {
+      found.flow_runs = decoded(by_id, r);
+    });
   }
-  for (const auto& read : deployments) {
-    calls.push_back(read.call);
+  for (const auto& id : wanted.deployment_ids) {
+    const Read<std::optional<Deployment>> read{{"GET", deployment_path(id), std::nullopt},
+                                               deployment_answer};
+    parts.emplace_back(read.call, [read, id](LookupResults& found, const ApiClient::Result& r) {
+      found.deployments[id] = decoded(read, r);
+    });
   }
-  for (const auto& read : flows) {
-    calls.push_back(read.call);
+  for (const auto& id : wanted.flow_ids) {
+    const Read<json> read{{"GET", flow_path(id), std::nullopt},
+                          [id](const ApiResponse& r) { return flow_answer(id, r); }};
+    parts.emplace_back(read.call, [read, id](LookupResults& found, const ApiClient::Result& r) {
+      found.flows[id] = decoded(read, r);
+    });
   }
   if (wanted.server_version) {
-    calls.push_back(version.call);
+    const Read<std::string> read{{"GET", kVersionPath, std::nullopt}, version_answer};
+    parts.emplace_back(read.call, [read](LookupResults& found, const ApiClient::Result& r) {
+      found.server_version = decoded(read, r);
+    });
+  }
+  return parts;
+}
+
+PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
+  const auto parts = lookup_parts(wanted);
+  std::vector<ApiClient::Call> calls;
+  calls.reserve(parts.size());
+  for (const auto& part : parts) {
+    calls.push_back(part.first);
   }
   const auto results = api_.request_all(calls);
-  std::size_t next = 0;
   LookupResults found;
-  if (!wanted.flow_run_ids.empty()) {
-    found.flow_runs = decoded(runs_by_id, results[next++]);
-  }
-  for (std::size_t i = 0; i < deployments.size(); ++i) {
-    found.deployments[wanted.deployment_ids[i]] = decoded(deployments[i], results[next++]);
-  }
-  for (std::size_t i = 0; i < flows.size(); ++i) {
-    found.flows[wanted.flow_ids[i]] = decoded(flows[i], results[next++]);
-  }
-  if (wanted.server_version) {
-    found.server_version = decoded(version, results[next++]);
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    parts[i].second(found, results[i]);
   }
   return found;
+}
+
+void PrefectClient::start_look_up(const Lookups& wanted, std::function<void(LookupResults)> done) {
+  auto parts = lookup_parts(wanted);
+  if (parts.empty()) {
+    done(LookupResults{});
+    return;
+  }
+  struct Gathering {
+    LookupResults found;
+    std::size_t left;
+    std::function<void(LookupResults)> done;
+  };
+  auto gathering = std::make_shared<Gathering>(Gathering{{}, parts.size(), std::move(done)});
+  for (auto& [call, fill] : parts) {
+    start_answered(call, [gathering, fill = std::move(fill)](const ApiClient::Result& r) {
+      fill(gathering->found, r);
+      if (--gathering->left == 0) {
+        gathering->done(std::move(gathering->found));
+      }
+    });
+  }
 }
 
 bool PrefectClient::health() {

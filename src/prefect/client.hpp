@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -124,8 +125,15 @@ class PrefectClient {
                                     std::chrono::seconds interval,
                                     const RequestOptions& options = {});
   ApiClient::CallId start_delete_worker(const std::string& pool, const std::string& name);
+  //
+  // A call started with start_read() or start_look_up() is not returned:
+  // poll_started() hands its answer to its handler (which may start more
+  // calls). Every answer of a poll reaches its handler; when one threw, the
+  // first exception is rethrown after the last handler.
   std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> poll_started(
       std::chrono::milliseconds wait);
+  // Calls in flight with an answer to hand over.
+  bool answers_pending() const { return !answered_.empty(); }
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);
@@ -198,6 +206,21 @@ class PrefectClient {
     return decoded_all(api_.request_all({reads.call...}), std::index_sequence_for<T...>{},
                        reads...);
   }
+  // A Read started without waiting: `done` gets its value or the error its
+  // blocking method would throw, from the poll_started() that sees it end.
+  template <typename T>
+  ApiClient::CallId start_read(const Read<T>& read,
+                               std::type_identity_t<std::function<void(Outcome<T>)>> done) {
+    return start_answered(read.call,
+                          [read, done = std::move(done)](const ApiClient::Result& result) {
+                            done(decoded(read, result));
+                          });
+  }
+  // set_flow_run_state's proposal as a Read (its answer decoded the same way).
+  static Read<SetStateResult> set_state_read(const StateProposal& proposal);
+  // look_up()'s reads started without waiting; `done` gets them all when the
+  // last one has ended (at once when nothing is wanted).
+  void start_look_up(const Lookups& wanted, std::function<void(LookupResults)> done);
 
   // GET /health without retries: true when it answers 200 `true`, false for
   // any other answer; throws pc::Error(kApi) when the server is unreachable.
@@ -228,6 +251,16 @@ class PrefectClient {
   ApiClient& api_;
   // Each started call's check of its answer (what its blocking form does).
   std::map<ApiClient::CallId, std::function<void(const ApiResponse&)>> started_;
+  // api_.start(call), its result handed to `answered` by poll_started().
+  ApiClient::CallId start_answered(const ApiClient::Call& call,
+                                   std::function<void(const ApiClient::Result&)> answered);
+  // The lookups as calls, each with what fills its part of the results.
+  using LookupPart =
+      std::pair<ApiClient::Call, std::function<void(LookupResults&, const ApiClient::Result&)>>;
+  static std::vector<LookupPart> lookup_parts(const Lookups& wanted);
+  std::map<ApiClient::CallId, std::function<void(const ApiClient::Result&)>> answered_;
+  // The ended calls of a poll_started() that rethrew a handler's exception.
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> unreported_;
 };
 
 // The JSON body of a flow run filter (for /flow_runs/filter and /count).

@@ -3,6 +3,8 @@
 // started heartbeat and DELETE: client.cpp.
 #include "prefect/client.hpp"
 
+#include <utility>
+
 namespace pc {
 
 using json = nlohmann::json;
@@ -116,10 +118,29 @@ ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
                [patch](const ApiResponse& response) { check_patched(response, patch); });
 }
 
+PrefectClient::Read<SetStateResult> PrefectClient::set_state_read(const StateProposal& proposal) {
+  return {set_state_call(proposal),
+          [proposal](const ApiResponse& response) { return set_state_result(response, proposal); }};
+}
+
+ApiClient::CallId PrefectClient::start_answered(
+    const ApiClient::Call& call, std::function<void(const ApiClient::Result&)> answered) {
+  const ApiClient::CallId id = api_.start(call);
+  answered_.emplace(id, std::move(answered));
+  return id;
+}
+
 std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(
     std::chrono::milliseconds wait) {
-  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended;
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended =
+      std::exchange(unreported_, {});
+  std::vector<std::pair<std::function<void(const ApiClient::Result&)>, ApiClient::Result>> answers;
   for (auto& [id, result] : api_.poll(wait)) {
+    if (auto handler = answered_.find(id); handler != answered_.end()) {
+      answers.emplace_back(std::move(handler->second), std::move(result));
+      answered_.erase(handler);
+      continue;
+    }
     auto it = started_.find(id);
     if (it == started_.end()) {
       continue;
@@ -132,6 +153,23 @@ std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::pol
     }
     ended.emplace_back(id, error);
     started_.erase(it);
+  }
+  // Every answer goes to its handler, even after one of them threw: the
+  // first exception is rethrown then, and the ended calls of this poll are
+  // returned by the next.
+  std::exception_ptr thrown;
+  for (auto& [handler, result] : answers) {
+    try {
+      handler(result);
+    } catch (...) {
+      if (!thrown) {
+        thrown = std::current_exception();
+      }
+    }
+  }
+  if (thrown) {
+    unreported_ = std::move(ended);
+    std::rethrow_exception(thrown);
   }
   return ended;
 }
