@@ -1,8 +1,11 @@
 #include <chrono>
+#include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.hpp"
@@ -11,7 +14,7 @@
 #include "worker/recover.hpp"
 
 // The native worker's claims (native_worker.hpp): from the queue of polled
-// runs to runs that are ours, a batch at a time.
+// runs to runs that are ours, a batch at a time, each step in flight.
 
 namespace pc {
 
@@ -21,7 +24,7 @@ void NativeWorker::Impl::fill_slots() {
   std::vector<FlowRun> batch;
   // At most one page of the re-read (FlowRunFilter's limit) per batch.
   const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
-  while (static_cast<int>(running_.size() + batch.size()) < config_.flow_limit &&
+  while (static_cast<int>(running_.size() + claiming_ + batch.size()) < config_.flow_limit &&
          batch.size() < most && !queue_.empty() && options_.stop_reason().empty()) {
     batch.push_back(std::move(queue_.front()));
     queue_.pop_front();
@@ -30,7 +33,7 @@ void NativeWorker::Impl::fill_slots() {
     }
   }
   if (!batch.empty()) {
-    claim_and_launch(batch);
+    claim_and_launch(std::move(batch));
   }
 }
 
@@ -44,47 +47,80 @@ std::optional<Deployment> NativeWorker::Impl::deployment_of(const FlowRun& run) 
   return deployments_[run.deployment_id] = client_.read_deployment(run.deployment_id);
 }
 
-// The runs that fill the free slots, step by step, each step's requests
-// sent together (an API 100 ms away costs three round trips for the batch,
-// not four per run): one re-read of them all, their PENDING proposals, then
-// their processes, then their labels and infrastructure_pids.
-void NativeWorker::Impl::claim_and_launch(const std::vector<FlowRun>& polled) {
-  std::vector<Candidate> candidates = still_scheduled(polled);
-  std::vector<StateProposal> proposals;
-  proposals.reserve(candidates.size());
-  for (const auto& c : candidates) {
-    proposals.push_back({c.run.id,
-                         {StateType::kPending, "", claim_message(config_.worker_name), {}},
-                         false,
-                         c.transition_id});
+// The runs that fill the free slots, step by step, each step's requests in
+// flight together while the loop goes on (an API 100 ms away costs three
+// round trips for the batch, not four per run, and other runs' requests go
+// meanwhile): one re-read of them all, their PENDING proposals, then each
+// one's process as soon as its answer is in, then their labels and
+// infrastructure_pids.
+void NativeWorker::Impl::claim_and_launch(std::vector<FlowRun> polled) {
+  claiming_ += polled.size();
+  look_up(polled, [this, polled](const Outcome<std::map<std::string, FlowRun>>& reread) {
+    claiming_ -= polled.size();  // before anything that may throw: no run is left counted
+    std::vector<Candidate> candidates = still_scheduled(polled, reread);
+    claiming_ += candidates.size();
+    std::move(candidates.begin(), candidates.end(), std::back_inserter(unsent_claims_));
+    send_claims();
+  });
+}
+
+// The PENDING proposals of the re-read runs that are due, each in flight on
+// its own, once the first heartbeat has ended.
+void NativeWorker::Impl::send_claims() {
+  if (!first_heartbeat_ended_) {
+    return;  // heartbeat_ended() sends them
   }
-  // Our worker row exists before any run says we claimed it, so that a
-  // cycle that finds the run orphaned can judge it (recover.hpp): the first
-  // heartbeat, sent with the re-read, has been answered by now.
-  while (heartbeat_call_ && !proposals.empty()) {
-    pump(std::chrono::milliseconds(100));
-  }
-  auto outcomes = client_.set_flow_run_states(proposals);
-  for (std::size_t i = 0; i < candidates.size(); ++i) {
-    Candidate& c = candidates[i];
-    if (!claimed(outcomes[i], c)) {
-      ++skipped_;
+  const auto now = clock_.now();
+  std::vector<Candidate> later;
+  for (auto& c : std::exchange(unsent_claims_, {})) {
+    if (c.due > now) {
+      later.push_back(std::move(c));
       continue;
     }
-    label(c.run, c.log);
-    try {
-      launch(c.run, c.deployment, c.log);
-    } catch (const Error& e) {
-      // The run is ours and PENDING: it must not stay so.
-      c.log.error(std::string("could not start the flow run: ") + e.what());
-      record(c.run,
-             set_state(c.run.id,
-                       {StateType::kCrashed, "",
-                        std::string("Failed to submit flow run to infrastructure: ") + e.what()},
-                       false));
-    }
+    const StateProposal proposal{c.run.id,
+                                 {StateType::kPending, "", claim_message(config_.worker_name), {}},
+                                 false,
+                                 c.transition_id};
+    client_.start_read(PrefectClient::set_state_read(proposal),
+                       [this, c = std::move(c)](const Outcome<SetStateResult>& outcome) {
+                         claim_answered(c, outcome);
+                       });
   }
-  updates_.send_new();
+  unsent_claims_ = std::move(later);
+}
+
+// One claim's answer: the run launched when it is ours. A run claimed while
+// the cycle stops is launched and stopped at once, as one claimed just before
+// it: its report then says why it did not run (final_state.hpp).
+void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResult>& outcome) {
+  --claiming_;  // before anything that may throw
+  if (outcome.value && outcome.value->status == SetStateStatus::kWait) {
+    if (!wait_as_asked(std::move(c), *outcome.value)) {
+      ++skipped_;
+    }
+    return;
+  }
+  if (!claimed(outcome, c)) {
+    ++skipped_;
+    return;
+  }
+  label(c.run, c.log);
+  try {
+    launch(c.run, c.deployment, c.log);
+    if (stopping_) {
+      Running& r = running_.at(c.run.id);
+      r.stop_reason = stop_reason_;
+      stop_process(r);
+    }
+  } catch (const Error& e) {
+    // The run is ours and PENDING: it must not stay so.
+    c.log.error(std::string("could not start the flow run: ") + e.what());
+    record(c.run,
+           set_state(c.run.id,
+                     {StateType::kCrashed, "",
+                      std::string("Failed to submit flow run to infrastructure: ") + e.what()},
+                     false));
+  }
 }
 
 // Prefect lets a deployment's run leave a terminal state for PENDING (a
@@ -93,8 +129,7 @@ void NativeWorker::Impl::claim_and_launch(const std::vector<FlowRun>& polled) {
 // the batch, with the lookups); a concurrent claim in the remaining window
 // is ABORTed by the server.
 std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
-    const std::vector<FlowRun>& polled) {
-  auto reread = look_up(polled);
+    const std::vector<FlowRun>& polled, const Outcome<std::map<std::string, FlowRun>>& reread) {
   if (reread.error) {
     try {
       std::rethrow_exception(reread.error);
@@ -107,7 +142,7 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
       return {};
     }
   }
-  auto& current = *reread.value;
+  const auto& current = *reread.value;
   std::vector<FlowRun> scheduled;  // in the order of the poll
   for (const auto& p : polled) {
     auto it = current.find(p.id);
@@ -120,7 +155,7 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
       ++skipped_;
       continue;
     }
-    scheduled.push_back(std::move(it->second));
+    scheduled.push_back(it->second);
   }
   std::vector<Candidate> candidates;
   for (auto& run : scheduled) {
@@ -144,9 +179,10 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
 // need and we do not know yet — deployments, flow names, the server's
 // version — all at once, before the claims (one round trip, not four). A
 // lookup that fails here is made again, alone, where it is needed, and
-// fails there as it always did. Returns the re-read.
-Outcome<std::map<std::string, FlowRun>> NativeWorker::Impl::look_up(
-    const std::vector<FlowRun>& runs) {
+// fails there as it always did. `done` gets the re-read.
+void NativeWorker::Impl::look_up(
+    const std::vector<FlowRun>& runs,
+    std::function<void(Outcome<std::map<std::string, FlowRun>>)> done) {
   PrefectClient::Lookups wanted;
   std::set<std::string> deployments;
   std::set<std::string> flows;
@@ -162,32 +198,34 @@ Outcome<std::map<std::string, FlowRun>> NativeWorker::Impl::look_up(
     }
   }
   wanted.server_version = !labels_;
-  auto found = client_.look_up(wanted);
-  for (auto& [id, outcome] : found.deployments) {
-    if (outcome.value) {
-      deployments_[id] = std::move(*outcome.value);  // none: deleted, no second read
+  client_.start_look_up(wanted, [this, done = std::move(done)](PrefectClient::LookupResults found) {
+    for (auto& [id, outcome] : found.deployments) {
+      if (outcome.value) {
+        deployments_[id] = std::move(*outcome.value);  // none: deleted, no second read
+      }
     }
-  }
-  for (auto& [id, outcome] : found.flows) {
-    if (outcome.value) {
-      flow_names_[id] = outcome.value->value("name", "");
+    for (auto& [id, outcome] : found.flows) {
+      if (outcome.value) {
+        flow_names_[id] = outcome.value->value("name", "");
+      }
     }
-  }
-  if (found.server_version && found.server_version->value) {
-    try {
-      learn_features(*found.server_version->value);
-    } catch (const Error& e) {
-      log_.debug(std::string("cannot tell the server's features yet: ") + e.what());
+    if (found.server_version && found.server_version->value) {
+      try {
+        learn_features(*found.server_version->value);
+      } catch (const Error& e) {
+        log_.debug(std::string("cannot tell the server's features yet: ") + e.what());
+      }
     }
-  }
-  return std::move(*found.flow_runs);
+    done(std::move(*found.flow_runs));
+  });
 }
 
 Logger NativeWorker::Impl::run_log(const FlowRun& run) const {
   return log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
 }
 
-// The answer to a candidate's PENDING proposal: true when the run is ours.
+// The answer to a candidate's PENDING proposal (not a WAIT): true when the
+// run is ours.
 bool NativeWorker::Impl::claimed(const Outcome<SetStateResult>& outcome, const Candidate& c) {
   if (outcome.error) {
     try {
@@ -200,21 +238,28 @@ bool NativeWorker::Impl::claimed(const Outcome<SetStateResult>& outcome, const C
       return false;
     }
   }
-  const SetStateResult& result = *outcome.value;
-  if (result.status == SetStateStatus::kWait) {
-    // Rare (a concurrency limit): this run waits as asked, on its own.
-    return wait_as_asked(result, c.log) && claim(c.run, c.log);
-  }
-  return accepted(result, c.log);
+  return accepted(*outcome.value, c.log);
 }
 
-// Sleeps the delay of a WAIT answer; false when a stop cut it short.
-bool NativeWorker::Impl::wait_as_asked(const SetStateResult& result, const Logger& rlog) {
-  auto delay = std::chrono::milliseconds(
+// A WAIT answer (rare: a concurrency limit): the run is proposed again after
+// the delay asked for, from the loop (a timer: other runs go on meanwhile),
+// at most 20 times. False when it is given up.
+bool NativeWorker::Impl::wait_as_asked(Candidate c, const SetStateResult& result) {
+  constexpr int kMostWaits = 20;
+  if (stopping_ || ++c.waits >= kMostWaits) {
+    c.log.info("skipped: the server asked to wait (" + result.reason + ")" +
+               (stopping_ ? ", and the cycle is stopping" : " too many times"));
+    return false;
+  }
+  const auto delay = std::chrono::milliseconds(
       static_cast<long long>(std::min(result.delay_seconds, 30.0) * 1000));
-  rlog.info("server asked to wait " + std::to_string(delay.count()) +
-            " ms before claiming: " + result.reason);
-  return sleeper_.sleep_for(delay) && options_.stop_reason().empty();
+  c.log.info("server asked to wait " + std::to_string(delay.count()) +
+             " ms before claiming: " + result.reason);
+  c.due = clock_.now() + delay;
+  c.transition_id = new_uuid4();
+  ++claiming_;
+  unsent_claims_.push_back(std::move(c));
+  return true;
 }
 
 // An ACCEPT into PENDING is a claim; anything else is logged as a skip.
@@ -272,35 +317,6 @@ void NativeWorker::Impl::learn_features(const std::string& version) {
   if (!features.missing().empty()) {
     log_.info("Prefect server " + version + ": " + features.missing());
   }
-}
-
-// One run's PENDING proposal, alone, after a WAIT answer. True when the run
-// is ours.
-bool NativeWorker::Impl::claim(const FlowRun& run, const Logger& rlog) {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    const std::string transition_id = new_uuid4();
-    SetStateResult result;
-    try {
-      // The message names us: on servers without flow-run labels it is how
-      // a later cycle tells that a prefect-cycle worker claimed the run.
-      result = client_.set_flow_run_state(
-          run.id, {StateType::kPending, "", claim_message(config_.worker_name)}, false,
-          transition_id);
-    } catch (const Error& e) {
-      if (applied_despite_error(run.id, transition_id, rlog)) {
-        return true;
-      }
-      rlog.warn(std::string("claim failed: ") + e.what());
-      return false;
-    }
-    if (result.status != SetStateStatus::kWait) {
-      return accepted(result, rlog);
-    }
-    if (!wait_as_asked(result, rlog)) {
-      return false;
-    }
-  }
-  return false;
 }
 
 // After a failed PENDING proposal: the server may have applied it before

@@ -5,6 +5,12 @@
 //   worker.cpp  the loop: heartbeat, poll, supervise, cancellations, stop
 //   claim.cpp   from the queue of polled runs to runs that are ours: re-read,
 //               PENDING proposals, WAIT/ABORT/REJECT, lost answers, labels
+//
+// One thread, one loop, each run a small state machine: due (queue_) ->
+// re-read (claiming_, its lookups in flight) -> claim (its proposal in
+// flight) -> launch -> running_ -> report (reporting_, its read and final
+// proposal in flight) -> records_. The requests of different runs are in
+// flight at the same time: a run's report does not wait for another's claim.
 //   launch.cpp  job configuration -> environment, working directory, process
 //   report.cpp  after a process ended: the final state (final_state.hpp),
 //               the final reports and the RunRecords of the summary
@@ -66,6 +72,8 @@ class NativeWorker::Impl {
     Deployment deployment;
     Logger log;
     std::string transition_id;
+    int waits = 0;    // WAIT answers so far
+    TimePoint due{};  // when its proposal may go (after a WAIT: a timer)
   };
 
   // --- the loop (worker.cpp) ---
@@ -73,8 +81,13 @@ class NativeWorker::Impl {
   void report_progress(TimePoint now);
   void heartbeat();
   void heartbeat_ended(const std::exception_ptr& error);
-  // Calls in flight (updates, heartbeat): the loop looks at them often.
-  bool busy() const { return updates_.busy() || heartbeat_call_.has_value(); }
+  // Calls in flight (updates, heartbeat, re-reads, claims, reports, the
+  // cancellation check): the loop looks at them often.
+  bool busy() const {
+    return updates_.busy() || heartbeat_call_.has_value() || client_.answers_pending();
+  }
+  // No run between the queue and its record: none claimed, running or reported.
+  bool settled() const { return running_.empty() && claiming_ == 0 && reporting_ == 0; }
   void pump(std::chrono::milliseconds wait);
   bool wants_poll(TimePoint now) const;
   // A poll of the pool's due runs, or `answered`: one already sent (with other reads).
@@ -84,22 +97,26 @@ class NativeWorker::Impl {
   void supervise();
   void stop_process(Running& r);
   void check_cancellations();
+  void cancellations_answered(const Outcome<std::vector<FlowRun>>& cancelled);
   void begin_stop(const std::string& reason);
 
   // --- claiming (claim.cpp) ---
   void fill_slots();
   std::optional<Deployment> deployment_of(const FlowRun& run);
-  void claim_and_launch(const std::vector<FlowRun>& polled);
-  std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled);
-  Outcome<std::map<std::string, FlowRun>> look_up(const std::vector<FlowRun>& runs);
+  void claim_and_launch(std::vector<FlowRun> polled);
+  void send_claims();
+  void claim_answered(Candidate c, const Outcome<SetStateResult>& outcome);
+  std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled,
+                                         const Outcome<std::map<std::string, FlowRun>>& reread);
+  void look_up(const std::vector<FlowRun>& runs,
+               std::function<void(Outcome<std::map<std::string, FlowRun>>)> done);
   Logger run_log(const FlowRun& run) const;
   bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c);
-  bool wait_as_asked(const SetStateResult& result, const Logger& rlog);
+  bool wait_as_asked(Candidate c, const SetStateResult& result);
   bool accepted(const SetStateResult& result, const Logger& rlog) const;
   void label(const FlowRun& run, const Logger& rlog);
   bool labels_supported();
   void learn_features(const std::string& version);
-  bool claim(const FlowRun& run, const Logger& rlog);
   bool applied_despite_error(const std::string& id, const std::string& transition_id,
                              const Logger& rlog);
 
@@ -107,14 +124,30 @@ class NativeWorker::Impl {
   std::string flow_name(const std::string& flow_id);
   void launch(FlowRun run, const Deployment& deployment, const Logger& rlog);
 
-  // A process that ended, as supervise() collects them in one round.
-  struct Ended {
-    Running* running;
-    ExitStatus status;
+  // The processes that ended in one supervision round, reported together:
+  // taken out of running_ (map nodes: callbacks may still point to them).
+  struct Report {
+    Running& r;
+    ProcessEnd end;
+    FinalDecision decision;
+    const FlowRun& run;  // as read after the exit, else as polled
+  };
+  struct ReportBatch {
+    std::vector<std::map<std::string, Running>::node_type> runs;
+    std::vector<ExitStatus> statuses;
+    std::map<std::string, FlowRun> current;  // their states, read after the exits
+    std::vector<Report> reports;             // decided once their states are read
+    std::vector<StateProposal> proposals;
+    std::vector<Outcome<SetStateResult>> outcomes;
+    std::size_t unanswered = 0;
+    bool concluded = false;  // no longer counted in reporting_
   };
 
   // --- reporting (report.cpp) ---
-  void finish(const std::vector<Ended>& ended);
+  void finish(const std::shared_ptr<ReportBatch>& batch);
+  void decide(const std::shared_ptr<ReportBatch>& batch, const Outcome<std::vector<FlowRun>>& read);
+  void conclude(ReportBatch& batch);
+  void reported(ReportBatch& batch);
   void log_report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
                   const SetStateResult& result) const;
   void record(const FlowRun& run, const SetStateResult& result);
@@ -144,6 +177,15 @@ class NativeWorker::Impl {
   RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
   TimePoint next_heartbeat_{};
   std::optional<ApiClient::CallId> heartbeat_call_;  // a heartbeat in flight
+  // Our worker row exists before any run says we claimed it, so that a
+  // cycle that finds the run orphaned can judge it (recover.hpp): no claim
+  // goes out before the first heartbeat has ended.
+  bool first_heartbeat_ended_ = false;
+  // Re-read, waiting for that heartbeat, or for the delay of a WAIT answer.
+  std::vector<Candidate> unsent_claims_;
+  std::size_t claiming_ = 0;   // runs taken from the queue, not yet launched or skipped
+  std::size_t reporting_ = 0;  // runs whose process ended, not yet recorded
+  bool cancel_check_in_flight_ = false;
   TimePoint next_poll_{};
   TimePoint next_cancel_check_{};
   TimePoint next_progress_{};
@@ -151,6 +193,7 @@ class NativeWorker::Impl {
   bool exhausted_ = false;
   int empty_polls_ = 0;  // before the first launch
   bool stopping_ = false;
+  std::string stop_reason_;  // why, once stopping_
   int launched_ = 0;
   int skipped_ = 0;
   // A failed poll (run forever) is tried again 1 s, 2 s, 4 s … later, up to

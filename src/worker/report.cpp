@@ -3,6 +3,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/error.hpp"
 #include "worker/final_state.hpp"
@@ -13,62 +14,91 @@
 // processes that ended in one supervision round are reported together: one
 // read of their states, their proposals sent at once, no read after an
 // accepted proposal (its answer holds the state). An API 100 ms away costs
-// two round trips for twenty runs, not forty.
+// two round trips for twenty runs, not forty, and both are in flight while
+// the loop goes on: other runs are claimed, launched and supervised.
 
 namespace pc {
 
-void NativeWorker::Impl::finish(const std::vector<Ended>& ended) {
-  std::vector<std::string> ids;
-  for (const auto& e : ended) {
-    e.running->out.flush();
-    e.running->err.flush();
-    if (e.running->temp_dir) {
+void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
+  FlowRunFilter filter;
+  for (auto& node : batch->runs) {
+    Running& r = node.mapped();
+    r.out.flush();
+    r.err.flush();
+    if (r.temp_dir) {
       std::error_code ec;
-      std::filesystem::remove_all(*e.running->temp_dir, ec);
+      std::filesystem::remove_all(*r.temp_dir, ec);
     }
-    ids.push_back(e.running->run.id);
+    filter.ids.push_back(r.run.id);
   }
-  // Their current states, in one read; a failed read leaves them unknown.
-  std::map<std::string, FlowRun> current;
-  try {
-    current = client_.read_flow_runs_by_id(ids);
-  } catch (const Error& e) {
-    for (const auto& ended_run : ended) {
-      ended_run.running->log.warn(std::string("cannot read the run's state after exit: ") +
-                                  e.what());
-    }
-  }
+  reporting_ += batch->runs.size();
+  // Their current states, in one read.
+  client_.start_read(PrefectClient::flow_runs_read(filter),
+                     [this, batch](const Outcome<std::vector<FlowRun>>& read) {
+                       try {
+                         decide(batch, read);
+                       } catch (...) {
+                         reported(*batch);  // a bug of ours or a failed read: no run waits
+                         throw;
+                       }
+                     });
+}
 
-  // Each run's decision; the proposals of those that need one, at once.
-  struct Report {
-    Running& r;
-    ProcessEnd end;
-    FinalDecision decision;
-    const FlowRun& run;  // as just read, else as polled
-  };
-  std::vector<Report> reports;
-  std::vector<StateProposal> proposals;
+// Each run's decision, and the proposals of those that need one, at once.
+void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
+                                const Outcome<std::vector<FlowRun>>& read) {
+  if (read.error) {
+    // A failed read leaves their states unknown.
+    try {
+      std::rethrow_exception(read.error);
+    } catch (const Error& e) {
+      for (auto& node : batch->runs) {
+        node.mapped().log.warn(std::string("cannot read the run's state after exit: ") + e.what());
+      }
+    }
+  } else {
+    for (const auto& run : *read.value) {
+      batch->current.emplace(run.id, run);
+    }
+  }
   const auto now = std::chrono::system_clock::now();
-  for (const auto& e : ended) {
-    Running& r = *e.running;
-    ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, e.status, r.spawn_error};
-    const auto seen = current.find(r.run.id);
-    if (seen != current.end()) {
+  for (std::size_t i = 0; i < batch->runs.size(); ++i) {
+    Running& r = batch->runs[i].mapped();
+    ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, batch->statuses[i], r.spawn_error};
+    const auto seen = batch->current.find(r.run.id);
+    if (seen != batch->current.end()) {
       end.state = seen->second.current_type();
     }
     FinalDecision decision = decide_final_state(end, now);
     if (decision.action != FinalAction::kKeep) {
-      proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
+      batch->proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
     }
-    reports.push_back(
-        {r, std::move(end), std::move(decision), seen != current.end() ? seen->second : r.run});
+    batch->reports.push_back({r, std::move(end), std::move(decision),
+                              seen != batch->current.end() ? seen->second : r.run});
   }
-  auto outcomes = proposals.empty() ? std::vector<Outcome<SetStateResult>>{}
-                                    : client_.set_flow_run_states(proposals);
+  batch->outcomes.resize(batch->proposals.size());
+  batch->unanswered = batch->proposals.size();
+  if (batch->proposals.empty()) {
+    conclude(*batch);
+    return;
+  }
+  for (std::size_t i = 0; i < batch->proposals.size(); ++i) {
+    client_.start_read(PrefectClient::set_state_read(batch->proposals[i]),
+                       [this, batch, i](Outcome<SetStateResult> outcome) {
+                         batch->outcomes[i] = std::move(outcome);
+                         if (--batch->unanswered == 0) {
+                           conclude(*batch);
+                         }
+                       });
+  }
+}
 
-  auto proposal = proposals.begin();
-  auto outcome = outcomes.begin();
-  for (const auto& report : reports) {
+// The log lines and records, once every proposal has its answer.
+void NativeWorker::Impl::conclude(ReportBatch& batch) {
+  reported(batch);
+  auto proposal = batch.proposals.begin();
+  auto outcome = batch.outcomes.begin();
+  for (const auto& report : batch.reports) {
     if (report.decision.action == FinalAction::kKeep) {
       // Terminal, as just read: final.
       report.r.log.info("process " + report.end.status.describe() + "; flow run " +
@@ -87,6 +117,13 @@ void NativeWorker::Impl::finish(const std::vector<Ended>& ended) {
     ++outcome;
     log_report(report.r, report.end, report.decision, result);
     record(report.run, result);
+  }
+}
+
+// The batch's runs no longer count as being reported (once).
+void NativeWorker::Impl::reported(ReportBatch& batch) {
+  if (!std::exchange(batch.concluded, true)) {
+    reporting_ -= batch.runs.size();
   }
 }
 

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "common/error.hpp"
 #include "worker/job_config.hpp"
@@ -112,9 +114,9 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   } catch (const std::exception& e) {
     // Whatever failed (an API error, or a bug of ours that threw), the runs
     // we started must not stay PENDING/RUNNING.
-    if (!running_.empty()) {
+    if (!settled()) {
       begin_stop(std::string("the worker failed: ") + e.what());
-      while (!running_.empty()) {
+      while (!settled()) {
         supervise();
       }
     }
@@ -146,17 +148,21 @@ void NativeWorker::Impl::loop() {
       }
     }
     supervise();
+    // The labels and infrastructure_pids of the runs launched in this round
+    // (run_updates.hpp says why they are waited for).
+    updates_.send_new();
     updates_.send_due(false);
+    send_claims();  // those whose WAIT has passed
     const auto now = clock_.now();
     report_progress(now);
     if (now >= next_heartbeat_) {
       heartbeat();
     }
-    if (!running_.empty() && now >= next_cancel_check_) {
+    if (!running_.empty() && now >= next_cancel_check_ && !cancel_check_in_flight_) {
       check_cancellations();
     }
     if (stopping_) {
-      if (running_.empty()) {
+      if (settled()) {
         break;
       }
       continue;
@@ -215,6 +221,9 @@ void NativeWorker::Impl::heartbeat() {
 
 void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
   heartbeat_call_.reset();
+  if (!std::exchange(first_heartbeat_ended_, true)) {
+    send_claims();  // answered or not: a failed one is not waited for again
+  }
   if (!error) {
     heartbeat_failures_.succeeded();
     return;
@@ -245,7 +254,7 @@ void NativeWorker::Impl::pump(std::chrono::milliseconds wait) {
 }
 
 bool NativeWorker::Impl::wants_poll(TimePoint now) const {
-  const bool slots_free = static_cast<int>(running_.size()) < config_.flow_limit;
+  const bool slots_free = static_cast<int>(running_.size() + claiming_) < config_.flow_limit;
   if (!slots_free || !queue_.empty()) {
     return false;
   }
@@ -316,7 +325,7 @@ void NativeWorker::Impl::poll(std::optional<Outcome<std::vector<WorkerFlowRun>>>
 }
 
 bool NativeWorker::Impl::finished() const {
-  if (config_.run_forever || !running_.empty() || !queue_.empty()) {
+  if (config_.run_forever || !settled() || !queue_.empty()) {
     return false;
   }
   if (config_.drain) {
@@ -344,28 +353,26 @@ void NativeWorker::Impl::supervise() {
   }
   auto exited = std::move(exited_);
   exited_.clear();
-  std::vector<Ended> ended;
+  // Reported together, at most one read's page of runs at a time.
+  const std::size_t page = static_cast<std::size_t>(FlowRunFilter{}.limit);
+  std::shared_ptr<ReportBatch> batch;
   for (const auto& [id, status] : exited) {
-    if (auto it = running_.find(id); it != running_.end()) {
-      ended.push_back({&it->second, status});
+    auto node = running_.extract(id);
+    if (node.empty()) {
+      continue;
     }
-  }
-  if (ended.empty()) {
-    return;
-  }
-  auto forget = [&] {
-    for (const auto& e : ended) {
-      const std::string id = e.running->run.id;
-      running_.erase(id);
+    if (!batch || batch->runs.size() == page) {
+      if (batch) {
+        finish(batch);
+      }
+      batch = std::make_shared<ReportBatch>();
     }
-  };
-  try {
-    finish(ended);
-  } catch (...) {
-    forget();  // their exits are consumed: kept, they would be waited for for ever
-    throw;
+    batch->runs.push_back(std::move(node));
+    batch->statuses.push_back(status);
   }
-  forget();
+  if (batch) {
+    finish(batch);
+  }
 }
 
 void NativeWorker::Impl::stop_process(Running& r) {
@@ -384,17 +391,27 @@ void NativeWorker::Impl::check_cancellations() {
     return;
   }
   filter.state_types = {StateType::kCancelling, StateType::kCancelled};
-  std::vector<FlowRun> cancelled;
-  try {
-    cancelled = client_.read_flow_runs(filter);
-  } catch (const Error& e) {
-    log_.warn(std::string("cancellation check failed: ") + e.what());
-    return;
+  cancel_check_in_flight_ = true;
+  client_.start_read(PrefectClient::flow_runs_read(filter),
+                     [this](const Outcome<std::vector<FlowRun>>& cancelled) {
+                       cancellations_answered(cancelled);
+                     });
+}
+
+void NativeWorker::Impl::cancellations_answered(const Outcome<std::vector<FlowRun>>& cancelled) {
+  cancel_check_in_flight_ = false;
+  if (cancelled.error) {
+    try {
+      std::rethrow_exception(cancelled.error);
+    } catch (const Error& e) {
+      log_.warn(std::string("cancellation check failed: ") + e.what());
+      return;
+    }
   }
-  for (const auto& run : cancelled) {
+  for (const auto& run : *cancelled.value) {
     auto it = running_.find(run.id);
-    if (it == running_.end()) {
-      continue;
+    if (it == running_.end() || it->second.cancelling) {
+      continue;  // ended meanwhile, or already being stopped
     }
     it->second.cancelling = true;
     it->second.log.info("cancellation requested in Prefect: SIGTERM, then SIGKILL after " +
@@ -405,6 +422,9 @@ void NativeWorker::Impl::check_cancellations() {
 
 void NativeWorker::Impl::begin_stop(const std::string& reason) {
   stopping_ = true;
+  stop_reason_ = reason;
+  claiming_ -= unsent_claims_.size();  // not proposed: still SCHEDULED, nobody's
+  unsent_claims_.clear();
   log_.warn("stopping: " + reason + "; " + std::to_string(running_.size()) +
             " flow run process(es) get SIGTERM, SIGKILL after " +
             std::to_string(config_.grace.count()) + " s");

@@ -110,8 +110,9 @@ class FakePrefect : public HttpTransport {
     return answer(500, {{"detail", "not scripted: " + r.method + " " + path}});
   }
 
-  // A batch (ApiClient::request_all) arrives last request first, as
-  // concurrent requests may; its answers still go back in their slots.
+  // A batch (ApiClient::request_all), or the requests started between two
+  // polls, arrive last request first, as concurrent requests may; answers
+  // still go back to their own requests.
   bool reverse_batches = false;
   std::vector<std::set<std::string>> batches;  // each batch's "METHOD /path"s
   std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& batch) override {
@@ -133,22 +134,45 @@ class FakePrefect : public HttpTransport {
   int slow_starts = 0;
   int fail_patches = 0;  // the next PATCHes answered 503
   std::vector<std::string> started_paths;
+  // The "METHOD /path"s of the requests started between two polls: in
+  // flight at the same time.
+  std::vector<std::set<std::string>> started_together;
+  // When a request is started: its label (label_of) and those of the
+  // started requests not answered yet.
+  std::function<void(const std::string& label, const std::vector<std::string>& in_flight)> on_start;
   Ticket start(const HttpRequest& request) override {
-    started_paths.push_back(request.method + " " +
-                            request.url.substr(request.url.find("/api") + 4));
-    if (slow_starts == 0) {
+    const std::string what =
+        request.method + " " + request.url.substr(request.url.find("/api") + 4);
+    if (on_start) {
+      std::vector<std::string> in_flight;
+      for (const auto& s : started_) {
+        in_flight.push_back(label_of(s.request));
+      }
+      on_start(label_of(request), in_flight);
+    }
+    started_paths.push_back(what);
+    if (std::exchange(polled_, false) || started_together.empty()) {
+      started_together.emplace_back();
+    }
+    started_together.back().insert(what);
+    if (slow_starts == 0 && !reverse_batches) {
       return HttpTransport::start(request);
     }
-    started_.push_back({new_ticket(), request, slow_starts});
+    started_.push_back({new_ticket(), request, std::max(1, slow_starts)});
     return started_.back().ticket;
   }
   std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait) override {
-    if (slow_starts == 0) {
+    polled_ = true;
+    if (slow_starts == 0 && !reverse_batches) {
       return HttpTransport::poll(wait);
     }
     std::vector<std::pair<Ticket, TransportOutcome>> answered;
     std::vector<Started> waiting;
-    for (auto& s : std::exchange(started_, {})) {
+    auto started = std::exchange(started_, {});
+    if (reverse_batches) {
+      std::reverse(started.begin(), started.end());
+    }
+    for (auto& s : started) {
       if (--s.polls_left > 0) {
         waiting.push_back(std::move(s));
       } else {
@@ -157,6 +181,21 @@ class FakePrefect : public HttpTransport {
     }
     started_ = std::move(waiting);
     return answered;
+  }
+
+  // "METHOD /path", and for a filter by ids the ids: "POST /flow_runs/filter r1,r3".
+  static std::string label_of(const HttpRequest& r) {
+    std::string label = r.method + " " + r.url.substr(r.url.find("/api") + 4);
+    if (ends_with(label, "/flow_runs/filter") && !r.body.empty()) {
+      const json body = json::parse(r.body);
+      const json ids = body.value("flow_runs", json::object()).value("id", json::object());
+      std::string joined;
+      for (const auto& id : ids.value("any_", json::array())) {
+        joined += (joined.empty() ? " " : ",") + id.get<std::string>();
+      }
+      label += joined;
+    }
+    return label;
   }
 
   // Applies a proposal without answering it (its answer was lost).
@@ -197,6 +236,7 @@ class FakePrefect : public HttpTransport {
     int polls_left;
   };
   std::vector<Started> started_;
+  bool polled_ = false;  // since the last start()
 };
 
 // Processes that are not: records what it was asked to start
@@ -379,7 +419,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
           }) == 1);
   }
 
-  SECTION("WAIT: the delay is slept, then the claim is proposed again") {
+  SECTION("WAIT: the claim is proposed again after the delay, a timer of the loop") {
     h.server.on_set_state = [](const std::string&, const json&,
                                int nth) -> std::optional<HttpResponse> {
       if (nth == 1) {
@@ -390,8 +430,10 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 PENDING"});
-    CHECK(std::count(h.sleeper.slept.begin(), h.sleeper.slept.end(),
-                     std::chrono::milliseconds(2500)) == 1);
+    CHECK(h.clock.elapsed() >= std::chrono::milliseconds(2500));
+    // No sleep of the whole delay: the loop (other runs, heartbeats) goes on.
+    CHECK(std::all_of(h.sleeper.slept.begin(), h.sleeper.slept.end(),
+                      [](auto d) { return d <= std::chrono::milliseconds(100); }));
     CHECK(h.launcher->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
   }
@@ -465,10 +507,18 @@ TEST_CASE("NativeWorker: reads that need not wait for each other go together", "
                                     "POST /work_pools/etl/get_scheduled_flow_runs"};
   REQUIRE_FALSE(h.server.batches.empty());
   CHECK(h.server.batches.front() == start);
-  // One round: the run again and the server's version (the run has no
-  // deployment or flow to look up).
-  const std::set<std::string> lookups{"POST /flow_runs/filter", "GET /admin/version"};
-  CHECK(std::count(h.server.batches.begin(), h.server.batches.end(), lookups) == 1);
+  // In flight together: the run again and the server's version (the run has
+  // no deployment or flow to look up), with the first heartbeat; the claim
+  // only after them.
+  const auto lookups = std::find_if(
+      h.server.started_together.begin(), h.server.started_together.end(), [](const auto& group) {
+        return group.count("POST /flow_runs/filter") == 1 && group.count("GET /admin/version") == 1;
+      });
+  REQUIRE(lookups != h.server.started_together.end());
+  CHECK(lookups->count("POST /work_pools/etl/workers/heartbeat") == 1);
+  CHECK(lookups->count("POST /flow_runs/r1/set_state") == 0);
+  CHECK(std::count(h.server.started_paths.begin(), h.server.started_paths.end(),
+                   "GET /admin/version") == 1);
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
 }
 
@@ -673,4 +723,33 @@ TEST_CASE("NativeWorker: the first heartbeat is answered before the first claim"
   REQUIRE(order.size() >= 2);
   CHECK(order[0] == "heartbeat");
   CHECK(order[1] == "claim");
+}
+
+TEST_CASE("NativeWorker: a run's report and another run's claim are in flight together",
+          "[worker]") {
+  Harness h;
+  for (const char* id : {"r1", "r2", "r3"}) {
+    h.server.add_run(id);
+  }
+  h.config.flow_limit = 2;
+  h.server.slow_starts = 3;  // a far API: each started request takes three looks
+  // r1 ends at once, r2 runs on, r3 waits for r1's slot.
+  h.launcher->plan = [](const std::string& id) {
+    return FakeLauncher::Plan{id == "r2" ? 40 : 1, ExitStatus{0, 0}, ""};
+  };
+  std::vector<std::string> in_flight_at_r3s_reread;
+  h.server.on_start = [&](const std::string& label, const std::vector<std::string>& in_flight) {
+    if (label == "POST /flow_runs/filter r3" && in_flight_at_r3s_reread.empty()) {
+      in_flight_at_r3s_reread = in_flight;
+    }
+  };
+
+  auto result = h.run();
+
+  // r1's slot is taken again while r1's report (the read of its state after
+  // the exit) is still on its way, and r2 is still supervised meanwhile.
+  CHECK(std::count(in_flight_at_r3s_reread.begin(), in_flight_at_r3s_reread.end(),
+                   "POST /flow_runs/filter r1") == 1);
+  CHECK(h.records(result) == std::map<std::string, std::string>{
+                                 {"r1", "COMPLETED"}, {"r2", "COMPLETED"}, {"r3", "COMPLETED"}});
 }
