@@ -469,3 +469,56 @@ TEST_CASE("ApiClient::start: a retry is a timer of poll(), not a sleep", "[http]
   CHECK(client.in_flight() == 0);
   CHECK(f.sleeper.slept.empty());
 }
+
+TEST_CASE("ApiClient::start: after a busy answer to calls in flight together, one at a time",
+          "[http]") {
+  // Counts the requests in flight at the transport (started, not yet polled).
+  struct CountingTransport : FakeTransport {
+    int in_flight = 0;
+    int most = 0;
+    Ticket start(const HttpRequest& request) override {
+      most = std::max(most, ++in_flight);
+      return HttpTransport::start(request);
+    }
+    std::vector<std::pair<Ticket, TransportOutcome>> poll(milliseconds wait) override {
+      auto answered = HttpTransport::poll(wait);
+      in_flight -= static_cast<int>(answered.size());
+      return answered;
+    }
+  };
+  CountingTransport transport;
+  FakeSleeper sleeper;
+  std::ostringstream log_text;
+  ApiOptions options;
+  options.base_url = "http://prefect:4200/api";
+  RetryPolicy policy;
+  policy.jitter = 0.0;
+  policy.initial = milliseconds(10);
+  ApiClient client(
+      transport, options,
+      Logger(LogLevel::kDebug, LogFormat::kText, std::make_shared<Redactor>(), log_text), policy,
+      sleeper);
+
+  transport.reply(204).reply(503);
+  client.start({"PATCH", "/a", std::nullopt});
+  client.start({"PATCH", "/b", std::nullopt});
+  CHECK(transport.most == 2);                       // no busy answer yet: together
+  CHECK(client.poll(milliseconds(0)).size() == 1);  // /a; /b answered 503, waits 10 ms
+  CHECK(log_text.str().find("sending them one after another from now on") != std::string::npos);
+
+  transport.reply(204).reply(204).reply(204);
+  transport.most = transport.in_flight;
+  client.start({"PATCH", "/c", std::nullopt});
+  client.start({"PATCH", "/d", std::nullopt});  // waits for /c
+  CHECK(transport.requests.size() == 3);
+  std::size_t ended = 0;
+  for (int i = 0; i < 50 && client.in_flight() > 0; ++i) {
+    ended += client.poll(milliseconds(0)).size();
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  CHECK(ended == 3);  // /b again, /c, /d
+  CHECK(transport.most == 1);
+  CHECK(transport.requests.size() == 5);
+  CHECK(transport.pending() == 0);
+  CHECK(sleeper.slept.empty());
+}
