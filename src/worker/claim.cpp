@@ -2,6 +2,7 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -55,9 +56,10 @@ std::optional<Deployment> NativeWorker::Impl::deployment_of(const FlowRun& run) 
 // infrastructure_pids.
 void NativeWorker::Impl::claim_and_launch(std::vector<FlowRun> polled) {
   claiming_ += polled.size();
-  look_up(polled, [this, polled](const Outcome<std::map<std::string, FlowRun>>& reread) {
-    claiming_ -= polled.size();  // before anything that may throw: no run is left counted
-    std::vector<Candidate> candidates = still_scheduled(polled, reread);
+  auto batch = std::make_shared<const std::vector<FlowRun>>(std::move(polled));
+  look_up(*batch, [this, batch](const Outcome<std::map<std::string, FlowRun>>& reread) {
+    claiming_ -= batch->size();  // before anything that may throw: no run is left counted
+    std::vector<Candidate> candidates = still_scheduled(*batch, reread);
     claiming_ += candidates.size();
     std::move(candidates.begin(), candidates.end(), std::back_inserter(unsent_claims_));
     send_claims();

@@ -90,8 +90,9 @@ class NativeWorker::Impl {
   bool settled() const { return running_.empty() && claiming_ == 0 && reporting_ == 0; }
   void pump(std::chrono::milliseconds wait);
   bool wants_poll(TimePoint now) const;
-  // A poll of the pool's due runs, or `answered`: one already sent (with other reads).
-  void poll(std::optional<Outcome<std::vector<WorkerFlowRun>>> answered = std::nullopt);
+  // A poll of the pool's due runs, in flight; polled() queues the new ones.
+  void poll();
+  void polled(Outcome<std::vector<WorkerFlowRun>> answered);
   PrefectClient::Read<std::vector<WorkerFlowRun>> poll_read();
   bool finished() const;
   void supervise();
@@ -186,6 +187,7 @@ class NativeWorker::Impl {
   std::size_t claiming_ = 0;   // runs taken from the queue, not yet launched or skipped
   std::size_t reporting_ = 0;  // runs whose process ended, not yet recorded
   bool cancel_check_in_flight_ = false;
+  bool poll_in_flight_ = false;
   TimePoint next_poll_{};
   TimePoint next_cancel_check_{};
   TimePoint next_progress_{};

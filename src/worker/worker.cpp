@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "common/error.hpp"
@@ -105,7 +106,11 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   // heartbeat, so it leaves no worker row to delete (two requests fewer).
   bool idle = false;
   try {
-    poll(std::move(first_poll));
+    if (!first_poll) {
+      // Alone, and waited for: it decides whether there is anything to do.
+      first_poll = std::get<0>(client_.read_together(poll_read()));
+    }
+    polled(std::move(*first_poll));
     idle = finished();
     if (!idle) {
       heartbeat();  // in flight during the first re-read; done before the first claim
@@ -168,7 +173,7 @@ void NativeWorker::Impl::loop() {
       continue;
     }
     if (wants_poll(now)) {
-      poll();
+      poll();  // in flight; its runs are queued when it is answered
     }
     if (finished()) {
       break;
@@ -255,7 +260,7 @@ void NativeWorker::Impl::pump(std::chrono::milliseconds wait) {
 
 bool NativeWorker::Impl::wants_poll(TimePoint now) const {
   const bool slots_free = static_cast<int>(running_.size() + claiming_) < config_.flow_limit;
-  if (!slots_free || !queue_.empty()) {
+  if (!slots_free || !queue_.empty() || poll_in_flight_) {
     return false;
   }
   if (config_.run_forever || config_.drain) {
@@ -273,19 +278,24 @@ PrefectClient::Read<std::vector<WorkerFlowRun>> NativeWorker::Impl::poll_read() 
   return PrefectClient::scheduled_runs_read(pool_.name, config_.work_queues, horizon_);
 }
 
-void NativeWorker::Impl::poll(std::optional<Outcome<std::vector<WorkerFlowRun>>> answered) {
+void NativeWorker::Impl::poll() {
+  poll_in_flight_ = true;
+  client_.start_read(poll_read(), [this](Outcome<std::vector<WorkerFlowRun>> answered) {
+    poll_in_flight_ = false;
+    polled(std::move(answered));
+  });
+}
+
+void NativeWorker::Impl::polled(Outcome<std::vector<WorkerFlowRun>> answered) {
   next_poll_ = clock_.now() + (config_.run_forever || config_.drain
                                    ? std::chrono::milliseconds(config_.query_interval)
                                    : std::chrono::milliseconds(500));
   std::vector<WorkerFlowRun> runs;
   try {
-    if (!answered) {
-      runs = client_.read(poll_read());
-    } else if (answered->error) {
-      std::rethrow_exception(answered->error);
-    } else {
-      runs = std::move(*answered->value);
+    if (answered.error) {
+      std::rethrow_exception(answered.error);
     }
+    runs = std::move(*answered.value);
     poll_failures_.succeeded();
   } catch (const Error& e) {
     if (!config_.run_forever) {
@@ -325,7 +335,7 @@ void NativeWorker::Impl::poll(std::optional<Outcome<std::vector<WorkerFlowRun>>>
 }
 
 bool NativeWorker::Impl::finished() const {
-  if (config_.run_forever || !settled() || !queue_.empty()) {
+  if (config_.run_forever || !settled() || !queue_.empty() || poll_in_flight_) {
     return false;
   }
   if (config_.drain) {
