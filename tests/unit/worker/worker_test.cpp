@@ -753,3 +753,25 @@ TEST_CASE("NativeWorker: a run's report and another run's claim are in flight to
   CHECK(h.records(result) == std::map<std::string, std::string>{
                                  {"r1", "COMPLETED"}, {"r2", "COMPLETED"}, {"r3", "COMPLETED"}});
 }
+
+TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+  h.server.slow_starts = 3;  // the claim is still on its way when the stop comes
+  h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
+  h.launcher->on_end = nullptr;  // killed before its engine said anything: PENDING
+  h.server.on_start = [&](const std::string& label, const std::vector<std::string>&) {
+    if (label == "POST /flow_runs/r1/set_state" && h.server.type_of("r1") == "SCHEDULED") {
+      h.stop = "SIGTERM received";
+    }
+  };
+
+  auto result = h.run();
+
+  // Accepted after the stop began: the run is ours, launched and stopped at
+  // once, and handed back for the next cycle; it does not stay PENDING.
+  CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+  CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 SCHEDULED forced"});
+  CHECK(h.server.type_of("r1") == "SCHEDULED");
+  CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "SCHEDULED"}});
+}
