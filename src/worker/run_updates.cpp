@@ -10,7 +10,7 @@ void RunUpdates::add(std::string what, Logger log, FlowRunPatch patch) {
 }
 
 void RunUpdates::send_new() {
-  send(std::exchange(new_, {}), Mode::kBatch);
+  send(std::exchange(new_, {}), Mode::kInFlight);
 }
 
 void RunUpdates::send_due(bool last) {
@@ -27,15 +27,13 @@ void RunUpdates::send_due(bool last) {
   send(std::move(due), last ? Mode::kLast : Mode::kInFlight);
 }
 
-// kBatch: at once and waited for (ApiClient::request_all), without the
-// client's retries; kInFlight: started (ApiClient::start), likewise; kLast:
-// at once and waited for, with them. Failures are deferred (or, when last,
-// warned about).
+// kInFlight: started (ApiClient::start), without the client's retries;
+// kLast: at once and waited for (ApiClient::request_all), with them.
+// Failures are deferred (when last: warned about).
 void RunUpdates::send(std::vector<Update> updates, Mode mode) {
   if (updates.empty()) {
     return;
   }
-  const bool last = mode == Mode::kLast;
   if (mode == Mode::kInFlight) {
     for (auto& update : updates) {
       const auto id = client_.start_patch(update.patch, RequestOptions{false, {}});
@@ -48,8 +46,7 @@ void RunUpdates::send(std::vector<Update> updates, Mode mode) {
   for (const auto& update : updates) {
     patches.push_back(update.patch);
   }
-  auto errors =
-      client_.patch_flow_runs(patches, last ? RequestOptions{} : RequestOptions{false, {}});
+  auto errors = client_.patch_flow_runs(patches);
   for (std::size_t i = 0; i < updates.size(); ++i) {
     if (!errors[i]) {
       continue;
@@ -57,11 +54,7 @@ void RunUpdates::send(std::vector<Update> updates, Mode mode) {
     try {
       std::rethrow_exception(errors[i]);
     } catch (const Error& e) {
-      if (last) {
-        updates[i].log.warn("could not " + updates[i].what + ": " + e.what());
-      } else {
-        defer(std::move(updates[i]), e);
-      }
+      updates[i].log.warn("could not " + updates[i].what + ": " + e.what());
     }
   }
 }

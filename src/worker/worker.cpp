@@ -153,9 +153,7 @@ void NativeWorker::Impl::loop() {
       }
     }
     supervise();
-    // The labels and infrastructure_pids of the runs launched in this round
-    // (run_updates.hpp says why they are waited for).
-    updates_.send_new();
+    updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
     send_claims();  // those whose WAIT has passed
     const auto now = clock_.now();

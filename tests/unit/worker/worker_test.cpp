@@ -698,8 +698,11 @@ TEST_CASE("NativeWorker: a failed label goes out again in flight, not as a stall
 
   auto result = h.run();
 
+  // Both tries started (in flight), the second 1 s later: no sleep of the loop.
   CHECK(std::count(h.server.started_paths.begin(), h.server.started_paths.end(),
-                   "PATCH /flow_runs/r1/labels") == 1);
+                   "PATCH /flow_runs/r1/labels") == 2);
+  CHECK(std::all_of(h.sleeper.slept.begin(), h.sleeper.slept.end(),
+                    [](auto d) { return d <= std::chrono::milliseconds(100); }));
   CHECK(std::count_if(h.server.patches.begin(), h.server.patches.end(),
                       [](const auto& p) { return p.rfind("/flow_runs/r1/labels ", 0) == 0; }) == 2);
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
