@@ -28,10 +28,11 @@ struct Fixture {
     options.base_url = "http://prefect:4200/api";
     policy.jitter = 0.0;
   }
-  ApiClient client() {
-    return ApiClient(transport, options,
-                     Logger(LogLevel::kDebug, LogFormat::kText, redactor, log_text), policy,
-                     sleeper);
+  ApiClient client() { return client_with(transport); }
+  // A client over another transport (one that counts what it is sent).
+  ApiClient client_with(HttpTransport& other) {
+    return ApiClient(other, options, Logger(LogLevel::kDebug, LogFormat::kText, redactor, log_text),
+                     policy, sleeper);
   }
   std::string header(std::size_t i, const std::string& name) const {
     for (const auto& [k, v] : transport.requests.at(i).headers) {
@@ -416,23 +417,15 @@ TEST_CASE("ApiClient::request_all: after a busy answer to a round, one request a
     }
   };
   CountingTransport transport;
-  FakeSleeper sleeper;
-  std::ostringstream log_text;
-  ApiOptions options;
-  options.base_url = "http://prefect:4200/api";
-  RetryPolicy policy;
-  policy.jitter = 0.0;
-  ApiClient client(
-      transport, options,
-      Logger(LogLevel::kDebug, LogFormat::kText, std::make_shared<Redactor>(), log_text), policy,
-      sleeper);
+  Fixture f;
+  auto client = f.client_with(transport);
   transport.reply(204).reply(204);
   client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
   CHECK(transport.together == 1);  // no busy answer: together
   transport.reply(204).reply(503).reply(204);
   client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
   CHECK(transport.together == 2);  // the retry of /b went alone
-  CHECK(log_text.str().find("sending them one after another from now on") != std::string::npos);
+  CHECK(f.log_text.str().find("sending them one after another from now on") != std::string::npos);
   transport.reply(204).reply(204);
   client.request_all({{"PATCH", "/a", std::nullopt}, {"PATCH", "/b", std::nullopt}});
   CHECK(transport.together == 2);
@@ -487,24 +480,16 @@ TEST_CASE("ApiClient::start: after a busy answer to calls in flight together, on
     }
   };
   CountingTransport transport;
-  FakeSleeper sleeper;
-  std::ostringstream log_text;
-  ApiOptions options;
-  options.base_url = "http://prefect:4200/api";
-  RetryPolicy policy;
-  policy.jitter = 0.0;
-  policy.initial = milliseconds(10);
-  ApiClient client(
-      transport, options,
-      Logger(LogLevel::kDebug, LogFormat::kText, std::make_shared<Redactor>(), log_text), policy,
-      sleeper);
+  Fixture f;
+  f.policy.initial = milliseconds(10);
+  auto client = f.client_with(transport);
 
   transport.reply(204).reply(503);
   client.start({"PATCH", "/a", std::nullopt});
   client.start({"PATCH", "/b", std::nullopt});
   CHECK(transport.most == 2);                       // no busy answer yet: together
   CHECK(client.poll(milliseconds(0)).size() == 1);  // /a; /b answered 503, waits 10 ms
-  CHECK(log_text.str().find("sending them one after another from now on") != std::string::npos);
+  CHECK(f.log_text.str().find("sending them one after another from now on") != std::string::npos);
 
   transport.reply(204).reply(204).reply(204);
   transport.most = transport.in_flight;
@@ -520,5 +505,5 @@ TEST_CASE("ApiClient::start: after a busy answer to calls in flight together, on
   CHECK(transport.most == 1);
   CHECK(transport.requests.size() == 5);
   CHECK(transport.pending() == 0);
-  CHECK(sleeper.slept.empty());
+  CHECK(f.sleeper.slept.empty());
 }
