@@ -21,7 +21,12 @@ namespace pc {
 
 using json = nlohmann::json;
 
+// The free slots' next batch, unless a batch's re-read is in flight: the
+// slots that free meanwhile wait for it and go in one read with each other.
 void NativeWorker::Impl::fill_slots() {
+  if (lookups_in_flight_) {
+    return;
+  }
   std::vector<FlowRun> batch;
   // At most one page of the re-read (FlowRunFilter's limit) per batch.
   const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
@@ -57,7 +62,9 @@ std::optional<Deployment> NativeWorker::Impl::deployment_of(const FlowRun& run) 
 void NativeWorker::Impl::claim_and_launch(std::vector<FlowRun> polled) {
   claiming_ += polled.size();
   auto batch = std::make_shared<const std::vector<FlowRun>>(std::move(polled));
+  lookups_in_flight_ = true;
   look_up(*batch, [this, batch](const Outcome<std::map<std::string, FlowRun>>& reread) {
+    lookups_in_flight_ = false;
     claiming_ -= batch->size();  // before anything that may throw: no run is left counted
     std::vector<Candidate> candidates = still_scheduled(*batch, reread);
     claiming_ += candidates.size();

@@ -145,6 +145,7 @@ class NativeWorker::Impl {
   };
 
   // --- reporting (report.cpp) ---
+  void send_reports();
   void finish(const std::shared_ptr<ReportBatch>& batch);
   void decide(const std::shared_ptr<ReportBatch>& batch, const Outcome<std::vector<FlowRun>>& read);
   void conclude(ReportBatch& batch);
@@ -186,6 +187,10 @@ class NativeWorker::Impl {
   std::vector<Candidate> unsent_claims_;
   std::size_t claiming_ = 0;   // runs taken from the queue, not yet launched or skipped
   std::size_t reporting_ = 0;  // runs whose process ended, not yet recorded
+  // Ended runs waiting for the report read in flight (report.cpp).
+  std::deque<std::shared_ptr<ReportBatch>> unsent_reports_;
+  bool report_read_in_flight_ = false;
+  bool lookups_in_flight_ = false;  // a batch's re-read (claim.cpp)
   bool cancel_check_in_flight_ = false;
   bool poll_in_flight_ = false;
   TimePoint next_poll_{};

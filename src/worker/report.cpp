@@ -19,6 +19,19 @@
 
 namespace pc {
 
+// The next batch of ended runs, unless a report read is in flight: the runs
+// that end meanwhile wait for it and go in one read with each other (one
+// read per ended run made 370 reads of 200 runs, and the server's work on
+// them cost 1.3 s of 13 on loopback).
+void NativeWorker::Impl::send_reports() {
+  if (report_read_in_flight_ || unsent_reports_.empty()) {
+    return;
+  }
+  auto batch = std::move(unsent_reports_.front());
+  unsent_reports_.pop_front();
+  finish(batch);
+}
+
 void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
   FlowRunFilter filter;
   for (auto& node : batch->runs) {
@@ -31,16 +44,18 @@ void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
     }
     filter.ids.push_back(r.run.id);
   }
-  reporting_ += batch->runs.size();
   // Their current states, in one read.
+  report_read_in_flight_ = true;
   client_.start_read(PrefectClient::flow_runs_read(filter),
                      [this, batch](const Outcome<std::vector<FlowRun>>& read) {
+                       report_read_in_flight_ = false;
                        try {
                          decide(batch, read);
                        } catch (...) {
                          reported(*batch);  // a bug of ours or a failed read: no run waits
                          throw;
                        }
+                       send_reports();
                      });
 }
 

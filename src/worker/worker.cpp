@@ -361,26 +361,22 @@ void NativeWorker::Impl::supervise() {
   }
   auto exited = std::move(exited_);
   exited_.clear();
-  // Reported together, at most one read's page of runs at a time.
+  // Reported together: those of this round join the runs waiting for the
+  // report read in flight (report.cpp), at most one read's page at a time.
   const std::size_t page = static_cast<std::size_t>(FlowRunFilter{}.limit);
-  std::shared_ptr<ReportBatch> batch;
   for (const auto& [id, status] : exited) {
     auto node = running_.extract(id);
     if (node.empty()) {
       continue;
     }
-    if (!batch || batch->runs.size() == page) {
-      if (batch) {
-        finish(batch);
-      }
-      batch = std::make_shared<ReportBatch>();
+    if (unsent_reports_.empty() || unsent_reports_.back()->runs.size() == page) {
+      unsent_reports_.push_back(std::make_shared<ReportBatch>());
     }
-    batch->runs.push_back(std::move(node));
-    batch->statuses.push_back(status);
+    unsent_reports_.back()->runs.push_back(std::move(node));
+    unsent_reports_.back()->statuses.push_back(status);
+    ++reporting_;
   }
-  if (batch) {
-    finish(batch);
-  }
+  send_reports();
 }
 
 void NativeWorker::Impl::stop_process(Running& r) {
