@@ -21,8 +21,8 @@ namespace pc {
 
 // The next batch of ended runs, unless a report read is in flight: the runs
 // that end meanwhile wait for it and go in one read with each other (one
-// read per ended run made 370 reads of 200 runs, and the server's work on
-// them cost 1.3 s of 13 on loopback).
+// read per exit and per freed slot made 370 reads for 200 runs instead of
+// about 70, and cost 2 s of 13 on loopback).
 void NativeWorker::Impl::send_reports() {
   if (report_read_in_flight_ || unsent_reports_.empty()) {
     return;
