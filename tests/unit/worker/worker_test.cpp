@@ -183,7 +183,8 @@ class FakePrefect : public HttpTransport {
     return answered;
   }
 
-  // "METHOD /path", and for a filter by ids the ids: "POST /flow_runs/filter r1,r3".
+  // "METHOD /path", and for a filter by ids the ids: "POST /flow_runs/filter r1,r3"
+  // ("... r1,r3 by state" when it filters by state types too).
   static std::string label_of(const HttpRequest& r) {
     std::string label = r.method + " " + r.url.substr(r.url.find("/api") + 4);
     if (ends_with(label, "/flow_runs/filter") && !r.body.empty()) {
@@ -194,6 +195,9 @@ class FakePrefect : public HttpTransport {
         joined += (joined.empty() ? " " : ",") + id.get<std::string>();
       }
       label += joined;
+      if (body.value("flow_runs", json::object()).contains("state")) {
+        label += " by state";  // the cancellation check
+      }
     }
     return label;
   }
@@ -777,4 +781,34 @@ TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
   CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 SCHEDULED forced"});
   CHECK(h.server.type_of("r1") == "SCHEDULED");
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "SCHEDULED"}});
+}
+
+TEST_CASE("NativeWorker: runs that end while a report read is in flight go in the next one",
+          "[worker]") {
+  Harness h;
+  for (const char* id : {"r1", "r2", "r3"}) {
+    h.server.add_run(id);
+  }
+  h.config.flow_limit = 3;
+  h.server.slow_starts = 3;  // a far API: each started request takes three looks
+  // r1, r2 and r3 end one supervision round after another.
+  h.launcher->plan = [](const std::string& id) {
+    return FakeLauncher::Plan{id == "r1" ? 1 : id == "r2" ? 2 : 3, ExitStatus{0, 0}, ""};
+  };
+  std::vector<std::string> reads;
+  h.server.on_start = [&](const std::string& label, const std::vector<std::string>&) {
+    if (label.rfind("POST /flow_runs/filter r", 0) == 0 && !ends_with(label, " by state")) {
+      reads.push_back(label);
+    }
+  };
+
+  auto result = h.run();
+
+  // The batch's re-read, r1's report read, then one read for r2 and r3,
+  // which ended while r1's was on its way.
+  CHECK(reads == std::vector<std::string>{"POST /flow_runs/filter r1,r2,r3",
+                                          "POST /flow_runs/filter r1",
+                                          "POST /flow_runs/filter r2,r3"});
+  CHECK(h.records(result) == std::map<std::string, std::string>{
+                                 {"r1", "COMPLETED"}, {"r2", "COMPLETED"}, {"r3", "COMPLETED"}});
 }
