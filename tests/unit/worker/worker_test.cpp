@@ -364,6 +364,20 @@ struct Harness {
     return worker.run(Logger::null());
   }
 
+  // r1, r2 and r3 due, `limit` at once, over a far API (each started
+  // request answered on the third look); run `id` lasts `rounds(id)`
+  // supervision rounds and exits 0.
+  void three_runs_far_away(int limit, const std::function<int(const std::string&)>& rounds) {
+    for (const char* id : {"r1", "r2", "r3"}) {
+      server.add_run(id);
+    }
+    config.flow_limit = limit;
+    server.slow_starts = 3;
+    launcher->plan = [rounds](const std::string& id) {
+      return FakeLauncher::Plan{rounds(id), ExitStatus{0, 0}, ""};
+    };
+  }
+
   std::map<std::string, std::string> records(const WorkerPhaseResult& result) const {
     std::map<std::string, std::string> out;
     for (const auto& r : result.runs) {
@@ -735,15 +749,8 @@ TEST_CASE("NativeWorker: the first heartbeat is answered before the first claim"
 TEST_CASE("NativeWorker: a run's report and another run's claim are in flight together",
           "[worker]") {
   Harness h;
-  for (const char* id : {"r1", "r2", "r3"}) {
-    h.server.add_run(id);
-  }
-  h.config.flow_limit = 2;
-  h.server.slow_starts = 3;  // a far API: each started request takes three looks
   // r1 ends at once, r2 runs on, r3 waits for r1's slot.
-  h.launcher->plan = [](const std::string& id) {
-    return FakeLauncher::Plan{id == "r2" ? 40 : 1, ExitStatus{0, 0}, ""};
-  };
+  h.three_runs_far_away(2, [](const std::string& id) { return id == "r2" ? 40 : 1; });
   std::vector<std::string> in_flight_at_r3s_reread;
   h.server.on_start = [&](const std::string& label, const std::vector<std::string>& in_flight) {
     if (label == "POST /flow_runs/filter r3" && in_flight_at_r3s_reread.empty()) {
@@ -786,15 +793,10 @@ TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
 TEST_CASE("NativeWorker: runs that end while a report read is in flight go in the next one",
           "[worker]") {
   Harness h;
-  for (const char* id : {"r1", "r2", "r3"}) {
-    h.server.add_run(id);
-  }
-  h.config.flow_limit = 3;
-  h.server.slow_starts = 3;  // a far API: each started request takes three looks
   // r1, r2 and r3 end one supervision round after another.
-  h.launcher->plan = [](const std::string& id) {
-    return FakeLauncher::Plan{id == "r1" ? 1 : id == "r2" ? 2 : 3, ExitStatus{0, 0}, ""};
-  };
+  h.three_runs_far_away(3, [](const std::string& id) {
+    return id == "r1" ? 1 : id == "r2" ? 2 : 3;
+  });
   std::vector<std::string> reads;
   h.server.on_start = [&](const std::string& label, const std::vector<std::string>&) {
     if (label.rfind("POST /flow_runs/filter r", 0) == 0 && !ends_with(label, " by state")) {
