@@ -69,15 +69,15 @@ void NativeWorker::Impl::claim_and_launch(std::vector<FlowRun> polled) {
     std::vector<Candidate> candidates = still_scheduled(*batch, reread);
     claiming_ += candidates.size();
     std::move(candidates.begin(), candidates.end(), std::back_inserter(unsent_claims_));
-    send_claims();
   });
 }
 
 // The PENDING proposals of the re-read runs that are due, each in flight on
-// its own, once the first heartbeat has ended.
+// its own, once the first heartbeat has ended; called once per loop round,
+// after the answers of that round (re-reads, heartbeats) have been handled.
 void NativeWorker::Impl::send_claims() {
   if (!first_heartbeat_ended_) {
-    return;  // heartbeat_ended() sends them
+    return;
   }
   const auto now = clock_.now();
   std::vector<Candidate> later;

@@ -155,7 +155,7 @@ void NativeWorker::Impl::loop() {
     supervise();
     updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
-    send_claims();  // those whose WAIT has passed
+    send_claims();  // those re-read, or whose WAIT has passed, in this round
     const auto now = clock_.now();
     report_progress(now);
     if (now >= next_heartbeat_) {
@@ -224,9 +224,7 @@ void NativeWorker::Impl::heartbeat() {
 
 void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
   heartbeat_call_.reset();
-  if (!std::exchange(first_heartbeat_ended_, true)) {
-    send_claims();  // answered or not: a failed one is not waited for again
-  }
+  first_heartbeat_ended_ = true;  // answered or not: a failed one is not waited for again
   if (!error) {
     heartbeat_failures_.succeeded();
     return;
