@@ -116,7 +116,7 @@ void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResul
   label(c.run, c.log);
   try {
     launch(c.run, c.deployment, c.log);
-    if (stopping_) {
+    if (stopping()) {
       Running& r = running_.at(c.run.id);
       r.stop_reason = stop_reason_;
       stop_process(r);
@@ -255,9 +255,9 @@ bool NativeWorker::Impl::claimed(const Outcome<SetStateResult>& outcome, const C
 // at most 20 times. False when it is given up.
 bool NativeWorker::Impl::wait_as_asked(Candidate c, const SetStateResult& result) {
   constexpr int kMostWaits = 20;
-  if (stopping_ || ++c.waits >= kMostWaits) {
+  if (stopping() || ++c.waits >= kMostWaits) {
     c.log.info("skipped: the server asked to wait (" + result.reason + ")" +
-               (stopping_ ? ", and the cycle is stopping" : " too many times"));
+               (stopping() ? ", and the cycle is stopping" : " too many times"));
     return false;
   }
   const auto delay = std::chrono::milliseconds(

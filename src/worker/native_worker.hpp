@@ -100,6 +100,7 @@ class NativeWorker::Impl {
   void check_cancellations();
   void cancellations_answered(const Outcome<std::vector<FlowRun>>& cancelled);
   void begin_stop(const std::string& reason);
+  bool stopping() const { return !stop_reason_.empty(); }
 
   // --- claiming (claim.cpp) ---
   void fill_slots();
@@ -198,9 +199,8 @@ class NativeWorker::Impl {
   TimePoint next_progress_{};
   std::optional<bool> labels_;  // the server has flow-run labels; unknown until the first claim
   bool exhausted_ = false;
-  int empty_polls_ = 0;  // before the first launch
-  bool stopping_ = false;
-  std::string stop_reason_;  // why, once stopping_
+  int empty_polls_ = 0;      // before the first launch
+  std::string stop_reason_;  // why the worker is stopping; empty: it is not
   int launched_ = 0;
   int skipped_ = 0;
   // A failed poll (run forever) is tried again 1 s, 2 s, 4 s … later, up to

@@ -143,10 +143,10 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
 void NativeWorker::Impl::loop() {
   while (true) {
     const std::string stop = options_.stop_reason();
-    if (!stop.empty() && !stopping_) {
+    if (!stop.empty() && !stopping()) {
       begin_stop(stop);
     }
-    if (!stopping_) {
+    if (!stopping()) {
       fill_slots();
       if (finished()) {
         break;  // nothing to wait for: do not sit in supervise()
@@ -164,7 +164,7 @@ void NativeWorker::Impl::loop() {
     if (!running_.empty() && now >= next_cancel_check_ && !cancel_check_in_flight_) {
       check_cancellations();
     }
-    if (stopping_) {
+    if (stopping()) {
       if (settled()) {
         break;
       }
@@ -423,8 +423,7 @@ void NativeWorker::Impl::cancellations_answered(const Outcome<std::vector<FlowRu
 }
 
 void NativeWorker::Impl::begin_stop(const std::string& reason) {
-  stopping_ = true;
-  stop_reason_ = reason;
+  stop_reason_ = reason.empty() ? "stopped" : reason;
   claiming_ -= unsent_claims_.size();  // not proposed: still SCHEDULED, nobody's
   unsent_claims_.clear();
   log_.warn("stopping: " + reason + "; " + std::to_string(running_.size()) +
@@ -432,7 +431,7 @@ void NativeWorker::Impl::begin_stop(const std::string& reason) {
             std::to_string(config_.grace.count()) + " s");
   queue_.clear();
   for (auto& [id, r] : running_) {
-    r.stop_reason = reason;
+    r.stop_reason = stop_reason_;
     stop_process(r);
   }
 }
