@@ -86,6 +86,8 @@ void NativeWorker::Impl::send_claims() {
       later.push_back(std::move(c));
       continue;
     }
+    // The message names us: on servers without flow-run labels it is how a
+    // later cycle tells that a prefect-cycle worker claimed the run.
     const StateProposal proposal{c.run.id,
                                  {StateType::kPending, "", claim_message(config_.worker_name), {}},
                                  false,

@@ -5,15 +5,15 @@
 //   worker.cpp  the loop: heartbeat, poll, supervise, cancellations, stop
 //   claim.cpp   from the queue of polled runs to runs that are ours: re-read,
 //               PENDING proposals, WAIT/ABORT/REJECT, lost answers, labels
+//   launch.cpp  job configuration -> environment, working directory, process
+//   report.cpp  after a process ended: the final state (final_state.hpp),
+//               the final reports and the RunRecords of the summary
 //
 // One thread, one loop, each run a small state machine: due (queue_) ->
 // re-read (claiming_, its lookups in flight) -> claim (its proposal in
 // flight) -> launch -> running_ -> report (reporting_, its read and final
 // proposal in flight) -> records_. The requests of different runs are in
 // flight at the same time: a run's report does not wait for another's claim.
-//   launch.cpp  job configuration -> environment, working directory, process
-//   report.cpp  after a process ended: the final state (final_state.hpp),
-//               the final reports and the RunRecords of the summary
 
 #include <chrono>
 #include <deque>
