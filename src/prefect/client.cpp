@@ -418,12 +418,14 @@ void PrefectClient::start_look_up(const Lookups& wanted, std::function<void(Look
   };
   auto gathering = std::make_shared<Gathering>(Gathering{{}, parts.size(), std::move(done)});
   for (auto& [call, fill] : parts) {
-    start_answered(call, [gathering, fill = std::move(fill)](const ApiClient::Result& r) {
-      fill(gathering->found, r);
-      if (--gathering->left == 0) {
-        gathering->done(std::move(gathering->found));
-      }
-    });
+    start_answered(
+        call, {},
+        [gathering, fill = std::move(fill)](ApiClient::CallId, const ApiClient::Result& r) {
+          fill(gathering->found, r);
+          if (--gathering->left == 0) {
+            gathering->done(std::move(gathering->found));
+          }
+        });
   }
 }
 

@@ -132,8 +132,8 @@ class PrefectClient {
   // first exception is rethrown after the last handler.
   std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> poll_started(
       std::chrono::milliseconds wait);
-  // Calls in flight with an answer to hand over.
-  bool answers_pending() const { return !answered_.empty(); }
+  // Calls started and not yet handed to their handler or returned.
+  bool in_flight() const { return !answered_.empty(); }
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);
@@ -211,10 +211,11 @@ class PrefectClient {
   template <typename T>
   ApiClient::CallId start_read(const Read<T>& read,
                                std::type_identity_t<std::function<void(Outcome<T>)>> done) {
-    return start_answered(read.call,
-                          [read, done = std::move(done)](const ApiClient::Result& result) {
-                            done(decoded(read, result));
-                          });
+    return start_answered(
+        read.call, {},
+        [read, done = std::move(done)](ApiClient::CallId, const ApiClient::Result& r) {
+          done(decoded(read, r));
+        });
   }
   // set_flow_run_state's proposal as a Read (its answer decoded the same way).
   static Read<SetStateResult> set_state_read(const StateProposal& proposal);
@@ -249,18 +250,20 @@ class PrefectClient {
                           std::function<void(const ApiResponse&)> check);
 
   ApiClient& api_;
-  // Each started call's check of its answer (what its blocking form does).
-  std::map<ApiClient::CallId, std::function<void(const ApiResponse&)>> started_;
   // api_.start(call), its result handed to `answered` by poll_started().
-  ApiClient::CallId start_answered(const ApiClient::Call& call,
-                                   std::function<void(const ApiClient::Result&)> answered);
+  // Every started call is one of these; start()'s handler checks the
+  // answer and keeps the call's end for poll_started() to return.
+  using Answered = std::function<void(ApiClient::CallId, const ApiClient::Result&)>;
+  ApiClient::CallId start_answered(const ApiClient::Call& call, const RequestOptions& options,
+                                   Answered answered);
   // The lookups as calls, each with what fills its part of the results.
   using LookupPart =
       std::pair<ApiClient::Call, std::function<void(LookupResults&, const ApiClient::Result&)>>;
   static std::vector<LookupPart> lookup_parts(const Lookups& wanted);
-  std::map<ApiClient::CallId, std::function<void(const ApiClient::Result&)>> answered_;
-  // The ended calls of a poll_started() that rethrew a handler's exception.
-  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> unreported_;
+  std::map<ApiClient::CallId, Answered> answered_;
+  // The checked calls that ended, each with its error or null, until
+  // poll_started() returns them.
+  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended_;
 };
 
 // The JSON body of a flow run filter (for /flow_runs/filter and /count).

@@ -107,9 +107,17 @@ std::vector<std::exception_ptr> PrefectClient::patch_flow_runs(
 
 ApiClient::CallId PrefectClient::start(const ApiClient::Call& call, const RequestOptions& options,
                                        std::function<void(const ApiResponse&)> check) {
-  const ApiClient::CallId id = api_.start(call, options);
-  started_.emplace(id, std::move(check));
-  return id;
+  return start_answered(
+      call, options,
+      [this, check = std::move(check)](ApiClient::CallId id, const ApiClient::Result& result) {
+        std::exception_ptr error;
+        try {
+          check(result.get());
+        } catch (...) {
+          error = std::current_exception();
+        }
+        ended_.emplace_back(id, error);
+      });
 }
 
 ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
@@ -123,44 +131,26 @@ PrefectClient::Read<SetStateResult> PrefectClient::set_state_read(const StatePro
           [proposal](const ApiResponse& response) { return set_state_result(response, proposal); }};
 }
 
-ApiClient::CallId PrefectClient::start_answered(
-    const ApiClient::Call& call, std::function<void(const ApiClient::Result&)> answered) {
-  const ApiClient::CallId id = api_.start(call);
+ApiClient::CallId PrefectClient::start_answered(const ApiClient::Call& call,
+                                                const RequestOptions& options, Answered answered) {
+  const ApiClient::CallId id = api_.start(call, options);
   answered_.emplace(id, std::move(answered));
   return id;
 }
 
 std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(
     std::chrono::milliseconds wait) {
-  std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> ended =
-      std::exchange(unreported_, {});
-  std::vector<std::pair<std::function<void(const ApiClient::Result&)>, ApiClient::Result>> answers;
-  for (auto& [id, result] : api_.poll(wait)) {
-    if (auto handler = answered_.find(id); handler != answered_.end()) {
-      answers.emplace_back(std::move(handler->second), std::move(result));
-      answered_.erase(handler);
-      continue;
-    }
-    auto it = started_.find(id);
-    if (it == started_.end()) {
-      continue;
-    }
-    std::exception_ptr error;
-    try {
-      it->second(result.get());
-    } catch (...) {
-      error = std::current_exception();
-    }
-    ended.emplace_back(id, error);
-    started_.erase(it);
-  }
   // Every answer goes to its handler, even after one of them threw: the
-  // first exception is rethrown then, and the ended calls of this poll are
-  // returned by the next.
+  // first exception is rethrown then, and the calls checked in this poll
+  // are returned by the next.
   std::exception_ptr thrown;
-  for (auto& [handler, result] : answers) {
+  for (auto& [id, result] : api_.poll(wait)) {
+    auto handler = answered_.extract(id);
+    if (handler.empty()) {
+      continue;
+    }
     try {
-      handler(result);
+      handler.mapped()(id, result);
     } catch (...) {
       if (!thrown) {
         thrown = std::current_exception();
@@ -168,10 +158,9 @@ std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::pol
     }
   }
   if (thrown) {
-    unreported_ = std::move(ended);
     std::rethrow_exception(thrown);
   }
-  return ended;
+  return std::exchange(ended_, {});
 }
 
 void PrefectClient::update_flow_run(const std::string& id, const json& patch,

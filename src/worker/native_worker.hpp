@@ -83,9 +83,7 @@ class NativeWorker::Impl {
   void heartbeat_ended(const std::exception_ptr& error);
   // Calls in flight (updates, heartbeat, re-reads, claims, reports, the
   // cancellation check): the loop looks at them often.
-  bool busy() const {
-    return updates_.busy() || heartbeat_call_.has_value() || client_.answers_pending();
-  }
+  bool busy() const { return client_.in_flight(); }
   // No run between the queue and its record: none claimed, running or reported.
   bool settled() const { return running_.empty() && claiming_ == 0 && reporting_ == 0; }
   void pump(std::chrono::milliseconds wait);

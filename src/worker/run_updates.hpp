@@ -42,8 +42,6 @@ class RunUpdates {
   // A started call ended (PrefectClient::poll_started); false when it is not
   // one of ours. A failed update is due again later (a timer of the loop).
   bool ended(ApiClient::CallId id, const std::exception_ptr& error);
-  // Updates are in flight.
-  bool busy() const { return !in_flight_.empty(); }
 
  private:
   struct Update {
