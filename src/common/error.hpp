@@ -6,6 +6,8 @@
 // Messages must already be free of secrets (see common/redact.hpp) and say
 // where, what and the bad value; the hint says the fix.
 
+#include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -43,6 +45,19 @@ inline Error api_error(const std::string& message, Hint hint) {
 // Repository, code sync, requirements or database check failed (exit 4).
 inline Error preflight_error(const std::string& message, Hint hint) {
   return Error(ExitCode::kPreflight, message, hint);
+}
+
+// The Error an outcome failed with: nullopt when `error` is null; any other
+// exception (a bug of ours, std::bad_alloc) is rethrown.
+inline std::optional<Error> error_of(const std::exception_ptr& error) {
+  if (!error) {
+    return std::nullopt;
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    return e;
+  }
 }
 
 }  // namespace pc

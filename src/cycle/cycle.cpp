@@ -137,11 +137,9 @@ std::optional<WorkPool> CycleRun::read_pool() {
   auto [pool, due] =
       deps_.client.read_together(PrefectClient::work_pool_read(config_.work_pool),
                                  PrefectClient::flow_runs_read(due_runs_filter(config_)));
-  if (pool.error) {
-    std::rethrow_exception(pool.error);
-  }
+  auto read = std::move(pool.get());
   early_due_ = std::move(due.value);
-  return std::move(*pool.value);
+  return read;
 }
 
 FlowRunFilter CycleRun::active_runs_filter() const {

@@ -37,10 +37,7 @@ void CycleRun::wait() {
     auto [active, workers] = deps_.client.read_together(
         PrefectClient::count_read(filter), PrefectClient::workers_read(config_.work_pool));
     early_workers_ = std::move(workers.value);  // none: pause() reads them
-    if (active.error) {
-      std::rethrow_exception(active.error);
-    }
-    return *active.value;
+    return active.get();
   };
   // One bad answer (a 500, a malformed body) does not end the wait: the count
   // is asked again 1 s later, up to three failures in a row.
@@ -179,13 +176,8 @@ void CycleRun::finish_forgetting_own_worker() {
         continue;
       }
       forgetting_.reset();
-      if (!error) {
-        continue;
-      }
-      try {
-        std::rethrow_exception(error);
-      } catch (const Error& e) {
-        log_.debug(std::string("could not delete our worker row: ") + e.what());
+      if (const auto e = error_of(error)) {
+        log_.debug(std::string("could not delete our worker row: ") + e->what());
       }
     }
   }

@@ -44,6 +44,13 @@ template <typename T>
 struct Outcome {
   std::optional<T> value;
   std::exception_ptr error;
+  // The value, or rethrows the error.
+  T& get() {
+    if (error) {
+      std::rethrow_exception(error);
+    }
+    return *value;
+  }
 };
 
 // A state proposal of set_flow_run_states().

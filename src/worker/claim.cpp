@@ -141,17 +141,13 @@ void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResul
 // is ABORTed by the server.
 std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     const std::vector<FlowRun>& polled, const Outcome<std::map<std::string, FlowRun>>& reread) {
-  if (reread.error) {
-    try {
-      std::rethrow_exception(reread.error);
-    } catch (const Error& e) {
-      for (const auto& run : polled) {
-        run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +
-                          e.what());
-        ++skipped_;
-      }
-      return {};
+  if (const auto e = error_of(reread.error)) {
+    for (const auto& run : polled) {
+      run_log(run).warn(std::string("skipped: cannot read the run before claiming it: ") +
+                        e->what());
+      ++skipped_;
     }
+    return {};
   }
   const auto& current = *reread.value;
   std::vector<FlowRun> scheduled;  // in the order of the poll
@@ -238,16 +234,12 @@ Logger NativeWorker::Impl::run_log(const FlowRun& run) const {
 // The answer to a candidate's PENDING proposal (not a WAIT): true when the
 // run is ours.
 bool NativeWorker::Impl::claimed(const Outcome<SetStateResult>& outcome, const Candidate& c) {
-  if (outcome.error) {
-    try {
-      std::rethrow_exception(outcome.error);
-    } catch (const Error& e) {
-      if (applied_despite_error(c.run.id, c.transition_id, c.log)) {
-        return true;
-      }
-      c.log.warn(std::string("claim failed: ") + e.what());
-      return false;
+  if (const auto e = error_of(outcome.error)) {
+    if (applied_despite_error(c.run.id, c.transition_id, c.log)) {
+      return true;
     }
+    c.log.warn(std::string("claim failed: ") + e->what());
+    return false;
   }
   return accepted(*outcome.value, c.log);
 }

@@ -122,10 +122,7 @@ int recover_stale_runs(const Config& config, PrefectClient& client, const std::s
                        const Logger& log, std::optional<Outcome<std::vector<FlowRun>>> candidates) {
   int recovered = 0;
   try {
-    if (candidates && candidates->error) {
-      std::rethrow_exception(candidates->error);
-    }
-    const auto runs = candidates ? std::move(*candidates->value)
+    const auto runs = candidates ? std::move(candidates->get())
                                  : client.read_flow_runs(stale_candidates_filter(config));
     if (runs.empty()) {
       return 0;  // the usual case: one request

@@ -62,14 +62,10 @@ void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
 // Each run's decision, and the proposals of those that need one, at once.
 void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
                                 const Outcome<std::vector<FlowRun>>& read) {
-  if (read.error) {
+  if (const auto e = error_of(read.error)) {
     // A failed read leaves their states unknown.
-    try {
-      std::rethrow_exception(read.error);
-    } catch (const Error& e) {
-      for (auto& node : batch->runs) {
-        node.mapped().log.warn(std::string("cannot read the run's state after exit: ") + e.what());
-      }
+    for (auto& node : batch->runs) {
+      node.mapped().log.warn(std::string("cannot read the run's state after exit: ") + e->what());
     }
   } else {
     for (const auto& run : *read.value) {

@@ -48,13 +48,8 @@ void RunUpdates::send(std::vector<Update> updates, Mode mode) {
   }
   auto errors = client_.patch_flow_runs(patches);
   for (std::size_t i = 0; i < updates.size(); ++i) {
-    if (!errors[i]) {
-      continue;
-    }
-    try {
-      std::rethrow_exception(errors[i]);
-    } catch (const Error& e) {
-      updates[i].log.warn("could not " + updates[i].what + ": " + e.what());
+    if (const auto e = error_of(errors[i])) {
+      updates[i].log.warn("could not " + updates[i].what + ": " + e->what());
     }
   }
 }
@@ -66,12 +61,8 @@ bool RunUpdates::ended(ApiClient::CallId id, const std::exception_ptr& error) {
   }
   Update update = std::move(it->second);
   in_flight_.erase(it);
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const Error& e) {
-      defer(std::move(update), e);
-    }
+  if (const auto e = error_of(error)) {
+    defer(std::move(update), *e);
   }
   return true;
 }

@@ -225,22 +225,19 @@ void NativeWorker::Impl::heartbeat() {
 void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
   heartbeat_call_.reset();
   first_heartbeat_ended_ = true;  // answered or not: a failed one is not waited for again
-  if (!error) {
+  const auto e = error_of(error);
+  if (!e) {
     heartbeat_failures_.succeeded();
     return;
   }
-  try {
-    std::rethrow_exception(error);
-  } catch (const Error& e) {
-    const int in_a_row = heartbeat_failures_.failed();
-    const auto retry_in = heartbeat_failures_.delay();
-    // One failure that the next try repairs (a 503 from a busy SQLite
-    // server) is routine; two in a row are worth a warning.
-    log_.log(in_a_row >= 2 ? LogLevel::kWarn : LogLevel::kDebug,
-             "worker heartbeat failed (" + std::to_string(in_a_row) + " in a row), next try in " +
-                 std::to_string(retry_in.count()) + " ms: " + e.what());
-    next_heartbeat_ = clock_.now() + retry_in;
-  }
+  const int in_a_row = heartbeat_failures_.failed();
+  const auto retry_in = heartbeat_failures_.delay();
+  // One failure that the next try repairs (a 503 from a busy SQLite server)
+  // is routine; two in a row are worth a warning.
+  log_.log(in_a_row >= 2 ? LogLevel::kWarn : LogLevel::kDebug,
+           "worker heartbeat failed (" + std::to_string(in_a_row) + " in a row), next try in " +
+               std::to_string(retry_in.count()) + " ms: " + e->what());
+  next_heartbeat_ = clock_.now() + retry_in;
 }
 
 // The calls in flight that ended within `wait`, each to its owner.
@@ -288,10 +285,7 @@ void NativeWorker::Impl::polled(Outcome<std::vector<WorkerFlowRun>> answered) {
                                    : std::chrono::milliseconds(500));
   std::vector<WorkerFlowRun> runs;
   try {
-    if (answered.error) {
-      std::rethrow_exception(answered.error);
-    }
-    runs = std::move(*answered.value);
+    runs = std::move(answered.get());
     poll_failures_.succeeded();
   } catch (const Error& e) {
     if (!config_.run_forever) {
@@ -402,13 +396,9 @@ void NativeWorker::Impl::check_cancellations() {
 
 void NativeWorker::Impl::cancellations_answered(const Outcome<std::vector<FlowRun>>& cancelled) {
   cancel_check_in_flight_ = false;
-  if (cancelled.error) {
-    try {
-      std::rethrow_exception(cancelled.error);
-    } catch (const Error& e) {
-      log_.warn(std::string("cancellation check failed: ") + e.what());
-      return;
-    }
+  if (const auto e = error_of(cancelled.error)) {
+    log_.warn(std::string("cancellation check failed: ") + e->what());
+    return;
   }
   for (const auto& run : *cancelled.value) {
     auto it = running_.find(run.id);
