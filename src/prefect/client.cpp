@@ -390,14 +390,17 @@ std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups
   return parts;
 }
 
-PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
-  const auto parts = lookup_parts(wanted);
+std::vector<ApiClient::Call> PrefectClient::calls_of(const std::vector<LookupPart>& parts) {
   std::vector<ApiClient::Call> calls;
   calls.reserve(parts.size());
   for (const auto& part : parts) {
     calls.push_back(part.first);
   }
-  const auto results = api_.request_all(calls);
+  return calls;
+}
+
+PrefectClient::LookupResults PrefectClient::gathered(
+    const std::vector<LookupPart>& parts, const std::vector<ApiClient::Result>& results) {
   LookupResults found;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     parts[i].second(found, results[i]);
@@ -405,28 +408,18 @@ PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
   return found;
 }
 
+PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
+  const auto parts = lookup_parts(wanted);
+  return gathered(parts, api_.request_all(calls_of(parts)));
+}
+
 void PrefectClient::start_look_up(const Lookups& wanted, std::function<void(LookupResults)> done) {
   auto parts = lookup_parts(wanted);
-  if (parts.empty()) {
-    done(LookupResults{});
-    return;
-  }
-  struct Gathering {
-    LookupResults found;
-    std::size_t left;
-    std::function<void(LookupResults)> done;
-  };
-  auto gathering = std::make_shared<Gathering>(Gathering{{}, parts.size(), std::move(done)});
-  for (auto& [call, fill] : parts) {
-    start_answered(
-        call, {},
-        [gathering, fill = std::move(fill)](ApiClient::CallId, const ApiClient::Result& r) {
-          fill(gathering->found, r);
-          if (--gathering->left == 0) {
-            gathering->done(std::move(gathering->found));
-          }
-        });
-  }
+  const auto calls = calls_of(parts);
+  start_together(calls, [parts = std::move(parts),
+                         done = std::move(done)](const std::vector<ApiClient::Result>& results) {
+    done(gathered(parts, results));
+  });
 }
 
 bool PrefectClient::health() {

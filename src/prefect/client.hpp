@@ -224,6 +224,31 @@ class PrefectClient {
           done(decoded(read, r));
         });
   }
+  // request_all()'s twin without waiting: the calls started together; `done`
+  // gets their results, in the calls' order, from the poll_started() that
+  // sees the last one end (at once when there are none).
+  void start_together(const std::vector<ApiClient::Call>& calls,
+                      std::function<void(const std::vector<ApiClient::Result>&)> done);
+  // Reads of one kind started together; `done` gets each one's value or
+  // error, in their order.
+  template <typename T>
+  void start_all(const std::vector<Read<T>>& reads,
+                 std::type_identity_t<std::function<void(std::vector<Outcome<T>>)>> done) {
+    std::vector<ApiClient::Call> calls;
+    calls.reserve(reads.size());
+    for (const auto& read : reads) {
+      calls.push_back(read.call);
+    }
+    start_together(calls,
+                   [reads, done = std::move(done)](const std::vector<ApiClient::Result>& results) {
+                     std::vector<Outcome<T>> outcomes;
+                     outcomes.reserve(results.size());
+                     for (std::size_t i = 0; i < results.size(); ++i) {
+                       outcomes.push_back(decoded(reads[i], results[i]));
+                     }
+                     done(std::move(outcomes));
+                   });
+  }
   // set_flow_run_state's proposal as a Read (its answer decoded the same way).
   static Read<SetStateResult> set_state_read(const StateProposal& proposal);
   // look_up()'s reads started without waiting; `done` gets them all when the
@@ -267,6 +292,9 @@ class PrefectClient {
   using LookupPart =
       std::pair<ApiClient::Call, std::function<void(LookupResults&, const ApiClient::Result&)>>;
   static std::vector<LookupPart> lookup_parts(const Lookups& wanted);
+  static std::vector<ApiClient::Call> calls_of(const std::vector<LookupPart>& parts);
+  static LookupResults gathered(const std::vector<LookupPart>& parts,
+                                const std::vector<ApiClient::Result>& results);
   std::map<ApiClient::CallId, Answered> answered_;
   // The checked calls that ended, each with its error or null, until
   // poll_started() returns them.

@@ -3,6 +3,7 @@
 // started heartbeat and DELETE: client.cpp.
 #include "prefect/client.hpp"
 
+#include <memory>
 #include <utility>
 
 namespace pc {
@@ -136,6 +137,31 @@ ApiClient::CallId PrefectClient::start_answered(const ApiClient::Call& call,
   const ApiClient::CallId id = api_.start(call, options);
   answered_.emplace(id, std::move(answered));
   return id;
+}
+
+void PrefectClient::start_together(
+    const std::vector<ApiClient::Call>& calls,
+    std::function<void(const std::vector<ApiClient::Result>&)> done) {
+  if (calls.empty()) {
+    done({});
+    return;
+  }
+  struct Gathering {
+    std::vector<ApiClient::Result> results;
+    std::size_t left;
+    std::function<void(const std::vector<ApiClient::Result>&)> done;
+  };
+  auto gathering = std::make_shared<Gathering>(
+      Gathering{std::vector<ApiClient::Result>(calls.size()), calls.size(), std::move(done)});
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    start_answered(calls[i], {},
+                   [gathering, i](ApiClient::CallId, const ApiClient::Result& result) {
+                     gathering->results[i] = result;
+                     if (--gathering->left == 0) {
+                       gathering->done(gathering->results);
+                     }
+                   });
+  }
 }
 
 std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(

@@ -138,8 +138,6 @@ class NativeWorker::Impl {
     std::map<std::string, FlowRun> current;  // their states, read after the exits
     std::vector<Report> reports;             // decided once their states are read
     std::vector<StateProposal> proposals;
-    std::vector<Outcome<SetStateResult>> outcomes;
-    std::size_t unanswered = 0;
     bool concluded = false;  // no longer counted in reporting_
   };
 
@@ -147,7 +145,7 @@ class NativeWorker::Impl {
   void send_reports();
   void finish(const std::shared_ptr<ReportBatch>& batch);
   void decide(const std::shared_ptr<ReportBatch>& batch, const Outcome<std::vector<FlowRun>>& read);
-  void conclude(ReportBatch& batch);
+  void conclude(ReportBatch& batch, const std::vector<Outcome<SetStateResult>>& outcomes);
   void reported(ReportBatch& batch);
   void log_report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
                   const SetStateResult& result) const;

@@ -87,28 +87,22 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
     batch->reports.push_back({r, std::move(end), std::move(decision),
                               seen != batch->current.end() ? seen->second : r.run});
   }
-  batch->outcomes.resize(batch->proposals.size());
-  batch->unanswered = batch->proposals.size();
-  if (batch->proposals.empty()) {
-    conclude(*batch);
-    return;
+  std::vector<PrefectClient::Read<SetStateResult>> reads;
+  reads.reserve(batch->proposals.size());
+  for (const auto& proposal : batch->proposals) {
+    reads.push_back(PrefectClient::set_state_read(proposal));
   }
-  for (std::size_t i = 0; i < batch->proposals.size(); ++i) {
-    client_.start_read(PrefectClient::set_state_read(batch->proposals[i]),
-                       [this, batch, i](Outcome<SetStateResult> outcome) {
-                         batch->outcomes[i] = std::move(outcome);
-                         if (--batch->unanswered == 0) {
-                           conclude(*batch);
-                         }
-                       });
-  }
+  client_.start_all(reads, [this, batch](const std::vector<Outcome<SetStateResult>>& outcomes) {
+    conclude(*batch, outcomes);
+  });
 }
 
 // The log lines and records, once every proposal has its answer.
-void NativeWorker::Impl::conclude(ReportBatch& batch) {
+void NativeWorker::Impl::conclude(ReportBatch& batch,
+                                  const std::vector<Outcome<SetStateResult>>& outcomes) {
   reported(batch);
   auto proposal = batch.proposals.begin();
-  auto outcome = batch.outcomes.begin();
+  auto outcome = outcomes.begin();
   for (const auto& report : batch.reports) {
     if (report.decision.action == FinalAction::kKeep) {
       // Terminal, as just read: final.
