@@ -11,6 +11,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A server too busy to answer now (Prefect on SQLite: "database is locked").
+bool busy_answer(const TransportOutcome& outcome) {
+  return outcome.response && (outcome.response->status == 503 || outcome.response->status == 429);
+}
+
 std::string format_ms(std::chrono::milliseconds ms) {
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%.1f s", static_cast<double>(ms.count()) / 1000.0);
@@ -326,10 +331,7 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
     std::vector<TransportOutcome> outcomes = one_at_a_time_
                                                  ? transport_.HttpTransport::send_all(requests)
                                                  : transport_.send_all(requests);
-    if (requests.size() > 1 &&
-        std::any_of(outcomes.begin(), outcomes.end(), [](const TransportOutcome& o) {
-          return o.response && (o.response->status == 503 || o.response->status == 429);
-        })) {
+    if (requests.size() > 1 && std::any_of(outcomes.begin(), outcomes.end(), busy_answer)) {
       answered_busy();
     }
     std::vector<std::size_t> again;
@@ -416,8 +418,7 @@ std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
     if (it == started_.end()) {
       continue;  // not ours (cannot happen: one client per transport)
     }
-    if (sent_together > 1 && outcome.response &&
-        (outcome.response->status == 503 || outcome.response->status == 429)) {
+    if (sent_together > 1 && busy_answer(outcome)) {
       answered_busy();
     }
     Result result;
