@@ -77,4 +77,8 @@ bool InterruptibleSleeper::sleep_for(std::chrono::milliseconds duration) {
   }
 }
 
+void InterruptibleSleeper::sleep_through(std::chrono::milliseconds duration) {
+  std::this_thread::sleep_for(duration);
+}
+
 }  // namespace pc

@@ -25,8 +25,8 @@ struct RetryPolicy {
 //  - RetryPolicy (above): a blocking API call retried inside ApiClient on
 //    transient answers (408/429/502/503, connection errors), within a budget.
 //  - Tries: a few more tries, after any failure, of a call that must not be
-//    lost (the pause, a run's final state, the read after a lost claim),
-//    sleeping between them.
+//    lost (the pause, a run's final state, the read after a lost claim):
+//    slept between by the cycle, timers of its loop in the worker.
 //  - FailureStreak: the failures in a row of a recurring call (heartbeat,
 //    poll, best-effort updates, the wait's count): when to try again (a
 //    growing delay, kept as a timer by the loop, not slept) and when to give
@@ -79,6 +79,9 @@ class Sleeper {
  public:
   virtual ~Sleeper() = default;
   virtual bool sleep_for(std::chrono::milliseconds duration) = 0;
+  // The whole duration, even once asked to stop: a wait of the stop itself
+  // (the worker's loop waiting for a final report's next try).
+  virtual void sleep_through(std::chrono::milliseconds duration) = 0;
 };
 
 // Sleeps in slices of at most 100 ms, returning false as soon as `*stop` is
@@ -87,6 +90,7 @@ class InterruptibleSleeper final : public Sleeper {
  public:
   explicit InterruptibleSleeper(const std::atomic<bool>* stop) : stop_(stop) {}
   bool sleep_for(std::chrono::milliseconds duration) override;
+  void sleep_through(std::chrono::milliseconds duration) override;
 
  private:
   const std::atomic<bool>* stop_;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <iterator>
@@ -41,16 +42,6 @@ void NativeWorker::Impl::fill_slots() {
   if (!batch.empty()) {
     claim_and_launch(std::move(batch));
   }
-}
-
-std::optional<Deployment> NativeWorker::Impl::deployment_of(const FlowRun& run) {
-  if (run.deployment_id.empty()) {
-    return Deployment{};
-  }
-  if (auto it = deployments_.find(run.deployment_id); it != deployments_.end()) {
-    return it->second;
-  }
-  return deployments_[run.deployment_id] = client_.read_deployment(run.deployment_id);
 }
 
 // The runs that fill the free slots, step by step, each step's requests in
@@ -100,21 +91,30 @@ void NativeWorker::Impl::send_claims() {
   unsent_claims_ = std::move(later);
 }
 
-// One claim's answer: the run launched when it is ours. A run claimed while
-// the cycle stops is launched and stopped at once, as one claimed just before
-// it: its report then says why it did not run (final_state.hpp).
+// One claim's answer: the run launched when it is ours.
 void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResult>& outcome) {
+  if (const auto e = error_of(outcome.error)) {
+    check_lost_claim(std::move(c), e->what());  // still counted in claiming_
+    return;
+  }
   --claiming_;  // before anything that may throw
-  if (outcome.value && outcome.value->status == SetStateStatus::kWait) {
+  if (outcome.value->status == SetStateStatus::kWait) {
     if (!wait_as_asked(std::move(c), *outcome.value)) {
       ++skipped_;
     }
     return;
   }
-  if (!claimed(outcome, c)) {
+  if (!accepted(*outcome.value, c.log)) {
     ++skipped_;
     return;
   }
+  launch_claimed(c);
+}
+
+// A run that is ours: labelled and launched. One claimed while the cycle
+// stops is launched and stopped at once, as one claimed just before it: its
+// report then says why it did not run (final_state.hpp).
+void NativeWorker::Impl::launch_claimed(const Candidate& c) {
   label(c.run, c.log);
   try {
     launch(c.run, c.deployment, c.log);
@@ -126,11 +126,16 @@ void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResul
   } catch (const Error& e) {
     // The run is ours and PENDING: it must not stay so.
     c.log.error(std::string("could not start the flow run: ") + e.what());
-    record(c.run,
-           set_state(c.run.id,
-                     {StateType::kCrashed, "",
-                      std::string("Failed to submit flow run to infrastructure: ") + e.what()},
-                     false));
+    ++claiming_;  // until its CRASHED report is recorded
+    const StateProposal crashed{
+        c.run.id,
+        {StateType::kCrashed, "",
+         std::string("Failed to submit flow run to infrastructure: ") + e.what()},
+        false,
+        new_uuid4()};
+    propose({crashed}, [this, run = c.run](const std::vector<SetStateResult>& results) {
+      record_all({run}, results, [this] { --claiming_; });
+    });
   }
 }
 
@@ -165,19 +170,38 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     scheduled.push_back(it->second);
   }
   std::vector<Candidate> candidates;
+  std::vector<StateProposal> cancels;  // of runs whose deployment is gone
   for (auto& run : scheduled) {
     Logger rlog = run_log(run);
-    auto deployment = deployment_of(run);
-    if (!deployment) {
-      set_state(run.id,
-                {StateType::kCancelled, "",
-                 "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
-                true);
-      rlog.info("skipped: its deployment no longer exists; cancelled the run");
-      ++skipped_;
-      continue;
+    Deployment deployment;
+    if (!run.deployment_id.empty()) {
+      const auto known = deployments_.find(run.deployment_id);
+      if (known == deployments_.end()) {
+        // Its lookup failed (and was retried if the failure was transient):
+        // left SCHEDULED, for a later poll or cycle.
+        rlog.warn("skipped: cannot read its deployment " + run.deployment_id);
+        ++skipped_;
+        continue;
+      }
+      if (!known->second) {
+        rlog.info("skipped: its deployment no longer exists; cancelling the run");
+        cancels.push_back(
+            {run.id,
+             {StateType::kCancelled, "",
+              "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
+             true,
+             new_uuid4()});
+        ++skipped_;
+        continue;
+      }
+      deployment = *known->second;
     }
-    candidates.push_back({std::move(run), std::move(*deployment), rlog, new_uuid4()});
+    candidates.push_back({std::move(run), std::move(deployment), rlog, new_uuid4()});
+  }
+  if (!cancels.empty()) {
+    claiming_ += cancels.size();  // until their answers are in
+    propose(cancels,
+            [this, n = cancels.size()](const std::vector<SetStateResult>&) { claiming_ -= n; });
   }
   return candidates;
 }
@@ -185,8 +209,11 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
 // The batch's runs read again, with what their claims and launches will
 // need and we do not know yet — deployments, flow names, the server's
 // version — all at once, before the claims (one round trip, not four). A
-// lookup that fails here is made again, alone, where it is needed, and
-// fails there as it always did. `done` gets the re-read.
+// lookup that fails (a transient failure already retried by the client) is
+// not made again, alone, as a stall of the loop: a run whose deployment
+// cannot be read is skipped and stays SCHEDULED, a flow without its name
+// goes without PREFECT__FLOW_NAME, and a server that cannot tell its
+// version is taken to have labels. `done` gets the re-read.
 void NativeWorker::Impl::look_up(
     const std::vector<FlowRun>& runs,
     std::function<void(Outcome<std::map<std::string, FlowRun>>)> done) {
@@ -208,19 +235,23 @@ void NativeWorker::Impl::look_up(
   client_.start_look_up(wanted, [this, done = std::move(done)](PrefectClient::LookupResults found) {
     for (auto& [id, outcome] : found.deployments) {
       if (outcome.value) {
-        deployments_[id] = std::move(*outcome.value);  // none: deleted, no second read
+        deployments_[id] = std::move(*outcome.value);  // none: deleted
+      } else {
+        log_.warn("cannot read deployment " + id + ": " + error_of(outcome.error)->message());
       }
     }
     for (auto& [id, outcome] : found.flows) {
-      if (outcome.value) {
-        flow_names_[id] = outcome.value->value("name", "");
+      if (const auto e = error_of(outcome.error)) {
+        log_.warn("cannot read flow " + id + ": " + e->message());  // its runs go without its name
       }
+      flow_names_[id] = outcome.value ? outcome.value->value("name", "") : "";
     }
-    if (found.server_version && found.server_version->value) {
+    if (found.server_version) {
       try {
-        learn_features(*found.server_version->value);
+        learn_features(found.server_version->get());
       } catch (const Error& e) {
-        log_.debug(std::string("cannot tell the server's features yet: ") + e.what());
+        labels_ = true;  // a server that cannot say is assumed new
+        log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
       }
     }
     done(std::move(*found.flow_runs));
@@ -229,19 +260,6 @@ void NativeWorker::Impl::look_up(
 
 Logger NativeWorker::Impl::run_log(const FlowRun& run) const {
   return log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
-}
-
-// The answer to a candidate's PENDING proposal (not a WAIT): true when the
-// run is ours.
-bool NativeWorker::Impl::claimed(const Outcome<SetStateResult>& outcome, const Candidate& c) {
-  if (const auto e = error_of(outcome.error)) {
-    if (applied_despite_error(c.run.id, c.transition_id, c.log)) {
-      return true;
-    }
-    c.log.warn(std::string("claim failed: ") + e->what());
-    return false;
-  }
-  return accepted(*outcome.value, c.log);
 }
 
 // A WAIT answer (rare: a concurrency limit): the run is proposed again after
@@ -285,7 +303,7 @@ bool NativeWorker::Impl::accepted(const SetStateResult& result, const Logger& rl
 // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
 // later cycle, on any host, recognise runs we leave behind if we are killed.
 void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
-  if (!labels_supported()) {
+  if (!labels_.value_or(true)) {
     return;  // the claim's PENDING message names us instead (recover.hpp)
   }
   json labels{{std::string(kClaimLabel), config_.worker_name},
@@ -294,23 +312,6 @@ void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
               {"prefect.work-pool.name", pool_.name},
               {"prefect.work-pool.id", pool_.id}};
   updates_.add("label the flow run", rlog, {run.id, labels, true});
-}
-
-// Whether the server has PATCH /flow_runs/{id}/labels: asked once, with the
-// first batch's lookups (an empty cycle does not ask), or here when that read
-// failed. Prefect Cloud has no /admin/version and has labels (known from the
-// start); a server that cannot say is assumed new.
-bool NativeWorker::Impl::labels_supported() {
-  if (labels_) {
-    return *labels_;
-  }
-  labels_ = true;
-  try {
-    learn_features(client_.read_server_version());
-  } catch (const Error& e) {
-    log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
-  }
-  return *labels_;
 }
 
 // What the server's release tells: whether it has flow-run labels.
@@ -325,39 +326,47 @@ void NativeWorker::Impl::learn_features(const std::string& version) {
 // After a failed PENDING proposal: the server may have applied it before
 // its answer was lost (a reset, a malformed or oversized body, retries used
 // up). The run is ours if its current state carries our transition_id; we
-// then go on, so that it is not left PENDING for ever.
-bool NativeWorker::Impl::applied_despite_error(const std::string& id,
-                                               const std::string& transition_id,
-                                               const Logger& rlog) {
-  // The read that decides whether a run is ours: three tries, 1 s and 2 s apart.
+// then go on, so that it is not left PENDING for ever. The read is tried
+// three times, 1 s and 2 s apart, on the loop's timers.
+void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error) {
   constexpr Tries kTries{3, std::chrono::seconds(1), true};
-  for (int attempt = 1; attempt <= kTries.attempts; ++attempt) {
-    try {
-      auto current = client_.read_flow_run(id);
-      bool ours = false;
-      if (current && current->state && current->state->type == StateType::kPending) {
-        auto tid = current->state->state_details.find("transition_id");
-        ours =
-            tid != current->state->state_details.end() && tid->is_string() && *tid == transition_id;
-      }
-      if (ours) {
-        rlog.warn(
-            "the answer to our PENDING proposal was lost, but the server applied it: "
-            "the run is ours");
-      }
-      return ours;
-    } catch (const Error& e) {
-      rlog.warn(std::string("cannot read the run after a failed claim: ") + e.what());
-      if (kTries.last(attempt) || !sleeper_.sleep_for(kTries.delay_after(attempt))) {
-        break;
-      }
-    }
-  }
-  rlog.error(
-      "cannot tell whether the failed claim was applied; if the run is PENDING with "
-      "transition_id " +
-      transition_id + ", it is this cycle's");
-  return false;
+  FlowRunFilter filter;
+  filter.ids = {c.run.id};
+  const Logger rlog = c.log;
+  start_tried<std::vector<FlowRun>>(
+      {PrefectClient::flow_runs_read(filter)}, kTries,
+      [rlog](std::size_t, int attempt, std::chrono::milliseconds next, const Error& e) {
+        rlog.warn("cannot read the run after a failed claim (attempt " + std::to_string(attempt) +
+                  ", next in " + std::to_string(next.count()) + " ms): " + e.what());
+      },
+      [this, c = std::move(c), error](std::vector<Outcome<std::vector<FlowRun>>> read) {
+        --claiming_;  // before anything that may throw
+        if (const auto e = error_of(read[0].error)) {
+          c.log.error("cannot tell whether the failed claim was applied (" + e->message() +
+                      "); if the run is PENDING with transition_id " + c.transition_id +
+                      ", it is this cycle's");
+          ++skipped_;
+          return;
+        }
+        const bool ours =
+            std::any_of(read[0].value->begin(), read[0].value->end(), [&](const FlowRun& run) {
+              if (!run.state || run.state->type != StateType::kPending) {
+                return false;
+              }
+              const auto tid = run.state->state_details.find("transition_id");
+              return tid != run.state->state_details.end() && tid->is_string() &&
+                     *tid == c.transition_id;
+            });
+        if (!ours) {
+          c.log.warn("claim failed: " + error);
+          ++skipped_;
+          return;
+        }
+        c.log.warn(
+            "the answer to our PENDING proposal was lost, but the server applied it: the run is "
+            "ours");
+        launch_claimed(c);
+      });
 }
 
 }  // namespace pc

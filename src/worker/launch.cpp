@@ -52,21 +52,10 @@ class ApiResolver final : public TemplateResolver {
 
 }  // namespace
 
-std::string NativeWorker::Impl::flow_name(const std::string& flow_id) {
-  if (flow_id.empty()) {
-    return "";
-  }
-  if (auto it = flow_names_.find(flow_id); it != flow_names_.end()) {
-    return it->second;
-  }
-  std::string name;
-  try {
-    name = client_.read_flow(flow_id).value("name", "");
-  } catch (const Error& e) {
-    log_.warn(std::string("cannot read flow ") + flow_id + ": " + e.what());
-  }
-  flow_names_[flow_id] = name;
-  return name;
+// The flow's name, as looked up with the run's batch ("" when that failed).
+std::string NativeWorker::Impl::flow_name(const std::string& flow_id) const {
+  const auto it = flow_names_.find(flow_id);
+  return it == flow_names_.end() ? "" : it->second;
 }
 
 void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const Logger& rlog) {

@@ -18,14 +18,17 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "common/error.hpp"
 #include "http/retry.hpp"
 #include "process/process.hpp"
 #include "worker/final_state.hpp"
@@ -78,6 +81,10 @@ class NativeWorker::Impl {
 
   // --- the loop (worker.cpp) ---
   void loop();
+  // A timer of the loop: `fire` runs from the first supervision round after
+  // `delay` (a retry's delay, never a sleep that stalls the other runs).
+  void after(std::chrono::milliseconds delay, std::function<void()> fire);
+  void fire_timers();
   void report_progress(TimePoint now);
   void heartbeat();
   void heartbeat_ended(const std::exception_ptr& error);
@@ -100,28 +107,47 @@ class NativeWorker::Impl {
   void begin_stop(const std::string& reason);
   bool stopping() const { return !stop_reason_.empty(); }
 
+  // Reads that must not be lost (final proposals, the read after a lost
+  // claim), started together; those that failed are started again together
+  // after `tries`' delays, as timers of the loop. `failed` hears of each
+  // failure that is tried again (the read's index, the attempt, the delay,
+  // the error); `done` gets every read's last outcome, in their order.
+  using TriedFailure = std::function<void(std::size_t index, int attempt,
+                                          std::chrono::milliseconds next, const Error& error)>;
+  template <typename T>
+  struct Tried {
+    std::vector<PrefectClient::Read<T>> reads;
+    Tries tries;
+    TriedFailure failed;
+    std::function<void(std::vector<Outcome<T>>)> done;
+    std::vector<Outcome<T>> outcomes;
+    int attempt = 0;  // of the round in flight
+  };
+  template <typename T>
+  void start_tried(std::vector<PrefectClient::Read<T>> reads, Tries tries, TriedFailure failed,
+                   std::function<void(std::vector<Outcome<T>>)> done);
+  template <typename T>
+  void tried_round(const std::shared_ptr<Tried<T>>& tried, const std::vector<std::size_t>& which);
+
   // --- claiming (claim.cpp) ---
   void fill_slots();
-  std::optional<Deployment> deployment_of(const FlowRun& run);
   void claim_and_launch(std::vector<FlowRun> polled);
   void send_claims();
   void claim_answered(Candidate c, const Outcome<SetStateResult>& outcome);
+  void launch_claimed(const Candidate& c);
+  void check_lost_claim(Candidate c, const std::string& error);
   std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled,
                                          const Outcome<std::map<std::string, FlowRun>>& reread);
   void look_up(const std::vector<FlowRun>& runs,
                std::function<void(Outcome<std::map<std::string, FlowRun>>)> done);
   Logger run_log(const FlowRun& run) const;
-  bool claimed(const Outcome<SetStateResult>& outcome, const Candidate& c);
   bool wait_as_asked(Candidate c, const SetStateResult& result);
   bool accepted(const SetStateResult& result, const Logger& rlog) const;
   void label(const FlowRun& run, const Logger& rlog);
-  bool labels_supported();
   void learn_features(const std::string& version);
-  bool applied_despite_error(const std::string& id, const std::string& transition_id,
-                             const Logger& rlog);
 
   // --- launching (launch.cpp) ---
-  std::string flow_name(const std::string& flow_id);
+  std::string flow_name(const std::string& flow_id) const;
   void launch(FlowRun run, const Deployment& deployment, const Logger& rlog);
 
   // The processes that ended in one supervision round, reported together:
@@ -137,21 +163,22 @@ class NativeWorker::Impl {
     std::vector<ExitStatus> statuses;
     std::map<std::string, FlowRun> current;  // their states, read after the exits
     std::vector<Report> reports;             // decided once their states are read
-    std::vector<StateProposal> proposals;
-    bool concluded = false;  // no longer counted in reporting_
+    bool concluded = false;                  // no longer counted in reporting_
   };
 
   // --- reporting (report.cpp) ---
   void send_reports();
   void finish(const std::shared_ptr<ReportBatch>& batch);
   void decide(const std::shared_ptr<ReportBatch>& batch, const Outcome<std::vector<FlowRun>>& read);
-  void conclude(ReportBatch& batch, const std::vector<Outcome<SetStateResult>>& outcomes);
+  void conclude(const std::shared_ptr<ReportBatch>& batch,
+                const std::vector<SetStateResult>& results);
   void reported(ReportBatch& batch);
   void log_report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
                   const SetStateResult& result) const;
-  void record(const FlowRun& run, const SetStateResult& result);
-  SetStateResult set_state(const std::string& id, const StateCreate& state, bool force,
-                           const std::string& transition_id = new_uuid4());
+  void propose(const std::vector<StateProposal>& proposals,
+               std::function<void(std::vector<SetStateResult>)> done);
+  void record_all(std::vector<FlowRun> runs, std::vector<SetStateResult> results,
+                  std::function<void()> done);
 
   const Config& config_;
   PrefectClient& client_;
@@ -193,7 +220,9 @@ class NativeWorker::Impl {
   TimePoint next_poll_{};
   TimePoint next_cancel_check_{};
   TimePoint next_progress_{};
-  std::optional<bool> labels_;  // the server has flow-run labels; unknown until the first claim
+  std::multimap<TimePoint, std::function<void()>> timers_;  // after()
+  // The server has flow-run labels; unknown until the first batch's lookups.
+  std::optional<bool> labels_;
   bool exhausted_ = false;
   int empty_polls_ = 0;      // before the first launch
   std::string stop_reason_;  // why the worker is stopping; empty: it is not
@@ -205,5 +234,45 @@ class NativeWorker::Impl {
   // A failed heartbeat: again 1 s, 2 s, 4 s … later, up to 32 s or the interval.
   FailureStreak heartbeat_failures_;  // set up by the constructor
 };
+
+template <typename T>
+void NativeWorker::Impl::start_tried(std::vector<PrefectClient::Read<T>> reads, Tries tries,
+                                     TriedFailure failed,
+                                     std::function<void(std::vector<Outcome<T>>)> done) {
+  std::vector<std::size_t> all(reads.size());
+  std::iota(all.begin(), all.end(), std::size_t{0});
+  auto tried = std::make_shared<Tried<T>>(
+      Tried<T>{std::move(reads), tries, std::move(failed), std::move(done), {}, 0});
+  tried->outcomes.resize(all.size());
+  tried_round(tried, all);
+}
+
+template <typename T>
+void NativeWorker::Impl::tried_round(const std::shared_ptr<Tried<T>>& tried,
+                                     const std::vector<std::size_t>& which) {
+  ++tried->attempt;
+  std::vector<PrefectClient::Read<T>> reads;
+  reads.reserve(which.size());
+  for (const std::size_t i : which) {
+    reads.push_back(tried->reads[i]);
+  }
+  client_.start_all(reads, [this, tried, which](std::vector<Outcome<T>> outcomes) {
+    const auto next = tried->tries.delay_after(tried->attempt);
+    std::vector<std::size_t> again;
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      const auto e = error_of(outcomes[k].error);
+      if (e && !tried->tries.last(tried->attempt)) {
+        tried->failed(which[k], tried->attempt, next, *e);
+        again.push_back(which[k]);
+      }
+      tried->outcomes[which[k]] = std::move(outcomes[k]);
+    }
+    if (again.empty()) {
+      tried->done(std::move(tried->outcomes));
+      return;
+    }
+    after(next, [this, tried, again] { tried_round(tried, again); });
+  });
+}
 
 }  // namespace pc

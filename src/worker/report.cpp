@@ -1,9 +1,11 @@
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/error.hpp"
 #include "worker/final_state.hpp"
@@ -73,6 +75,7 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
     }
   }
   const auto now = std::chrono::system_clock::now();
+  std::vector<StateProposal> proposals;
   for (std::size_t i = 0; i < batch->runs.size(); ++i) {
     Running& r = batch->runs[i].mapped();
     ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, batch->statuses[i], r.spawn_error};
@@ -82,28 +85,27 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
     }
     FinalDecision decision = decide_final_state(end, now);
     if (decision.action != FinalAction::kKeep) {
-      batch->proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
+      proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
     }
     batch->reports.push_back({r, std::move(end), std::move(decision),
                               seen != batch->current.end() ? seen->second : r.run});
   }
-  std::vector<PrefectClient::Read<SetStateResult>> reads;
-  reads.reserve(batch->proposals.size());
-  for (const auto& proposal : batch->proposals) {
-    reads.push_back(PrefectClient::set_state_read(proposal));
-  }
-  client_.start_all(reads, [this, batch](const std::vector<Outcome<SetStateResult>>& outcomes) {
-    conclude(*batch, outcomes);
+  propose(proposals, [this, batch](const std::vector<SetStateResult>& results) {
+    try {
+      conclude(batch, results);
+    } catch (...) {
+      reported(*batch);  // a bug of ours: no run waits
+      throw;
+    }
   });
 }
 
-// The log lines and records, once every proposal has its answer.
-void NativeWorker::Impl::conclude(ReportBatch& batch,
-                                  const std::vector<Outcome<SetStateResult>>& outcomes) {
-  reported(batch);
-  auto proposal = batch.proposals.begin();
-  auto outcome = outcomes.begin();
-  for (const auto& report : batch.reports) {
+// The log lines, and the records once every proposal has its answer.
+void NativeWorker::Impl::conclude(const std::shared_ptr<ReportBatch>& batch,
+                                  const std::vector<SetStateResult>& results) {
+  auto result = results.begin();
+  std::vector<FlowRun> proposed;
+  for (const auto& report : batch->reports) {
     if (report.decision.action == FinalAction::kKeep) {
       // Terminal, as just read: final.
       report.r.log.info("process " + report.end.status.describe() + "; flow run " +
@@ -111,18 +113,10 @@ void NativeWorker::Impl::conclude(ReportBatch& batch,
       records_.push_back(run_record(report.run, report.run.state));
       continue;
     }
-    // A proposal that failed is tried alone again, with the same
-    // transition_id: one the server applied before its answer was lost is
-    // not applied twice.
-    const SetStateResult result = outcome->value
-                                      ? *outcome->value
-                                      : set_state(proposal->flow_run_id, proposal->state,
-                                                  proposal->force, proposal->transition_id);
-    ++proposal;
-    ++outcome;
-    log_report(report.r, report.end, report.decision, result);
-    record(report.run, result);
+    log_report(report.r, report.end, report.decision, *result++);
+    proposed.push_back(report.run);
   }
+  record_all(std::move(proposed), results, [this, batch] { reported(*batch); });
 }
 
 // The batch's runs no longer count as being reported (once).
@@ -157,55 +151,94 @@ void NativeWorker::Impl::log_report(const Running& r, const ProcessEnd& end,
   }
 }
 
-// The summary's record of `run` after a final proposal: the state the
-// server accepted (its answer holds it), else the state read now.
-void NativeWorker::Impl::record(const FlowRun& run, const SetStateResult& result) {
-  if (result.status == SetStateStatus::kAccept && result.state) {
-    records_.push_back(run_record(run, result.state));
-    return;
+// Final proposals (CRASHED, CANCELLED, SCHEDULED again): a run must not
+// stay PENDING/RUNNING because one answer was a 500 or unreadable, so each
+// is tried three times, 1 s and then 2 s apart (timers of the loop), with
+// its transition_id: one the server applied before its answer was lost is
+// not applied twice. One that failed every time comes back as an ABORT
+// holding the last error.
+void NativeWorker::Impl::propose(const std::vector<StateProposal>& proposals,
+                                 std::function<void(std::vector<SetStateResult>)> done) {
+  constexpr Tries kTries{3, std::chrono::seconds(1), false};
+  auto described = [proposals](std::size_t i) {
+    return "flow run " + proposals[i].flow_run_id + " to " +
+           std::string(to_string(proposals[i].state.type));
+  };
+  std::vector<PrefectClient::Read<SetStateResult>> reads;
+  reads.reserve(proposals.size());
+  for (const auto& proposal : proposals) {
+    reads.push_back(PrefectClient::set_state_read(proposal));
   }
-  RunRecord read{run.id, "", "UNKNOWN", "", ""};
-  try {
-    if (auto now = client_.read_flow_run(run.id)) {
-      read = run_record(*now, now->state);
-    }
-  } catch (const Error& e) {
-    log_.warn(std::string("cannot read flow run ") + run.id + ": " + e.what());
-  }
-  records_.push_back(std::move(read));
+  start_tried<SetStateResult>(
+      std::move(reads), kTries,
+      [this, described](std::size_t i, int attempt, std::chrono::milliseconds next,
+                        const Error& e) {
+        log_.warn("could not set " + described(i) + " (attempt " + std::to_string(attempt) +
+                  " of " + std::to_string(kTries.attempts) + ", next in " +
+                  std::to_string(next.count() / 1000) + " s): " + e.what());
+      },
+      [this, described, done = std::move(done)](std::vector<Outcome<SetStateResult>> outcomes) {
+        std::vector<SetStateResult> results;
+        results.reserve(outcomes.size());
+        for (std::size_t i = 0; i < outcomes.size(); ++i) {
+          if (const auto e = error_of(outcomes[i].error)) {
+            log_.error("could not set " + described(i) + ": " + e->message());
+            SetStateResult failed;
+            failed.status = SetStateStatus::kAbort;
+            failed.reason = e->message();
+            results.push_back(std::move(failed));
+          } else {
+            results.push_back(std::move(*outcomes[i].value));
+          }
+        }
+        done(std::move(results));
+      });
 }
 
-// A final report (CRASHED, CANCELLED, SCHEDULED again): a run must not stay
-// PENDING/RUNNING because one answer was a 500 or unreadable, so it is
-// tried three times, with one transition_id so that a proposal the server
-// already applied is not applied twice.
-SetStateResult NativeWorker::Impl::set_state(const std::string& id, const StateCreate& state,
-                                             bool force, const std::string& transition_id) {
-  constexpr Tries kTries{3, std::chrono::seconds(1), false};  // 1 s, then 2 s apart
-  std::string error;
-  for (int attempt = 1; attempt <= kTries.attempts; ++attempt) {
-    try {
-      return client_.set_flow_run_state(id, state, force, transition_id);
-    } catch (const Error& e) {
-      if (state.type == StateType::kPending) {
-        throw;
-      }
-      error = e.what();
-    }
-    if (!kTries.last(attempt)) {
-      const auto delay = kTries.delay_after(attempt);
-      log_.warn("could not set flow run " + id + " to " + std::string(to_string(state.type)) +
-                " (attempt " + std::to_string(attempt) + " of " + std::to_string(kTries.attempts) +
-                ", next in " + std::to_string(delay.count() / 1000) + " s): " + error);
-      sleeper_.sleep_for(delay);  // even when stopping
+// The summary's records of runs after their final proposals: the state the
+// server accepted (its answer holds it), else the state read now, one read
+// for them all. `done` is called first: it stops counting the runs, whatever
+// keeping their records may throw.
+void NativeWorker::Impl::record_all(std::vector<FlowRun> runs, std::vector<SetStateResult> results,
+                                    std::function<void()> done) {
+  auto accepted = [](const SetStateResult& result) {
+    return result.status == SetStateStatus::kAccept && result.state;
+  };
+  FlowRunFilter unknown;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (!accepted(results[i])) {
+      unknown.ids.push_back(runs[i].id);
     }
   }
-  log_.error("could not set flow run " + id + " to " + std::string(to_string(state.type)) + ": " +
-             error);
-  SetStateResult failed;
-  failed.status = SetStateStatus::kAbort;
-  failed.reason = error;
-  return failed;
+  auto keep = [this, runs = std::move(runs), results = std::move(results), accepted,
+               done = std::move(done)](const std::map<std::string, FlowRun>& read) {
+    done();
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      if (accepted(results[i])) {
+        records_.push_back(run_record(runs[i], results[i].state));
+      } else if (const auto now = read.find(runs[i].id); now != read.end()) {
+        records_.push_back(run_record(now->second, now->second.state));
+      } else {
+        records_.push_back({runs[i].id, "", "UNKNOWN", "", ""});
+      }
+    }
+  };
+  if (unknown.ids.empty()) {
+    keep({});
+    return;
+  }
+  client_.start_read(PrefectClient::flow_runs_read(unknown),
+                     [this, keep](const Outcome<std::vector<FlowRun>>& read) {
+                       std::map<std::string, FlowRun> now;
+                       if (const auto e = error_of(read.error)) {
+                         log_.warn(std::string("cannot read the flow runs' states: ") + e->what());
+                       } else {
+                         for (const auto& run : *read.value) {
+                           now.emplace(run.id, run);
+                         }
+                       }
+                       keep(now);
+                     });
 }
 
 }  // namespace pc

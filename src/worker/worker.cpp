@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -342,10 +343,13 @@ void NativeWorker::Impl::supervise() {
     }
     pump(processes_->empty() ? kSupervisePoll : std::chrono::milliseconds(0));
   } else if (processes_->empty()) {
-    sleeper_.sleep_for(kSupervisePoll);
+    // Nothing but timers (a WAIT's delay, a retry's): slept through even
+    // while stopping, as a final report's next try must wait its delay.
+    sleeper_.sleep_through(kSupervisePoll);
   } else {
     processes_->run_once(kSupervisePoll);
   }
+  fire_timers();
   const auto now = clock_.now();
   for (auto& [id, r] : running_) {
     r.out.tick(now);
@@ -369,6 +373,18 @@ void NativeWorker::Impl::supervise() {
     ++reporting_;
   }
   send_reports();
+}
+
+void NativeWorker::Impl::after(std::chrono::milliseconds delay, std::function<void()> fire) {
+  timers_.emplace(clock_.now() + delay, std::move(fire));
+}
+
+void NativeWorker::Impl::fire_timers() {
+  const auto now = clock_.now();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    auto timer = timers_.extract(timers_.begin());
+    timer.mapped()();
+  }
 }
 
 void NativeWorker::Impl::stop_process(Running& r) {

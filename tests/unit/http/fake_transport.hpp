@@ -81,6 +81,7 @@ class FakeSleeper : public Sleeper {
     slept.push_back(d);
     return !interrupted;
   }
+  void sleep_through(std::chrono::milliseconds d) override { slept.push_back(d); }
   std::vector<std::chrono::milliseconds> slept;
   bool interrupted = false;
 };

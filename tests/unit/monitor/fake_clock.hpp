@@ -29,6 +29,7 @@ class ClockedSleeper : public Sleeper {
     clock_.advance(d);
     return true;
   }
+  void sleep_through(std::chrono::milliseconds d) override { sleep_for(d); }
   std::vector<std::chrono::milliseconds> slept;
 
  private:

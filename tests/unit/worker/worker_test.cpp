@@ -70,6 +70,13 @@ class FakePrefect : public HttpTransport {
       }
       return answer(200, due);
     }
+    if (fail_reads_of > 0 && reads_run(r, path, body)) {
+      --fail_reads_of;
+      return answer(500, {{"detail", "internal error"}});
+    }
+    if (path.rfind("/deployments/", 0) == 0) {
+      return answer(404, {{"detail", "Deployment not found"}});  // every deployment is gone
+    }
     if (ends_with(path, "/workers/heartbeat")) {
       ++heartbeats;
       return answer(204);
@@ -204,6 +211,14 @@ class FakePrefect : public HttpTransport {
 
   // Applies a proposal without answering it (its answer was lost).
   void apply(const std::string& id, const json& state) { runs_[id]["state"] = state; }
+  // Gives a run a deployment (every deployment is gone: 404).
+  void set_deployment(const std::string& id, const std::string& deployment_id) {
+    runs_[id]["deployment_id"] = deployment_id;
+  }
+  // The next reads of `failing_run`'s state (GET, or a filter by ids that
+  // holds it) are answered 500.
+  int fail_reads_of = 0;
+  std::string failing_run;
 
   std::vector<HttpRequest> requests;
   std::vector<std::string> proposals;  // "r1 PENDING", "r1 CANCELLED forced", ...
@@ -232,6 +247,18 @@ class FakePrefect : public HttpTransport {
     return out;
   }
 
+  bool reads_run(const HttpRequest& r, const std::string& path, const json& body) const {
+    if (r.method == "GET") {
+      return path == "/flow_runs/" + failing_run;
+    }
+    if (path != "/flow_runs/filter") {
+      return false;
+    }
+    const json ids = body.value("flow_runs", json::object()).value("id", json::object());
+    const json any = ids.value("any_", json::array());
+    return std::find(any.begin(), any.end(), failing_run) != any.end();
+  }
+
   std::map<std::string, json> runs_;
   std::map<std::string, int> proposals_of_;
   struct Started {
@@ -256,6 +283,9 @@ class FakeLauncher : public ProcessLauncher {
 
   explicit FakeLauncher(FakeClock& clock) : clock_(clock) {}
 
+  // start() throws an Error with this message instead (when not empty).
+  std::string start_error;
+
   // The plan for a flow run's process, by flow run id; default: exit 0 at once.
   std::function<Plan(const std::string& flow_run_id)> plan;
   // Called when a process ends, before the worker hears of it: the "engine"
@@ -266,6 +296,9 @@ class FakeLauncher : public ProcessLauncher {
     started.push_back(options);
     const std::string run_id = options.env ? options.env->at("PREFECT__FLOW_RUN_ID") : "";
     Process p{run_id, plan ? plan(run_id) : Plan{}, std::move(on_line), std::move(on_exit)};
+    if (!start_error.empty()) {
+      throw Error(ExitCode::kApi, start_error, Hint::kTempDir);
+    }
     const Id id = next_id_++;
     Started s{id, p.plan.spawn_error.empty() ? 4242 + static_cast<pid_t>(id) : -1,
               p.plan.spawn_error};
@@ -813,4 +846,85 @@ TEST_CASE("NativeWorker: runs that end while a report read is in flight go in th
                                           "POST /flow_runs/filter r2,r3"});
   CHECK(h.records(result) == std::map<std::string, std::string>{
                                  {"r1", "COMPLETED"}, {"r2", "COMPLETED"}, {"r3", "COMPLETED"}});
+}
+
+// Calls that must not be lost are tried again as timers of the loop: no
+// sleep of 1 s or 2 s in which no other run is supervised or claimed.
+bool no_long_sleep(const Harness& h) {
+  return std::all_of(h.sleeper.slept.begin(), h.sleeper.slept.end(),
+                     [](auto d) { return d <= std::chrono::milliseconds(100); });
+}
+
+TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers", "[worker]") {
+  Harness h;
+  h.server.add_run("r1");
+  // The first `times` proposals of `type` answered 500.
+  auto failing = [&](const std::string& type, int times) {
+    h.server.on_set_state = [type, times, failed = 0](const std::string&, const json& state,
+                                                      int) mutable -> std::optional<HttpResponse> {
+      if (state["type"] == type && failed < times) {
+        ++failed;
+        return answer(500, {{"detail", "internal error"}});
+      }
+      return std::nullopt;
+    };
+  };
+
+  SECTION("a final proposal: CRASHED tried three times, 1 s then 2 s apart") {
+    h.launcher->plan = [](const std::string&) {
+      return FakeLauncher::Plan{1, ExitStatus{1, 0}, ""};
+    };
+    h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+      h.server.set_type(id, "RUNNING");
+    };
+    failing("CRASHED", 2);
+    auto result = h.run();
+    CHECK(h.server.proposals ==
+          std::vector<std::string>{"r1 PENDING", "r1 CRASHED", "r1 CRASHED", "r1 CRASHED"});
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
+    CHECK(h.clock.elapsed() >= std::chrono::seconds(3));
+    CHECK(no_long_sleep(h));
+  }
+
+  SECTION("the read after a lost claim: tried again, then the run is ours") {
+    h.server.failing_run = "r1";
+    h.server.on_set_state = [&](const std::string& id, const json& state,
+                                int nth) -> std::optional<HttpResponse> {
+      if (nth == 1) {
+        h.server.apply(id, state);
+        h.server.fail_reads_of = 2;  // the two first reads that would tell
+        return answer(201, json("not an orchestration result"));
+      }
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.server.fail_reads_of == 0);
+    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
+    CHECK(no_long_sleep(h));
+  }
+
+  SECTION("a launch that fails: CRASHED with the reason, its failed answer tried again") {
+    h.launcher->start_error = "cannot create the directory";
+    failing("CRASHED", 1);
+    auto result = h.run();
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED", "r1 CRASHED"});
+    CHECK(h.server.run("r1")["state"]["message"].get<std::string>().rfind(
+              "Failed to submit flow run to infrastructure: cannot create the directory; fix: ",
+              0) == 0);
+    CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
+    CHECK(no_long_sleep(h));
+  }
+
+  SECTION("a run whose deployment is gone: CANCELLED forced, not launched") {
+    h.server.set_deployment("r1", "d1");
+    failing("CANCELLED", 1);
+    auto result = h.run();
+    CHECK(h.server.proposals ==
+          std::vector<std::string>{"r1 CANCELLED forced", "r1 CANCELLED forced"});
+    CHECK(h.server.type_of("r1") == "CANCELLED");
+    CHECK(h.launcher->started.empty());
+    CHECK(result.runs.empty());
+    CHECK(no_long_sleep(h));
+  }
 }
