@@ -223,6 +223,8 @@ class ApiClient::Call::State {
 
   // The wait before the next attempt, decided by judge().
   std::chrono::milliseconds delay() const { return delay_; }
+  // Attempts made so far (0: not sent yet).
+  int attempts() const { return attempt_; }
 
   // Records that `slept` passed before the next attempt; throws when the
   // sleep was cut short by a stop.
@@ -371,7 +373,6 @@ ApiClient::~ApiClient() = default;
 ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& options) {
   const CallId id = next_call_++;
   Started entry{std::make_unique<Call::State>(*this, call, options)};
-  entry.first = true;
   entry.retry_at = std::chrono::steady_clock::now();
   started_.emplace(id, std::move(entry));
   send_due();
@@ -395,8 +396,8 @@ std::chrono::milliseconds ApiClient::send_due() {
     if (one_at_a_time_ && in_flight) {
       continue;  // its turn comes when the one in flight has ended
     }
-    if (!std::exchange(entry.first, false)) {
-      entry.state->waited(entry.state->delay(), true);
+    if (entry.state->attempts() > 0) {
+      entry.state->waited(entry.state->delay(), true);  // a retry: its delay has passed
     }
     entry.ticket = transport_.start(entry.state->next_request());
     in_flight = true;

@@ -138,7 +138,6 @@ class ApiClient {
     std::unique_ptr<Call::State> state;
     HttpTransport::Ticket ticket = 0;
     std::chrono::steady_clock::time_point retry_at{};
-    bool first = false;  // not sent yet: no retry delay to account for
   };
   // Sends the started calls that are due (one at a time: only when none is
   // in flight); returns the time until the next one waiting for its delay.

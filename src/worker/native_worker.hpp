@@ -158,9 +158,12 @@ class NativeWorker::Impl {
     FinalDecision decision;
     const FlowRun& run;  // as read after the exit, else as polled
   };
+  struct Ended {
+    std::map<std::string, Running>::node_type node;
+    ExitStatus status;
+  };
   struct ReportBatch {
-    std::vector<std::map<std::string, Running>::node_type> runs;
-    std::vector<ExitStatus> statuses;
+    std::vector<Ended> runs;
     std::map<std::string, FlowRun> current;  // their states, read after the exits
     std::vector<Report> reports;             // decided once their states are read
     bool concluded = false;                  // no longer counted in reporting_

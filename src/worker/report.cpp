@@ -37,8 +37,8 @@ void NativeWorker::Impl::send_reports() {
 
 void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
   FlowRunFilter filter;
-  for (auto& node : batch->runs) {
-    Running& r = node.mapped();
+  for (auto& ended : batch->runs) {
+    Running& r = ended.node.mapped();
     r.out.flush();
     r.err.flush();
     if (r.temp_dir) {
@@ -66,8 +66,9 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
                                 const Outcome<std::vector<FlowRun>>& read) {
   if (const auto e = error_of(read.error)) {
     // A failed read leaves their states unknown.
-    for (auto& node : batch->runs) {
-      node.mapped().log.warn(std::string("cannot read the run's state after exit: ") + e->what());
+    for (auto& ended : batch->runs) {
+      ended.node.mapped().log.warn(std::string("cannot read the run's state after exit: ") +
+                                   e->what());
     }
   } else {
     for (const auto& run : *read.value) {
@@ -76,9 +77,9 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
   }
   const auto now = std::chrono::system_clock::now();
   std::vector<StateProposal> proposals;
-  for (std::size_t i = 0; i < batch->runs.size(); ++i) {
-    Running& r = batch->runs[i].mapped();
-    ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, batch->statuses[i], r.spawn_error};
+  for (auto& ended : batch->runs) {
+    Running& r = ended.node.mapped();
+    ProcessEnd end{std::nullopt, r.stop_reason, r.cancelling, ended.status, r.spawn_error};
     const auto seen = batch->current.find(r.run.id);
     if (seen != batch->current.end()) {
       end.state = seen->second.current_type();

@@ -368,8 +368,7 @@ void NativeWorker::Impl::supervise() {
     if (unsent_reports_.empty() || unsent_reports_.back()->runs.size() == page) {
       unsent_reports_.push_back(std::make_shared<ReportBatch>());
     }
-    unsent_reports_.back()->runs.push_back(std::move(node));
-    unsent_reports_.back()->statuses.push_back(status);
+    unsent_reports_.back()->runs.push_back({std::move(node), status});
     ++reporting_;
   }
   send_reports();
