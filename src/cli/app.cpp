@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "config/settings.hpp"
 
 namespace pc {
@@ -25,10 +26,8 @@ void print_error(const std::string& message) {
 const std::map<std::string_view, std::string_view> kShortFlags{
     {"--pool", "-p"}, {"--worker-name", "-n"}, {"--queues", "-q"}, {"--limit", "-l"}};
 
-bool is_bool_literal(std::string value) {
-  for (auto& c : value) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
+bool is_bool_literal(const std::string& text) {
+  const std::string value = ascii_lower(text);
   for (const char* word : {"true", "false", "1", "0", "yes", "no", "on", "off"}) {
     if (value == word) {
       return true;

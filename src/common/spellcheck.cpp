@@ -1,19 +1,10 @@
 #include "common/spellcheck.hpp"
 
 #include <algorithm>
-#include <cctype>
+
+#include "common/text.hpp"
 
 namespace pc {
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-}  // namespace
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
@@ -35,12 +26,12 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 std::optional<std::string> closest_match(std::string_view word,
                                          const std::vector<std::string>& candidates) {
-  const std::string needle = lower(word);
+  const std::string needle = ascii_lower(word);
   const std::size_t limit = std::max<std::size_t>(2, needle.size() / 3);
   std::optional<std::string> best;
   std::size_t best_distance = limit + 1;
   for (const auto& candidate : candidates) {
-    std::size_t d = edit_distance(needle, lower(candidate));
+    std::size_t d = edit_distance(needle, ascii_lower(candidate));
     if (d < best_distance) {
       best_distance = d;
       best = candidate;

@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "common/spellcheck.hpp"
+#include "common/text.hpp"
 #include "common/url.hpp"
 #include "config/monitor_values.hpp"
 #include "config/settings.hpp"
@@ -17,25 +18,6 @@
 extern char** environ;
 
 namespace pc {
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  auto begin = s.find_first_not_of(" \t\r\n");
-  if (begin == std::string_view::npos) {
-    return {};
-  }
-  auto end = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(begin, end - begin + 1));
-}
-
-}  // namespace
 
 std::vector<std::string> split_list(std::string_view value) {
   std::vector<std::string> items;
@@ -75,7 +57,7 @@ bool is_prefect_cloud(std::string_view api_url) {
 // --- value parsers shared by the settings table ---------------------------
 
 bool parse_bool(const std::string& where, const std::string& value) {
-  std::string v = lower(trim(value));
+  std::string v = ascii_lower(trim(value));
   if (v == "true" || v == "1" || v == "yes" || v == "on") {
     return true;
   }
@@ -182,7 +164,7 @@ std::string parse_api_url(const std::string& where, const std::string& value,
 }
 
 LogLevel parse_log_level(const std::string& where, const std::string& value) {
-  std::string v = lower(trim(value));
+  std::string v = ascii_lower(trim(value));
   if (v == "trace")
     return LogLevel::kTrace;
   if (v == "debug")
@@ -201,7 +183,7 @@ LogLevel parse_log_level(const std::string& where, const std::string& value) {
 }
 
 LogFormat parse_log_format(const std::string& where, const std::string& value) {
-  std::string v = lower(trim(value));
+  std::string v = ascii_lower(trim(value));
   if (v == "text")
     return LogFormat::kText;
   if (v == "json")
@@ -211,7 +193,7 @@ LogFormat parse_log_format(const std::string& where, const std::string& value) {
 }
 
 AutoPause parse_auto_pause(const std::string& where, const std::string& value) {
-  if (lower(trim(value)) == "force") {
+  if (ascii_lower(trim(value)) == "force") {
     return AutoPause::kForce;
   }
   try {

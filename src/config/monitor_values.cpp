@@ -5,20 +5,12 @@
 
 #include "common/error.hpp"
 #include "common/redact.hpp"
+#include "common/text.hpp"
 #include "common/url.hpp"
 #include "config/settings.hpp"
 
 namespace pc {
 namespace {
-
-std::string trimmed(const std::string& value) {
-  auto begin = value.find_first_not_of(" \t\r\n");
-  if (begin == std::string::npos) {
-    return {};
-  }
-  auto end = value.find_last_not_of(" \t\r\n");
-  return value.substr(begin, end - begin + 1);
-}
 
 void strip_trailing_slashes(std::string& url) {
   while (!url.empty() && url.back() == '/') {
@@ -29,7 +21,7 @@ void strip_trailing_slashes(std::string& url) {
 }  // namespace
 
 std::string parse_ping_url(const std::string& where, const std::string& value) {
-  std::string url = trimmed(value);
+  std::string url = trim(value);
   const auto parsed = parse_http_url(url);
   // Never echo the value: its path is the check's token.
   const std::string shown = parsed ? "\"" + parsed->scheme + "://" + parsed->host +
@@ -57,7 +49,7 @@ std::string parse_ping_url(const std::string& where, const std::string& value) {
 }
 
 std::string parse_pushgateway_url(const std::string& where, const std::string& value) {
-  std::string url = trimmed(value);
+  std::string url = trim(value);
   const std::string expected =
       " (expected the Pushgateway's base URL http(s)://host:port, e.g. http://pushgateway:9091; "
       "prefect-cycle adds /metrics/job/...)";
@@ -84,8 +76,8 @@ std::vector<std::pair<std::string, std::string>> parse_grouping_labels(const std
   std::vector<std::pair<std::string, std::string>> labels;
   for (const auto& item : split_list(value)) {
     auto eq = item.find('=');
-    std::string name = trimmed(item.substr(0, eq));
-    std::string label_value = eq == std::string::npos ? "" : trimmed(item.substr(eq + 1));
+    std::string name = trim(item.substr(0, eq));
+    std::string label_value = eq == std::string::npos ? "" : trim(item.substr(eq + 1));
     if (eq == std::string::npos || label_value.empty()) {
       throw usage_error(where + ": invalid label \"" + item + "\"" + expected, Hint::kConfigValue);
     }

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/redact.hpp"
+#include "common/text.hpp"
 #include "common/url.hpp"
 
 namespace pc {
@@ -60,12 +61,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) noexcept {
     }
     auto colon = line.find(':');
     if (colon != std::string_view::npos) {
-      auto value = line.substr(colon + 1);
-      auto begin = value.find_first_not_of(" \t");
-      auto end = value.find_last_not_of(" \t\r\n");
-      sink->headers.emplace_back(
-          std::string(line.substr(0, colon)),
-          begin == std::string_view::npos ? "" : std::string(value.substr(begin, end - begin + 1)));
+      sink->headers.emplace_back(std::string(line.substr(0, colon)), trim(line.substr(colon + 1)));
     }
   } catch (...) {
     return 0;

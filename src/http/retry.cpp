@@ -7,6 +7,8 @@
 #include <string>
 #include <thread>
 
+#include "common/text.hpp"
+
 namespace pc {
 
 std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, int retry_index,
@@ -35,12 +37,10 @@ std::chrono::milliseconds FailureStreak::delay() const {
 
 std::optional<std::chrono::milliseconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) {
-  std::string v(value);
-  auto begin = v.find_first_not_of(" \t");
-  if (begin == std::string::npos) {
+  const std::string v = trim(value);
+  if (v.empty()) {
     return std::nullopt;
   }
-  v = v.substr(begin, v.find_last_not_of(" \t") - begin + 1);
   if (std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     if (v.size() > 9) {
       return std::nullopt;

@@ -19,6 +19,7 @@
 #include "common/error.hpp"
 #include "common/redact.hpp"
 #include "common/spellcheck.hpp"
+#include "common/text.hpp"
 #include "common/url.hpp"
 #include "repo/bounded.hpp"
 #include "repo/git_detail.hpp"
@@ -114,9 +115,7 @@ namespace git_detail {
 GitFailure classify(const std::string& url, const std::string& action, int code,
                     const CredentialContext& ctx) {
   std::string reason = last_git_error();
-  std::string lower = reason;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = ascii_lower(reason);
   if (code == GIT_EAUTH || ctx.calls > 1 || lower.find("code: 401") != std::string::npos ||
       lower.find("code: 403") != std::string::npos ||
       lower.find("authentication") != std::string::npos) {

@@ -14,6 +14,9 @@
 // flight) -> launch -> running_ -> report (reporting_, its read and final
 // proposal in flight) -> records_. The requests of different runs are in
 // flight at the same time: a run's report does not wait for another's claim.
+// Nothing sleeps: a WAIT's delay is a claim's due time, and the tries of a
+// call that must not be lost (start_tried) are timers of the loop (after());
+// a run stays counted in claiming_ or reporting_ until its last answer.
 
 #include <chrono>
 #include <deque>

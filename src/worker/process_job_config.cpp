@@ -1,6 +1,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 #include "worker/job_config.hpp"
 
 namespace pc {
@@ -29,9 +30,7 @@ std::optional<bool> pydantic_bool(const json& value) {
     return std::nullopt;
   }
   if (value.is_string()) {
-    std::string v = value.get<std::string>();
-    std::transform(v.begin(), v.end(), v.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string v = ascii_lower(value.get<std::string>());
     for (const char* yes : {"1", "on", "t", "true", "y", "yes"}) {
       if (v == yes)
         return true;
