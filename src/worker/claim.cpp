@@ -134,7 +134,8 @@ void NativeWorker::Impl::launch_claimed(const Candidate& c) {
         false,
         new_uuid4()};
     propose({crashed}, [this, run = c.run](const std::vector<SetStateResult>& results) {
-      record_all({run}, results, [this] { --claiming_; });
+      --claiming_;
+      records_.push_back(run_record(run, results[0].state));  // as a report's (report.cpp)
     });
   }
 }

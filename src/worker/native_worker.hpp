@@ -176,15 +176,12 @@ class NativeWorker::Impl {
   void send_reports();
   void finish(const std::shared_ptr<ReportBatch>& batch);
   void decide(const std::shared_ptr<ReportBatch>& batch, const Outcome<std::vector<FlowRun>>& read);
-  void conclude(const std::shared_ptr<ReportBatch>& batch,
-                const std::vector<SetStateResult>& results);
+  void conclude(ReportBatch& batch, const std::vector<SetStateResult>& results);
   void reported(ReportBatch& batch);
   void log_report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
                   const SetStateResult& result) const;
   void propose(const std::vector<StateProposal>& proposals,
                std::function<void(std::vector<SetStateResult>)> done);
-  void record_all(std::vector<FlowRun> runs, std::vector<SetStateResult> results,
-                  std::function<void()> done);
 
   const Config& config_;
   PrefectClient& client_;

@@ -14,8 +14,8 @@
 // The native worker's reports once processes have ended (native_worker.hpp):
 // the final states, decided by decide_final_state, and the RunRecords. The
 // processes that ended in one supervision round are reported together: one
-// read of their states, their proposals sent at once, no read after an
-// accepted proposal (its answer holds the state). An API 100 ms away costs
+// read of their states, their proposals sent at once, no read after a
+// proposal (its answer holds the state). An API 100 ms away costs
 // two round trips for twenty runs, not forty, and both are in flight while
 // the loop goes on: other runs are claimed, launched and supervised.
 
@@ -91,22 +91,19 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
     batch->reports.push_back({r, std::move(end), std::move(decision),
                               seen != batch->current.end() ? seen->second : r.run});
   }
-  propose(proposals, [this, batch](const std::vector<SetStateResult>& results) {
-    try {
-      conclude(batch, results);
-    } catch (...) {
-      reported(*batch);  // a bug of ours: no run waits
-      throw;
-    }
-  });
+  propose(proposals,
+          [this, batch](const std::vector<SetStateResult>& results) { conclude(*batch, results); });
 }
 
-// The log lines, and the records once every proposal has its answer.
-void NativeWorker::Impl::conclude(const std::shared_ptr<ReportBatch>& batch,
-                                  const std::vector<SetStateResult>& results) {
+// The log lines and records, once every proposal has its answer. A run's
+// record after its proposal is the state the server's answer holds (the
+// one it accepted, or the current one of a REJECT), else UNKNOWN: no read
+// here, as the cycle reads again every run whose record is not final
+// (collect_runs), once, at its end.
+void NativeWorker::Impl::conclude(ReportBatch& batch, const std::vector<SetStateResult>& results) {
+  reported(batch);  // first: whatever follows may throw
   auto result = results.begin();
-  std::vector<FlowRun> proposed;
-  for (const auto& report : batch->reports) {
+  for (const auto& report : batch.reports) {
     if (report.decision.action == FinalAction::kKeep) {
       // Terminal, as just read: final.
       report.r.log.info("process " + report.end.status.describe() + "; flow run " +
@@ -114,10 +111,10 @@ void NativeWorker::Impl::conclude(const std::shared_ptr<ReportBatch>& batch,
       records_.push_back(run_record(report.run, report.run.state));
       continue;
     }
-    log_report(report.r, report.end, report.decision, *result++);
-    proposed.push_back(report.run);
+    log_report(report.r, report.end, report.decision, *result);
+    records_.push_back(run_record(report.run, result->state));
+    ++result;
   }
-  record_all(std::move(proposed), results, [this, batch] { reported(*batch); });
 }
 
 // The batch's runs no longer count as being reported (once).
@@ -194,52 +191,6 @@ void NativeWorker::Impl::propose(const std::vector<StateProposal>& proposals,
         }
         done(std::move(results));
       });
-}
-
-// The summary's records of runs after their final proposals: the state the
-// server accepted (its answer holds it), else the state read now, one read
-// for them all. `done` is called first: it stops counting the runs, whatever
-// keeping their records may throw.
-void NativeWorker::Impl::record_all(std::vector<FlowRun> runs, std::vector<SetStateResult> results,
-                                    std::function<void()> done) {
-  auto accepted = [](const SetStateResult& result) {
-    return result.status == SetStateStatus::kAccept && result.state;
-  };
-  FlowRunFilter unknown;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    if (!accepted(results[i])) {
-      unknown.ids.push_back(runs[i].id);
-    }
-  }
-  auto keep = [this, runs = std::move(runs), results = std::move(results), accepted,
-               done = std::move(done)](const std::map<std::string, FlowRun>& read) {
-    done();
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      if (accepted(results[i])) {
-        records_.push_back(run_record(runs[i], results[i].state));
-      } else if (const auto now = read.find(runs[i].id); now != read.end()) {
-        records_.push_back(run_record(now->second, now->second.state));
-      } else {
-        records_.push_back({runs[i].id, "", "UNKNOWN", "", ""});
-      }
-    }
-  };
-  if (unknown.ids.empty()) {
-    keep({});
-    return;
-  }
-  client_.start_read(PrefectClient::flow_runs_read(unknown),
-                     [this, keep](const Outcome<std::vector<FlowRun>>& read) {
-                       std::map<std::string, FlowRun> now;
-                       if (const auto e = error_of(read.error)) {
-                         log_.warn(std::string("cannot read the flow runs' states: ") + e->what());
-                       } else {
-                         for (const auto& run : *read.value) {
-                           now.emplace(run.id, run);
-                         }
-                       }
-                       keep(now);
-                     });
 }
 
 }  // namespace pc
