@@ -61,6 +61,11 @@ struct StateProposal {
   std::string transition_id;
 };
 
+// Whether `state` is the one `proposal` set: of its type, with its
+// transition_id in the details (an applied proposal whose answer was lost,
+// or a retried one the server rejected as a duplicate).
+bool applied(const StateProposal& proposal, const State& state);
+
 // A PATCH of patch_flow_runs(): the run's fields, or its labels.
 struct FlowRunPatch {
   std::string flow_run_id;

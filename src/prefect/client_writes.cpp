@@ -35,12 +35,8 @@ SetStateResult set_state_result(const ApiResponse& response, const StateProposal
   SetStateResult result = decode_set_state_result(response.body);
   // PreventDuplicateTransitions answers a retried proposal that was already
   // applied with REJECT and the current state, which carries our id.
-  if (result.status == SetStateStatus::kReject && result.state &&
-      result.state->type == p.state.type && !p.transition_id.empty()) {
-    auto it = result.state->state_details.find("transition_id");
-    if (it != result.state->state_details.end() && it->is_string() && *it == p.transition_id) {
-      result.status = SetStateStatus::kAccept;
-    }
+  if (result.status == SetStateStatus::kReject && result.state && applied(p, *result.state)) {
+    result.status = SetStateStatus::kAccept;
   }
   return result;
 }
@@ -59,6 +55,14 @@ void check_patched(const ApiResponse& response, const FlowRunPatch& p) {
 }
 
 }  // namespace
+
+bool applied(const StateProposal& proposal, const State& state) {
+  if (state.type != proposal.state.type || proposal.transition_id.empty()) {
+    return false;
+  }
+  const auto it = state.state_details.find("transition_id");
+  return it != state.state_details.end() && it->is_string() && *it == proposal.transition_id;
+}
 
 SetStateResult PrefectClient::set_flow_run_state(const std::string& flow_run_id,
                                                  const StateCreate& state, bool force,

@@ -77,18 +77,22 @@ void NativeWorker::Impl::send_claims() {
       later.push_back(std::move(c));
       continue;
     }
-    // The message names us: on servers without flow-run labels it is how a
-    // later cycle tells that a prefect-cycle worker claimed the run.
-    const StateProposal proposal{c.run.id,
-                                 {StateType::kPending, "", claim_message(config_.worker_name), {}},
-                                 false,
-                                 c.transition_id};
-    client_.start_read(PrefectClient::set_state_read(proposal),
-                       [this, c = std::move(c)](const Outcome<SetStateResult>& outcome) {
-                         claim_answered(c, outcome);
-                       });
+    const auto claim = PrefectClient::set_state_read(claim_of(c));  // before `c` moves
+    client_.start_read(claim, [this, c = std::move(c)](const Outcome<SetStateResult>& outcome) {
+      claim_answered(c, outcome);
+    });
   }
   unsent_claims_ = std::move(later);
+}
+
+// A candidate's PENDING proposal. The message names us: on servers without
+// flow-run labels it is how a later cycle tells that a prefect-cycle worker
+// claimed the run.
+StateProposal NativeWorker::Impl::claim_of(const Candidate& c) const {
+  return {c.run.id,
+          {StateType::kPending, "", claim_message(config_.worker_name), {}},
+          false,
+          c.transition_id};
 }
 
 // One claim's answer: the run launched when it is ours.
@@ -349,15 +353,10 @@ void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error)
           ++skipped_;
           return;
         }
-        const bool ours =
-            std::any_of(read[0].value->begin(), read[0].value->end(), [&](const FlowRun& run) {
-              if (!run.state || run.state->type != StateType::kPending) {
-                return false;
-              }
-              const auto tid = run.state->state_details.find("transition_id");
-              return tid != run.state->state_details.end() && tid->is_string() &&
-                     *tid == c.transition_id;
-            });
+        const auto& found = *read[0].value;
+        const bool ours = std::any_of(found.begin(), found.end(), [&](const FlowRun& run) {
+          return run.state && applied(claim_of(c), *run.state);
+        });
         if (!ours) {
           c.log.warn("claim failed: " + error);
           ++skipped_;

@@ -136,6 +136,7 @@ class NativeWorker::Impl {
   void fill_slots();
   void claim_and_launch(std::vector<FlowRun> polled);
   void send_claims();
+  StateProposal claim_of(const Candidate& c) const;
   void claim_answered(Candidate c, const Outcome<SetStateResult>& outcome);
   void launch_claimed(const Candidate& c);
   void check_lost_claim(Candidate c, const std::string& error);
