@@ -9,7 +9,7 @@
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
 #include "cycle/plan_reads.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/default_template.hpp"
 
 namespace pc {
 namespace cycle_detail {

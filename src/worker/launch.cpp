@@ -6,8 +6,8 @@
 #include <string>
 
 #include "common/error.hpp"
-#include "worker/command_split.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/command_split.hpp"
+#include "job_config/job_config.hpp"
 #include "worker/native_worker.hpp"
 
 // The native worker's launches (native_worker.hpp): from a claimed run and its

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "common/error.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/default_template.hpp"
 #include "worker/native_worker.hpp"
 #include "worker/recover.hpp"
 

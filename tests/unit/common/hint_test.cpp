@@ -23,7 +23,7 @@
 #include "repo/preflight.hpp"
 #include "repo/repo_fixture.hpp"
 #include "worker/cli_worker.hpp"
-#include "worker/command_split.hpp"
+#include "job_config/command_split.hpp"
 #include "worker/worker.hpp"
 
 // The table of error classes: every Hint is driven end to end through the

@@ -1,7 +1,7 @@
 #pragma once
 // A flow run's job configuration, computed as Prefect 3.8's workers do
 // (BaseJobConfiguration.from_template_and_values and
-// prefect.utilities.templating, see ../shared/docs/prefect-protocol.md §6):
+// prefect.utilities.templating):
 //
 //   1. job variables = deployment.job_variables, then flow_run.job_variables
 //      key by key; `env` is merged key by key (flow-run values win);
@@ -79,8 +79,5 @@ ProcessJobConfig to_process_job_config(const nlohmann::json& populated);
 // Python's str() of a JSON value, as Prefect's templating inserts it into
 // text: true -> "True", null -> "None", strings unquoted.
 std::string python_str(const nlohmann::json& value);
-
-// The default base job template of a `process` work pool (Prefect 3.8.8).
-const nlohmann::json& default_process_job_template();
 
 }  // namespace pc

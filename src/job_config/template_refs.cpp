@@ -3,7 +3,7 @@
 #include <optional>
 
 #include "common/error.hpp"
-#include "worker/templating.hpp"
+#include "job_config/templating.hpp"
 
 namespace pc::templating {
 namespace {

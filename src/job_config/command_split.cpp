@@ -1,4 +1,4 @@
-#include "worker/command_split.hpp"
+#include "job_config/command_split.hpp"
 
 #include "common/error.hpp"
 

@@ -2,7 +2,7 @@
 
 #include "common/error.hpp"
 #include "common/text.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/job_config.hpp"
 
 namespace pc {
 

@@ -1,10 +1,11 @@
-#include "worker/job_config.hpp"
+#include "job_config/job_config.hpp"
+#include "job_config/default_template.hpp"
 
 #include <catch2/catch.hpp>
 
 #include "common/error.hpp"
 #include "common/with_fix.hpp"
-#include "worker/command_split.hpp"
+#include "job_config/command_split.hpp"
 
 using namespace pc;
 using nlohmann::json;

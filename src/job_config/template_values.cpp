@@ -2,7 +2,7 @@
 #include <regex>
 
 #include "common/error.hpp"
-#include "worker/templating.hpp"
+#include "job_config/templating.hpp"
 
 namespace pc::templating {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/job_config.hpp"
+#include "job_config/default_template.hpp"
 
 namespace pc {
 

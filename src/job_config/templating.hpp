@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "worker/job_config.hpp"
+#include "job_config/job_config.hpp"
 
 namespace pc::templating {
 

@@ -6,8 +6,9 @@
 
 #include "common/error.hpp"
 #include "common/with_fix.hpp"
-#include "worker/command_split.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/command_split.hpp"
+#include "job_config/default_template.hpp"
+#include "job_config/job_config.hpp"
 
 using namespace pc;
 using nlohmann::json;

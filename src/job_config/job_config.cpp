@@ -1,7 +1,7 @@
-#include "worker/job_config.hpp"
+#include "job_config/job_config.hpp"
 
 #include "common/error.hpp"
-#include "worker/templating.hpp"
+#include "job_config/templating.hpp"
 
 namespace pc {
 namespace {

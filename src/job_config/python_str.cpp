@@ -1,6 +1,6 @@
 #include <cmath>
 
-#include "worker/job_config.hpp"
+#include "job_config/job_config.hpp"
 
 namespace pc {
 namespace {
