@@ -113,7 +113,7 @@ void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const
   entry.stream_output = job.stream_output;
   entry.started = clock_.now();
   Running& r = running_.emplace(id, std::move(entry)).first->second;
-  ProcessLauncher::Started started;
+  ProcessStarter::Started started;
   try {
     // Map nodes do not move, so the callbacks may keep `r` until it ends.
     started = processes_->start(

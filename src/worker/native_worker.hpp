@@ -36,7 +36,7 @@
 #include "process/process.hpp"
 #include "worker/final_state.hpp"
 #include "worker/flow_output.hpp"
-#include "worker/launcher.hpp"
+#include "worker/launch/process_starter.hpp"
 #include "worker/run_updates.hpp"
 #include "worker/worker.hpp"
 
@@ -49,7 +49,7 @@ class NativeWorker::Impl {
 
   WorkerPhaseResult run(const Logger& log);
   // Real processes, forked warm when PREFECT_CYCLE_WARM_START is on.
-  std::shared_ptr<ProcessLauncher> real_processes();
+  std::shared_ptr<ProcessStarter> real_processes();
 
  private:
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -63,7 +63,7 @@ class NativeWorker::Impl {
     Logger log;
     FlowOutput out;  // the process's stdout, as log events
     FlowOutput err;  // its stderr
-    ProcessLauncher::Id process = 0;
+    ProcessStarter::Id process = 0;
     std::string spawn_error;  // the command could not be started
     std::optional<std::filesystem::path> temp_dir;
     bool stream_output = true;
@@ -199,7 +199,7 @@ class NativeWorker::Impl {
   std::map<std::string, Running> running_;
   // Declared after running_: destroyed (children killed) before the entries
   // their callbacks point to.
-  std::shared_ptr<ProcessLauncher> processes_;  // options_.launcher or real processes
+  std::shared_ptr<ProcessStarter> processes_;  // options_.starter or real processes
   std::vector<std::pair<std::string, ExitStatus>> exited_;
   std::map<std::string, std::optional<Deployment>> deployments_;  // none: deleted
   std::map<std::string, std::string> flow_names_;

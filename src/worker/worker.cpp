@@ -57,7 +57,7 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       options_(std::move(options)),
       clock_(options_.clock ? *options_.clock : steady_clock_),
       log_(Logger::null()),
-      processes_(options_.launcher ? options_.launcher : real_processes()),
+      processes_(options_.starter ? options_.starter : real_processes()),
       updates_(client, clock_),
       heartbeat_failures_(std::chrono::seconds(1),
                           std::min<std::chrono::milliseconds>(std::chrono::seconds(32),
@@ -70,15 +70,15 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
   }
 }
 
-std::shared_ptr<ProcessLauncher> NativeWorker::Impl::real_processes() {
+std::shared_ptr<ProcessStarter> NativeWorker::Impl::real_processes() {
   if (!config_.warm_start) {
-    return std::make_shared<ProcessLauncherImpl>();
+    return std::make_shared<ProcessStarterImpl>();
   }
-  WarmLauncherOptions warm;
+  ZygoteOptions warm;
   warm.python = config_.python;
   warm.preload = config_.preload_modules;
   warm.env = options_.child_env;
-  return std::make_shared<ProcessLauncherImpl>(std::move(warm), log_);
+  return std::make_shared<ProcessStarterImpl>(std::move(warm), log_);
 }
 
 WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {

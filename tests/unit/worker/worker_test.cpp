@@ -273,7 +273,7 @@ class FakePrefect : public HttpTransport {
 // Processes that are not: records what it was asked to start
 // (`started`, like ninja's FakeCommandRunner::commands_ran_); each process
 // ends as `plan` says, on a later run_once(), which also moves the clock.
-class FakeLauncher : public ProcessLauncher {
+class FakeStarter : public ProcessStarter {
  public:
   struct Plan {
     int rounds = 1;  // run_once() rounds before it exits; 0 = until terminated
@@ -281,7 +281,7 @@ class FakeLauncher : public ProcessLauncher {
     std::string spawn_error;
   };
 
-  explicit FakeLauncher(FakeClock& clock) : clock_(clock) {}
+  explicit FakeStarter(FakeClock& clock) : clock_(clock) {}
 
   // start() throws an Error with this message instead (when not empty).
   std::string start_error;
@@ -351,7 +351,7 @@ class FakeLauncher : public ProcessLauncher {
   Id next_id_ = 1;
 };
 
-// One worker over the fakes: `server`'s runs, `launcher`'s processes, time
+// One worker over the fakes: `server`'s runs, `starter`'s processes, time
 // from `clock` (sleeping moves it).
 struct Harness {
   FakeClock clock;
@@ -360,7 +360,7 @@ struct Harness {
   ApiClient api{server, ApiOptions{"http://h/api", "", "", std::chrono::seconds(5)}, Logger::null(),
                 RetryPolicy{}, sleeper};
   PrefectClient client{api};
-  std::shared_ptr<FakeLauncher> launcher = std::make_shared<FakeLauncher>(clock);
+  std::shared_ptr<FakeStarter> starter = std::make_shared<FakeStarter>(clock);
   Config config;
   std::string stop;                  // the cycle's stop reason, "" = go on
   std::function<void()> each_round;  // called whenever the worker asks for `stop`
@@ -371,7 +371,7 @@ struct Harness {
     config.worker_name = "w";
     config.recover_stale_runs = false;
     // The engine: exit 0 completes a run, anything else fails it.
-    launcher->on_end = [this](const std::string& id, const ExitStatus& status) {
+    starter->on_end = [this](const std::string& id, const ExitStatus& status) {
       if (server.type_of(id) == "PENDING" || server.type_of(id) == "RUNNING") {
         server.set_type(id, status.exited() && status.code == 0 ? "COMPLETED" : "FAILED");
       }
@@ -388,7 +388,7 @@ struct Harness {
       }
       return stop;
     };
-    options.launcher = launcher;
+    options.starter = starter;
     options.clock = &clock;
     WorkPool pool;
     pool.id = "p1";
@@ -406,8 +406,8 @@ struct Harness {
     }
     config.flow_limit = limit;
     server.slow_starts = 3;
-    launcher->plan = [rounds](const std::string& id) {
-      return FakeLauncher::Plan{rounds(id), ExitStatus{0, 0}, ""};
+    starter->plan = [rounds](const std::string& id) {
+      return FakeStarter::Plan{rounds(id), ExitStatus{0, 0}, ""};
     };
   }
 
@@ -433,7 +433,7 @@ TEST_CASE("NativeWorker: nothing due", "[worker]") {
   Harness h;
   auto result = h.run();
   CHECK(result.runs.empty());
-  CHECK(h.launcher->started.empty());
+  CHECK(h.starter->started.empty());
   // One empty poll may hide runs a neighbour's poll holds locked
   // (PostgreSQL), so a second one, 500 ms later, decides; the worker has
   // heartbeated by then.
@@ -452,8 +452,8 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
 
   SECTION("ACCEPT: launched, infrastructure_pid and labels recorded, COMPLETED") {
     auto result = h.run();
-    REQUIRE(h.launcher->started.size() == 1);
-    const SpawnOptions& spawned = h.launcher->started[0];
+    REQUIRE(h.starter->started.size() == 1);
+    const SpawnOptions& spawned = h.starter->started[0];
     CHECK(spawned.argv == std::vector<std::string>{"python3", "-m", "prefect.engine"});
     CHECK(spawned.env->at("PREFECT__FLOW_RUN_ID") == "r1");
     CHECK(spawned.env->at("PREFECT__WORKER_NAME") == "w");
@@ -485,7 +485,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     // No sleep of the whole delay: the loop (other runs, heartbeats) goes on.
     CHECK(std::all_of(h.sleeper.slept.begin(), h.sleeper.slept.end(),
                       [](auto d) { return d <= std::chrono::milliseconds(100); }));
-    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.starter->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
   }
 
@@ -496,7 +496,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
     CHECK(h.server.patches.empty());
   };
@@ -518,7 +518,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
-    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.starter->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
   }
 
@@ -528,7 +528,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
       return answer(201, json("not an orchestration result"));
     };
     auto result = h.run();
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
   }
 
@@ -541,7 +541,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals.empty());
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
   }
 }
@@ -587,13 +587,13 @@ TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
       }
       return std::nullopt;
     };
-    h.launcher->plan = [](const std::string& id) {
-      return id == "r3" ? FakeLauncher::Plan{2, ExitStatus{1, 0}, ""} : FakeLauncher::Plan{};
+    h.starter->plan = [](const std::string& id) {
+      return id == "r3" ? FakeStarter::Plan{2, ExitStatus{1, 0}, ""} : FakeStarter::Plan{};
     };
     auto result = h.run();
-    REQUIRE(h.launcher->started.size() == 2);
-    CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
-    CHECK(h.launcher->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+    REQUIRE(h.starter->started.size() == 2);
+    CHECK(h.starter->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
+    CHECK(h.starter->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
     CHECK(h.records(result) ==
           std::map<std::string, std::string>{{"r1", "COMPLETED"}, {"r3", "FAILED"}});
     CHECK(h.server.type_of("r2") == "SCHEDULED");
@@ -615,8 +615,8 @@ TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r3 PENDING", "r2 PENDING", "r1 PENDING"});
-    REQUIRE(h.launcher->started.size() == 1);
-    CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+    REQUIRE(h.starter->started.size() == 1);
+    CHECK(h.starter->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r3");
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r3", "COMPLETED"}});
     CHECK(h.server.type_of("r1") == "SCHEDULED");
     CHECK(h.server.type_of("r2") == "SCHEDULED");
@@ -628,10 +628,8 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   h.server.add_run("r1");
 
   SECTION("exit 1 and the run still RUNNING: CRASHED proposed with the exit status") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{1, ExitStatus{1, 0}, ""};
-    };
-    h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{1, ExitStatus{1, 0}, ""}; };
+    h.starter->on_end = [&](const std::string& id, const ExitStatus&) {
       h.server.set_type(id, "RUNNING");  // the engine died before reporting
     };
     auto result = h.run();
@@ -642,10 +640,10 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   }
 
   SECTION("the command cannot be started: CRASHED with the spawn error") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{1, ExitStatus{127, 0}, "cannot run \"python3\": not found"};
+    h.starter->plan = [](const std::string&) {
+      return FakeStarter::Plan{1, ExitStatus{127, 0}, "cannot run \"python3\": not found"};
     };
-    h.launcher->on_end = nullptr;
+    h.starter->on_end = nullptr;
     auto result = h.run();
     CHECK(h.server.run("r1")["state"]["message"] ==
           "Failed to submit flow run to infrastructure: cannot run \"python3\": not found.");
@@ -656,8 +654,8 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   }
 
   SECTION("cancelled in Prefect: SIGTERM, then CANCELLED forced") {
-    h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
-    h.launcher->on_end = nullptr;
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+    h.starter->on_end = nullptr;
     // The user cancels the run 3 s after its start; the worker looks every 10 s.
     h.each_round = [&] {
       if (h.clock.elapsed() >= std::chrono::seconds(3) && h.server.type_of("r1") == "PENDING") {
@@ -665,7 +663,7 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
       }
     };
     auto result = h.run();
-    CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+    CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
     CHECK(h.clock.elapsed() >= std::chrono::seconds(10));
     CHECK(h.clock.elapsed() < std::chrono::seconds(11));
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CANCELLED forced"});
@@ -675,8 +673,8 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   }
 
   SECTION("SIGTERM to the cycle while the flow runs: SIGTERM, then CRASHED forced") {
-    h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
-    h.launcher->on_end = nullptr;
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+    h.starter->on_end = nullptr;
     h.server.on_set_state = [&](const std::string& id, const json& state,
                                 int) -> std::optional<HttpResponse> {
       if (state["type"] == "PENDING") {
@@ -688,7 +686,7 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
       return std::nullopt;
     };
     auto result = h.run();
-    CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+    CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED forced"});
     CHECK(h.server.run("r1")["state"]["message"] ==
           "prefect-cycle stopped this flow run: SIGTERM received; the process was killed by "
@@ -704,16 +702,16 @@ TEST_CASE("NativeWorker: processes that end together are reported together", "[w
   }
   h.config.flow_limit = 3;
   // r1 completes; r2 and r3 die before their engine reports (RUNNING).
-  h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+  h.starter->on_end = [&](const std::string& id, const ExitStatus&) {
     h.server.set_type(id, id == "r1" ? "COMPLETED" : "RUNNING");
   };
-  h.launcher->plan = [](const std::string& id) {
-    return FakeLauncher::Plan{1, ExitStatus{id == "r1" ? 0 : 1, 0}, ""};
+  h.starter->plan = [](const std::string& id) {
+    return FakeStarter::Plan{1, ExitStatus{id == "r1" ? 0 : 1, 0}, ""};
   };
   std::size_t first_report = 0;
   h.server.before = [&](const std::string& method, const std::string& path) {
     if (first_report == 0 && method == "POST" && path == "/flow_runs/filter" &&
-        h.launcher->empty() && h.launcher->started.size() == 3) {
+        h.starter->empty() && h.starter->started.size() == 3) {
       first_report = h.server.requests.size();  // the read after the exits
     }
   };
@@ -743,9 +741,7 @@ TEST_CASE("NativeWorker: a failed label goes out again in flight, not as a stall
   h.server.add_run("r1");
   h.server.fail_patches = 1;  // the label: 503 once
   // Runs 3 s: the label's second try is due 1 s after the first.
-  h.launcher->plan = [](const std::string&) {
-    return FakeLauncher::Plan{30, ExitStatus{0, 0}, ""};
-  };
+  h.starter->plan = [](const std::string&) { return FakeStarter::Plan{30, ExitStatus{0, 0}, ""}; };
 
   auto result = h.run();
 
@@ -805,8 +801,8 @@ TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
   Harness h;
   h.server.add_run("r1");
   h.server.slow_starts = 3;  // the claim is still on its way when the stop comes
-  h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
-  h.launcher->on_end = nullptr;  // killed before its engine said anything: PENDING
+  h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+  h.starter->on_end = nullptr;  // killed before its engine said anything: PENDING
   h.server.on_start = [&](const std::string& label, const std::vector<std::string>&) {
     if (label == "POST /flow_runs/r1/set_state" && h.server.type_of("r1") == "SCHEDULED") {
       h.stop = "SIGTERM received";
@@ -817,7 +813,7 @@ TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
 
   // Accepted after the stop began: the run is ours, launched and stopped at
   // once, and handed back for the next cycle; it does not stay PENDING.
-  CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+  CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
   CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 SCHEDULED forced"});
   CHECK(h.server.type_of("r1") == "SCHEDULED");
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "SCHEDULED"}});
@@ -871,10 +867,8 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
   };
 
   SECTION("a final proposal: CRASHED tried three times, 1 s then 2 s apart") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{1, ExitStatus{1, 0}, ""};
-    };
-    h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{1, ExitStatus{1, 0}, ""}; };
+    h.starter->on_end = [&](const std::string& id, const ExitStatus&) {
       h.server.set_type(id, "RUNNING");
     };
     failing("CRASHED", 2);
@@ -899,13 +893,13 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
     };
     auto result = h.run();
     CHECK(h.server.fail_reads_of == 0);
-    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.starter->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
     CHECK(no_long_sleep(h));
   }
 
   SECTION("a launch that fails: CRASHED with the reason, its failed answer tried again") {
-    h.launcher->start_error = "cannot create the directory";
+    h.starter->start_error = "cannot create the directory";
     failing("CRASHED", 1);
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED", "r1 CRASHED"});
@@ -923,7 +917,7 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
     CHECK(h.server.proposals ==
           std::vector<std::string>{"r1 CANCELLED forced", "r1 CANCELLED forced"});
     CHECK(h.server.type_of("r1") == "CANCELLED");
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
     CHECK(no_long_sleep(h));
   }

@@ -1,7 +1,7 @@
 // The warm launcher's C++ side against the real Python launcher (the source
 // shipped in the binary), with a small module standing in for Prefect's
 // engine so that no server is needed. The e2e tests run real flow runs.
-#include "worker/warm_launcher.hpp"
+#include "worker/launch/zygote.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -55,8 +55,8 @@ struct Fixture {
     const char* chosen = std::getenv("PC_WARM_TEST_PYTHON");
     return chosen != nullptr && *chosen != '\0' ? chosen : "python3";
   }
-  WarmLauncherOptions options(std::vector<std::string> preload = {}) const {
-    WarmLauncherOptions o;
+  ZygoteOptions options(std::vector<std::string> preload = {}) const {
+    ZygoteOptions o;
     o.python = python();
     o.preload = std::move(preload);
     o.env = env();
@@ -104,14 +104,14 @@ bool has(const std::vector<std::string>& lines, const std::string& line) {
 // A ready launcher with one run forked ("run-a", environment `env`) and
 // supervised.
 struct OneForked {
-  WarmLauncher launcher;
+  Zygote launcher;
   Ended ended;
   ProcessSupervisor supervisor;  // after `ended`: its callbacks write there
   ProcessSupervisor::Id id = 0;
   OneForked(const Fixture& f, std::map<std::string, std::string> env) : launcher(f.options()) {
     REQUIRE(launcher.start().empty());
     std::string why;
-    auto child = launcher.launch(f.run(std::move(env)), "run-a", why);
+    auto child = launcher.fork_run(f.run(std::move(env)), "run-a", why);
     REQUIRE(child);
     id = supervise(supervisor, std::move(*child), ended);
   }
@@ -124,7 +124,7 @@ TEST_CASE(
     "exit code",
     "[warm]") {
   Fixture f;
-  WarmLauncher launcher(f.options());
+  Zygote launcher(f.options());
   REQUIRE(launcher.start().empty());
   REQUIRE(launcher.ready());
 
@@ -132,9 +132,9 @@ TEST_CASE(
   Ended a;
   Ended b;
   std::string why;
-  auto first = launcher.launch(f.run({{"MARK", "first"}, {"EXIT_CODE", "0"}}), "run-a", why);
+  auto first = launcher.fork_run(f.run({{"MARK", "first"}, {"EXIT_CODE", "0"}}), "run-a", why);
   REQUIRE(first);
-  auto second = launcher.launch(f.run({{"MARK", "second"}, {"EXIT_CODE", "3"}}), "run-b", why);
+  auto second = launcher.fork_run(f.run({{"MARK", "second"}, {"EXIT_CODE", "3"}}), "run-b", why);
   REQUIRE(second);
   CHECK(first->pid() != launcher.pid());
   CHECK(first->pid() != second->pid());
@@ -171,18 +171,18 @@ TEST_CASE("a warm run stops through SIGTERM to its group like a cold one", "[war
 
 TEST_CASE("a preload that starts a thread: the launcher refuses and names the module", "[warm]") {
   Fixture f;
-  WarmLauncher launcher(f.options({"os", "spins_a_thread"}));
+  Zygote launcher(f.options({"os", "spins_a_thread"}));
   const std::string why = launcher.start();
   CHECK_FALSE(launcher.ready());
   CHECK_THAT(why, Catch::Contains("spins_a_thread started 1 thread"));
   std::string why_not;
-  CHECK_FALSE(launcher.launch(f.run({}), "run-a", why_not));
+  CHECK_FALSE(launcher.fork_run(f.run({}), "run-a", why_not));
   CHECK(why_not == why);
 }
 
 TEST_CASE("a preload that fails to import is a warning naming it; the launcher goes on", "[warm]") {
   Fixture f;
-  WarmLauncher launcher(f.options({"broken_dep"}));
+  Zygote launcher(f.options({"broken_dep"}));
   REQUIRE(launcher.start().empty());
   REQUIRE(launcher.warnings().size() == 1);
   CHECK_THAT(launcher.warnings()[0],
@@ -197,7 +197,7 @@ TEST_CASE("a launcher that dies loses no run: forked runs stay ours, later launc
   std::this_thread::sleep_for(milliseconds(200));
 
   std::string why_not;
-  CHECK_FALSE(run.launcher.launch(f.run({}), "run-b", why_not));
+  CHECK_FALSE(run.launcher.fork_run(f.run({}), "run-b", why_not));
   CHECK_FALSE(why_not.empty());
   CHECK_FALSE(run.launcher.ready());
   run_until_empty(run.supervisor);
@@ -209,7 +209,7 @@ TEST_CASE("a launcher whose Python cannot start says so", "[warm]") {
   Fixture f;
   auto options = f.options();
   options.python = "/nonexistent/python3";
-  WarmLauncher launcher(options);
+  Zygote launcher(options);
   CHECK_THAT(launcher.start(), Catch::Contains("/nonexistent/python3"));
   CHECK_FALSE(launcher.ready());
 }

@@ -1,4 +1,4 @@
-#include "worker/warm_launcher.hpp"
+#include "worker/launch/zygote.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +16,7 @@
 
 #include "config/config.hpp"
 #include "config/settings.hpp"
-#include "worker/warm_launcher_source.hpp"
+#include "worker/launch/zygote_source.hpp"
 
 namespace pc {
 namespace {
@@ -25,7 +25,7 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 constexpr std::size_t kMaxMessage = std::size_t{1} << 20;
-// After stopping a launcher: how long its flow processes may take to report.
+// After stopping a zygote: how long its flow processes may take to report.
 constexpr std::chrono::seconds kDrainAfterStop{5};
 
 bool send_message(int fd, const json& message, const std::array<int, 2>* fds) {
@@ -53,7 +53,7 @@ bool send_message(int fd, const json& message, const std::array<int, 2>* fds) {
 
 enum class Received { kMessage, kEnd, kTimeout };
 
-// One message from the launcher, reading its output meanwhile so that it
+// One message from the zygote, reading its output meanwhile so that it
 // never blocks on a full pipe.
 Received receive(int fd, Child& launcher, const LineCallback& on_output, Clock::time_point deadline,
                  std::vector<char>& buffer, json& message) {
@@ -106,24 +106,23 @@ std::optional<pid_t> started_pid(const json& message, const std::string& id) {
 
 }  // namespace
 
-WarmLauncher::WarmLauncher(WarmLauncherOptions options)
-    : options_(std::move(options)), buffer_(kMaxMessage) {}
+Zygote::Zygote(ZygoteOptions options) : options_(std::move(options)), buffer_(kMaxMessage) {}
 
-// The launcher holds nothing of value (its forks are ours, in sessions of
+// The zygote holds nothing of value (its forks are ours, in sessions of
 // their own): the Child's destructor SIGKILLs its group and reaps it, which
 // saves the half second a Python with Prefect imported takes to exit.
-WarmLauncher::~WarmLauncher() {
+Zygote::~Zygote() {
   if (socket_ >= 0) {
     close(socket_);
   }
 }
 
-std::string WarmLauncher::start() {
+std::string Zygote::start() {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
     return broken_ = std::string("cannot become a child subreaper: ") + std::strerror(errno);
   }
   std::array<int, 2> pair{-1, -1};
-  // The launcher's end is inheritable only until the spawn below (we are
+  // The zygote's end is inheritable only until the spawn below (we are
   // single-threaded: no other child can be started in between).
   if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, pair.data()) != 0) {
     return broken_ = std::string("cannot create the launcher's socket: ") + std::strerror(errno);
@@ -131,9 +130,8 @@ std::string WarmLauncher::start() {
   socket_ = pair[0];
   fcntl(socket_, F_SETFD, FD_CLOEXEC);
   SpawnOptions spawn;
-  spawn.argv = {
-      options_.python,         "-c",        std::string(kWarmLauncherSource), "--control-fd",
-      std::to_string(pair[1]), "--preload", show_list(options_.preload)};
+  spawn.argv = {options_.python,         "-c",        std::string(kZygoteSource), "--control-fd",
+                std::to_string(pair[1]), "--preload", show_list(options_.preload)};
   if (!options_.engine_modules.empty()) {
     spawn.argv.insert(spawn.argv.end(), {"--engine-modules", options_.engine_modules});
   }
@@ -169,8 +167,8 @@ std::string WarmLauncher::start() {
   return "";
 }
 
-std::optional<Child> WarmLauncher::launch(const SpawnOptions& spawn, const std::string& id,
-                                          std::string& why_not) {
+std::optional<Child> Zygote::fork_run(const SpawnOptions& spawn, const std::string& id,
+                                      std::string& why_not) {
   if (!ready_) {
     why_not = broken_.empty() ? "the launcher is not started" : broken_;
     return std::nullopt;
@@ -226,12 +224,12 @@ std::optional<Child> WarmLauncher::launch(const SpawnOptions& spawn, const std::
   }
 }
 
-std::optional<Child> WarmLauncher::give_up(const std::string& reason, const std::string& id,
-                                           Pipe& out, Pipe& err, std::string& why_not) {
+std::optional<Child> Zygote::give_up(const std::string& reason, const std::string& id, Pipe& out,
+                                     Pipe& err, std::string& why_not) {
   broken_ = reason;
   ready_ = false;
   launcher_->signal_group(SIGKILL);
-  // Every process that still holds the socket is the launcher, an
+  // Every process that still holds the socket is the zygote, an
   // intermediate or a flow process about to report itself: its end is the
   // proof that nothing else was forked.
   std::optional<Child> adopted;

@@ -1,18 +1,18 @@
-#include "worker/launcher.hpp"
+#include "worker/launch/process_starter.hpp"
 
 #include <utility>
 
 namespace pc {
 
-ProcessLauncherImpl::ProcessLauncherImpl(WarmLauncherOptions warm, const Logger& log)
+ProcessStarterImpl::ProcessStarterImpl(ZygoteOptions warm, const Logger& log)
     : warm_options_(std::move(warm)), log_(&log) {
   warm_options_->on_output = [this](std::string_view line, bool) {
     log_->debug("warm launcher: " + std::string(line));
   };
 }
 
-ProcessLauncher::Started ProcessLauncherImpl::start(const SpawnOptions& options,
-                                                    LineCallback on_line, ExitCallback on_exit) {
+ProcessStarter::Started ProcessStarterImpl::start(const SpawnOptions& options, LineCallback on_line,
+                                                  ExitCallback on_exit) {
   std::optional<Child> warm = warm_options_ ? start_warm(options) : std::nullopt;
   Child child = warm ? std::move(*warm) : Child::spawn(options);
   Started started{0, child.pid(), child.spawn_error()};
@@ -20,7 +20,7 @@ ProcessLauncher::Started ProcessLauncherImpl::start(const SpawnOptions& options,
   return started;
 }
 
-std::optional<Child> ProcessLauncherImpl::start_warm(const SpawnOptions& options) {
+std::optional<Child> ProcessStarterImpl::start_warm(const SpawnOptions& options) {
   const std::vector<std::string> engine{warm_options_->python, "-m", "prefect.engine"};
   if (options.argv != engine) {
     note_once("warm start: the job's command is not \"" + warm_options_->python +
@@ -28,7 +28,7 @@ std::optional<Child> ProcessLauncherImpl::start_warm(const SpawnOptions& options
     return std::nullopt;
   }
   if (!warm_) {
-    warm_ = std::make_unique<WarmLauncher>(*warm_options_);
+    warm_ = std::make_unique<Zygote>(*warm_options_);
     const std::string why = warm_->start();
     for (const auto& warning : warm_->warnings()) {
       log_->warn("warm start: " + warning);
@@ -44,14 +44,14 @@ std::optional<Child> ProcessLauncherImpl::start_warm(const SpawnOptions& options
     }
   }
   std::string why_not;
-  std::optional<Child> child = warm_->launch(options, id, why_not);
+  std::optional<Child> child = warm_->fork_run(options, id, why_not);
   if (!child) {
     note_once("warm start off, flow runs start cold: " + why_not);
   }
   return child;
 }
 
-void ProcessLauncherImpl::note_once(const std::string& message) {
+void ProcessStarterImpl::note_once(const std::string& message) {
   if (noted_.insert(message).second) {
     log_->info(message);
   }

@@ -1,6 +1,6 @@
 #pragma once
 // The process seam of the native worker: how it starts a flow run's process
-// and supervises it. Production uses ProcessLauncherImpl over
+// and supervises it. Production uses ProcessStarterImpl over
 // ProcessSupervisor (process/process.hpp); unit tests a fake that records
 // what it was asked to start and ends processes as scripted.
 
@@ -14,11 +14,11 @@
 
 #include "log/logger.hpp"
 #include "process/process.hpp"
-#include "worker/warm_launcher.hpp"
+#include "worker/launch/zygote.hpp"
 
 namespace pc {
 
-class ProcessLauncher {
+class ProcessStarter {
  public:
   using Id = std::uint64_t;
 
@@ -28,7 +28,7 @@ class ProcessLauncher {
     std::string spawn_error;  // why, then; the process still ends (127/126) via on_exit
   };
 
-  virtual ~ProcessLauncher() = default;
+  virtual ~ProcessStarter() = default;
 
   // Starts `options`. `on_line` gets its output; `on_exit` is called once, from
   // a later run_once(), after the last line. Both may be called until then, so
@@ -49,16 +49,16 @@ class ProcessLauncher {
 // and reaps what is still running, without callbacks.
 //
 // With warm start (PREFECT_CYCLE_WARM_START), a process whose argv is exactly
-// `<warm.python> -m prefect.engine` is forked by the warm launcher
-// (warm_launcher.hpp), started at the first such process; any other command,
-// and every process once the launcher is not healthy, is spawned cold, each
+// `<warm.python> -m prefect.engine` is forked by the zygote
+// (zygote.hpp), started at the first such process; any other command,
+// and every process once the zygote is not healthy, is spawned cold, each
 // reason logged once at info. Either way the process is then a Child of the
 // same supervisor.
-class ProcessLauncherImpl final : public ProcessLauncher {
+class ProcessStarterImpl final : public ProcessStarter {
  public:
-  ProcessLauncherImpl() = default;
+  ProcessStarterImpl() = default;
   // `log` must outlive this (the worker's, which it re-assigns per run).
-  ProcessLauncherImpl(WarmLauncherOptions warm, const Logger& log);
+  ProcessStarterImpl(ZygoteOptions warm, const Logger& log);
 
   Started start(const SpawnOptions& options, LineCallback on_line, ExitCallback on_exit) override;
   void run_once(std::chrono::milliseconds max_wait) override { supervisor_.run_once(max_wait); }
@@ -72,10 +72,10 @@ class ProcessLauncherImpl final : public ProcessLauncher {
   std::optional<Child> start_warm(const SpawnOptions& options);
   void note_once(const std::string& message);
 
-  std::optional<WarmLauncherOptions> warm_options_;
+  std::optional<ZygoteOptions> warm_options_;
   // From the first engine command on; declared before supervisor_ so that the
-  // children are killed and reaped before the launcher is told to exit.
-  std::unique_ptr<WarmLauncher> warm_;
+  // children are killed and reaped before the zygote is told to exit.
+  std::unique_ptr<Zygote> warm_;
   ProcessSupervisor supervisor_;
   const Logger* log_ = nullptr;
   std::set<std::string> noted_;
