@@ -77,8 +77,8 @@ void NativeWorker::Impl::send_claims() {
       later.push_back(std::move(c));
       continue;
     }
-    const auto claim = PrefectClient::set_state_read(claim_of(c));  // before `c` moves
-    client_.start_read(claim, [this, c = std::move(c)](const Outcome<SetStateResult>& outcome) {
+    const auto claim = PrefectClient::proposal_call(claim_of(c));  // before `c` moves
+    client_.start_call(claim, [this, c = std::move(c)](const Outcome<SetStateResult>& outcome) {
       claim_answered(c, outcome);
     });
   }

@@ -101,7 +101,7 @@ class NativeWorker::Impl {
   // A poll of the pool's due runs, in flight; polled() queues the new ones.
   void poll();
   void polled(Outcome<std::vector<WorkerFlowRun>> answered);
-  PrefectClient::Read<std::vector<WorkerFlowRun>> poll_read();
+  PrefectClient::Call<std::vector<WorkerFlowRun>> poll_read();
   bool finished() const;
   void supervise();
   void stop_process(Running& r);
@@ -119,7 +119,7 @@ class NativeWorker::Impl {
                                           std::chrono::milliseconds next, const Error& error)>;
   template <typename T>
   struct Tried {
-    std::vector<PrefectClient::Read<T>> reads;
+    std::vector<PrefectClient::Call<T>> reads;
     Tries tries;
     TriedFailure failed;
     std::function<void(std::vector<Outcome<T>>)> done;
@@ -127,7 +127,7 @@ class NativeWorker::Impl {
     int attempt = 0;  // of the round in flight
   };
   template <typename T>
-  void start_tried(std::vector<PrefectClient::Read<T>> reads, Tries tries, TriedFailure failed,
+  void start_tried(std::vector<PrefectClient::Call<T>> reads, Tries tries, TriedFailure failed,
                    std::function<void(std::vector<Outcome<T>>)> done);
   template <typename T>
   void tried_round(const std::shared_ptr<Tried<T>>& tried, const std::vector<std::size_t>& which);
@@ -240,7 +240,7 @@ class NativeWorker::Impl {
 };
 
 template <typename T>
-void NativeWorker::Impl::start_tried(std::vector<PrefectClient::Read<T>> reads, Tries tries,
+void NativeWorker::Impl::start_tried(std::vector<PrefectClient::Call<T>> reads, Tries tries,
                                      TriedFailure failed,
                                      std::function<void(std::vector<Outcome<T>>)> done) {
   std::vector<std::size_t> all(reads.size());
@@ -255,7 +255,7 @@ template <typename T>
 void NativeWorker::Impl::tried_round(const std::shared_ptr<Tried<T>>& tried,
                                      const std::vector<std::size_t>& which) {
   ++tried->attempt;
-  std::vector<PrefectClient::Read<T>> reads;
+  std::vector<PrefectClient::Call<T>> reads;
   reads.reserve(which.size());
   for (const std::size_t i : which) {
     reads.push_back(tried->reads[i]);

@@ -49,7 +49,7 @@ void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
   }
   // Their current states, in one read.
   report_read_in_flight_ = true;
-  client_.start_read(PrefectClient::flow_runs_read(filter),
+  client_.start_call(PrefectClient::flow_runs_read(filter),
                      [this, batch](const Outcome<std::vector<FlowRun>>& read) {
                        report_read_in_flight_ = false;
                        try {
@@ -162,10 +162,10 @@ void NativeWorker::Impl::propose(const std::vector<StateProposal>& proposals,
     return "flow run " + proposals[i].flow_run_id + " to " +
            std::string(to_string(proposals[i].state.type));
   };
-  std::vector<PrefectClient::Read<SetStateResult>> reads;
+  std::vector<PrefectClient::Call<SetStateResult>> reads;
   reads.reserve(proposals.size());
   for (const auto& proposal : proposals) {
-    reads.push_back(PrefectClient::set_state_read(proposal));
+    reads.push_back(PrefectClient::proposal_call(proposal));
   }
   start_tried<SetStateResult>(
       std::move(reads), kTries,

@@ -220,7 +220,7 @@ void NativeWorker::Impl::heartbeat() {
   next_heartbeat_ = clock_.now() + config_.heartbeat_interval;
   heartbeat_call_ =
       client_.start_heartbeat(pool_.name, config_.worker_name, config_.heartbeat_interval,
-                              RequestOptions{false, std::nullopt});
+                              RequestOptions{.retry = false, .deadline = std::nullopt});
 }
 
 void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
@@ -265,7 +265,7 @@ bool NativeWorker::Impl::wants_poll(TimePoint now) const {
   return !exhausted_ && now >= next_poll_;
 }
 
-PrefectClient::Read<std::vector<WorkerFlowRun>> NativeWorker::Impl::poll_read() {
+PrefectClient::Call<std::vector<WorkerFlowRun>> NativeWorker::Impl::poll_read() {
   if (config_.run_forever || config_.drain) {
     horizon_ = std::chrono::system_clock::now() + config_.prefetch;
   }
@@ -274,7 +274,7 @@ PrefectClient::Read<std::vector<WorkerFlowRun>> NativeWorker::Impl::poll_read() 
 
 void NativeWorker::Impl::poll() {
   poll_in_flight_ = true;
-  client_.start_read(poll_read(), [this](Outcome<std::vector<WorkerFlowRun>> answered) {
+  client_.start_call(poll_read(), [this](Outcome<std::vector<WorkerFlowRun>> answered) {
     poll_in_flight_ = false;
     polled(std::move(answered));
   });
@@ -403,7 +403,7 @@ void NativeWorker::Impl::check_cancellations() {
   }
   filter.state_types = {StateType::kCancelling, StateType::kCancelled};
   cancel_check_in_flight_ = true;
-  client_.start_read(PrefectClient::flow_runs_read(filter),
+  client_.start_call(PrefectClient::flow_runs_read(filter),
                      [this](const Outcome<std::vector<FlowRun>>& cancelled) {
                        cancellations_answered(cancelled);
                      });

@@ -1,4 +1,4 @@
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 
 #include <curl/curl.h>
 
