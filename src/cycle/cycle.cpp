@@ -28,8 +28,8 @@ ExitCode CycleRun::run() {
     phase("preflight", [&] { preflight(); });
     phase("resume", [&] { resume(); });
     phase("trigger", [&] { trigger(); });
-    phase("worker", [&] { work(); });
-    phase("wait", [&] { wait(); });
+    phase("worker", [&] { work(); });  // worker/native/loop.hpp
+    phase("wait", [&] { wait(); });    // cycle_end.cpp
   } catch (const Stopped&) {
     code = deps_.stop_signal() == SIGINT ? ExitCode::kInterrupted : ExitCode::kTerminated;
     summary_.message =
@@ -49,7 +49,7 @@ ExitCode CycleRun::run() {
     code = deps_.stop_signal() == SIGINT ? ExitCode::kInterrupted : ExitCode::kTerminated;
   }
 
-  phase_always("pause", [&] { pause(); });
+  phase_always("pause", [&] { pause(); });  // cycle_end.cpp
   if (summary_.pool_paused_at_end == false &&
       (code == ExitCode::kOk || code == ExitCode::kRunsFailed)) {
     code = ExitCode::kApi;

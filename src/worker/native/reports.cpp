@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "worker/final_state.hpp"
-#include "worker/native_worker.hpp"
+#include "worker/native/final_state.hpp"
+#include "worker/native/loop.hpp"
 
-// The native worker's reports once processes have ended (native_worker.hpp):
+// The native worker's reports once processes have ended (loop.hpp):
 // the final states, decided by decide_final_state, and the RunRecords. The
 // processes that ended in one supervision round are reported together: one
 // read of their states, their proposals sent at once, no read after a

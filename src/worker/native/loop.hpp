@@ -2,11 +2,11 @@
 // Internal to the native worker (worker.hpp): the state it keeps and its
 // steps, one file per job:
 //
-//   worker.cpp  the loop: heartbeat, poll, supervise, cancellations, stop
-//   claim.cpp   from the queue of polled runs to runs that are ours: re-read,
+//   loop.cpp    the loop: heartbeat, poll, supervise, cancellations, stop
+//   claims.cpp  from the queue of polled runs to runs that are ours: re-read,
 //               PENDING proposals, WAIT/ABORT/REJECT, lost answers, labels
-//   launch.cpp  job configuration -> environment, working directory, process
-//   report.cpp  after a process ended: the final state (final_state.hpp),
+//   start.cpp  job configuration -> environment, working directory, process
+//   reports.cpp  after a process ended: the final state (final_state.hpp),
 //               the final reports and the RunRecords of the summary
 //
 // One thread, one loop, each run a small state machine: due (queue_) ->
@@ -34,10 +34,10 @@
 #include "common/error.hpp"
 #include "http/retry.hpp"
 #include "process/process.hpp"
-#include "worker/final_state.hpp"
-#include "worker/flow_output.hpp"
 #include "worker/launch/process_starter.hpp"
-#include "worker/run_updates.hpp"
+#include "worker/native/final_state.hpp"
+#include "worker/native/flow_output.hpp"
+#include "worker/native/run_updates.hpp"
 #include "worker/worker.hpp"
 
 namespace pc {
@@ -82,7 +82,7 @@ class NativeWorker::Impl {
     TimePoint due{};  // when its proposal may go (after a WAIT: a timer)
   };
 
-  // --- the loop (worker.cpp) ---
+  // --- the loop (loop.cpp) ---
   void loop();
   // A timer of the loop: `fire` runs from the first supervision round after
   // `delay` (a retry's delay, never a sleep that stalls the other runs).
@@ -132,7 +132,7 @@ class NativeWorker::Impl {
   template <typename T>
   void tried_round(const std::shared_ptr<Tried<T>>& tried, const std::vector<std::size_t>& which);
 
-  // --- claiming (claim.cpp) ---
+  // --- claiming (claims.cpp) ---
   void fill_slots();
   void claim_and_launch(std::vector<FlowRun> polled);
   void send_claims();
@@ -150,7 +150,7 @@ class NativeWorker::Impl {
   void label(const FlowRun& run, const Logger& rlog);
   void learn_features(const std::string& version);
 
-  // --- launching (launch.cpp) ---
+  // --- launching (start.cpp) ---
   std::string flow_name(const std::string& flow_id) const;
   void launch(FlowRun run, const Deployment& deployment, const Logger& rlog);
 
@@ -173,7 +173,7 @@ class NativeWorker::Impl {
     bool concluded = false;                  // no longer counted in reporting_
   };
 
-  // --- reporting (report.cpp) ---
+  // --- reporting (reports.cpp) ---
   void send_reports();
   void finish(const std::shared_ptr<ReportBatch>& batch);
   void decide(const std::shared_ptr<ReportBatch>& batch, const Outcome<std::vector<FlowRun>>& read);
@@ -215,7 +215,7 @@ class NativeWorker::Impl {
   std::vector<Candidate> unsent_claims_;
   std::size_t claiming_ = 0;   // runs taken from the queue, not yet launched or skipped
   std::size_t reporting_ = 0;  // runs whose process ended, not yet recorded
-  // Ended runs waiting for the report read in flight (report.cpp).
+  // Ended runs waiting for the report read in flight (reports.cpp).
   std::deque<std::shared_ptr<ReportBatch>> unsent_reports_;
   bool report_read_in_flight_ = false;
   bool lookups_in_flight_ = false;  // a batch's re-read (claim.cpp)

@@ -1,4 +1,4 @@
-#include "worker/recover.hpp"
+#include "worker/native/recover.hpp"
 
 #include <catch2/catch.hpp>
 

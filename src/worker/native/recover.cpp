@@ -1,4 +1,4 @@
-#include "worker/recover.hpp"
+#include "worker/native/recover.hpp"
 
 #include <signal.h>
 

@@ -8,9 +8,9 @@
 #include "common/error.hpp"
 #include "job_config/command_split.hpp"
 #include "job_config/job_config.hpp"
-#include "worker/native_worker.hpp"
+#include "worker/native/loop.hpp"
 
-// The native worker's launches (native_worker.hpp): from a claimed run and its
+// The native worker's launches (loop.hpp): from a claimed run and its
 // job configuration to a supervised process.
 
 namespace pc {

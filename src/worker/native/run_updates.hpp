@@ -29,10 +29,8 @@ class RunUpdates {
   // Queues an update of a run being started; `what` names it in messages
   // ("label the flow run").
   void add(std::string what, Logger log, FlowRunPatch patch);
-  // Starts the queued updates (in flight: the loop goes on). Measured with
-  // the worker's steps in flight (200 cheap runs 100 ms away): 17.0 s, where
-  // waiting for them took 20.0 s; they used to be waited for while the
-  // claims were batches that the loop waited for too (docs/benchmarks.md).
+  // Starts the queued updates, in flight: the loop goes on without waiting
+  // for their answers.
   void send_new();
   // Starts again the failed updates that are due; they are in flight while
   // the loop goes on. When `last` (none in flight any more): sends every

@@ -1,4 +1,4 @@
-#include "worker/run_updates.hpp"
+#include "worker/native/run_updates.hpp"
 
 #include <exception>
 #include <utility>

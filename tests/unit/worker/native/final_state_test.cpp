@@ -1,4 +1,4 @@
-#include "worker/final_state.hpp"
+#include "worker/native/final_state.hpp"
 
 #include <catch2/catch.hpp>
 

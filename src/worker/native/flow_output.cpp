@@ -1,4 +1,4 @@
-#include "worker/flow_output.hpp"
+#include "worker/native/flow_output.hpp"
 
 #include <cctype>
 

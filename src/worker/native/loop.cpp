@@ -10,11 +10,11 @@
 
 #include "common/error.hpp"
 #include "job_config/default_template.hpp"
-#include "worker/native_worker.hpp"
-#include "worker/recover.hpp"
+#include "worker/native/loop.hpp"
+#include "worker/native/recover.hpp"
 
-// The native worker's loop (native_worker.hpp): heartbeat, poll, fill the
-// free slots (claim.cpp, launch.cpp), supervise, cancellations, stop.
+// The native worker's loop (loop.hpp): heartbeat, poll, fill the
+// free slots (claims.cpp, start.cpp), supervise, cancellations, stop.
 
 namespace pc {
 namespace {
@@ -358,7 +358,7 @@ void NativeWorker::Impl::supervise() {
   auto exited = std::move(exited_);
   exited_.clear();
   // Reported together: those of this round join the runs waiting for the
-  // report read in flight (report.cpp), at most one read's page at a time.
+  // report read in flight (reports.cpp), at most one read's page at a time.
   const std::size_t page = static_cast<std::size_t>(FlowRunFilter{}.limit);
   for (const auto& [id, status] : exited) {
     auto node = running_.extract(id);

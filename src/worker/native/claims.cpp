@@ -12,10 +12,10 @@
 
 #include "common/error.hpp"
 #include "prefect/server_version.hpp"
-#include "worker/native_worker.hpp"
-#include "worker/recover.hpp"
+#include "worker/native/loop.hpp"
+#include "worker/native/recover.hpp"
 
-// The native worker's claims (native_worker.hpp): from the queue of polled
+// The native worker's claims (loop.hpp): from the queue of polled
 // runs to runs that are ours, a batch at a time, each step in flight.
 
 namespace pc {
