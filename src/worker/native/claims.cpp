@@ -1,3 +1,5 @@
+#include "worker/native/claims.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -12,37 +14,13 @@
 
 #include "common/error.hpp"
 #include "prefect/server_version.hpp"
-#include "worker/native/loop.hpp"
+#include "worker/native/claims.hpp"
 #include "worker/native/recover.hpp"
-
-// The native worker's claims (loop.hpp): from the queue of polled
-// runs to runs that are ours, a batch at a time, each step in flight.
+#include "worker/native/tried_calls.hpp"
 
 namespace pc {
 
 using json = nlohmann::json;
-
-// The free slots' next batch, unless a batch's re-read is in flight: the
-// slots that free meanwhile wait for it and go in one read with each other.
-void NativeWorker::Impl::fill_slots() {
-  if (lookups_in_flight_) {
-    return;
-  }
-  std::vector<FlowRun> batch;
-  // At most one page of the re-read (FlowRunFilter's limit) per batch.
-  const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
-  while (static_cast<int>(running_.size() + claiming_ + batch.size()) < config_.flow_limit &&
-         batch.size() < most && !queue_.empty() && options_.stop_reason().empty()) {
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
-    if (config_.drain && queue_.empty()) {
-      exhausted_ = false;  // poll again once this one is taken
-    }
-  }
-  if (!batch.empty()) {
-    claim_and_launch(std::move(batch));
-  }
-}
 
 // The runs that fill the free slots, step by step, each step's requests in
 // flight together while the loop goes on (an API 100 ms away costs three
@@ -50,98 +28,96 @@ void NativeWorker::Impl::fill_slots() {
 // meanwhile): one re-read of them all, their PENDING proposals, then each
 // one's process as soon as its answer is in, then their labels and
 // infrastructure_pids.
-void NativeWorker::Impl::claim_and_launch(std::vector<FlowRun> polled) {
-  claiming_ += polled.size();
+void Claims::claim(std::vector<FlowRun> polled) {
+  for (const auto& run : polled) {
+    claiming_.insert(run.id);
+  }
   auto batch = std::make_shared<const std::vector<FlowRun>>(std::move(polled));
   lookups_in_flight_ = true;
   look_up(*batch, [this, batch](const Outcome<std::map<std::string, FlowRun>>& reread) {
     lookups_in_flight_ = false;
-    claiming_ -= batch->size();  // before anything that may throw: no run is left counted
+    for (const auto& run : *batch) {
+      claiming_.erase(run.id);  // before anything that may throw: no run is left in flight
+    }
     std::vector<Candidate> candidates = still_scheduled(*batch, reread);
-    claiming_ += candidates.size();
-    std::move(candidates.begin(), candidates.end(), std::back_inserter(unsent_claims_));
+    for (const auto& c : candidates) {
+      claiming_.insert(c.run.id);
+    }
+    std::move(candidates.begin(), candidates.end(), std::back_inserter(unsent_));
   });
+}
+
+void Claims::stop() {
+  stopping_ = true;
+  for (const auto& c : unsent_) {
+    claiming_.erase(c.run.id);  // not proposed: still SCHEDULED, nobody's
+  }
+  unsent_.clear();
 }
 
 // The PENDING proposals of the re-read runs that are due, each in flight on
 // its own, once the first heartbeat has ended; called once per loop round,
 // after the answers of that round (re-reads, heartbeats) have been handled.
-void NativeWorker::Impl::send_claims() {
-  if (!first_heartbeat_ended_) {
+void Claims::send() {
+  if (!allowed_) {
     return;
   }
-  const auto now = clock_.now();
+  const auto now = timers_.clock().now();
   std::vector<Candidate> later;
-  for (auto& c : std::exchange(unsent_claims_, {})) {
+  for (auto& c : std::exchange(unsent_, {})) {
     if (c.due > now) {
       later.push_back(std::move(c));
       continue;
     }
     const auto claim = PrefectClient::proposal_call(claim_of(c));  // before `c` moves
     client_.start_call(claim, [this, c = std::move(c)](const Outcome<SetStateResult>& outcome) {
-      claim_answered(c, outcome);
+      answered(c, outcome);
     });
   }
-  unsent_claims_ = std::move(later);
+  unsent_ = std::move(later);
 }
 
 // A candidate's PENDING proposal. The message names us: on servers without
 // flow-run labels it is how a later cycle tells that a prefect-cycle worker
 // claimed the run.
-StateProposal NativeWorker::Impl::claim_of(const Candidate& c) const {
-  return {c.run.id,
-          {StateType::kPending, "", claim_message(config_.worker_name), {}},
-          false,
-          c.transition_id};
+StateProposal Claims::claim_of(const Candidate& c) const {
+  return {.flow_run_id = c.run.id,
+          .state = {StateType::kPending, "", claim_message(config_.worker_name), {}},
+          .force = false,
+          .transition_id = c.transition_id};
 }
 
-// One claim's answer: the run launched when it is ours.
-void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResult>& outcome) {
+// One claim's answer: the run started when it is ours.
+void Claims::answered(Candidate c, const Outcome<SetStateResult>& outcome) {
   if (const auto e = error_of(outcome.error)) {
-    check_lost_claim(std::move(c), e->what());  // still counted in claiming_
+    lost_answer(std::move(c), e->what());  // still in flight
     return;
   }
-  --claiming_;  // before anything that may throw
   if (outcome.value->status == SetStateStatus::kWait) {
+    const std::string id = c.run.id;
     if (!wait_as_asked(std::move(c), *outcome.value)) {
-      ++skipped_;
+      skip(id);
     }
     return;
   }
+  claiming_.erase(c.run.id);  // before anything that may throw
   if (!accepted(*outcome.value, c.log)) {
     ++skipped_;
     return;
   }
-  launch_claimed(c);
+  claimed(c);
 }
 
-// A run that is ours: labelled and launched. One claimed while the cycle
-// stops is launched and stopped at once, as one claimed just before it: its
-// report then says why it did not run (final_state.hpp).
-void NativeWorker::Impl::launch_claimed(const Candidate& c) {
+void Claims::skip(const std::string& id) {
+  claiming_.erase(id);
+  ++skipped_;
+}
+
+// A run that is ours: labelled, and its process started (the loop's step,
+// which also handles a start that fails or a cycle that is stopping).
+void Claims::claimed(const Candidate& c) {
   label(c.run, c.log);
-  try {
-    launch(c.run, c.deployment, c.log);
-    if (stopping()) {
-      Running& r = running_.at(c.run.id);
-      r.stop_reason = stop_reason_;
-      stop_process(r);
-    }
-  } catch (const Error& e) {
-    // The run is ours and PENDING: it must not stay so.
-    c.log.error(std::string("could not start the flow run: ") + e.what());
-    ++claiming_;  // until its CRASHED report is recorded
-    const StateProposal crashed{
-        c.run.id,
-        {StateType::kCrashed, "",
-         std::string("Failed to submit flow run to infrastructure: ") + e.what()},
-        false,
-        new_uuid4()};
-    propose({crashed}, [this, run = c.run](const std::vector<SetStateResult>& results) {
-      --claiming_;
-      records_.push_back(run_record(run, results[0].state));  // as a report's (report.cpp)
-    });
-  }
+  start_(c);
 }
 
 // Prefect lets a deployment's run leave a terminal state for PENDING (a
@@ -149,7 +125,7 @@ void NativeWorker::Impl::launch_claimed(const Candidate& c) {
 // finished run again. Claim only what is still SCHEDULED now (one read for
 // the batch, with the lookups); a concurrent claim in the remaining window
 // is ABORTed by the server.
-std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
+std::vector<Candidate> Claims::still_scheduled(
     const std::vector<FlowRun>& polled, const Outcome<std::map<std::string, FlowRun>>& reread) {
   if (const auto e = error_of(reread.error)) {
     for (const auto& run : polled) {
@@ -191,11 +167,11 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
       if (!known->second) {
         rlog.info("skipped: its deployment no longer exists; cancelling the run");
         cancels.push_back(
-            {run.id,
-             {StateType::kCancelled, "",
-              "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
-             true,
-             new_uuid4()});
+            {.flow_run_id = run.id,
+             .state = {StateType::kCancelled, "",
+                       "Deployment " + run.deployment_id + " no longer exists, cancelled run."},
+             .force = true,
+             .transition_id = new_uuid4()});
         ++skipped_;
         continue;
       }
@@ -203,11 +179,7 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     }
     candidates.push_back({std::move(run), std::move(deployment), rlog, new_uuid4()});
   }
-  if (!cancels.empty()) {
-    claiming_ += cancels.size();  // until their answers are in
-    propose(cancels,
-            [this, n = cancels.size()](const std::vector<SetStateResult>&) { claiming_ -= n; });
-  }
+  reports_.propose_final(cancels);  // in flight there until their answers are in
   return candidates;
 }
 
@@ -219,9 +191,8 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
 // cannot be read is skipped and stays SCHEDULED, a flow without its name
 // goes without PREFECT__FLOW_NAME, and a server that cannot tell its
 // version is taken to have labels. `done` gets the re-read.
-void NativeWorker::Impl::look_up(
-    const std::vector<FlowRun>& runs,
-    std::function<void(Outcome<std::map<std::string, FlowRun>>)> done) {
+void Claims::look_up(const std::vector<FlowRun>& runs,
+                     std::function<void(Outcome<std::map<std::string, FlowRun>>)> done) {
   PrefectClient::Lookups wanted;
   std::set<std::string> deployments;
   std::set<std::string> flows;
@@ -263,33 +234,32 @@ void NativeWorker::Impl::look_up(
   });
 }
 
-Logger NativeWorker::Impl::run_log(const FlowRun& run) const {
+Logger Claims::run_log(const FlowRun& run) const {
   return log_.with({{"flow_run", run.name}, {"flow_run_id", run.id}});
 }
 
 // A WAIT answer (rare: a concurrency limit): the run is proposed again after
 // the delay asked for, from the loop (a timer: other runs go on meanwhile),
 // at most 20 times. False when it is given up.
-bool NativeWorker::Impl::wait_as_asked(Candidate c, const SetStateResult& result) {
+bool Claims::wait_as_asked(Candidate c, const SetStateResult& result) {
   constexpr int kMostWaits = 20;
-  if (stopping() || ++c.waits >= kMostWaits) {
+  if (stopping_ || ++c.waits >= kMostWaits) {
     c.log.info("skipped: the server asked to wait (" + result.reason + ")" +
-               (stopping() ? ", and the cycle is stopping" : " too many times"));
+               (stopping_ ? ", and the cycle is stopping" : " too many times"));
     return false;
   }
   const auto delay = std::chrono::milliseconds(
       static_cast<long long>(std::min(result.delay_seconds, 30.0) * 1000));
   c.log.info("server asked to wait " + std::to_string(delay.count()) +
              " ms before claiming: " + result.reason);
-  c.due = clock_.now() + delay;
+  c.due = timers_.clock().now() + delay;
   c.transition_id = new_uuid4();
-  ++claiming_;
-  unsent_claims_.push_back(std::move(c));
+  unsent_.push_back(std::move(c));  // still in flight
   return true;
 }
 
 // An ACCEPT into PENDING is a claim; anything else is logged as a skip.
-bool NativeWorker::Impl::accepted(const SetStateResult& result, const Logger& rlog) const {
+bool Claims::accepted(const SetStateResult& result, const Logger& rlog) const {
   if (result.status == SetStateStatus::kAccept && result.state &&
       result.state->type == StateType::kPending) {
     rlog.debug("claimed (PENDING accepted)");
@@ -307,7 +277,7 @@ bool NativeWorker::Impl::accepted(const SetStateResult& result, const Logger& rl
 
 // Labels as Prefect's worker sets them, and ours (kClaimLabel): it lets a
 // later cycle, on any host, recognise runs we leave behind if we are killed.
-void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
+void Claims::label(const FlowRun& run, const Logger& rlog) {
   if (!labels_.value_or(true)) {
     return;  // the claim's PENDING message names us instead (recover.hpp)
   }
@@ -320,7 +290,7 @@ void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
 }
 
 // What the server's release tells: whether it has flow-run labels.
-void NativeWorker::Impl::learn_features(const std::string& version) {
+void Claims::learn_features(const std::string& version) {
   const ServerFeatures features = features_of(ServerVersion::parse(version));
   labels_ = features.flow_run_labels;
   if (!features.missing().empty()) {
@@ -333,19 +303,19 @@ void NativeWorker::Impl::learn_features(const std::string& version) {
 // up). The run is ours if its current state carries our transition_id; we
 // then go on, so that it is not left PENDING for ever. The read is tried
 // three times, 1 s and 2 s apart, on the loop's timers.
-void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error) {
-  constexpr Tries kTries{3, std::chrono::seconds(1), true};
+void Claims::lost_answer(Candidate c, const std::string& error) {
+  constexpr Tries kTries{.attempts = 3, .first = std::chrono::seconds(1), .doubling = true};
   FlowRunFilter filter;
   filter.ids = {c.run.id};
   const Logger rlog = c.log;
   start_tried<std::vector<FlowRun>>(
-      {PrefectClient::flow_runs_read(filter)}, kTries,
+      client_, timers_, {PrefectClient::flow_runs_read(filter)}, kTries,
       [rlog](std::size_t, int attempt, std::chrono::milliseconds next, const Error& e) {
         rlog.warn("cannot read the run after a failed claim (attempt " + std::to_string(attempt) +
                   ", next in " + std::to_string(next.count()) + " ms): " + e.what());
       },
       [this, c = std::move(c), error](std::vector<Outcome<std::vector<FlowRun>>> read) {
-        --claiming_;  // before anything that may throw
+        claiming_.erase(c.run.id);  // before anything that may throw
         if (const auto e = error_of(read[0].error)) {
           c.log.error("cannot tell whether the failed claim was applied (" + e->message() +
                       "); if the run is PENDING with transition_id " + c.transition_id +
@@ -365,8 +335,28 @@ void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error)
         c.log.warn(
             "the answer to our PENDING proposal was lost, but the server applied it: the run is "
             "ours");
-        launch_claimed(c);
+        claimed(c);
       });
+}
+
+Claims::Claims(const Config& config, const WorkPool& pool, PrefectClient& client, Timers& timers,
+               const Logger& log, RunUpdates& updates, Reports& reports, Start start)
+    : config_(config),
+      pool_(pool),
+      client_(client),
+      timers_(timers),
+      log_(log),
+      updates_(updates),
+      reports_(reports),
+      start_(std::move(start)) {
+  if (is_prefect_cloud(config_.api_url)) {
+    labels_ = true;  // Cloud has flow-run labels (and no /admin/version to ask)
+  }
+}
+
+std::string Claims::flow_name(const std::string& flow_id) const {
+  const auto it = flow_names_.find(flow_id);
+  return it == flow_names_.end() ? "" : it->second;
 }
 
 }  // namespace pc

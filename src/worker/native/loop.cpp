@@ -13,8 +13,9 @@
 #include "worker/native/loop.hpp"
 #include "worker/native/recover.hpp"
 
-// The native worker's loop (loop.hpp): heartbeat, poll, fill the
-// free slots (claims.cpp, start.cpp), supervise, cancellations, stop.
+// The native worker's loop (loop.hpp): heartbeat, poll (poll.cpp), fill the
+// free slots (claims.hpp, start.cpp), supervise, cancellations (cancel.cpp),
+// reports (reports.hpp), stop.
 
 namespace pc {
 namespace {
@@ -57,28 +58,18 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       options_(std::move(options)),
       clock_(options_.clock ? *options_.clock : steady_clock_),
       log_(Logger::null()),
-      processes_(options_.starter ? options_.starter : real_processes()),
+      timers_(clock_),
       updates_(client, clock_),
+      reports_(client, timers_, log_),
+      claims_(config, pool_, client, timers_, log_, updates_, reports_,
+              [this](const Candidate& c) { start_claimed(c); }),
+      processes_(options_.starter ? options_.starter : real_processes()),
       heartbeat_failures_(std::chrono::seconds(1),
                           std::min<std::chrono::milliseconds>(std::chrono::seconds(32),
                                                               config.heartbeat_interval)) {
   if (pool_.base_job_template.empty()) {
     pool_.base_job_template = default_process_job_template();
   }
-  if (is_prefect_cloud(config_.api_url)) {
-    labels_ = true;  // Cloud has flow-run labels (and no /admin/version to ask)
-  }
-}
-
-std::shared_ptr<ProcessStarter> NativeWorker::Impl::real_processes() {
-  if (!config_.warm_start) {
-    return std::make_shared<ProcessStarterImpl>();
-  }
-  ZygoteOptions warm;
-  warm.python = config_.python;
-  warm.preload = config_.preload_modules;
-  warm.env = options_.child_env;
-  return std::make_shared<ProcessStarterImpl>(std::move(warm), log_);
 }
 
 WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
@@ -99,7 +90,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   std::optional<Outcome<std::vector<WorkerFlowRun>>> first_poll;
   if (config_.recover_stale_runs) {
     auto [candidates, polled] = client_.read_together(
-        PrefectClient::flow_runs_read(stale_candidates_filter(config_)), poll_read());
+        PrefectClient::flow_runs_read(stale_candidates_filter(config_)), poll_call());
     recover_stale_runs(config_, client_, options_.hostname, log_, std::move(candidates));
     first_poll = std::move(polled);
   }
@@ -109,7 +100,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   try {
     if (!first_poll) {
       // Alone, and waited for: it decides whether there is anything to do.
-      first_poll = std::get<0>(client_.read_together(poll_read()));
+      first_poll = std::get<0>(client_.read_together(poll_call()));
     }
     polled(std::move(*first_poll));
     idle = finished();
@@ -133,10 +124,10 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   }
   updates_.send_due(true);
   log_.debug("open file descriptors at end: " + open_fds());
-  log_.info("native worker done: " + std::to_string(launched_) + " flow run(s) launched, " +
-            std::to_string(skipped_) + " skipped");
+  log_.info("native worker done: " + std::to_string(started_) + " flow run(s) launched, " +
+            std::to_string(claims_.skipped()) + " skipped");
   WorkerPhaseResult result;
-  result.runs = std::move(records_);
+  result.runs = reports_.take_records();
   result.registered = !idle;
   return result;
 }
@@ -156,7 +147,7 @@ void NativeWorker::Impl::loop() {
     supervise();
     updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
-    send_claims();  // those re-read, or whose WAIT has passed, in this round
+    claims_.send();  // those re-read, or whose WAIT has passed, in this round
     const auto now = clock_.now();
     report_progress(now);
     if (now >= next_heartbeat_) {
@@ -202,11 +193,11 @@ void NativeWorker::Impl::report_progress(TimePoint now) {
     names += (names.empty() ? "" : ", ") + r.run.name + " (" + std::to_string(age.count()) + " s)";
   }
   log_.info(std::to_string(running_.size()) + " flow run(s) running: " + names + "; " +
-                std::to_string(queue_.size()) + " queued, " + std::to_string(records_.size()) +
+                std::to_string(queue_.size()) + " queued, " + std::to_string(reports_.recorded()) +
                 " done",
             {{"running", static_cast<long long>(running_.size())},
              {"queued", static_cast<long long>(queue_.size())},
-             {"done", static_cast<long long>(records_.size())}});
+             {"done", static_cast<long long>(reports_.recorded())}});
 }
 
 // One attempt, without the client's back-off (a 503 would stall the loop
@@ -225,7 +216,7 @@ void NativeWorker::Impl::heartbeat() {
 
 void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
   heartbeat_call_.reset();
-  first_heartbeat_ended_ = true;  // answered or not: a failed one is not waited for again
+  claims_.allow();  // answered or not: a failed one is not waited for again
   const auto e = error_of(error);
   if (!e) {
     heartbeat_failures_.succeeded();
@@ -252,87 +243,27 @@ void NativeWorker::Impl::pump(std::chrono::milliseconds wait) {
   }
 }
 
-bool NativeWorker::Impl::wants_poll(TimePoint now) const {
-  const bool slots_free = static_cast<int>(running_.size() + claiming_) < config_.flow_limit;
-  if (!slots_free || !queue_.empty() || poll_in_flight_) {
-    return false;
-  }
-  if (config_.run_forever || config_.drain) {
-    return now >= next_poll_;
-  }
-  // Run once: keep taking what was due at the start until a poll has
-  // nothing new (a poll returns at most 200 runs).
-  return !exhausted_ && now >= next_poll_;
-}
-
-PrefectClient::Call<std::vector<WorkerFlowRun>> NativeWorker::Impl::poll_read() {
-  if (config_.run_forever || config_.drain) {
-    horizon_ = std::chrono::system_clock::now() + config_.prefetch;
-  }
-  return PrefectClient::scheduled_runs_read(pool_.name, config_.work_queues, horizon_);
-}
-
-void NativeWorker::Impl::poll() {
-  poll_in_flight_ = true;
-  client_.start_call(poll_read(), [this](Outcome<std::vector<WorkerFlowRun>> answered) {
-    poll_in_flight_ = false;
-    polled(std::move(answered));
-  });
-}
-
-void NativeWorker::Impl::polled(Outcome<std::vector<WorkerFlowRun>> answered) {
-  next_poll_ = clock_.now() + (config_.run_forever || config_.drain
-                                   ? std::chrono::milliseconds(config_.query_interval)
-                                   : std::chrono::milliseconds(500));
-  std::vector<WorkerFlowRun> runs;
-  try {
-    runs = std::move(answered.get());
-    poll_failures_.succeeded();
-  } catch (const Error& e) {
-    if (!config_.run_forever) {
-      throw;
-    }
-    const int in_a_row = poll_failures_.failed();
-    if (in_a_row >= config_.max_consecutive_failures) {
-      throw Error(
-          ExitCode::kApi,
-          "crash loop: " + std::to_string(in_a_row) +
-              " API failures in a row (PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES); the last: " +
-              e.message(),
-          Hint::kWorkerCrashLoop);
-    }
-    const auto backoff = poll_failures_.delay();
-    log_.warn(std::string("polling failed (") + std::to_string(in_a_row) +
-              " in a row), next try in " + std::to_string(backoff.count()) + " ms: " + e.what());
-    next_poll_ = clock_.now() + backoff;
+// The free slots' next batch, unless a batch's re-read is in flight: the
+// slots that free meanwhile wait for it and go in one read with each other.
+void NativeWorker::Impl::fill_slots() {
+  if (claims_.reading()) {
     return;
   }
-  int fresh = 0;
-  for (auto& item : runs) {
-    if (seen_.insert(item.flow_run.id).second) {
-      queue_.push_back(std::move(item.flow_run));
-      ++fresh;
+  std::vector<FlowRun> batch;
+  // At most one page of the re-read (FlowRunFilter's limit) per batch.
+  const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
+  while (static_cast<int>(running_.size() + claims_.in_flight() + batch.size()) <
+             config_.flow_limit &&
+         batch.size() < most && !queue_.empty() && options_.stop_reason().empty()) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    if (config_.drain && queue_.empty()) {
+      exhausted_ = false;  // poll again once this one is taken
     }
   }
-  if (fresh == 0) {
-    // On PostgreSQL a poll skips the rows a neighbour's poll holds locked
-    // (FOR UPDATE SKIP LOCKED), so one empty answer before we launched
-    // anything may hide due runs: the cycle only starts a worker when runs
-    // are due or active. A second poll, 500 ms later, decides.
-    exhausted_ = launched_ > 0 || ++empty_polls_ >= 2;
+  if (!batch.empty()) {
+    claims_.claim(std::move(batch));
   }
-  log_.debug("polled pool \"" + pool_.name + "\": " + std::to_string(runs.size()) +
-             " scheduled run(s), " + std::to_string(fresh) + " new");
-}
-
-bool NativeWorker::Impl::finished() const {
-  if (config_.run_forever || !settled() || !queue_.empty() || poll_in_flight_) {
-    return false;
-  }
-  if (config_.drain) {
-    return exhausted_;  // a poll after the last run ended found nothing new
-  }
-  return exhausted_;
 }
 
 void NativeWorker::Impl::supervise() {
@@ -349,7 +280,7 @@ void NativeWorker::Impl::supervise() {
   } else {
     processes_->run_once(kSupervisePoll);
   }
-  fire_timers();
+  timers_.fire_due();
   const auto now = clock_.now();
   for (auto& [id, r] : running_) {
     r.out.tick(now);
@@ -358,79 +289,19 @@ void NativeWorker::Impl::supervise() {
   auto exited = std::move(exited_);
   exited_.clear();
   // Reported together: those of this round join the runs waiting for the
-  // report read in flight (reports.cpp), at most one read's page at a time.
-  const std::size_t page = static_cast<std::size_t>(FlowRunFilter{}.limit);
+  // report read in flight.
   for (const auto& [id, status] : exited) {
     auto node = running_.extract(id);
-    if (node.empty()) {
-      continue;
-    }
-    if (unsent_reports_.empty() || unsent_reports_.back()->runs.size() == page) {
-      unsent_reports_.push_back(std::make_shared<ReportBatch>());
-    }
-    unsent_reports_.back()->runs.push_back({std::move(node), status});
-    ++reporting_;
-  }
-  send_reports();
-}
-
-void NativeWorker::Impl::after(std::chrono::milliseconds delay, std::function<void()> fire) {
-  timers_.emplace(clock_.now() + delay, std::move(fire));
-}
-
-void NativeWorker::Impl::fire_timers() {
-  const auto now = clock_.now();
-  while (!timers_.empty() && timers_.begin()->first <= now) {
-    auto timer = timers_.extract(timers_.begin());
-    timer.mapped()();
-  }
-}
-
-void NativeWorker::Impl::stop_process(Running& r) {
-  processes_->terminate(r.process, config_.grace);
-}
-
-void NativeWorker::Impl::check_cancellations() {
-  next_cancel_check_ = clock_.now() + std::min(config_.query_interval, std::chrono::seconds(10));
-  FlowRunFilter filter;
-  for (const auto& [id, r] : running_) {
-    if (!r.cancelling) {
-      filter.ids.push_back(id);
+    if (!node.empty()) {
+      reports_.add(std::move(node), status);
     }
   }
-  if (filter.ids.empty()) {
-    return;
-  }
-  filter.state_types = {StateType::kCancelling, StateType::kCancelled};
-  cancel_check_in_flight_ = true;
-  client_.start_call(PrefectClient::flow_runs_read(filter),
-                     [this](const Outcome<std::vector<FlowRun>>& cancelled) {
-                       cancellations_answered(cancelled);
-                     });
-}
-
-void NativeWorker::Impl::cancellations_answered(const Outcome<std::vector<FlowRun>>& cancelled) {
-  cancel_check_in_flight_ = false;
-  if (const auto e = error_of(cancelled.error)) {
-    log_.warn(std::string("cancellation check failed: ") + e->what());
-    return;
-  }
-  for (const auto& run : *cancelled.value) {
-    auto it = running_.find(run.id);
-    if (it == running_.end() || it->second.cancelling) {
-      continue;  // ended meanwhile, or already being stopped
-    }
-    it->second.cancelling = true;
-    it->second.log.info("cancellation requested in Prefect: SIGTERM, then SIGKILL after " +
-                        std::to_string(config_.grace.count()) + " s");
-    stop_process(it->second);
-  }
+  reports_.send();
 }
 
 void NativeWorker::Impl::begin_stop(const std::string& reason) {
   stop_reason_ = reason.empty() ? "stopped" : reason;
-  claiming_ -= unsent_claims_.size();  // not proposed: still SCHEDULED, nobody's
-  unsent_claims_.clear();
+  claims_.stop();
   log_.warn("stopping: " + reason + "; " + std::to_string(running_.size()) +
             " flow run process(es) get SIGTERM, SIGKILL after " +
             std::to_string(config_.grace.count()) + " s");

@@ -1,3 +1,5 @@
+#include "worker/native/reports.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -8,34 +10,57 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "worker/native/final_state.hpp"
-#include "worker/native/loop.hpp"
-
-// The native worker's reports once processes have ended (loop.hpp):
-// the final states, decided by decide_final_state, and the RunRecords. The
-// processes that ended in one supervision round are reported together: one
-// read of their states, their proposals sent at once, no read after a
-// proposal (its answer holds the state). An API 100 ms away costs
-// two round trips for twenty runs, not forty, and both are in flight while
-// the loop goes on: other runs are claimed, launched and supervised.
+#include "worker/native/tried_calls.hpp"
 
 namespace pc {
+namespace {
 
-// The next batch of ended runs (supervise() asks once per round, after that
-// round's answers), unless a report read is in flight: the runs
-// that end meanwhile wait for it and go in one read with each other (one
-// read per exit and per freed slot made 370 reads for 200 runs instead of
-// about 70, and cost 2 s of 13 on loopback).
-void NativeWorker::Impl::send_reports() {
-  if (report_read_in_flight_ || unsent_reports_.empty()) {
+// The log line of a run whose final state was proposed.
+void log_report(const Running& r, const ProcessEnd& end, const FinalDecision& decision,
+                const SetStateResult& result) {
+  const std::string described = end.status.describe();
+  switch (decision.action) {
+    case FinalAction::kKeep:
+      break;
+    case FinalAction::kReschedule:
+      r.log.info("handed back: SCHEDULED again (" + r.stop_reason + ")");
+      break;
+    case FinalAction::kStopped:
+      r.log.warn("stopped: CRASHED (" + r.stop_reason + ")");
+      break;
+    case FinalAction::kCancel:
+      r.log.info("cancelled: process stopped (" + described + ")");
+      break;
+    case FinalAction::kCrash:
+      r.log.warn("process " + described + " but the run was " +
+                 (end.state ? std::string(to_string(*end.state)) : std::string("unknown")) +
+                 ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
+      break;
+  }
+}
+
+}  // namespace
+
+void Reports::add(RunningMap::node_type node, ExitStatus status) {
+  // At most one read's page per batch.
+  const std::size_t page = static_cast<std::size_t>(FlowRunFilter{}.limit);
+  if (unsent_.empty() || unsent_.back()->runs.size() == page) {
+    unsent_.push_back(std::make_shared<Batch>());
+  }
+  in_flight_.insert(node.key());
+  unsent_.back()->runs.push_back({std::move(node), status});
+}
+
+void Reports::send() {
+  if (read_in_flight_ || unsent_.empty()) {
     return;
   }
-  auto batch = std::move(unsent_reports_.front());
-  unsent_reports_.pop_front();
+  auto batch = std::move(unsent_.front());
+  unsent_.pop_front();
   finish(batch);
 }
 
-void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
+void Reports::finish(const std::shared_ptr<Batch>& batch) {
   FlowRunFilter filter;
   for (auto& ended : batch->runs) {
     Running& r = ended.node.mapped();
@@ -48,10 +73,10 @@ void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
     filter.ids.push_back(r.run.id);
   }
   // Their current states, in one read.
-  report_read_in_flight_ = true;
+  read_in_flight_ = true;
   client_.start_call(PrefectClient::flow_runs_read(filter),
                      [this, batch](const Outcome<std::vector<FlowRun>>& read) {
-                       report_read_in_flight_ = false;
+                       read_in_flight_ = false;
                        try {
                          decide(batch, read);
                        } catch (...) {
@@ -62,8 +87,8 @@ void NativeWorker::Impl::finish(const std::shared_ptr<ReportBatch>& batch) {
 }
 
 // Each run's decision, and the proposals of those that need one, at once.
-void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
-                                const Outcome<std::vector<FlowRun>>& read) {
+void Reports::decide(const std::shared_ptr<Batch>& batch,
+                     const Outcome<std::vector<FlowRun>>& read) {
   if (const auto e = error_of(read.error)) {
     // A failed read leaves their states unknown.
     for (auto& ended : batch->runs) {
@@ -86,7 +111,10 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
     }
     FinalDecision decision = decide_final_state(end, now);
     if (decision.action != FinalAction::kKeep) {
-      proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
+      proposals.push_back({.flow_run_id = r.run.id,
+                           .state = decision.state,
+                           .force = decision.force,
+                           .transition_id = new_uuid4()});
     }
     batch->reports.push_back({r, std::move(end), std::move(decision),
                               seen != batch->current.end() ? seen->second : r.run});
@@ -100,7 +128,7 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
 // one it accepted, or the current one of a REJECT), else UNKNOWN: no read
 // here, as the cycle reads again every run whose record is not final
 // (collect_runs), once, at its end.
-void NativeWorker::Impl::conclude(ReportBatch& batch, const std::vector<SetStateResult>& results) {
+void Reports::conclude(Batch& batch, const std::vector<SetStateResult>& results) {
   reported(batch);  // first: whatever follows may throw
   auto result = results.begin();
   for (const auto& report : batch.reports) {
@@ -117,58 +145,56 @@ void NativeWorker::Impl::conclude(ReportBatch& batch, const std::vector<SetState
   }
 }
 
-// The batch's runs no longer count as being reported (once).
-void NativeWorker::Impl::reported(ReportBatch& batch) {
-  if (!std::exchange(batch.concluded, true)) {
-    reporting_ -= batch.runs.size();
+// The batch's runs are no longer in flight.
+void Reports::reported(const Batch& batch) {
+  for (const auto& ended : batch.runs) {
+    in_flight_.erase(ended.node.key());
   }
 }
 
-// The log line of a run whose final state was proposed.
-void NativeWorker::Impl::log_report(const Running& r, const ProcessEnd& end,
-                                    const FinalDecision& decision,
-                                    const SetStateResult& result) const {
-  const std::string described = end.status.describe();
-  switch (decision.action) {
-    case FinalAction::kKeep:
-      break;
-    case FinalAction::kReschedule:
-      r.log.info("handed back: SCHEDULED again (" + r.stop_reason + ")");
-      break;
-    case FinalAction::kStopped:
-      r.log.warn("stopped: CRASHED (" + r.stop_reason + ")");
-      break;
-    case FinalAction::kCancel:
-      r.log.info("cancelled: process stopped (" + described + ")");
-      break;
-    case FinalAction::kCrash:
-      r.log.warn("process " + described + " but the run was " +
-                 (end.state ? std::string(to_string(*end.state)) : std::string("unknown")) +
-                 ": proposed CRASHED (" + std::string(to_string(result.status)) + ")");
-      break;
-  }
+void Reports::crash_unstarted(const FlowRun& run, const std::string& why) {
+  const StateProposal crashed{
+      .flow_run_id = run.id,
+      .state = {StateType::kCrashed, "", "Failed to submit flow run to infrastructure: " + why},
+      .force = false,
+      .transition_id = new_uuid4()};
+  in_flight_.insert(run.id);
+  propose({crashed}, [this, run](const std::vector<SetStateResult>& results) {
+    in_flight_.erase(run.id);
+    records_.push_back(run_record(run, results[0].state));
+  });
 }
 
-// Final proposals (CRASHED, CANCELLED, SCHEDULED again): a run must not
-// stay PENDING/RUNNING because one answer was a 500 or unreadable, so each
-// is tried three times, 1 s and then 2 s apart (timers of the loop), with
-// its transition_id: one the server applied before its answer was lost is
-// not applied twice. One that failed every time comes back as an ABORT
-// holding the last error.
-void NativeWorker::Impl::propose(const std::vector<StateProposal>& proposals,
-                                 std::function<void(std::vector<SetStateResult>)> done) {
-  constexpr Tries kTries{3, std::chrono::seconds(1), false};
+void Reports::propose_final(const std::vector<StateProposal>& proposals) {
+  if (proposals.empty()) {
+    return;
+  }
+  std::vector<std::string> ids;
+  for (const auto& proposal : proposals) {
+    ids.push_back(proposal.flow_run_id);
+    in_flight_.insert(proposal.flow_run_id);
+  }
+  propose(proposals, [this, ids](const std::vector<SetStateResult>&) {
+    for (const auto& id : ids) {
+      in_flight_.erase(id);
+    }
+  });
+}
+
+void Reports::propose(const std::vector<StateProposal>& proposals,
+                      std::function<void(std::vector<SetStateResult>)> done) {
+  constexpr Tries kTries{.attempts = 3, .first = std::chrono::seconds(1), .doubling = false};
   auto described = [proposals](std::size_t i) {
     return "flow run " + proposals[i].flow_run_id + " to " +
            std::string(to_string(proposals[i].state.type));
   };
-  std::vector<PrefectClient::Call<SetStateResult>> reads;
-  reads.reserve(proposals.size());
+  std::vector<PrefectClient::Call<SetStateResult>> calls;
+  calls.reserve(proposals.size());
   for (const auto& proposal : proposals) {
-    reads.push_back(PrefectClient::proposal_call(proposal));
+    calls.push_back(PrefectClient::proposal_call(proposal));
   }
   start_tried<SetStateResult>(
-      std::move(reads), kTries,
+      client_, timers_, std::move(calls), kTries,
       [this, described](std::size_t i, int attempt, std::chrono::milliseconds next,
                         const Error& e) {
         log_.warn("could not set " + described(i) + " (attempt " + std::to_string(attempt) +

@@ -10,8 +10,9 @@
 #include "job_config/job_config.hpp"
 #include "worker/native/loop.hpp"
 
-// The native worker's launches (loop.hpp): from a claimed run and its
-// job configuration to a supervised process.
+// The native worker's starts (loop.hpp): from a claimed run and its job
+// configuration to a supervised process, through the ProcessStarter seam
+// (cold, or forked by the zygote).
 
 namespace pc {
 namespace {
@@ -52,13 +53,36 @@ class ApiResolver final : public TemplateResolver {
 
 }  // namespace
 
-// The flow's name, as looked up with the run's batch ("" when that failed).
-std::string NativeWorker::Impl::flow_name(const std::string& flow_id) const {
-  const auto it = flow_names_.find(flow_id);
-  return it == flow_names_.end() ? "" : it->second;
+std::shared_ptr<ProcessStarter> NativeWorker::Impl::real_processes() {
+  if (!config_.warm_start) {
+    return std::make_shared<ProcessStarterImpl>();
+  }
+  ZygoteOptions warm;
+  warm.python = config_.python;
+  warm.preload = config_.preload_modules;
+  warm.env = options_.child_env;
+  return std::make_shared<ProcessStarterImpl>(std::move(warm), log_);
 }
 
-void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const Logger& rlog) {
+// One claimed while the cycle stops is started and stopped at once, as one
+// claimed just before it: its report then says why it did not run
+// (final_state.hpp).
+void NativeWorker::Impl::start_claimed(const Candidate& c) {
+  try {
+    start(c.run, c.deployment, c.log);
+    if (stopping()) {
+      Running& r = running_.at(c.run.id);
+      r.stop_reason = stop_reason_;
+      stop_process(r);
+    }
+  } catch (const Error& e) {
+    // The run is ours and PENDING: it must not stay so.
+    c.log.error(std::string("could not start the flow run: ") + e.what());
+    reports_.crash_unstarted(c.run, e.what());
+  }
+}
+
+void NativeWorker::Impl::start(FlowRun run, const Deployment& deployment, const Logger& rlog) {
   ApiResolver resolver(client_, options_.child_env);
   json variables = merge_job_variables(deployment.job_variables, run.job_variables);
   json populated = apply_job_template(pool_.base_job_template, variables, resolver);
@@ -74,7 +98,7 @@ void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const
   Environment env = options_.child_env;
   env["PREFECT__FLOW_RUN_ID"] = run.id;
   env["PREFECT__WORKER_NAME"] = config_.worker_name;
-  const std::string flow = flow_name(run.flow_id);
+  const std::string flow = claims_.flow_name(run.flow_id);
   if (!run.flow_id.empty()) {
     env["PREFECT__FLOW_ID"] = run.flow_id;
   }
@@ -131,7 +155,7 @@ void NativeWorker::Impl::launch(FlowRun run, const Deployment& deployment, const
   r.process = started.id;
   r.spawn_error = started.spawn_error;
   const pid_t pid = started.pid;
-  ++launched_;
+  ++started_;
   if (r.spawn_error.empty()) {
     rlog.info("started: " + spawn.argv.front() + " (pid " + std::to_string(pid) + ", " +
               std::to_string(running_.size()) + " running)");
