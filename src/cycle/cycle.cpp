@@ -7,7 +7,7 @@
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
 #include "cycle/plan_reads.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/default_template.hpp"
 
 namespace pc {
 namespace cycle_detail {
@@ -26,8 +26,8 @@ ExitCode CycleRun::run() {
     phase("preflight", [&] { preflight(); });
     phase("resume", [&] { resume(); });
     phase("trigger", [&] { trigger(); });
-    phase("worker", [&] { work(); });
-    phase("wait", [&] { wait(); });
+    phase("worker", [&] { work(); });  // worker/native/loop.hpp
+    phase("wait", [&] { wait(); });    // cycle_end.cpp
   } catch (const Stopped&) {
     code = exit_code_for_signal(deps_.stop_signal());
     summary_.message = "stopped by " + std::string(stop_signal_name(deps_.stop_signal()));
@@ -46,7 +46,7 @@ ExitCode CycleRun::run() {
     code = exit_code_for_signal(deps_.stop_signal());
   }
 
-  phase_always("pause", [&] { pause(); });
+  phase_always("pause", [&] { pause(); });  // cycle_end.cpp
   if (summary_.pool_paused_at_end == false &&
       (code == ExitCode::kOk || code == ExitCode::kRunsFailed)) {
     code = ExitCode::kApi;
