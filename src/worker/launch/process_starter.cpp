@@ -11,6 +11,10 @@ ProcessStarterImpl::ProcessStarterImpl(ZygoteOptions warm, const Logger& log)
   };
 }
 
+std::vector<std::string> engine_command(const std::string& python) {
+  return {python, "-m", "prefect.engine"};
+}
+
 ProcessStarter::Started ProcessStarterImpl::start(const SpawnOptions& options, LineCallback on_line,
                                                   ExitCallback on_exit) {
   std::optional<Child> warm = warm_options_ ? start_warm(options) : std::nullopt;
@@ -21,8 +25,7 @@ ProcessStarter::Started ProcessStarterImpl::start(const SpawnOptions& options, L
 }
 
 std::optional<Child> ProcessStarterImpl::start_warm(const SpawnOptions& options) {
-  const std::vector<std::string> engine{warm_options_->python, "-m", "prefect.engine"};
-  if (options.argv != engine) {
+  if (options.argv != engine_command(warm_options_->python)) {
     note_once("warm start: the job's command is not \"" + warm_options_->python +
               " -m prefect.engine\"; such runs start cold");
     return std::nullopt;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "log/logger.hpp"
 #include "process/process.hpp"
@@ -44,6 +45,11 @@ class ProcessStarter {
   // No process is supervised.
   virtual bool empty() const = 0;
 };
+
+// The command that runs a flow run through Prefect's engine when the job
+// configuration names none: `<python> -m prefect.engine`. The one place it is
+// built: the zygote forks exactly this command and nothing else.
+std::vector<std::string> engine_command(const std::string& python);
 
 // Real processes: Child::spawn and a ProcessSupervisor. Its destructor kills
 // and reaps what is still running, without callbacks.

@@ -93,7 +93,7 @@ void NativeWorker::Impl::start(FlowRun run, const Deployment& deployment, const 
     spawn.argv = split_command(*job.command);
   }
   if (spawn.argv.empty()) {
-    spawn.argv = {config_.python, "-m", "prefect.engine"};
+    spawn.argv = engine_command(config_.python);
   }
   Environment env = options_.child_env;
   env["PREFECT__FLOW_RUN_ID"] = run.id;
