@@ -10,6 +10,7 @@
 #include <set>
 
 #include "cli/commands.hpp"
+#include "cli/on_demand.hpp"
 #include "common/error.hpp"
 #include "common/text.hpp"
 #include "config/settings.hpp"
@@ -123,7 +124,9 @@ int app_main(int argc, char** argv) {
   doctor_cmd->add_flag("--json", doctor_json, "print the checks as JSON");
   auto* config_cmd = app.add_subcommand("config", "print the effective configuration");
   auto* version_cmd = app.add_subcommand("version", "print the version");
-  for (auto* sub : {run, doctor_cmd, config_cmd, version_cmd}) {
+  OnDemandFlags on_demand;
+  auto* on_demand_cmd = add_on_demand_subcommand(app, on_demand);
+  for (auto* sub : {run, doctor_cmd, config_cmd, version_cmd, on_demand_cmd}) {
     sub->fallthrough();
   }
 
@@ -165,6 +168,9 @@ int app_main(int argc, char** argv) {
     if (config_cmd->parsed()) {
       print_config(loaded, std::cout);
       return 0;
+    }
+    if (on_demand_cmd->parsed()) {
+      return to_int(on_demand_command(loaded.config, on_demand, std::cout));
     }
     return to_int(run_command(loaded.config));
   } catch (const Error& e) {

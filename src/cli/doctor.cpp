@@ -43,6 +43,7 @@ DoctorReport Doctor::run() {
     check_version();
     if (check_pool()) {
       check_deployments();
+      check_on_demand();
     }
   } else {
     not_run({"api.version", "api.auth", "pool", "deployments"}, "the API is not reachable");

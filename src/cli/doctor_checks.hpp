@@ -66,6 +66,9 @@ class Doctor {
   void auth_failure(const Error& e);
   bool check_pool();
   void check_deployments();
+  // The on-demand automation of the pool (doctor_on_demand.cpp): whether it
+  // exists and is enabled; never a failure (the cron tick still runs).
+  void check_on_demand();
   void check_repository();
   void check_database_reachable();
   void check_python();
@@ -85,6 +88,7 @@ class Doctor {
   DoctorReport report_;
   std::optional<UrlParts> url_;
   bool auth_checked_ = false;
+  bool has_automations_ = true;  // the server's release (check_version)
 };
 
 }  // namespace pc::doctor_detail

@@ -60,6 +60,8 @@ ServerFeatures features_of(const std::optional<ServerVersion>& version) {
       version->at_least(kOldestSupported.major, kOldestSupported.minor, kOldestSupported.patch);
   features.flow_run_labels = version->at_least(
       kFirstWithFlowRunLabels.major, kFirstWithFlowRunLabels.minor, kFirstWithFlowRunLabels.patch);
+  features.automations = version->at_least(kFirstWithAutomations.major, kFirstWithAutomations.minor,
+                                           kFirstWithAutomations.patch);
   return features;
 }
 

@@ -27,9 +27,12 @@ TEST_CASE("features_of: what each supported release can do", "[prefect]") {
   CHECK(features("3.0.11").missing().find("no flow-run labels") == 0);
   CHECK(features("2.20.27").supported);
   CHECK_FALSE(features("2.20.27").flow_run_labels);
+  CHECK(features("3.0.0").automations);
+  CHECK_FALSE(features("2.20.27").automations);
   CHECK_FALSE(features("2.19.9").supported);
   CHECK_FALSE(features("1.4.0").supported);
   // Prefect Cloud (no /admin/version) and garbage: the newest.
   CHECK(features_of(std::nullopt).flow_run_labels);
   CHECK(features_of(std::nullopt).supported);
+  CHECK(features_of(std::nullopt).automations);
 }
