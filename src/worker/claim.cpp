@@ -334,7 +334,7 @@ void NativeWorker::Impl::learn_features(const std::string& version) {
 // then go on, so that it is not left PENDING for ever. The read is tried
 // three times, 1 s and 2 s apart, on the loop's timers.
 void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error) {
-  constexpr Tries kTries{3, std::chrono::seconds(1), true};
+  constexpr Tries kTries = kMustNotBeLost;
   FlowRunFilter filter;
   filter.ids = {c.run.id};
   const Logger rlog = c.log;

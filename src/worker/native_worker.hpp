@@ -108,6 +108,7 @@ class NativeWorker::Impl {
   void check_cancellations();
   void cancellations_answered(const Outcome<std::vector<FlowRun>>& cancelled);
   void begin_stop(const std::string& reason);
+  void settle_after_failure(const std::string& why);
   bool stopping() const { return !stop_reason_.empty(); }
 
   // Reads that must not be lost (final proposals, the read after a lost

@@ -157,7 +157,7 @@ void NativeWorker::Impl::log_report(const Running& r, const ProcessEnd& end,
 // holding the last error.
 void NativeWorker::Impl::propose(const std::vector<StateProposal>& proposals,
                                  std::function<void(std::vector<SetStateResult>)> done) {
-  constexpr Tries kTries{3, std::chrono::seconds(1), false};
+  constexpr Tries kTries = kMustNotBeLost;
   auto described = [proposals](std::size_t i) {
     return "flow run " + proposals[i].flow_run_id + " to " +
            std::string(to_string(proposals[i].state.type));

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "http/fake_transport.hpp"
-#include "monitor/fake_clock.hpp"
+#include "common/fake_clock.hpp"
 #include "prefect/client.hpp"
 
 using namespace pc;
