@@ -145,14 +145,17 @@ void CycleRun::pause() {
   }
   summary_.pool_paused_at_end = true;
   log_.info("work pool \"" + config_.work_pool + "\" paused");
-  if (quiet_) {
-    return;  // no worker of ours made it READY: the Foreman leaves it alone
+  if (!quiet_) {  // quiet: no worker of ours made it READY, the Foreman leaves it alone
+    keep_status_paused();
   }
-  // Prefect's Foreman marks a READY pool with no online worker NOT_READY. One
-  // that selected the pool before the pause committed (our worker row had
-  // just gone) writes NOT_READY over PAUSED after it: is_paused stays true,
-  // so no run is offered, but the pool shows "Not Ready". Read back, it is
-  // paused again (at most twice) while it says so.
+}
+
+// Prefect's Foreman marks a READY pool with no online worker NOT_READY. One
+// that selected the pool before the pause committed (our worker row had
+// just gone) writes NOT_READY over PAUSED after it: is_paused stays true,
+// so no run is offered, but the pool shows "Not Ready". Read back, it is
+// paused again (at most twice) while it says so.
+void CycleRun::keep_status_paused() {
   for (int again = 0; again < 2 && !paused_as_read(); ++again) {
     log_.info("work pool \"" + config_.work_pool +
               "\" is paused but its status is not PAUSED (Prefect's Foreman marked it at the "

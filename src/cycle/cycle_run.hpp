@@ -114,6 +114,7 @@ class CycleRun {
   void wait();
   void pause();
   void send_pause();
+  void keep_status_paused();
   RequestOptions pause_options();
   bool paused_as_read();
   void start_forgetting_own_worker();
