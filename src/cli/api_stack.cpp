@@ -34,8 +34,8 @@ ApiStack::ApiStack(const Config& config, const Logger& log, RetryPolicy policy)
     : transport_(tls_options(config),
                  std::chrono::duration_cast<std::chrono::milliseconds>(config.request_timeout),
                  config.max_connections),
-      sleeper_(&StopSignal::flag()),
-      api_(transport_, api_options(config), log, policy, sleeper_),
+      sleeper_(&StopSignal::flag(), &StopSignal::hurry_flag()),
+      api_(transport_, api_options(config), log, policy, sleeper_, clock_),
       client_(api_) {}
 
 }  // namespace pc

@@ -1,8 +1,9 @@
 #pragma once
-// The production HTTP stack built from a Config: libcurl transport, an
-// interruptible sleeper watching the stop signal, the retrying ApiClient and
+// The production HTTP stack built from a Config: libcurl transport, the real
+// clock, a sleeper watching the stop signals, the retrying ApiClient and
 // the typed PrefectClient on top. One per command.
 
+#include "common/clock.hpp"
 #include "config/config.hpp"
 #include "http/api_client.hpp"
 #include "http/curl_transport.hpp"
@@ -25,9 +26,11 @@ class ApiStack {
   PrefectClient& client() { return client_; }
   ApiClient& api() { return api_; }
   Sleeper& sleeper() { return sleeper_; }
+  const Clock& clock() const { return clock_; }
 
  private:
   CurlTransport transport_;
+  SteadyClock clock_;
   InterruptibleSleeper sleeper_;
   ApiClient api_;
   PrefectClient client_;

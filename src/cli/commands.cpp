@@ -85,6 +85,7 @@ ExitCode run_command(const Config& config) {
   const Environment base_env = process_environment();
   CycleDeps deps{
       stack.client(),
+      stack.clock(),
       stack.sleeper(),
       [&config](const Logger& plog) {
         return run_preflight(config, plog, [] { return StopSignal::stop_requested(); });

@@ -72,8 +72,8 @@ const std::vector<HintRow>& hint_table() {
        "interval, or find out why the runs take longer than usual; unfinished runs were stopped "
        "and the next cycle picks up the scheduled ones"},
       {Hint::kStopped, "stopped",
-       "nothing to change: a stop signal (SIGINT or SIGTERM) ended the cycle; the pool was paused "
-       "and the next cycle starts over"},
+       "nothing to change: a stop signal (SIGINT or SIGTERM) cut this short, and the next cycle "
+       "starts over; the cycle's last line tells whether the pool is paused"},
       {Hint::kRepositoryUnreachable, "repository.unreachable",
        "check PREFECT_WORKER_REPOSITORY (--repository): the URL, host and port, that the host is "
        "up, and that no firewall blocks it; to skip this check, set "

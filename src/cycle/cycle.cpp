@@ -15,8 +15,8 @@ namespace cycle_detail {
 ExitCode CycleRun::run() {
   summary_.pool = config_.work_pool;
   summary_.worker_name = config_.worker_name;
-  summary_.started_at = std::chrono::system_clock::now();
-  const auto start = Clock::now();
+  summary_.started_at = deps_.clock.wall_now();
+  const auto start = deps_.clock.now();
   for (const auto& warning : config_.warnings) {
     log_.warn(warning);
   }
@@ -219,7 +219,7 @@ void CycleRun::work() {
     remember_due_runs();
   }
   if (config_.wait_timeout.count() > 0) {
-    wait_deadline_ = Clock::now() + config_.wait_timeout;
+    wait_deadline_ = deps_.clock.now() + config_.wait_timeout;
   }
   auto stop_reason = [this]() -> std::string {
     if (int sig = deps_.stop_signal(); sig != 0) {
@@ -256,7 +256,7 @@ void CycleRun::work() {
 void CycleRun::remember_due_runs() {
   due_read_ = true;
   for (const auto& run :
-       read_due_runs(deps_.client, config_, std::chrono::system_clock::now() + config_.prefetch,
+       read_due_runs(deps_.client, config_, deps_.clock.wall_now() + config_.prefetch,
                      std::exchange(early_due_, std::nullopt))) {
     tracked_ids_.insert(run.id);
   }

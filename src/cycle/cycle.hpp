@@ -17,10 +17,10 @@
 #include <functional>
 #include <memory>
 
+#include "common/clock.hpp"
 #include "common/hint.hpp"
 #include "config/config.hpp"
 #include "cycle/summary.hpp"
-#include "http/retry.hpp"
 #include "log/logger.hpp"
 #include "prefect/client.hpp"
 #include "repo/preflight.hpp"
@@ -30,6 +30,8 @@ namespace pc {
 
 struct CycleDeps {
   PrefectClient& client;
+  // The time seam (common/clock.hpp): the wait, its timeout, the pause's tries.
+  const Clock& clock;
   Sleeper& sleeper;
   // Runs the repository, code sync and database checks (throws on failure).
   std::function<PreflightReport(const Logger&)> preflight;
@@ -41,7 +43,7 @@ struct CycleDeps {
       make_worker;
   // Whether a stop signal arrived, and which one (SIGINT/SIGTERM).
   std::function<int()> stop_signal;
-  // A second signal: hurry (short deadlines), but still pause.
+  // A second signal: hurry (one short try of the pause), but still pause.
   std::function<bool()> hurry;
 };
 

@@ -9,6 +9,21 @@
 #include "http/retry.hpp"
 
 namespace pc::cycle_detail {
+namespace {
+
+// One try of the pause, the client's retries included.
+constexpr std::chrono::milliseconds kPauseTry{120000};
+// After a stop signal, all the tries of the pause: they keep their spacing
+// (1 s, then 2 s; the client's 1 s, 2 s, 4 s ...) for this long. A platform
+// gives a stopped container a draining time (Railway's drainingSeconds, 40
+// in railway.toml; Kubernetes' terminationGracePeriodSeconds, 30 by
+// default) that has to cover the flows' grace (PREFECT_CYCLE_GRACE_SECONDS,
+// 20), their reports and this.
+constexpr std::chrono::milliseconds kPauseAfterStop{15000};
+// After a second signal the user wants out: one short try.
+constexpr std::chrono::milliseconds kHurriedTry{5000};
+
+}  // namespace
 
 void CycleRun::wait() {
   if (quiet_) {
@@ -19,7 +34,7 @@ void CycleRun::wait() {
     skip("PREFECT_WAIT_FOR_COMPLETION is off");
     return;
   }
-  const auto start = Clock::now();
+  const auto start = deps_.clock.now();
   const bool bounded = wait_deadline_.has_value();
   const auto deadline = wait_deadline_.value_or(start);
   const FlowRunFilter filter = active_runs_filter();
@@ -51,7 +66,7 @@ void CycleRun::wait() {
     } catch (const Error& e) {
       early_workers_.reset();
       const int in_a_row = count_failures.failed();
-      if (in_a_row >= 3 || (bounded && Clock::now() >= deadline)) {
+      if (in_a_row >= 3 || (bounded && deps_.clock.now() >= deadline)) {
         throw;
       }
       log_.warn("could not count the active flow runs (failure " + std::to_string(in_a_row) +
@@ -68,7 +83,7 @@ void CycleRun::wait() {
       return;
     }
     early_workers_.reset();  // old by the time the pool can be paused
-    if (bounded && Clock::now() >= deadline) {
+    if (bounded && deps_.clock.now() >= deadline) {
       throw Error(ExitCode::kWaitTimeout,
                   "wait timed out after " + std::to_string(config_.wait_timeout.count()) +
                       " s (PREFECT_WAIT_TIMEOUT_SECONDS) with " + std::to_string(active) +
@@ -79,7 +94,8 @@ void CycleRun::wait() {
                            config_.work_pool + "\"; waited " + format_seconds(elapsed);
     auto pause_for = std::chrono::duration_cast<std::chrono::milliseconds>(config_.wait_poll);
     if (bounded) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - deps_.clock.now());
       progress += ", " + format_seconds(left) + " left";
       pause_for = std::max(std::chrono::milliseconds(0), std::min(pause_for, left));
     }
@@ -113,28 +129,8 @@ void CycleRun::pause() {
     log_.warn(current_message_);
     return;
   }
-  RequestOptions options;
-  // After a second signal the user wants out: one short try.
-  options.deadline =
-      deps_.hurry() ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(120000);
   try {
-    // Transient answers are retried by the client; any other failure
-    // (a 500, an unreadable answer) gets two more tries: this is the
-    // request that must not be lost. Pausing twice is harmless.
-    constexpr Tries kTries{3, std::chrono::seconds(1), false};  // 1 s, then 2 s apart
-    for (int attempt = 1;; ++attempt) {
-      try {
-        deps_.client.set_work_pool_paused(config_.work_pool, true, options);
-        break;
-      } catch (const Error& e) {
-        if (kTries.last(attempt) || deps_.hurry()) {
-          throw;
-        }
-        log_.warn(std::string("pausing failed (attempt ") + std::to_string(attempt) + " of " +
-                  std::to_string(kTries.attempts) + "): " + e.what());
-        deps_.sleeper.sleep_for(kTries.delay_after(attempt));
-      }
-    }
+    send_pause();
   } catch (const Error& e) {
     summary_.pool_paused_at_end = false;
     Error error(ExitCode::kApi,
@@ -149,6 +145,89 @@ void CycleRun::pause() {
   }
   summary_.pool_paused_at_end = true;
   log_.info("work pool \"" + config_.work_pool + "\" paused");
+  if (!quiet_) {  // quiet: no worker of ours made it READY, the Foreman leaves it alone
+    keep_status_paused();
+  }
+}
+
+// Prefect's Foreman marks a READY pool with no online worker NOT_READY. One
+// that selected the pool before the pause committed (our worker row had
+// just gone) writes NOT_READY over PAUSED after it: is_paused stays true,
+// so no run is offered, but the pool shows "Not Ready". Read back, it is
+// paused again (at most twice) while it says so.
+void CycleRun::keep_status_paused() {
+  for (int again = 0; again < 2 && !paused_as_read(); ++again) {
+    log_.info("work pool \"" + config_.work_pool +
+              "\" is paused but its status is not PAUSED (Prefect's Foreman marked it at the "
+              "same moment): pausing it again");
+    try {
+      deps_.client.set_work_pool_paused(config_.work_pool, true, pause_options());
+    } catch (const Error& e) {
+      log_.warn(std::string("could not pause the pool again to set its status: ") + e.what());
+      return;
+    }
+  }
+}
+
+// The pause's PATCH: transient answers are retried by the client, and any
+// failure (a 500, an unreadable answer, retries used up) gets the tries of
+// a call that must not be lost. After a first stop signal they keep their
+// spacing within kPauseAfterStop; a second signal allows one short try
+// more. Pausing twice is harmless.
+void CycleRun::send_pause() {
+  for (int attempt = 1;; ++attempt) {
+    const bool hurried = deps_.hurry();
+    try {
+      deps_.client.set_work_pool_paused(config_.work_pool, true, pause_options());
+      return;
+    } catch (const Error& e) {
+      const auto delay = kMustNotBeLost.delay_after(attempt);
+      const bool out_of_time = pause_deadline_ && deps_.clock.now() + delay >= *pause_deadline_;
+      if (kMustNotBeLost.last(attempt) || hurried || out_of_time) {
+        throw;
+      }
+      log_.warn("pausing failed (attempt " + std::to_string(attempt) + " of " +
+                std::to_string(kMustNotBeLost.attempts) + ", next in " + format_seconds(delay) +
+                "): " + e.what());
+      // Cut short by a second signal: the next try is the short one.
+      deps_.sleeper.sleep_through(delay);
+    }
+  }
+}
+
+// One try of the pause: its retries wait through a first stop signal; the
+// whole of it is bounded by kPauseTry, by what is left of kPauseAfterStop
+// once a signal arrived, and by kHurriedTry after a second.
+RequestOptions CycleRun::pause_options() {
+  RequestOptions options;
+  options.through_stop = true;
+  if (deps_.hurry()) {
+    options.deadline = kHurriedTry;
+    return options;
+  }
+  options.deadline = kPauseTry;
+  if (deps_.stop_signal() != 0) {
+    const auto now = deps_.clock.now();
+    if (!pause_deadline_) {
+      pause_deadline_ = now + kPauseAfterStop;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*pause_deadline_ - now);
+    options.deadline = std::clamp(left, std::chrono::milliseconds(1000), *options.deadline);
+  }
+  return options;
+}
+
+// Whether the pool, read back after the pause, has the status PAUSED (or
+// none: agent pools; or was resumed since, by a cycle starting: not ours to
+// pause). A failed read says yes: the pause itself was answered.
+bool CycleRun::paused_as_read() {
+  try {
+    const auto pool = deps_.client.read_work_pool(config_.work_pool);
+    return !pool || !pool->is_paused || pool->status.empty() || pool->status == "PAUSED";
+  } catch (const Error& e) {
+    log_.debug(std::string("could not read the pool back after the pause: ") + e.what());
+    return true;
+  }
 }
 
 // Our worker row goes away at the end, so that other cycles deciding
@@ -186,7 +265,7 @@ void CycleRun::finish_forgetting_own_worker() {
 // Names of other workers that heartbeated within their interval, after
 // waiting up to 10 s for them to finish (several cycles ending together).
 std::string CycleRun::wait_for_other_workers() {
-  const auto give_up = Clock::now() + std::chrono::seconds(deps_.hurry() ? 0 : 10);
+  const auto give_up = deps_.clock.now() + std::chrono::seconds(deps_.hurry() ? 0 : 10);
   bool logged = false;
   while (true) {
     std::string names;
@@ -196,7 +275,7 @@ std::string CycleRun::wait_for_other_workers() {
       if (!workers) {
         workers = deps_.client.read_workers(config_.work_pool);
       }
-      const auto now = std::chrono::system_clock::now();
+      const auto now = deps_.clock.wall_now();
       for (const auto& worker : *workers) {
         auto since = worker.since_heartbeat(now);
         if (worker.name != config_.worker_name && since &&
@@ -208,7 +287,7 @@ std::string CycleRun::wait_for_other_workers() {
       log_.warn(std::string("could not list the pool's workers: ") + e.what());
       return "";
     }
-    if (names.empty() || Clock::now() >= give_up || deps_.stop_signal() != 0) {
+    if (names.empty() || deps_.clock.now() >= give_up || deps_.stop_signal() != 0) {
       return names;
     }
     if (!logged) {

@@ -16,11 +16,7 @@
 
 namespace pc::cycle_detail {
 
-using Clock = std::chrono::steady_clock;
-
-inline std::chrono::milliseconds since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-}
+using TimePoint = std::chrono::steady_clock::time_point;
 
 inline std::string format_seconds(std::chrono::milliseconds ms) {
   char buffer[32];
@@ -64,7 +60,7 @@ class CycleRun {
   void run_phase(const std::string& name, F&& body) {
     Logger plog = log_.with({{"phase", name}});
     plog.info("phase started");
-    const auto start = Clock::now();
+    const auto start = deps_.clock.now();
     current_status_ = PhaseStatus::kOk;
     current_message_.clear();
     try {
@@ -107,13 +103,20 @@ class CycleRun {
   void trigger();
   void work();
   void remember_due_runs();
-  bool deadline_passed() const { return wait_deadline_ && Clock::now() >= *wait_deadline_; }
+  bool deadline_passed() const { return wait_deadline_ && deps_.clock.now() >= *wait_deadline_; }
+  std::chrono::milliseconds since(TimePoint start) const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deps_.clock.now() - start);
+  }
 
   static constexpr const char* kQuiet = "nothing due or active";
 
   // --- the end (cycle_end.cpp) -----------------------------------------------
   void wait();
   void pause();
+  void send_pause();
+  void keep_status_paused();
+  RequestOptions pause_options();
+  bool paused_as_read();
   void start_forgetting_own_worker();
   void finish_forgetting_own_worker();
   std::string wait_for_other_workers();
@@ -141,7 +144,9 @@ class CycleRun {
   std::optional<std::vector<FlowRun>> early_due_;
   // The pool's workers, read with the wait's first count (wait); none: pause reads them.
   std::optional<std::vector<Worker>> early_workers_;
-  std::optional<Clock::time_point> wait_deadline_;
+  std::optional<TimePoint> wait_deadline_;
+  // After a stop signal: until when the pause may keep trying (pause_options).
+  std::optional<TimePoint> pause_deadline_;
   PhaseStatus current_status_ = PhaseStatus::kOk;
   std::string current_message_;
 };

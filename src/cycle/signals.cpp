@@ -8,11 +8,14 @@ namespace {
 std::atomic<int> g_first{0};
 std::atomic<int> g_count{0};
 std::atomic<bool> g_flag{false};
+std::atomic<bool> g_hurry{false};
 
 extern "C" void on_stop_signal(int sig) {
   int expected = 0;
   g_first.compare_exchange_strong(expected, sig);
-  g_count.fetch_add(1);
+  if (g_count.fetch_add(1) >= 1) {
+    g_hurry.store(true);
+  }
   g_flag.store(true);
 }
 
@@ -43,6 +46,9 @@ int StopSignal::count() {
 const std::atomic<bool>& StopSignal::flag() {
   return g_flag;
 }
+const std::atomic<bool>& StopSignal::hurry_flag() {
+  return g_hurry;
+}
 
 void StopSignal::simulate(int sig) {
   on_stop_signal(sig);
@@ -52,6 +58,7 @@ void StopSignal::reset_for_tests() {
   g_first = 0;
   g_count = 0;
   g_flag = false;
+  g_hurry = false;
 }
 
 }  // namespace pc

@@ -19,8 +19,10 @@ class StopSignal {
   static bool stop_requested() { return count() > 0; }
   static bool hurry() { return count() > 1; }
 
-  // The flag that interruptible sleeps watch.
+  // The flags that interruptible sleeps watch (common/clock.hpp): set at
+  // the first signal (stop) and at the second (hurry).
   static const std::atomic<bool>& flag();
+  static const std::atomic<bool>& hurry_flag();
 
   // For tests: behave as if `sig` had been received.
   static void simulate(int sig);

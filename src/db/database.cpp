@@ -7,14 +7,13 @@
 #include <cerrno>
 #include <memory>
 
+#include "common/clock.hpp"
 #include "common/error.hpp"
 #include "common/redact.hpp"
 #include "common/url.hpp"
 
 namespace pc {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct ConnDeleter {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -90,9 +89,10 @@ Target parse_target(const std::string& url) {
 
 // Waits until libpq's socket is ready for `events` or the deadline passes.
 // Returns false on timeout.
-bool wait_socket(PGconn* conn, short events, Clock::time_point deadline) {
+bool wait_socket(PGconn* conn, short events, std::chrono::steady_clock::time_point deadline) {
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - real_clock().now());
     if (left.count() <= 0) {
       return false;
     }
@@ -113,7 +113,7 @@ std::string describe_database(const std::string& database_url) {
 
 void check_database(const std::string& database_url, std::chrono::seconds timeout) {
   const Target target = parse_target(database_url);
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = real_clock().now() + timeout;
   const std::string prefix = "database check failed for " + target.shown + " (DATABASE_URL): ";
   const std::string too_slow =
       prefix + "no answer within " + std::to_string(timeout.count()) + " s";

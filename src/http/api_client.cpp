@@ -9,7 +9,7 @@
 namespace pc {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using TimePoint = std::chrono::steady_clock::time_point;
 
 // A server too busy to answer now (Prefect on SQLite: "database is locked").
 bool busy_answer(const TransportOutcome& outcome) {
@@ -70,12 +70,13 @@ std::string base64_encode(std::string_view data) {
 }
 
 ApiClient::ApiClient(HttpTransport& transport, ApiOptions options, Logger log, RetryPolicy policy,
-                     Sleeper& sleeper)
+                     Sleeper& sleeper, const Clock& clock)
     : transport_(transport),
       options_(std::move(options)),
       log_(std::move(log)),
       policy_(policy),
       sleeper_(sleeper),
+      clock_(clock),
       random_(std::random_device{}()),
       redacted_base_url_(redact_url_userinfo(options_.base_url)) {
   // What must never appear in a message, even when a server or proxy echoes it.
@@ -144,9 +145,10 @@ class ApiClient::Call::State {
         // prefix of every log line and message about this call.
         what_(client.scrub(call.method + " " + client.redacted_base_url_ + call.path)),
         short_what_(client.scrub(call.method + " " + call.path)),
-        start_(Clock::now()),
+        start_(client.clock_.now()),
         budget_(options.deadline.value_or(client.policy_.max_total)),
-        max_attempts_(options.retry ? std::max(1, client.policy_.max_attempts) : 1) {}
+        max_attempts_(options.retry ? std::max(1, client.policy_.max_attempts) : 1),
+        through_stop_(options.through_stop) {}
 
   // The next attempt's request: never past the call's deadline.
   HttpRequest next_request() {
@@ -155,7 +157,7 @@ class ApiClient::Call::State {
     HttpRequest r = request_;
     auto left = budget_ - since(start_);
     r.timeout = std::max(std::chrono::milliseconds(100), std::min(request_.timeout, left));
-    sent_ = Clock::now();
+    sent_ = client_.clock_.now();
     return r;
   }
 
@@ -226,13 +228,21 @@ class ApiClient::Call::State {
   // Attempts made so far (0: not sent yet).
   int attempts() const { return attempt_; }
 
+  // Sleeps the delay before the next attempt with `sleeper`: through a
+  // first stop signal when the call must not be lost.
+  bool sleep(Sleeper& sleeper, std::chrono::milliseconds delay) const {
+    return through_stop_ ? sleeper.sleep_through(delay) : sleeper.sleep_for(delay);
+  }
+
   // Records that `slept` passed before the next attempt; throws when the
-  // sleep was cut short by a stop.
+  // sleep was cut short by a stop signal.
   void waited(std::chrono::milliseconds slept, bool completed) {
     waited_ += slept;
     if (!completed) {
-      throw api_error(what_ + ": " + retry_reason_ + "; not retried: stop requested",
-                      Hint::kStopped);
+      throw api_error(
+          what_ + ": " + retry_reason_ + "; not retried: " +
+              (through_stop_ ? "a second stop signal asked to hurry" : "a stop signal arrived"),
+          Hint::kStopped);
     }
   }
 
@@ -262,19 +272,20 @@ class ApiClient::Call::State {
     return std::nullopt;
   }
 
-  static std::chrono::milliseconds since(Clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
+  std::chrono::milliseconds since(TimePoint t) const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(client_.clock_.now() - t);
   }
 
   ApiClient& client_;
   const HttpRequest request_;
   const std::string what_;
   const std::string short_what_;
-  const Clock::time_point start_;
+  const TimePoint start_;
   const std::chrono::milliseconds budget_;
   const int max_attempts_;
+  const bool through_stop_;
   int attempt_ = 0;
-  Clock::time_point sent_;
+  TimePoint sent_;
   std::string retry_reason_;
   bool unreachable_ = false;
   std::optional<std::chrono::milliseconds> retry_after_;
@@ -297,7 +308,7 @@ ApiResponse ApiClient::request(std::string_view method, std::string_view path,
     if (auto response = state.judge(std::move(outcome))) {
       return std::move(*response);
     }
-    state.waited(state.delay(), sleeper_.sleep_for(state.delay()));
+    state.waited(state.delay(), state.sleep(sleeper_, state.delay()));
   }
 }
 
@@ -351,7 +362,9 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
       }
     }
     if (!again.empty()) {
-      const bool completed = sleeper_.sleep_for(delay);
+      // One sleep for the round: through a stop when a call must not be lost.
+      const bool completed =
+          options.through_stop ? sleeper_.sleep_through(delay) : sleeper_.sleep_for(delay);
       for (std::size_t i : again) {
         try {
           states[i]->waited(delay, completed);
@@ -373,7 +386,7 @@ ApiClient::~ApiClient() = default;
 ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& options) {
   const CallId id = next_call_++;
   Started entry{std::make_unique<Call::State>(*this, call, options)};
-  entry.retry_at = std::chrono::steady_clock::now();
+  entry.retry_at = clock_.now();
   started_.emplace(id, std::move(entry));
   send_due();
   return id;
@@ -381,7 +394,7 @@ ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& optio
 
 std::chrono::milliseconds ApiClient::send_due() {
   auto next = std::chrono::milliseconds::max();
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = clock_.now();
   bool in_flight = std::any_of(started_.begin(), started_.end(),
                                [](const auto& e) { return e.second.ticket != 0; });
   for (auto& [id, entry] : started_) {
@@ -399,8 +412,16 @@ std::chrono::milliseconds ApiClient::send_due() {
     if (entry.state->attempts() > 0) {
       entry.state->waited(entry.state->delay(), true);  // a retry: its delay has passed
     }
-    entry.ticket = transport_.start(entry.state->next_request());
-    in_flight = true;
+    try {
+      entry.ticket = transport_.start(entry.state->next_request());
+      in_flight = true;
+    } catch (const TransportError& e) {
+      // Not on its way (libcurl could not take it): the attempt's outcome,
+      // judged by the next poll() as any other, so the call still ends
+      // there, and its owner hears of it.
+      entry.retry_at = TimePoint::max();
+      not_started_.emplace_back(id, TransportOutcome{std::nullopt, e});
+    }
   }
   return next;
 }
@@ -411,6 +432,12 @@ std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
   // Retries whose delay has passed go out again (and, one at a time, calls
   // waiting their turn); the wait ends no later than the next one due.
   wait = std::min(wait, send_due());
+  for (auto& [id, outcome] : std::exchange(not_started_, {})) {
+    judge_started(id, std::move(outcome), false, ended);
+  }
+  if (!ended.empty()) {
+    wait = std::chrono::milliseconds(0);
+  }
   const auto sent_together = std::count_if(started_.begin(), started_.end(),
                                            [](const auto& e) { return e.second.ticket != 0; });
   for (auto& [ticket, outcome] : transport_.poll(wait)) {
@@ -419,25 +446,31 @@ std::vector<std::pair<ApiClient::CallId, ApiClient::Result>> ApiClient::poll(
     if (it == started_.end()) {
       continue;  // not ours (cannot happen: one client per transport)
     }
-    if (sent_together > 1 && busy_answer(outcome)) {
-      answered_busy();
-    }
-    Result result;
-    try {
-      result.response = it->second.state->judge(std::move(outcome));
-    } catch (...) {
-      result.error = std::current_exception();
-    }
-    if (result.response || result.error) {
-      ended.emplace_back(it->first, std::move(result));
-      started_.erase(it);
-    } else {
-      it->second.ticket = 0;  // to be tried again after its delay
-      it->second.retry_at = std::chrono::steady_clock::now() + it->second.state->delay();
-    }
+    judge_started(it->first, std::move(outcome), sent_together > 1, ended);
   }
   send_due();  // the turn of a call waiting for one that ended
   return ended;
+}
+
+void ApiClient::judge_started(CallId id, TransportOutcome outcome, bool sent_together,
+                              std::vector<std::pair<CallId, Result>>& ended) {
+  auto it = started_.find(id);
+  if (sent_together && busy_answer(outcome)) {
+    answered_busy();
+  }
+  Result result;
+  try {
+    result.response = it->second.state->judge(std::move(outcome));
+  } catch (...) {
+    result.error = std::current_exception();
+  }
+  if (result.response || result.error) {
+    ended.emplace_back(id, std::move(result));
+    started_.erase(it);
+  } else {
+    it->second.ticket = 0;  // to be tried again after its delay
+    it->second.retry_at = clock_.now() + it->second.state->delay();
+  }
 }
 
 void ApiClient::answered_busy() {

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.hpp"
 #include "common/error.hpp"
 #include "http/curl_transport.hpp"
 #include "http/retry.hpp"
@@ -35,6 +36,10 @@ struct RequestOptions {
   bool retry = true;
   // Total budget for the call including retries; nullopt = the policy's.
   std::optional<std::chrono::milliseconds> deadline;
+  // A call that must not be lost (the pause): its retries wait their delay
+  // even after a first stop signal (Sleeper::sleep_through); only a second
+  // one ends them. Calls started with start() are never ended by a signal.
+  bool through_stop = false;
 };
 
 // nlohmann::json's move is noexcept; clang-tidy cannot see through it.
@@ -59,8 +64,9 @@ class HttpStatusError : public Error {
 
 class ApiClient {
  public:
+  // `sleeper` waits the retries' delays and `clock` measures their budget.
   ApiClient(HttpTransport& transport, ApiOptions options, Logger log, RetryPolicy policy,
-            Sleeper& sleeper);
+            Sleeper& sleeper, const Clock& clock = real_clock());
   ~ApiClient();
   ApiClient(const ApiClient&) = delete;
   ApiClient& operator=(const ApiClient&) = delete;
@@ -71,8 +77,9 @@ class ApiClient {
   // server's Retry-After, within policy.max_attempts and the deadline
   // (default policy.max_total), resending the same body; each retry is logged
   // at warn. Throws HttpStatusError for other statuses and for exhausted
-  // status retries, and pc::Error(kApi) when the server cannot be reached, the
-  // Sleeper was interrupted, or a 2xx body is malformed JSON. Messages hold
+  // status retries, and pc::Error(kApi) when the server cannot be reached, a
+  // stop signal cut a retry's delay short (options.through_stop: a second
+  // one), or a 2xx body is malformed JSON. Messages hold
   // the method, the URL (user-info redacted) and the server's detail, never
   // the key or auth string.
   ApiResponse request(std::string_view method, std::string_view path,
@@ -101,10 +108,12 @@ class ApiClient {
                                   const RequestOptions& options = {});
 
   // Calls in flight while the caller does other work (the worker's loop):
-  // start() sends one and returns at once; poll() lets those in flight
-  // progress for up to `wait` and returns the ones that ended, each with
-  // request()'s result. A call to be tried again is a timer, not a sleep:
-  // it goes out again from the first poll() after its delay.
+  // start() sends one and returns at once (it never throws for the
+  // transport: an attempt the transport could not start fails as a
+  // transport error would); poll() lets those in flight progress for up to
+  // `wait` and returns the ones that ended, each with request()'s result. A
+  // call to be tried again is a timer, not a sleep: it goes out again from
+  // the first poll() after its delay.
   using CallId = std::uint64_t;
   CallId start(const Call& call, const RequestOptions& options = {});
   std::vector<std::pair<CallId, Result>> poll(std::chrono::milliseconds wait);
@@ -128,6 +137,7 @@ class ApiClient {
   Logger log_;
   RetryPolicy policy_;
   Sleeper& sleeper_;
+  const Clock& clock_;
   std::mt19937_64 random_;
   long attempts_ = 0;
   bool one_at_a_time_ = false;  // after a busy answer to requests sent together
@@ -144,7 +154,14 @@ class ApiClient {
   std::chrono::milliseconds send_due();
   // A 503 or 429 to requests sent together: one at a time from now on.
   void answered_busy();
+  // The outcome of started call `id`'s attempt: into `ended` when the call
+  // ended, else its retry is due after its delay.
+  void judge_started(CallId id, TransportOutcome outcome, bool sent_together,
+                     std::vector<std::pair<CallId, Result>>& ended);
   std::map<CallId, Started> started_;
+  // Attempts the transport refused to start (HttpTransport::start threw),
+  // judged by the next poll().
+  std::vector<std::pair<CallId, TransportOutcome>> not_started_;
   CallId next_call_ = 1;
   std::string redacted_base_url_;
   std::vector<std::string> secrets_;

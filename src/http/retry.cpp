@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <ctime>
 #include <string>
-#include <thread>
 
 #include "common/text.hpp"
 
@@ -60,25 +59,6 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 bool is_retryable_status(long status) {
   return status == 408 || status == 429 || status == 502 || status == 503;
-}
-
-bool InterruptibleSleeper::sleep_for(std::chrono::milliseconds duration) {
-  const auto deadline = std::chrono::steady_clock::now() + duration;
-  while (true) {
-    if (stop_ != nullptr && stop_->load()) {
-      return false;
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::min(left, std::chrono::milliseconds(100)));
-  }
-}
-
-void InterruptibleSleeper::sleep_through(std::chrono::milliseconds duration) {
-  std::this_thread::sleep_for(duration);
 }
 
 }  // namespace pc

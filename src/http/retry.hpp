@@ -4,7 +4,6 @@
 // retries 408, 429, 502 and 503 (not 500) and connection errors, for every
 // method: state proposals stay idempotent through their transition_id.
 
-#include <atomic>
 #include <chrono>
 #include <optional>
 #include <string_view>
@@ -40,6 +39,13 @@ struct Tries {
   bool last(int attempt) const { return attempt >= attempts; }
 };
 
+// The tries of every call that must not be lost (the pause, a run's final
+// state, the read after a lost claim): three, 1 s and then 2 s apart. After
+// a first stop signal they keep their spacing (Sleeper::sleep_through, the
+// worker's timers); a second signal hurries.
+inline constexpr Tries kMustNotBeLost{
+    .attempts = 3, .first = std::chrono::seconds(1), .doubling = false};
+
 class FailureStreak {
  public:
   // Delays first, then doubling (or growing by `first`) up to `cap`.
@@ -72,28 +78,5 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 // 408, 429, 502, 503.
 bool is_retryable_status(long status);
-
-// The sleeping seam. sleep_for returns false when it was cut short because the
-// process was asked to stop.
-class Sleeper {
- public:
-  virtual ~Sleeper() = default;
-  virtual bool sleep_for(std::chrono::milliseconds duration) = 0;
-  // The whole duration, even once asked to stop: a wait of the stop itself
-  // (the worker's loop waiting for a final report's next try).
-  virtual void sleep_through(std::chrono::milliseconds duration) = 0;
-};
-
-// Sleeps in slices of at most 100 ms, returning false as soon as `*stop` is
-// true (a signal handler sets it).
-class InterruptibleSleeper final : public Sleeper {
- public:
-  explicit InterruptibleSleeper(const std::atomic<bool>* stop) : stop_(stop) {}
-  bool sleep_for(std::chrono::milliseconds duration) override;
-  void sleep_through(std::chrono::milliseconds duration) override;
-
- private:
-  const std::atomic<bool>* stop_;
-};
 
 }  // namespace pc

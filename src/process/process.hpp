@@ -201,12 +201,11 @@ class ProcessSupervisor {
   bool terminating(Id id) const;
 
  private:
-  using Clock = std::chrono::steady_clock;
   struct Entry {
     Child child;
     LineCallback on_line;
     ExitCallback on_exit;
-    std::optional<Clock::time_point> kill_at;
+    std::optional<std::chrono::steady_clock::time_point> kill_at;
     bool terminated = false;
   };
 

@@ -8,11 +8,11 @@
 #include <thread>
 #include <utility>
 
+#include "common/clock.hpp"
 #include "process/process.hpp"
 
 namespace pc {
 
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 namespace {
@@ -50,7 +50,7 @@ void ProcessSupervisor::terminate(Id id, milliseconds grace) {
   }
   it->second.terminated = true;
   it->second.child.signal_group(SIGTERM);
-  it->second.kill_at = Clock::now() + grace;
+  it->second.kill_at = real_clock().now() + grace;
 }
 
 void ProcessSupervisor::terminate_all(milliseconds grace) {
@@ -72,7 +72,7 @@ std::size_t ProcessSupervisor::run_once(milliseconds max_wait) {
   if (entries_.empty()) {
     return 0;
   }
-  auto now = Clock::now();
+  auto now = real_clock().now();
   milliseconds timeout = std::max(max_wait, milliseconds(0));
   std::vector<pollfd> fds;
   fds.reserve(entries_.size() * 3);
@@ -101,7 +101,7 @@ std::size_t ProcessSupervisor::run_once(milliseconds max_wait) {
     std::this_thread::sleep_for(std::min(timeout, kExitPollWithoutPidfd));
   }
 
-  now = Clock::now();
+  now = real_clock().now();
   std::vector<Id> ended;
   for (auto& [id, entry] : entries_) {
     entry.child.read_output(entry.on_line);

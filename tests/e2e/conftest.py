@@ -88,9 +88,10 @@ def binary():
     pytest.fail(problem, pytrace=False)
 
 
-def _postgres_server():
+def _postgres_server(extra_env=None):
     """A Prefect server whose database is a real PostgreSQL (pg_server.py), as
-    production servers run it; both stopped at the end."""
+    production servers run it, with `extra_env` (server settings); both
+    stopped at the end."""
     from pg_server import PostgresServer
 
     problem, pg = None, None
@@ -103,7 +104,7 @@ def _postgres_server():
     try:
         yield from _server({"PREFECT_API_DATABASE_CONNECTION_URL":
                             f"postgresql+asyncpg://{pg.user}:{pg.password}@127.0.0.1:{pg.port}/"
-                            f"{pg.database}"})
+                            f"{pg.database}", **(extra_env or {})})
     finally:
         pg.stop()
 

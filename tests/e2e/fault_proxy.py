@@ -9,7 +9,9 @@ server, for the faults a real server cannot be made to produce on demand.
 
 A rule matches a request by method, a regex searched in the path, an optional
 substring of the request body, and the n-th matching call (`nth`, 1-based);
-`permanent=True` fires on that call and every later one. Each rule counts the
+`permanent=True` fires on that call and every later one; `for_seconds=2.5`
+fires on that call and every later one for 2.5 s from the first (an outage
+that ends, as the edge's 502s during a redeploy). Each rule counts the
 requests it matched (`seen`) and the faults it injected (`fired`), so that a
 test can fail when its fault never happened. Actions:
 
@@ -73,8 +75,10 @@ class Rule:
     status: int = 503
     retry_after: str | None = None
     seconds: float = 0.0
+    for_seconds: float = 0.0
     seen: int = 0
     fired: int = 0
+    first_fired: float | None = None  # time.monotonic() of the first fault
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
@@ -91,8 +95,12 @@ class Rule:
         with self._lock:
             self.seen += 1
             fire = self.seen == self.nth or (self.permanent and self.seen > self.nth)
+            if self.for_seconds > 0 and self.seen > self.nth:
+                fire = time.monotonic() - self.first_fired < self.for_seconds
             if fire:
                 self.fired += 1
+                if self.first_fired is None:
+                    self.first_fired = time.monotonic()
             return fire
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,15 @@ COMPLETING = (
 )
 # ... or exits 3 without reporting: the worker must report it CRASHED.
 CRASHING = "sh -c 'echo $PREFECT__FLOW_RUN_ID >> {witness}; exit 3'"
+# ... or reports RUNNING as a flow would and works until it is stopped.
+RUNNING_UNTIL_STOPPED = (
+    "sh -c 'echo $PREFECT__FLOW_RUN_ID >> {witness}; "
+    "curl -sf --retry 8 --retry-all-errors -X POST "
+    "\"$PREFECT_API_URL/flow_runs/$PREFECT__FLOW_RUN_ID/set_state\" "
+    "-H content-type:application/json "
+    "-d \"{{\\\"state\\\":{{\\\"type\\\":\\\"RUNNING\\\"}},\\\"force\\\":true}}\" >/dev/null; "
+    "exec sleep 120'"
+)
 
 # phase -> (method, path regex, body substring, n-th matching call)
 PHASES = {
@@ -175,3 +186,56 @@ def _pause():
     from prefect.client.schemas.actions import WorkPoolUpdate
 
     return WorkPoolUpdate(is_paused=True)
+
+
+# Lines that would claim what did not happen when the pause or the CRASHED
+# proposal is answered 502 for a while after a stop signal.
+UNTRUE = ("the pool was paused", "stop requested", "MAY STILL BE RESUMED", "not retried")
+
+
+@pytest.mark.parametrize("fault_at", ["pause", "crashed"])
+def test_sigterm_then_502_for_a_few_seconds_still_pauses(prefect, pool, cycle, proxy, tmp_path,
+                                                         fault_at):
+    """Issue 33: a redeploy sends SIGTERM, and the edge in front of the server
+    answers 502 for a few seconds. The pause (or the stopped run's CRASHED)
+    keeps the spacing of its tries through the stop: the pool ends paused,
+    the run CRASHED, exit 143, and no line says anything that did not
+    happen."""
+    witness = Path(tmp_path) / "witness"
+    witness.touch()
+    deployment_id, _ = prefect.deploy(
+        pool, "flows.py:hello",
+        job_variables={"command": RUNNING_UNTIL_STOPPED.format(witness=witness)})
+    [run] = prefect.schedule_runs(deployment_id, 1)
+    method, path, body, _ = PHASES[fault_at]
+    rule = proxy.add(Rule(method, path.format(pool=re.escape(pool)), "status", status=502,
+                          body_contains=body, for_seconds=2.5))
+
+    proc = cycle.spawn(pool, {"PREFECT_API_URL": proxy.api_url,
+                              "PREFECT_API_REQUEST_TIMEOUT": str(TIMEOUT),
+                              "PREFECT_CYCLE_GRACE_SECONDS": "5"})
+    deadline = time.monotonic() + 60
+    while prefect.state_type(run) != "RUNNING":
+        assert time.monotonic() < deadline, proc.stdout[-3000:] + proc.stderr[-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    result = proc.finish(timeout=120)
+
+    output = result.output
+    # The fault lasted (several answers over 2.5 s), and ended before the
+    # call gave up: its last try came after it.
+    assert rule.fired >= 2, (rule.fired, proxy.log, output[-4000:])
+    tried = [p for m, p, _ in proxy.log if m == method and re.search(path.format(
+        pool=re.escape(pool)), p)]
+    assert len(tried) > rule.fired, (proxy.log, output[-4000:])
+    assert result.returncode == 143, output[-4000:]
+    assert prefect.state_type(run) == "CRASHED", output[-4000:]
+    assert witness.read_text().split() == [str(run)]
+    assert prefect.pool_status(pool) == (True, "PAUSED"), output[-4000:]
+    summary = result.summary or {}
+    assert summary.get("pool_paused_at_end") is True, summary
+    assert summary.get("runs") == {"CRASHED": 1}, summary
+    for text in UNTRUE:
+        assert text.lower() not in output.lower(), (text, output[-4000:])
+    last = output.strip().splitlines()[-1]
+    assert f'pool "{pool}" paused' in last, last

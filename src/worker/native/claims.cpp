@@ -304,7 +304,7 @@ void Claims::learn_features(const std::string& version) {
 // then go on, so that it is not left PENDING for ever. The read is tried
 // three times, 1 s and 2 s apart, on the loop's timers.
 void Claims::lost_answer(Candidate c, const std::string& error) {
-  constexpr Tries kTries{.attempts = 3, .first = std::chrono::seconds(1), .doubling = true};
+  constexpr Tries kTries = kMustNotBeLost;
   FlowRunFilter filter;
   filter.ids = {c.run.id};
   const Logger rlog = c.log;

@@ -26,6 +26,9 @@ constexpr std::chrono::milliseconds kSupervisePoll{100};
 // The same while calls are in flight (a heartbeat, retried updates): their
 // answers are looked at between two such waits.
 constexpr std::chrono::milliseconds kRequestsPoll{10};
+// After a failure, how long past the grace the worker waits for its runs'
+// reports (settle_after_failure).
+constexpr std::chrono::seconds kSettleLimit{60};
 namespace fs = std::filesystem;
 
 // "N (S sockets)": the entries of /proc/self/fd and how many are sockets.
@@ -109,14 +112,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
       loop();
     }
   } catch (const std::exception& e) {
-    // Whatever failed (an API error, or a bug of ours that threw), the runs
-    // we started must not stay PENDING/RUNNING.
-    if (!settled()) {
-      begin_stop(std::string("the worker failed: ") + e.what());
-      while (!settled()) {
-        supervise();
-      }
-    }
+    settle_after_failure(std::string("the worker failed: ") + e.what());
     throw;
   }
   while (busy()) {
@@ -297,6 +293,32 @@ void NativeWorker::Impl::supervise() {
     }
   }
   reports_.send();
+}
+
+// Whatever failed (an API error, or a bug of ours that threw), the runs we
+// started must not stay PENDING/RUNNING: their processes are stopped and
+// reported. A run whose call threw before it was on its way stays counted
+// with nothing left to end it, so the wait also ends when nothing could
+// settle a run any more (no process, call, timer or report left), and after
+// the grace and kSettleLimit at the latest; the cycle reads those runs again.
+void NativeWorker::Impl::settle_after_failure(const std::string& why) {
+  if (settled()) {
+    return;
+  }
+  begin_stop(why);
+  const auto give_up = clock_.now() + config_.grace + kSettleLimit;
+  while (!settled()) {
+    const bool can_settle = busy() || !processes_->empty() || !timers_.empty() ||
+                            !exited_.empty() || reports_.waiting();
+    if (!can_settle || clock_.now() >= give_up) {
+      const std::size_t left = claims_.in_flight() + reports_.in_flight() + running_.size();
+      log_.warn("stopped waiting for " + std::to_string(left) +
+                " flow run(s) after the failure: nothing more can account for them here; the "
+                "cycle reads their states again");
+      return;
+    }
+    supervise();
+  }
 }
 
 void NativeWorker::Impl::begin_stop(const std::string& reason) {

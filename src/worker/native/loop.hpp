@@ -65,6 +65,9 @@ class NativeWorker::Impl {
   void fill_slots();
   void supervise();
   void begin_stop(const std::string& reason);
+  // After a failure: stop, and wait until the runs are reported, nothing
+  // more can report them, or the grace and a minute have passed.
+  void settle_after_failure(const std::string& why);
   bool stopping() const { return !stop_reason_.empty(); }
 
   // --- polling (poll.cpp) ---

@@ -183,7 +183,7 @@ void Reports::propose_final(const std::vector<StateProposal>& proposals) {
 
 void Reports::propose(const std::vector<StateProposal>& proposals,
                       std::function<void(std::vector<SetStateResult>)> done) {
-  constexpr Tries kTries{.attempts = 3, .first = std::chrono::seconds(1), .doubling = false};
+  constexpr Tries kTries = kMustNotBeLost;
   auto described = [proposals](std::size_t i) {
     return "flow run " + proposals[i].flow_run_id + " to " +
            std::string(to_string(proposals[i].state.type));

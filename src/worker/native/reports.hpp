@@ -51,6 +51,9 @@ class Reports {
   void propose_final(const std::vector<StateProposal>& proposals);
 
   bool settled() const { return in_flight_.empty(); }
+  std::size_t in_flight() const { return in_flight_.size(); }
+  // Ended runs whose report waits for the read in flight.
+  bool waiting() const { return !unsent_.empty(); }
   std::size_t recorded() const { return records_.size(); }
   std::vector<RunRecord> take_records() { return std::move(records_); }
 

@@ -20,6 +20,8 @@ class Timers {
   void after(std::chrono::milliseconds delay, std::function<void()> fire);
   // Runs the timers that are due, earliest first (one may add another).
   void fire_due();
+  // No timer is waiting.
+  bool empty() const { return due_.empty(); }
   const Clock& clock() const { return clock_; }
 
  private:

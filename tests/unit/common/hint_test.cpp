@@ -132,6 +132,7 @@ std::string cycle_message(
                 RetryPolicy{}, sleeper);
   PrefectClient client(api);
   CycleDeps deps{client,
+                 pc::real_clock(),
                  sleeper,
                  [](const Logger&) { return PreflightReport{}; },
                  [&](const WorkPool& pool, const PreflightReport&,

@@ -48,6 +48,7 @@ struct Fixture : pc::testing::FakeClient {
   ExitCode run(std::function<void()> thrower, CycleSummary& summary) {
     CycleDeps deps{
         client,
+        pc::real_clock(),
         sleeper,
         [](const Logger&) { return PreflightReport{}; },
         [thrower](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
@@ -68,18 +69,20 @@ struct Fixture : pc::testing::FakeClient {
   // The pause after a failed worker phase (no wait).
   void script_pause() {
     transport
-        .reply(204)        // delete our worker row
-        .reply(200, "[]")  // other workers of the pool
-        .reply(204)        // pause
+        .reply(204)         // delete our worker row
+        .reply(200, "[]")   // other workers of the pool
+        .reply(204)         // pause
+        .reply(200, kPool)  // the pool read back: PAUSED
         ;
   }
   // The wait, then the pause.
   void script_wait_and_pause() {
     transport
-        .reply(204)        // the wait: delete our worker row (started)
-        .reply(200, "0")   // nothing active, with
-        .reply(200, "[]")  // the other workers of the pool
-        .reply(204)        // pause
+        .reply(204)         // the wait: delete our worker row (started)
+        .reply(200, "0")    // nothing active, with
+        .reply(200, "[]")   // the other workers of the pool
+        .reply(204)         // pause
+        .reply(200, kPool)  // the pool read back: PAUSED
         ;
   }
   bool paused() const {
@@ -153,6 +156,7 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
   bool worker_made = false;
   auto run = [&](CycleSummary& summary) {
     CycleDeps deps{f.client,
+                   pc::real_clock(),
                    f.sleeper,
                    [](const Logger&) { return PreflightReport{}; },
                    [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
@@ -199,8 +203,9 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
     CHECK(f.paused());
     CHECK(f.transport.pending() == 0);
     // The pool with the due runs; the active count; the resume; the
-    // DELETE (started) and the wait's count with the workers; the pause.
-    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 1, 2, 1});
+    // DELETE (started) and the wait's count with the workers; the pause;
+    // the pool read back.
+    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 1, 2, 1, 1});
   }
   SECTION("a deployment to trigger is never an empty cycle") {
     f.config.trigger_deployments = {{"flow", "dep"}};
@@ -240,6 +245,7 @@ TEST_CASE("run_cycle: the summary reads again only the runs the worker did not s
   // r1 ended under our worker; r2 was another host's.
   std::vector<RunRecord> records{{"r1", "one", "COMPLETED", "Completed", ""}};
   CycleDeps deps{f.client,
+                 pc::real_clock(),
                  f.sleeper,
                  [](const Logger&) { return PreflightReport{}; },
                  [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {

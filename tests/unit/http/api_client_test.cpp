@@ -192,8 +192,8 @@ TEST_CASE("ApiClient gives up: attempts, budget, interruption, malformed JSON", 
     f.transport.reply(502).reply(200, "true");
     auto m = message_of([&] { f.client().request("GET", "/health"); });
     CHECK(m ==
-          "GET http://prefect:4200/api/health: 502 Bad Gateway; not retried: stop "
-          "requested");
+          "GET http://prefect:4200/api/health: 502 Bad Gateway; not retried: a stop signal "
+          "arrived");
     CHECK(f.transport.pending() == 1);
   }
   SECTION("no retries when asked") {
@@ -506,4 +506,82 @@ TEST_CASE("ApiClient::start: after a busy answer to calls in flight together, on
   CHECK(transport.requests.size() == 5);
   CHECK(transport.pending() == 0);
   CHECK(f.sleeper.slept.empty());
+}
+
+TEST_CASE("ApiClient: a call that must not be lost is retried through a first stop signal",
+          "[http]") {
+  Fixture f;
+  f.sleeper.interrupted = true;  // a first stop signal arrived
+  f.transport.reply(502).reply(502).reply(204);
+  RequestOptions must_not_be_lost;
+  must_not_be_lost.through_stop = true;
+  CHECK(f.client().request("PATCH", "/work_pools/etl", std::nullopt, must_not_be_lost).status ==
+        204);
+  CHECK(f.sleeper.slept == std::vector<milliseconds>{milliseconds(1000), milliseconds(2000)});
+
+  // Any other call ends at the stop; and after a second signal, so does this one.
+  f.transport.reply(502);
+  CHECK(message_of([&] { f.client().request("GET", "/health"); }) ==
+        "GET http://prefect:4200/api/health: 502 Bad Gateway; not retried: a stop signal arrived");
+  f.sleeper.hurried = true;
+  f.transport.reply(502);
+  CHECK(message_of([&] {
+          f.client().request("PATCH", "/work_pools/etl", std::nullopt, must_not_be_lost);
+        }) ==
+        "PATCH http://prefect:4200/api/work_pools/etl: 502 Bad Gateway; not retried: a "
+        "second stop signal asked to hurry");
+  CHECK(f.transport.pending() == 0);
+}
+
+TEST_CASE("ApiClient::start: an attempt the transport cannot start ends in poll(), not start()",
+          "[http]") {
+  // libcurl could not take the request (no easy handle, the multi handle
+  // refused it): start() throws, `refusals` times.
+  struct RefusingTransport : FakeTransport {
+    int refusals = 0;
+    Ticket start(const HttpRequest& request) override {
+      if (refusals > 0) {
+        --refusals;
+        throw TransportError("cannot start a request with libcurl's multi interface", false);
+      }
+      return HttpTransport::start(request);
+    }
+  };
+  RefusingTransport transport;
+  Fixture f;
+  f.policy.initial = milliseconds(1);
+  f.policy.max_attempts = 2;
+  auto client = f.client_with(transport);
+
+  auto poll_until_ended = [&](ApiClient::CallId id) -> std::optional<ApiClient::Result> {
+    for (int i = 0; i < 200; ++i) {
+      for (auto& [ended, result] : client.poll(milliseconds(0))) {
+        if (ended == id) {
+          return result;
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(2));  // the retry's delay
+    }
+    return std::nullopt;
+  };
+
+  SECTION("once: the retry goes out") {
+    transport.refusals = 1;
+    transport.reply(200, R"({"ok":true})");
+    const auto id = client.start({"GET", "/a", std::nullopt});
+    auto result = poll_until_ended(id);
+    REQUIRE(result);
+    CHECK(result->get().body == nlohmann::json{{"ok", true}});
+  }
+  SECTION("every time: the call ends with the error, for its owner to hear") {
+    transport.refusals = 100;
+    const auto id = client.start({"GET", "/a", std::nullopt});
+    auto result = poll_until_ended(id);
+    REQUIRE(result);
+    CHECK(message_of([&] { result->get(); }) ==
+          "cannot reach Prefect API at http://prefect:4200/api: cannot start a request with "
+          "libcurl's multi interface (GET /a, after 2 attempt(s))");
+  }
+  CHECK(client.in_flight() == 0);
+  CHECK(transport.pending() == 0);
 }

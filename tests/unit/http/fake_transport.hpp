@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 
@@ -74,16 +75,21 @@ class FakeTransport : public HttpTransport {
   std::deque<std::variant<HttpResponse, TransportError>> script_;
 };
 
-// Records the delays it was asked to sleep; never sleeps.
+// Records the delays it was asked to sleep; never sleeps. `interrupted`: as
+// after a first stop signal (sleep_for cut short); `hurried`: a second (both).
 class FakeSleeper : public Sleeper {
  public:
   bool sleep_for(std::chrono::milliseconds d) override {
     slept.push_back(d);
-    return !interrupted;
+    return !interrupted && !hurried;
   }
-  void sleep_through(std::chrono::milliseconds d) override { slept.push_back(d); }
+  bool sleep_through(std::chrono::milliseconds d) override {
+    slept.push_back(d);
+    return !hurried;
+  }
   std::vector<std::chrono::milliseconds> slept;
   bool interrupted = false;
+  bool hurried = false;
 };
 
 }  // namespace pc::testing

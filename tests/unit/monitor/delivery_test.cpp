@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "monitor/fake_clock.hpp"
+#include "common/fake_clock.hpp"
 
 using namespace pc;
 using namespace pc::testing;

@@ -4,7 +4,7 @@
 #include <memory>
 #include <sstream>
 
-#include "monitor/fake_clock.hpp"
+#include "common/fake_clock.hpp"
 
 using namespace pc;
 using namespace pc::testing;

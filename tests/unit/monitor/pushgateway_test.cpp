@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
-#include "monitor/fake_clock.hpp"
+#include "common/fake_clock.hpp"
 
 using namespace pc;
 using namespace pc::testing;

@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fake_clock.hpp"
 #include "http/api_client.hpp"
 #include "http/curl_transport.hpp"
-#include "monitor/fake_clock.hpp"
 #include "prefect/client.hpp"
 
 namespace pc::testing {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/fake_clock.hpp"
 #include "http/fake_transport.hpp"
 #include "prefect/client.hpp"
 #include "worker/fake_prefect.hpp"
@@ -666,4 +667,27 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
     CHECK(result.runs.empty());
     CHECK(no_long_sleep(h));
   }
+}
+
+TEST_CASE("NativeWorker: a claim the transport could not start is tried again, not lost",
+          "[worker]") {
+  // libcurl refused the request (no easy handle): HttpTransport::start threw.
+  // The attempt fails like a transport error and is retried; before, the
+  // exception left the run counted as being claimed, and the wait for the
+  // worker's runs after the failure never ended.
+  Harness h;
+  h.server.add_run("r1");
+  h.starter->plan = [](const std::string&) { return FakeStarter::Plan{1, ExitStatus{0, 0}, ""}; };
+  int refused = 0;
+  h.server.on_start = [&](const std::string& label, const std::vector<std::string>&) {
+    if (label == "POST /flow_runs/r1/set_state" && refused++ == 0) {
+      throw TransportError("cannot start a request with libcurl's multi interface", false);
+    }
+  };
+
+  auto result = h.run();
+
+  CHECK(refused == 2);
+  CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
+  CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
 }

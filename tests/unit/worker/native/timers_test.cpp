@@ -4,23 +4,13 @@
 #include <string>
 #include <vector>
 
+#include "common/fake_clock.hpp"
+
 using namespace pc;
-
-namespace {
-
-class StillClock : public Clock {
- public:
-  std::chrono::steady_clock::time_point now() const override { return now_; }
-  void advance(std::chrono::milliseconds d) { now_ += d; }
-
- private:
-  std::chrono::steady_clock::time_point now_{std::chrono::seconds(1000)};
-};
-
-}  // namespace
+using pc::testing::FakeClock;
 
 TEST_CASE("timers fire once, when due, earliest first", "[worker][timers]") {
-  StillClock clock;
+  FakeClock clock;
   Timers timers(clock);
   std::vector<std::string> fired;
   timers.after(std::chrono::seconds(2), [&] { fired.push_back("2 s"); });
@@ -40,7 +30,7 @@ TEST_CASE("timers fire once, when due, earliest first", "[worker][timers]") {
 }
 
 TEST_CASE("a timer that is due may add one due at once", "[worker][timers]") {
-  StillClock clock;
+  FakeClock clock;
   Timers timers(clock);
   int fired = 0;
   timers.after(std::chrono::milliseconds(0), [&] {
