@@ -11,11 +11,14 @@
 // Cloud, or a server of your own, delete `server` and `db` below and set
 // PREFECT_API_URL to its API and PREFECT_API_KEY (preserve() here) in the
 // dashboard.
-// README, "Railway", gives the same settings for the dashboard.
+// README, "Railway", gives the same settings for the dashboard. `apply` deletes
+// what this file does not declare (after a confirmation): in a project with
+// more services, `railway config pull` first and add these resources to it.
 //
-// tests/e2e/test_railway.py type-checks this file with the SDK's types
-// (`tsc --noEmit`), evaluates it the way the CLI does, and checks each setting;
-// tests/e2e/test_railway.py also keeps ../railway.toml in agreement with it.
+// The CLI runs Node >= 22.6 from PATH: `scripts/setup.sh` puts one in
+// .railway/node_modules/.bin with the pinned SDK. tests/e2e/test_railway.py
+// type-checks this file with the SDK's types (`tsc --noEmit`), evaluates it the
+// way the CLI does, checks each setting, and keeps ../railway.toml in agreement.
 import { defineRailway, postgres, preserve, project, service, volume } from "railway/iac";
 
 // The schedule, in UTC. Railway's shortest interval is 5 minutes and a start
