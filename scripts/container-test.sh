@@ -2,14 +2,16 @@
 # Builds the real Dockerfile without a Docker engine and drains a flow run
 # inside the image:
 #   1. a Debian 12 base made by mmdebstrap, loaded into buildah as
-#      localhost/debian:bookworm-slim (the Dockerfile's BASE_IMAGE);
+#      localhost/debian:bookworm-slim (the Dockerfile's
+#      PREFECT_CYCLE_BASE_IMAGE);
 #   2. buildah bud --isolation chroot of the Dockerfile;
 #   3. against a local Prefect server on 127.0.0.1: `prefect-cycle doctor` and
 #      a cycle that drains one due run to COMPLETED, run inside the image; the
 #      image's user must not be root, the image carries its OCI labels and no
 #      apt lists, pip cache, compilers or headers.
 # The Dockerfile's default base is the public debian:bookworm-slim; this test
-# changes it only through --build-arg BASE_IMAGE (no registry is reached).
+# changes it only through --build-arg PREFECT_CYCLE_BASE_IMAGE (no registry is
+# reached).
 # Prints the image and binary sizes and the size of each layer. Needs root
 # (buildah, chroot isolation).
 set -euo pipefail
@@ -74,9 +76,11 @@ echo "container-test: building $IMAGE"
 # networks that intercept TLS.
 bud_extra=()
 if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then
-  bud_extra=(--volume "$PIP_CERT:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
+  bud_extra=(--volume "$PIP_CERT:/run/host-ca.crt:ro"
+             --build-arg PREFECT_CYCLE_PIP_CERT=/run/host-ca.crt)
 fi
-"${bh[@]}" bud --quiet --layers --isolation chroot --build-arg BASE_IMAGE="$BASE" "${bud_extra[@]}" \
+"${bh[@]}" bud --quiet --layers --isolation chroot \
+  --build-arg PREFECT_CYCLE_BASE_IMAGE="$BASE" "${bud_extra[@]}" \
   -t "$IMAGE" . >/dev/null
 t2=$(date +%s)
 

@@ -24,6 +24,9 @@ debian_packages=(
 # kubectl renders the Kubernetes kustomization in the e2e suite: the machine
 # image's own (Google's package) when present, else Debian's.
 command -v kubectl >/dev/null 2>&1 || debian_packages+=(kubernetes-client)
+# npm installs .railway/'s pinned Railway SDK, TypeScript and Node 22 (the
+# SDK's engines; Debian 12 ships Node 18): the machine's own npm when present.
+command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -50,5 +53,13 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install -q -r "$root/scripts/requirements-dev.txt" \
     "prefect==$PREFECT_VERSION" "fastapi==$FASTAPI_VERSION"
   touch "$stamp"
+fi
+# .railway/node_modules from .railway/package-lock.json (tests/e2e/test_railway.py):
+# again only when the lock file changes.
+railway_stamp="$root/.railway/node_modules/.prefect-cycle-$(sha256sum "$root/.railway/package-lock.json" | cut -c1-12)"
+if [ ! -f "$railway_stamp" ]; then
+  echo "setup: npm ci in .railway (railway SDK, typescript, node 22)"
+  (cd "$root/.railway" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$railway_stamp"
 fi
 echo "setup: ok ($("$venv/bin/python" -c 'import prefect; print("prefect", prefect.__version__)'))"

@@ -12,6 +12,7 @@
 #include "cli/commands.hpp"
 #include "cli/on_demand.hpp"
 #include "common/error.hpp"
+#include "common/spellcheck.hpp"
 #include "common/text.hpp"
 #include "config/settings.hpp"
 
@@ -26,6 +27,34 @@ void print_error(const std::string& message) {
 // Short flags as Prefect's `prefect worker start` spells them.
 const std::map<std::string_view, std::string_view> kShortFlags{
     {"--pool", "-p"}, {"--worker-name", "-n"}, {"--queues", "-q"}, {"--limit", "-l"}};
+
+// Other names a flag answers to: Prefect's CLI says "work pool" everywhere.
+const std::map<std::string_view, std::string_view> kFlagAliases{{"--pool", "--work-pool"}};
+
+// Prefect's `prefect worker start` flags that are ours under another name,
+// suggested when typed (not aliases: --work-queue is one queue, repeated).
+const std::map<std::string, std::string> kPrefectFlags{
+    {"--work-queue", "--queues"}, {"--name", "--worker-name"}, {"--type", "--worker-type"}};
+
+// Every flag the command line accepts, the subcommands' included, with dashes.
+std::vector<std::string> known_flags(const CLI::App& app) {
+  std::vector<std::string> flags;
+  auto add = [&flags](const CLI::App& from) {
+    for (const CLI::Option* option : from.get_options()) {
+      for (const auto& name : option->get_lnames()) {
+        flags.push_back("--" + name);
+      }
+      for (const auto& name : option->get_snames()) {
+        flags.push_back("-" + name);
+      }
+    }
+  };
+  add(app);
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    add(*sub);
+  }
+  return flags;
+}
 
 bool is_bool_literal(const std::string& text) {
   const std::string value = ascii_lower(text);
@@ -68,6 +97,37 @@ std::string type_of(const Setting& setting, const std::string& default_value) {
 
 }  // namespace
 
+std::optional<Error> unknown_flag_error(const std::vector<std::string>& args,
+                                        const std::vector<std::string>& known) {
+  for (const auto& arg : args) {
+    if (arg == "--") {
+      break;
+    }
+    if (arg.size() <= 2 || arg.compare(0, 2, "--") != 0) {
+      continue;
+    }
+    const std::string name = arg.substr(0, arg.find('='));
+    if (std::find(known.begin(), known.end(), name) != known.end()) {
+      continue;
+    }
+    std::vector<std::string> long_flags;
+    std::copy_if(known.begin(), known.end(), std::back_inserter(long_flags),
+                 [](const std::string& flag) { return flag.compare(0, 2, "--") == 0; });
+    std::optional<std::string> guess;
+    if (auto it = kPrefectFlags.find(name); it != kPrefectFlags.end()) {
+      guess = it->second;
+    } else {
+      guess = closest_flag(name, long_flags);
+    }
+    std::string message = "unknown flag " + name;
+    if (guess) {
+      message += ": did you mean " + *guess + "?";
+    }
+    return usage_error(message, Hint::kUsageFlag);
+  }
+  return std::nullopt;
+}
+
 int app_main(int argc, char** argv) {
   CLI::App app{
       "prefect-cycle: resume a Prefect work pool, run its due flow runs, wait, pause it again.\n"
@@ -85,6 +145,7 @@ int app_main(int argc, char** argv) {
   };
   std::vector<Registered> registered;
   std::vector<Registered> negations;
+  std::vector<Registered> aliases;
   std::set<std::string> switches;
   const Config defaults;
   for (const auto& setting : settings_table()) {
@@ -95,6 +156,10 @@ int app_main(int argc, char** argv) {
     std::string names = flag;
     if (auto it = kShortFlags.find(setting.flag); it != kShortFlags.end()) {
       names = std::string(it->second) + "," + flag;
+    }
+    const auto alias = kFlagAliases.find(setting.flag);
+    if (alias != kFlagAliases.end()) {
+      help += " (also " + std::string(alias->second) + ")";
     }
     CLI::Option* option = nullptr;
     if (setting.is_switch) {
@@ -113,6 +178,12 @@ int app_main(int argc, char** argv) {
       option->default_str(default_value);
     }
     registered.push_back({option, flag, &target});
+    if (alias != kFlagAliases.end()) {
+      // The other spelling of a flag that takes a value: not listed in --help,
+      // named in the flag's help instead.
+      CLI::Option* other = app.add_option(std::string(alias->second), target)->group("");
+      aliases.push_back({other, flag, &target});
+    }
   }
   app.get_formatter()->column_width(40);
 
@@ -141,7 +212,14 @@ int app_main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    print_error(std::string(e.what()) + " (see prefect-cycle --help)");
+    // CLI11 says "The following arguments were not expected: 3 --limt": name
+    // the flag and the one meant instead, as every other error names its fix.
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    if (auto unknown = unknown_flag_error(args, known_flags(app))) {
+      print_error(unknown->what());
+    } else {
+      print_error(std::string(e.what()) + " (see prefect-cycle --help)");
+    }
     return to_int(ExitCode::kUsage);
   }
 
@@ -150,7 +228,7 @@ int app_main(int argc, char** argv) {
     return 0;
   }
 
-  for (const auto& list : {&registered, &negations}) {
+  for (const auto& list : {&registered, &negations, &aliases}) {
     for (const auto& r : *list) {
       if (r.option->count() > 0) {
         flags[r.flag] = *r.value;

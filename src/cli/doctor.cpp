@@ -127,14 +127,15 @@ void Doctor::check_python() {
 }
 
 // Only Prefect's git_clone pull step runs git (our repository check uses
-// libgit2): an image built with INSTALL_GIT=false is not a failure.
+// libgit2): an image built with PREFECT_CYCLE_INSTALL_GIT=false is not a
+// failure.
 void Doctor::check_git() {
   if (on_path("git", process_environment())) {
     add("git", true, "git is on PATH", "", ExitCode::kPreflight);
   } else {
     skip("git",
          "git is not on PATH: deployments with a git_clone pull step need it (the "
-         "image's INSTALL_GIT build argument); nothing else does");
+         "image's PREFECT_CYCLE_INSTALL_GIT build argument); nothing else does");
   }
 }
 

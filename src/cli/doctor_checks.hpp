@@ -73,7 +73,8 @@ class Doctor {
   void check_database_reachable();
   void check_python();
   // Only Prefect's git_clone pull step runs git (our repository check uses
-  // libgit2): an image built with INSTALL_GIT=false is not a failure.
+  // libgit2): an image built with PREFECT_CYCLE_INSTALL_GIT=false is not a
+  // failure.
   void check_git();
   // No HTTP request: every request to a ping URL signals the check
   // (healthchecks.io has no non-signalling endpoint; even /start opens a run

@@ -130,6 +130,9 @@ const std::vector<HintRow>& hint_table() {
        "check DATABASE_URL (--database-url): host, port, user, password and database name, and "
        "that the database accepts connections from here; to skip this check, set "
        "PREFECT_WORKER_CHECK_DATABASE=false (--no-check-database)"},
+      {Hint::kUsageFlag, "usage.flag",
+       "use the flag named above, or another that `prefect-cycle --help` lists; each has an "
+       "environment variable too (`prefect-cycle config` shows them)"},
   };
   return kTable;
 }

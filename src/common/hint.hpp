@@ -46,6 +46,7 @@ enum class Hint {
   kDatabaseMissing,
   kDatabaseUrl,
   kDatabaseUnreachable,
+  kUsageFlag,
   kCount,  // not a class: the number of classes; keep it last
 };
 

@@ -40,4 +40,31 @@ std::optional<std::string> closest_match(std::string_view word,
   return best;
 }
 
+std::optional<std::string> closest_flag(std::string_view arg,
+                                        const std::vector<std::string>& flags) {
+  auto bare = [](std::string_view flag) {
+    flag = flag.substr(0, flag.find('='));
+    while (!flag.empty() && flag.front() == '-') {
+      flag.remove_prefix(1);
+    }
+    return std::string(flag);
+  };
+  std::vector<std::string> names;
+  names.reserve(flags.size());
+  for (const auto& flag : flags) {
+    names.push_back(bare(flag));
+  }
+  const std::string word = bare(arg);
+  if (word.empty()) {
+    return std::nullopt;
+  }
+  auto guess = closest_match(word, names);
+  if (!guess) {
+    return std::nullopt;
+  }
+  const auto at =
+      static_cast<std::size_t>(std::find(names.begin(), names.end(), *guess) - names.begin());
+  return flags[at];
+}
+
 }  // namespace pc

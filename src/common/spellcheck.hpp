@@ -16,4 +16,11 @@ std::size_t edit_distance(std::string_view a, std::string_view b);
 std::optional<std::string> closest_match(std::string_view word,
                                          const std::vector<std::string>& candidates);
 
+// The flag of `flags` ("--limit") that a command-line argument naming no flag
+// most likely meant: "--limt", "--limt=3", "-limit" and "--LIMIT" all give
+// "--limit". Compares the names without their dashes and any "=value", with
+// closest_match's limit; nullopt when none is that close.
+std::optional<std::string> closest_flag(std::string_view arg,
+                                        const std::vector<std::string>& flags);
+
 }  // namespace pc

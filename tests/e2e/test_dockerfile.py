@@ -95,8 +95,8 @@ def test_hadolint_fails_on_a_broken_copy(tmp_path):
 
 def test_the_default_base_is_a_public_reference():
     text = DOCKERFILE.read_text()
-    base = arg_defaults(text, before_first_from=True).get("BASE_IMAGE")
-    assert base, "ARG BASE_IMAGE=<default> must come before the first FROM"
+    base = arg_defaults(text, before_first_from=True).get("PREFECT_CYCLE_BASE_IMAGE")
+    assert base, "ARG PREFECT_CYCLE_BASE_IMAGE=<default> must come before the first FROM"
     # Docker reads the part before the first "/" as a registry host when it has
     # a "." or ":" or is "localhost": none of those, so Docker Hub.
     assert not base.startswith("localhost/"), base
@@ -107,11 +107,27 @@ def test_the_default_base_is_a_public_reference():
     for keyword, args in instructions(text):
         if keyword == "FROM":
             image, *rest = args.split()
-            assert image == "${BASE_IMAGE}" or image in stages, args
+            assert image == "${PREFECT_CYCLE_BASE_IMAGE}" or image in stages, args
             if len(rest) == 2 and rest[0].upper() == "AS":
                 stages.add(rest[1])
     # The local test world changes the base through the build argument only.
-    assert "--build-arg BASE_IMAGE=" in (ROOT / "scripts" / "container-test.sh").read_text()
+    container_test = (ROOT / "scripts" / "container-test.sh").read_text()
+    assert "--build-arg PREFECT_CYCLE_BASE_IMAGE=" in container_test
+
+
+def test_every_build_argument_has_the_project_prefix():
+    """Railway passes each service variable to the ARG of the same name
+    (docs: builds/dockerfiles.md): a variable set for the running cycle must not
+    reach the build, so no ARG shares a name with one a user might set."""
+    names = [args.partition("=")[0] for keyword, args in instructions(DOCKERFILE.read_text())
+             if keyword == "ARG"]
+    assert names, "the Dockerfile declares its build arguments"
+    assert [n for n in names if not n.startswith("PREFECT_CYCLE_")] == [], names
+    used = set(re.findall(r"--build-arg ([A-Z_]+)=",
+                          (ROOT / "scripts" / "container-test.sh").read_text()
+                          + (ROOT / "docs" / "container.md").read_text()
+                          + (ROOT / "README.md").read_text()))
+    assert used and used <= set(names), used - set(names)
 
 
 def test_oci_labels_and_version():
@@ -124,11 +140,11 @@ def test_oci_labels_and_version():
     assert set(labels) == OCI_LABELS, labels
     assert labels["org.opencontainers.image.title"] == "prefect-cycle"
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
-    assert labels["org.opencontainers.image.version"] == "${VERSION}"
-    assert labels["org.opencontainers.image.source"] == "${SOURCE_URL}"
+    assert labels["org.opencontainers.image.version"] == "${PREFECT_CYCLE_VERSION}"
+    assert labels["org.opencontainers.image.source"] == "${PREFECT_CYCLE_SOURCE_URL}"
     project = re.search(r"project\(prefect-cycle VERSION (\S+)",
                         (ROOT / "CMakeLists.txt").read_text())
-    assert arg_defaults(text)["VERSION"] == project.group(1)
+    assert arg_defaults(text)["PREFECT_CYCLE_VERSION"] == project.group(1)
     assert (ROOT / "LICENSE").read_text().startswith("Copyright 2026 The prefect-cycle authors\n")
 
 
@@ -137,11 +153,11 @@ def test_runtime_stage_choices():
     args = arg_defaults(text)
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     pinned = re.search(r"PREFECT_VERSION=\$\{PREFECT_VERSION:-([^}]+)\}", setup).group(1)
-    assert args["PREFECT_VERSION"] == pinned, "the image and the test venv run the same Prefect"
-    assert args["PREFECT_PACKAGE"] == "prefect-client"
-    assert args["INSTALL_GIT"] == "true"
+    assert args["PREFECT_CYCLE_PREFECT_VERSION"] == pinned, "the image and the test venv run the same Prefect"
+    assert args["PREFECT_CYCLE_PREFECT_PACKAGE"] == "prefect-client"
+    assert args["PREFECT_CYCLE_INSTALL_GIT"] == "true"
     runtime = text[text.index("AS runtime"):]
-    assert '"${PREFECT_PACKAGE}==${PREFECT_VERSION}"' in runtime
+    assert '"${PREFECT_CYCLE_PREFECT_PACKAGE}==${PREFECT_CYCLE_PREFECT_VERSION}"' in runtime
     assert "fastapi==" not in runtime, "the client needs no FastAPI pin (that is the server's)"
     for keyword, arguments in instructions(runtime):
         if keyword == "USER":

@@ -237,7 +237,8 @@ def test_git_not_on_path(pool, cycle, tmp_path):
     result = cycle.run(pool, {"PATH": str(bin_dir)}, args=("doctor",))
 
     assert result.returncode == 0, result
-    # Only Prefect's git_clone pull step needs git: not a failure (INSTALL_GIT=false images).
+    # Only Prefect's git_clone pull step needs git: not a failure (images built
+    # with PREFECT_CYCLE_INSTALL_GIT=false).
     assert lines(result)["git"] == (
         "- git: git is not on PATH: deployments with a git_clone pull step need it (the image's "
-        "INSTALL_GIT build argument); nothing else does")
+        "PREFECT_CYCLE_INSTALL_GIT build argument); nothing else does")

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/app.hpp"
 #include "common/error.hpp"
 #include "config/config.hpp"
 #include "cycle/cycle.hpp"
@@ -389,6 +390,11 @@ std::vector<Case> unit_cases(const TempDir& tmp, BareRepo& repo) {
          int port = 0;
          ::close(listen_loopback(1, port));
          check_database("postgresql://u@127.0.0.1:" + std::to_string(port) + "/db", seconds(5));
+       })},
+      {"usage.flag", thrown([] {
+         if (auto e = unknown_flag_error({"run", "--limt", "3"}, {"--limit", "--pool"})) {
+           throw *e;
+         }
        })},
   };
 }
