@@ -50,6 +50,9 @@ ARG SOURCE_URL=
 # prefect-docker) for those.
 ARG PREFECT_PACKAGE=prefect-client
 ARG PREFECT_VERSION=3.8.8
+# uv installs the flows' requirements (PREFECT_CYCLE_INSTALLER=auto finds it
+# beside /opt/prefect/bin/python); about 40 MB. pip stays for the fallback.
+ARG UV_VERSION=0.13.9
 # On by default: Prefect's `git_clone` pull step (the usual deployment made by
 # `prefect deploy` from a git repository) runs the `git` command inside the flow
 # run, and `prefect-cycle doctor` reports a missing git as a failure. git pulls
@@ -98,6 +101,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
  && python3 -m venv /opt/prefect \
  && pip install --no-cache-dir --disable-pip-version-check \
       "${PREFECT_PACKAGE}==${PREFECT_VERSION}" \
+      "uv==${UV_VERSION}" \
  && chown -R 10001:10001 /opt/prefect
 COPY --from=build /src/build/prefect-cycle /usr/local/bin/prefect-cycle
 # Numeric: a runtime that enforces "run as non-root" (Kubernetes runAsNonRoot)
