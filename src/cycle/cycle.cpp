@@ -120,6 +120,9 @@ void CycleRun::preflight() {
     return;
   }
   preflight_ = deps_.preflight(log_.with({{"phase", "preflight"}}));
+  summary_.preflight_sync = preflight_.sync_time;
+  summary_.preflight_install = preflight_.install_time;
+  summary_.preflight_checks = preflight_.checks_time;
   if (!preflight_.ran) {
     skip("no repository, code directory or database check configured");
   }

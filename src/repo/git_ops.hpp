@@ -32,7 +32,7 @@ struct SyncRequest {
   std::chrono::seconds timeout{60};
   // A bare repository in the cache directory to fetch through, or empty:
   // the clone or update then reads the mirror, not the remote.
-  std::filesystem::path mirror;
+  std::filesystem::path mirror{};
 };
 
 struct SyncResult {

@@ -90,7 +90,7 @@ void sync_code(const Config& config, const Logger& log, const std::function<bool
   const auto sync_start = SteadyClock::now();
   const fs::path dir = fs::absolute(config.code_dir);
   SyncRequest request{config.repository, config.github_token, config.branch, dir,
-                      config.git_timeout, {}};
+                      config.git_timeout};
   fs::path cache_dir = config.cache_dir;
   if (!cache_dir.empty()) {
     if (std::string problem = cache_dir_problem(cache_dir); !problem.empty()) {
