@@ -54,6 +54,9 @@ ARG PREFECT_CYCLE_SOURCE_URL=
 # package, e.g. prefect-docker) for those.
 ARG PREFECT_CYCLE_PREFECT_PACKAGE=prefect-client
 ARG PREFECT_CYCLE_PREFECT_VERSION=3.8.8
+# uv installs the flows' requirements (PREFECT_CYCLE_INSTALLER=auto finds it
+# beside /opt/prefect/bin/python); about 40 MB. pip stays for the fallback.
+ARG PREFECT_CYCLE_UV_VERSION=0.13.9
 # On by default: Prefect's `git_clone` pull step (the usual deployment made by
 # `prefect deploy` from a git repository) runs the `git` command inside the flow
 # run, and `prefect-cycle doctor` reports a missing git as a failure. git pulls
@@ -104,6 +107,7 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
  && python3 -m venv /opt/prefect \
  && PIP_CERT="$PREFECT_CYCLE_PIP_CERT" pip install --no-cache-dir --disable-pip-version-check \
       "${PREFECT_CYCLE_PREFECT_PACKAGE}==${PREFECT_CYCLE_PREFECT_VERSION}" \
+      "uv==${PREFECT_CYCLE_UV_VERSION}" \
  && chown -R 10001:10001 /opt/prefect
 COPY --from=build /src/build/prefect-cycle /usr/local/bin/prefect-cycle
 # Numeric: a runtime that enforces "run as non-root" (Kubernetes runAsNonRoot)

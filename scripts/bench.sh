@@ -28,6 +28,13 @@
 #   BENCH_BUILD=1           rebuild even if build/prefect-cycle exists
 #   PREFECT_CYCLE_BIN=path  benchmark this binary instead of build/prefect-cycle
 #                           (then scripts/build.sh is only run for a missing .venv)
+#
+#   scripts/bench.sh --field  (or BENCH_SCENARIOS=field) runs the field scenario
+#                           instead (bench/field.py, issue 30): a repository with
+#                           requests, pandas, SQLAlchemy and psycopg2-binary from PyPI,
+#                           idle and 3-run ticks, fresh container / kept volume / kept
+#                           host, against the Python cycle doing the same sync and
+#                           install; writes bench/results/<date>-field.md
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -41,4 +48,7 @@ fi
 for tool in curl xargs; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is required" >&2; exit 2; }
 done
+if [ "${1:-}" = --field ] || [ "${BENCH_SCENARIOS:-}" = field ]; then
+  exec .venv/bin/python bench/field.py
+fi
 exec .venv/bin/python bench/bench.py "$@"

@@ -365,6 +365,17 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
       entry.source = "DATABASE_PUBLIC_URL";
     }
   }
+  // Railway mounts one volume per service and says where: the cache lives
+  // there unless PREFECT_CYCLE_CACHE_DIR says otherwise.
+  if (config.cache_dir.empty()) {
+    if (auto it = env.find("RAILWAY_VOLUME_MOUNT_PATH");
+        it != env.end() && !trim(it->second).empty()) {
+      config.cache_dir = std::filesystem::path(trim(it->second)) / "prefect-cycle-cache";
+      auto& entry = entry_of("PREFECT_CYCLE_CACHE_DIR");
+      entry.origin = Origin::kEnv;
+      entry.source = "RAILWAY_VOLUME_MOUNT_PATH";
+    }
+  }
   if (!was_set("PREFECT_WORKER_CYCLE_LOG_FORMAT")) {
     auto [format, why] = default_log_format(env, around);
     config.log_format = format;

@@ -29,6 +29,8 @@ struct DeploymentRef {
 
 enum class AutoPause { kOff, kOn, kForce };
 
+enum class InstallerChoice { kAuto, kUv, kPip };
+
 struct Config {
   // --- Prefect API
   std::string api_url;          // PREFECT_API_URL, no trailing slash
@@ -75,6 +77,10 @@ struct Config {
   bool install_requirements = true;
   std::string requirements_file = "requirements.txt";
   bool install_editable = false;
+  InstallerChoice installer = InstallerChoice::kAuto;  // PREFECT_CYCLE_INSTALLER
+  // PREFECT_CYCLE_CACHE_DIR, else <RAILWAY_VOLUME_MOUNT_PATH>/prefect-cycle-cache;
+  // empty = no cache that outlives the container.
+  std::filesystem::path cache_dir;
   std::chrono::seconds git_timeout{60};
 
   // --- database

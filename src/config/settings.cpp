@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "common/error.hpp"
+#include "common/text.hpp"
 
 #include "config/monitor_values.hpp"
 
@@ -311,6 +312,37 @@ std::vector<Setting> build_table() {
        true,
        [](C& c, const S& w, const S& v) { c.install_editable = parse_bool(w, v); },
        [](const C& c) { return show_bool(c.install_editable); }},
+      {{"PREFECT_CYCLE_INSTALLER"},
+       "--installer",
+       "auto (uv when it is found, else pip), uv or pip",
+       false,
+       false,
+       [](C& c, const S& w, const S& v) {
+         const std::string name = ascii_lower(trim(v));
+         if (name == "auto") {
+           c.installer = InstallerChoice::kAuto;
+         } else if (name == "uv") {
+           c.installer = InstallerChoice::kUv;
+         } else if (name == "pip") {
+           c.installer = InstallerChoice::kPip;
+         } else {
+           throw usage_error(w + ": invalid installer \"" + v + "\" (expected auto, uv or pip)",
+                             Hint::kConfigValue);
+         }
+       },
+       [](const C& c) {
+         return std::string(c.installer == InstallerChoice::kUv    ? "uv"
+                            : c.installer == InstallerChoice::kPip ? "pip"
+                                                                   : "auto");
+       }},
+      {{"PREFECT_CYCLE_CACHE_DIR"},
+       "--cache-dir",
+       "installer cache and git mirror kept across containers (unset = "
+       "$RAILWAY_VOLUME_MOUNT_PATH/prefect-cycle-cache when set, else none)",
+       false,
+       false,
+       [](C& c, const S&, const S& v) { c.cache_dir = v; },
+       [](const C& c) { return c.cache_dir.string(); }},
       {{"PREFECT_WORKER_GIT_TIMEOUT_SECONDS"},
        "--git-timeout",
        "seconds allowed for each git operation",

@@ -108,11 +108,21 @@ void CycleRun::preflight() {
     deployments_.push_back(std::move(deployment));
   }
 
+  // Whether there is work comes first: an idle tick syncs, installs and
+  // probes nothing (`doctor` checks those without work). The checks still
+  // run before anything changes on the server.
+  check_quiet();
+  if (quiet_) {
+    skip("nothing due or active: no code sync, install, database check or interpreter probe");
+    return;
+  }
   preflight_ = deps_.preflight(log_.with({{"phase", "preflight"}}));
+  summary_.preflight_sync = preflight_.sync_time;
+  summary_.preflight_install = preflight_.install_time;
+  summary_.preflight_checks = preflight_.checks_time;
   if (!preflight_.ran) {
     skip("no repository, code directory or database check configured");
   }
-  check_quiet();
 }
 
 // Whether nothing due and nothing active would make this a quiet cycle
@@ -123,9 +133,8 @@ bool CycleRun::may_be_quiet() const {
 }
 
 // The pool; when the cycle may be quiet, read in one round with the first
-// page of the due runs check_quiet() asks for: one round trip fewer. That
-// page is then older than the preflight's end by the preflight's time (the
-// worker polls afresh). The active count is asked only when nothing is due:
+// page of the due runs check_quiet() asks for: one round trip fewer. The
+// worker polls afresh after the preflight. The active count is asked only when nothing is due:
 // in a cycle with work it would be a request for nothing.
 std::optional<WorkPool> CycleRun::read_pool() {
   if (!may_be_quiet()) {

@@ -31,6 +31,12 @@ struct CycleSummary {
   std::chrono::system_clock::time_point started_at{};
   std::chrono::milliseconds duration{0};
   std::vector<PhaseRecord> phases;
+  // Where the preflight's time went: the repository check and code sync,
+  // the installs, the database check and interpreter probe (0 when the
+  // preflight did not run them).
+  std::chrono::milliseconds preflight_sync{0};
+  std::chrono::milliseconds preflight_install{0};
+  std::chrono::milliseconds preflight_checks{0};
   std::vector<RunRecord> runs;
   std::vector<std::string> triggered_run_ids;
   bool pool_resumed = false;

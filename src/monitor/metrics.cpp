@@ -84,6 +84,17 @@ std::string render_cycle_metrics(const CycleSummary& summary) {
     w.sample("prefect_cycle_phase_duration_seconds", "phase", phase, number(seconds(duration)));
   }
 
+  w.family("prefect_cycle_preflight_duration_seconds",
+           "The last prefect-cycle run's preflight by step: sync (repository check and code "
+           "sync), install (requirements and editable installs) and checks (database and "
+           "interpreter); 0 for what did not run.");
+  w.sample("prefect_cycle_preflight_duration_seconds", "step", "sync",
+           number(seconds(summary.preflight_sync)));
+  w.sample("prefect_cycle_preflight_duration_seconds", "step", "install",
+           number(seconds(summary.preflight_install)));
+  w.sample("prefect_cycle_preflight_duration_seconds", "step", "checks",
+           number(seconds(summary.preflight_checks)));
+
   w.family("prefect_cycle_flow_runs",
            "Flow runs the last prefect-cycle run accounted for, by final state type.");
   const auto counts = summary.runs_by_state();

@@ -9,6 +9,7 @@
 //   prefect_cycle_last_success_timestamp_seconds   only when the exit code is 0
 //   prefect_cycle_duration_seconds
 //   prefect_cycle_phase_duration_seconds{phase}    every phase; 0 = did not run
+//   prefect_cycle_preflight_duration_seconds{step} sync, install, checks
 //   prefect_cycle_flow_runs{state}                 every state type + UNKNOWN
 //   prefect_cycle_exit_code
 //   prefect_cycle_pool_paused                      1 paused, 0 may be resumed

@@ -30,6 +30,9 @@ struct SyncRequest {
   std::string branch;
   std::filesystem::path code_dir;
   std::chrono::seconds timeout{60};
+  // A bare repository in the cache directory to fetch through, or empty:
+  // the clone or update then reads the mirror, not the remote.
+  std::filesystem::path mirror{};
 };
 
 struct SyncResult {
@@ -46,5 +49,14 @@ struct SyncResult {
 // remote URL recorded in .git/config carries no credentials. Throws
 // pc::Error(kPreflight); bounded by request.timeout and should_stop().
 SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>& should_stop);
+
+// The cache's bare repository for `url` (its credentials left out):
+// <cache_dir>/git/<hash of the URL>.git.
+std::filesystem::path git_mirror_path(const std::filesystem::path& cache_dir,
+                                      const std::string& url);
+
+// Fetches `branch` from the remote into request.mirror, creating it when
+// missing. Throws pc::Error(kPreflight) as sync_code_dir() does.
+void update_git_mirror(const SyncRequest& request, const std::function<bool()>& should_stop);
 
 }  // namespace pc

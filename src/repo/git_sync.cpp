@@ -85,6 +85,12 @@ GitFailure missing_branch(const SyncRequest& req) {
                         " (PREFECT_WORKER_BRANCH)"};
 }
 
+// Where the objects come from: the cache's mirror when there is one (the
+// parent has just fetched it), else the remote.
+std::string source_of(const SyncRequest& req) {
+  return req.mirror.empty() ? req.url : req.mirror.string();
+}
+
 // Clones into `staging`, an empty directory the parent made; the parent
 // renames it into place on success, so a clone cut short by the deadline
 // never leaves a half-made code directory behind.
@@ -96,7 +102,8 @@ std::string clone_in_child(const SyncRequest& req, const fs::path& staging) {
   opts.fetch_opts.callbacks = callbacks(ctx);
   opts.fetch_opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
   git_repository* raw = nullptr;
-  if (int rc = git_clone(&raw, req.url.c_str(), staging.c_str(), &opts); rc != 0) {
+  const std::string source = source_of(req);
+  if (int rc = git_clone(&raw, source.c_str(), staging.c_str(), &opts); rc != 0) {
     if (is_missing_branch(req.branch)) {
       return encode(missing_branch(req));
     }
@@ -104,9 +111,10 @@ std::string clone_in_child(const SyncRequest& req, const fs::path& staging) {
   }
   RepoPtr repo(raw);
   // Keep credentials out of .git/config: later fetches get them from the
-  // configuration again.
+  // configuration again. A clone of the mirror records the remote all the
+  // same, so that the checkout is known as a clone of it.
   const std::string plain = strip_userinfo(req.url);
-  if (plain != req.url && git_remote_set_url(repo.get(), "origin", plain.c_str()) != 0) {
+  if (plain != source && git_remote_set_url(repo.get(), "origin", plain.c_str()) != 0) {
     return encode(
         {"other", "cannot record the remote URL in " + staging.string() + ": " + last_git_error()});
   }
@@ -142,10 +150,11 @@ std::string update_in_child(const SyncRequest& req) {
                                       ", not of " + redact_url_userinfo(req.url) + refusal});
   }
 
-  // Fetch through an anonymous remote on the configured URL: it carries the
-  // current credentials, which .git/config does not hold.
+  // Fetch through an anonymous remote on the configured URL (or the mirror):
+  // it carries the current credentials, which .git/config does not hold.
   git_remote* raw_remote = nullptr;
-  if (int rc = git_remote_create_anonymous(&raw_remote, repo.get(), req.url.c_str()); rc != 0) {
+  const std::string source = source_of(req);
+  if (int rc = git_remote_create_anonymous(&raw_remote, repo.get(), source.c_str()); rc != 0) {
     return encode(classify(req.url, "opening", rc, ctx));
   }
   RemotePtr remote(raw_remote);
@@ -257,6 +266,9 @@ class StagingGuard {
 }  // namespace
 
 SyncResult sync_code_dir(const SyncRequest& request, const std::function<bool()>& should_stop) {
+  if (!request.mirror.empty()) {
+    update_git_mirror(request, should_stop);
+  }
   const fs::path& dir = request.code_dir;
   std::error_code ec;
   const auto status = fs::symlink_status(dir, ec);

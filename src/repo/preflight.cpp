@@ -1,10 +1,12 @@
 #include "repo/preflight.hpp"
 
 #include <filesystem>
+#include <optional>
 
 #include "common/error.hpp"
 #include "process/process.hpp"
 #include "repo/git_ops.hpp"
+#include "repo/install.hpp"
 
 namespace pc {
 namespace {
@@ -13,44 +15,13 @@ namespace fs = std::filesystem;
 
 // The database check is a quick ping, not a configurable phase.
 constexpr std::chrono::seconds kDatabaseTimeout{10};
-// SIGTERM -> SIGKILL for a pip install we stop.
-constexpr std::chrono::seconds kPipGrace{5};
+// SIGTERM -> SIGKILL for the interpreter probe.
+constexpr std::chrono::seconds kProbeGrace{5};
 
-void pip_install(const Config& config, const Logger& log, const std::vector<std::string>& args,
-                 const std::string& what, Hint hint, const std::function<bool()>& should_stop) {
-  SpawnOptions options;
-  options.argv = {config.python, "-m", "pip", "install", "--disable-pip-version-check"};
-  options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.cwd = config.code_dir;  // relative paths in a requirements file are the repo's
-  std::string command;
-  for (const auto& a : options.argv) {
-    command += (command.empty() ? "" : " ") + a;
-  }
-  log.info("installing " + what + ": " + command);
-  Logger pip_log = log.with({{"source", "pip"}});
-  std::string last_error;
-  ExitStatus status = run_streaming(
-      options,
-      [&](std::string_view line, bool is_stderr) {
-        if (is_stderr) {
-          pip_log.warn(line);
-          if (line.find_first_not_of(" \t") != std::string_view::npos) {
-            last_error = std::string(line.substr(0, 300));
-          }
-        } else {
-          pip_log.info(line);
-        }
-      },
-      should_stop, kPipGrace);
-  if (should_stop && should_stop()) {
-    throw preflight_error("installing " + what + " stopped: stop signal received", Hint::kStopped);
-  }
-  if (!status.exited() || status.code != 0) {
-    throw preflight_error("installing " + what + " failed (" + command + ": " + status.describe() +
-                              ", " + explain_exit(status) + ")" +
-                              (last_error.empty() ? "" : ": " + last_error),
-                          hint);
-  }
+using SteadyClock = std::chrono::steady_clock;
+
+std::chrono::milliseconds elapsed(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
 }
 
 // Whether the interpreter that will run the flows has Prefect, without
@@ -82,7 +53,7 @@ void check_flow_python(const Config& config, const Logger& log, PreflightReport&
           last_line = std::string(line.substr(0, 300));
         }
       },
-      [deadline] { return std::chrono::steady_clock::now() > deadline; }, kPipGrace);
+      [deadline] { return std::chrono::steady_clock::now() > deadline; }, kProbeGrace);
   if (status.exited() && status.code == 127) {
     throw preflight_error(
         "PREFECT_WORKER_PYTHON: \"" + config.python + "\" not found (no such file, or not on PATH)",
@@ -116,9 +87,21 @@ void sync_code(const Config& config, const Logger& log, const std::function<bool
                           ") but PREFECT_WORKER_REPOSITORY is not: there is nothing to sync",
                       Hint::kConfigCodeDirWithoutRepository);
   }
+  const auto sync_start = SteadyClock::now();
   const fs::path dir = fs::absolute(config.code_dir);
   SyncRequest request{config.repository, config.github_token, config.branch, dir,
                       config.git_timeout};
+  fs::path cache_dir = config.cache_dir;
+  if (!cache_dir.empty()) {
+    if (std::string problem = cache_dir_problem(cache_dir); !problem.empty()) {
+      log.warn("PREFECT_CYCLE_CACHE_DIR: " + problem +
+               ": no cache this cycle (a Railway volume is root's: set RAILWAY_RUN_UID=0)");
+      cache_dir.clear();
+    } else {
+      request.mirror = git_mirror_path(cache_dir, config.repository);
+      log.info("cache " + cache_dir.string() + ": git mirror " + request.mirror.string());
+    }
+  }
   SyncResult sync = sync_code_dir(request, should_stop);
   report.commit = sync.commit;
   std::string step = std::string(sync.cloned ? "cloned " : "updated ") + dir.string() + " to " +
@@ -128,22 +111,42 @@ void sync_code(const Config& config, const Logger& log, const std::function<bool
   }
   report.steps.push_back(step);
   log.info(step, {{"commit", sync.commit}});
+  report.sync_time += elapsed(sync_start);
 
+  const auto install_start = SteadyClock::now();
+  std::optional<InstallerCommand> installer;
+  auto install = [&](const InstallStep& what, const std::string& label) {
+    if (!installer) {
+      installer = choose_installer(config);
+    }
+    report.steps.push_back(install_step(config, cache_dir, *installer, log, what, should_stop)
+                               ? "installed " + label
+                               : "already installed: " + label);
+  };
   if (config.install_requirements) {
     fs::path requirements = dir / config.requirements_file;
     if (fs::exists(requirements)) {
-      pip_install(config, log, {"-r", requirements.string()},
-                  "requirements from " + requirements.string(), Hint::kRequirements, should_stop);
-      report.steps.push_back("installed " + requirements.string());
+      install({StampKind::kRequirements,
+               requirements,
+               {"-r", requirements.string()},
+               "requirements from " + requirements.string(),
+               Hint::kRequirements},
+              requirements.string());
     } else {
       log.info("no " + config.requirements_file + " in the code directory: nothing to install");
     }
+  } else {
+    log.info("PREFECT_WORKER_INSTALL_REQUIREMENTS is off: the requirements are not installed");
   }
   if (config.install_editable) {
-    pip_install(config, log, {"-e", dir.string()}, "the code directory as an editable package",
-                Hint::kEditableInstall, should_stop);
-    report.steps.push_back("installed " + dir.string() + " (editable)");
+    install({StampKind::kEditable,
+             dir,
+             {"-e", dir.string()},
+             "the code directory as an editable package",
+             Hint::kEditableInstall},
+            dir.string() + " (editable)");
   }
+  report.install_time += elapsed(install_start);
   report.working_dir = dir;
   // child_environment() puts this in front of an existing PYTHONPATH.
   report.flow_env["PYTHONPATH"] = dir.string();
@@ -164,12 +167,15 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
 
   if (!config.repository.empty() && config.verify_repository) {
     report.ran = true;
+    const auto start = SteadyClock::now();
     check_repository(config, log, should_stop, report);
+    report.sync_time += elapsed(start);
   }
   if (!config.code_dir.empty()) {
     report.ran = true;
     sync_code(config, log, should_stop, report);
   }
+  const auto checks_start = SteadyClock::now();
   if (config.check_database) {
     report.ran = true;
     if (config.database_url.empty()) {
@@ -185,6 +191,7 @@ PreflightReport run_preflight(const Config& config, const Logger& log,
   }
   // Last: a requirements file may have installed Prefect.
   check_flow_python(config, log, report);
+  report.checks_time = elapsed(checks_start);
   return report;
 }
 

@@ -23,6 +23,12 @@ struct PreflightReport {
   std::map<std::string, std::string> flow_env;
   std::filesystem::path working_dir;  // default working dir for flow runs, or empty
   std::vector<std::string> steps;     // what was done, for the log and summary
+  // Where the preflight's time went: the repository check and the code sync;
+  // the installs (or their skipping); the database check and the
+  // interpreter probe.
+  std::chrono::milliseconds sync_time{0};
+  std::chrono::milliseconds install_time{0};
+  std::chrono::milliseconds checks_time{0};
 };
 
 // Throws pc::Error(kPreflight) with a clear message free of secrets.

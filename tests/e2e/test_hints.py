@@ -14,6 +14,9 @@ import time
 from harness import free_port
 from hints import HINTS
 
+# An idle tick runs no preflight (issue 30); a drain cycle is never idle.
+WORK = {"PREFECT_CYCLE_DRAIN": "true"}
+
 
 def fix(name: str) -> str:
     return "; fix: " + HINTS[name]
@@ -35,7 +38,7 @@ def test_unreachable_repository_names_the_variable_and_how_to_skip(prefect, pool
     port = free_port()  # closed: the connection is refused
     url = f"http://127.0.0.1:{port}/acme/flows.git"
 
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": url}, timeout=120)
+    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": url, **WORK}, timeout=120)
 
     assert result.returncode == 4, result
     assert result.summary["message"].startswith(
@@ -54,7 +57,7 @@ def test_repository_that_never_answers_names_the_git_timeout(prefect, pool, cycl
         silent.listen(16)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/acme/flows.git"
         result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": url,
-                                  "PREFECT_WORKER_GIT_TIMEOUT_SECONDS": "2"}, timeout=60)
+                                  "PREFECT_WORKER_GIT_TIMEOUT_SECONDS": "2", **WORK}, timeout=60)
 
     assert result.returncode == 4, result
     assert (f"listing branches of {url} (host 127.0.0.1) did not finish within 2 s "

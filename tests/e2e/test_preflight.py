@@ -17,9 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from fault_proxy import FaultProxy
 from git_server import GitHttpServer, Repo
-from harness import VENV_BIN, _retry, _run
+from harness import VENV_BIN, VENV_PYTHON, _retry, _run
 from pg_server import PostgresServer
+
+# An idle tick runs no preflight (issue 30); a drain cycle is never idle, so
+# these cycles on an empty pool run it and then resume and pause the pool.
+WORK = {"PREFECT_CYCLE_DRAIN": "true"}
 
 TOKEN = "ghp_e2eRightToken0123456789"
 WRONG_TOKEN = "ghp_e2eWrongToken9876543210"
@@ -66,11 +71,56 @@ def assert_preflight_failed(result, prefect, pool) -> None:
     assert prefect.pool(pool).is_paused
 
 
+# --- idle means idle ---------------------------------------------------------
+
+
+def logging_python(tmp_path: Path) -> tuple[Path, Path]:
+    """An interpreter that records each time it is started (a pip or uv
+    install, the Prefect probe), then runs the venv's."""
+    log = tmp_path / "python-calls.log"
+    wrapper = tmp_path / "logging-python"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {VENV_PYTHON} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def test_idle_tick_syncs_installs_and_probes_nothing(
+        prefect, prefect_server, pool, cycle, git_root, git_http, tmp_path):
+    repo = Repo(git_root, f"idle-{uuid.uuid4().hex[:8]}")
+    repo.commit({"requirements.txt": "--no-index\nno-such-package-pc-e2e==1.0\n"})
+    python, calls = logging_python(tmp_path)
+    code_dir = tmp_path / "code"
+    access_log = git_http.dir / "logs" / "access.log"
+    served_before = access_log.read_text() if access_log.exists() else ""
+    recorder = FaultProxy(prefect_server.api_url.removesuffix("/api")).start()
+    try:
+        result = cycle.run(pool, {"PREFECT_API_URL": recorder.api_url,
+                                  "PREFECT_WORKER_REPOSITORY": git_http.url(repo.bare.stem),
+                                  "GITHUB_ACCESS_TOKEN": TOKEN,
+                                  "PREFECT_WORKER_CODE_DIR": str(code_dir),
+                                  "PREFECT_WORKER_PYTHON": str(python),
+                                  "PREFECT_WORKER_CHECK_DATABASE": "true",
+                                  "DATABASE_URL": "postgresql://a:b@127.0.0.1:1/x"})
+    finally:
+        recorder.stop()
+
+    assert result.returncode == 0, result
+    assert len(recorder.log) == 3, recorder.log
+    assert [(p["name"], p["status"]) for p in result.summary["phases"]][0] == (
+        "preflight", "skipped"), result.summary
+    assert "no code sync, install, database check or interpreter probe" in result.output
+    served = access_log.read_text() if access_log.exists() else ""
+    assert repo.bare.name not in served[len(served_before):], served  # no git at all
+    assert not code_dir.exists()       # nothing cloned
+    assert not calls.exists(), calls.read_text()  # no installer, no probe
+    assert prefect.pool(pool).is_paused
+
+
 # --- repository over HTTP with Basic auth ------------------------------------
 
 
 def test_http_right_token_passes(prefect, pool, cycle, git_http):
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
                               "GITHUB_ACCESS_TOKEN": TOKEN})
     assert result.returncode == 0, result
     assert 'branch "main" present' in result.output
@@ -81,7 +131,7 @@ def test_http_right_token_passes(prefect, pool, cycle, git_http):
 
 
 def test_http_wrong_token_is_rejected_by_the_server(prefect, pool, cycle, git_http):
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
                               "GITHUB_ACCESS_TOKEN": WRONG_TOKEN})
     assert_preflight_failed(result, prefect, pool)
     assert f"authentication to {git_http.url('app')} (host 127.0.0.1) failed" in result.output
@@ -90,11 +140,11 @@ def test_http_wrong_token_is_rejected_by_the_server(prefect, pool, cycle, git_ht
 
 
 def test_http_user_password_in_url(prefect, pool, cycle, git_http):
-    good = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app", f"alice:{ALICE_PASSWORD}")})
+    good = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": git_http.url("app", f"alice:{ALICE_PASSWORD}")})
     assert good.returncode == 0, good
     assert_secret_absent(good, ALICE_PASSWORD)
 
-    bad = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app", "alice:not-the-pw-99")})
+    bad = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": git_http.url("app", "alice:not-the-pw-99")})
     assert_preflight_failed(bad, prefect, pool)
     assert "tried the user:password in PREFECT_WORKER_REPOSITORY" in bad.output
     assert "alice:***@127.0.0.1" in bad.output
@@ -102,7 +152,7 @@ def test_http_user_password_in_url(prefect, pool, cycle, git_http):
 
 
 def test_http_missing_branch_lists_branches_and_suggests(prefect, pool, cycle, git_http):
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": git_http.url("app"),
                               "GITHUB_ACCESS_TOKEN": TOKEN, "PREFECT_WORKER_BRANCH": "devlop"})
     assert_preflight_failed(result, prefect, pool)
     assert 'branch "devlop" not found in' in result.output
@@ -120,7 +170,7 @@ def test_unreachable_host_fails_within_the_timeout(prefect, pool, cycle):
         port = silent.getsockname()[1]
         url = f"http://127.0.0.1:{port}/git/app.git"
         started = time.monotonic()
-        result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": url,
+        result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": url,
                                   "PREFECT_WORKER_GIT_TIMEOUT_SECONDS": "3"}, timeout=60)
         elapsed = time.monotonic() - started
     assert_preflight_failed(result, prefect, pool)
@@ -133,7 +183,7 @@ def test_refused_connection_names_host_and_libgit2_error(prefect, pool, cycle):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/git/app.git"
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": url})
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": url})
     assert_preflight_failed(result, prefect, pool)
     assert f"cannot reach repository {url} (host 127.0.0.1):" in result.output
 
@@ -229,7 +279,7 @@ def test_sync_install_and_a_flow_importing_from_the_repository(
     [run] = prefect.schedule_runs(deployment_id, 1, {"marker": str(marker)})
     db_password = "public-db-pw-321"
 
-    result = cycle.run(pool, {
+    result = cycle.run(pool, WORK | {
         "PREFECT_WORKER_REPOSITORY": repo.file_url,
         "PREFECT_WORKER_CODE_DIR": str(code_dir),
         "PYTHONPATH": "/opt/existing-path",
@@ -255,7 +305,7 @@ def test_sync_install_and_a_flow_importing_from_the_repository(
     # Second cycle: a new commit on the remote, an untracked file in the checkout.
     newer = repo.commit({"helper_mod.py": "VALUE = 'second'\n"})
     (code_dir / "stray.txt").write_text("left over\n")
-    again = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": repo.file_url,
+    again = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": repo.file_url,
                              "PREFECT_WORKER_CODE_DIR": str(code_dir),
                              "PREFECT_WORKER_INSTALL_REQUIREMENTS": "false"})
     assert again.returncode == 0, again
@@ -271,7 +321,7 @@ def test_failing_requirements_install_is_exit_4(prefect, pool, cycle, tmp_path):
     root.mkdir()
     repo = Repo(root, "code")
     repo.commit({"requirements.txt": "--no-index\nno-such-package-pc-e2e==1.0\n"})
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": repo.file_url,
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": repo.file_url,
                               "PREFECT_WORKER_CODE_DIR": str(tmp_path / "code")})
     assert_preflight_failed(result, prefect, pool)
     assert "installing requirements from" in result.summary["message"]
@@ -285,7 +335,7 @@ def test_directory_in_the_way_is_refused_and_untouched(prefect, pool, cycle, tmp
     code_dir = tmp_path / "precious"
     code_dir.mkdir()
     (code_dir / "data.txt").write_text("keep me\n")
-    result = cycle.run(pool, {"PREFECT_WORKER_REPOSITORY": repo.file_url,
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": repo.file_url,
                               "PREFECT_WORKER_CODE_DIR": str(code_dir)})
     assert_preflight_failed(result, prefect, pool)
     assert f"code directory {code_dir} exists but is not a git repository" in result.output
@@ -297,7 +347,7 @@ def test_directory_in_the_way_is_refused_and_untouched(prefect, pool, cycle, tmp
 
 
 def test_database_check_passes_with_the_right_url(prefect, pool, cycle, postgres):
-    result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_URL": postgres.url()})
     assert result.returncode == 0, result
     assert "database answered SELECT 1" in result.output
@@ -305,7 +355,7 @@ def test_database_check_passes_with_the_right_url(prefect, pool, cycle, postgres
 
 
 def test_database_check_from_public_url(prefect, pool, cycle, postgres):
-    result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_PUBLIC_URL": postgres.url()})
     assert result.returncode == 0, result
     assert "get it from DATABASE_PUBLIC_URL" in result.output
@@ -314,7 +364,7 @@ def test_database_check_from_public_url(prefect, pool, cycle, postgres):
 
 def test_database_check_wrong_password(prefect, pool, cycle, postgres):
     wrong = "pg-wrong-pw-789"
-    result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_URL": postgres.url(password=wrong)})
     assert_preflight_failed(result, prefect, pool)
     assert f"database check failed for {postgres.user}@127.0.0.1:{postgres.port}" in result.output
@@ -326,7 +376,7 @@ def test_database_check_nothing_listening(prefect, pool, cycle, postgres):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = cycle.run(pool, {"PREFECT_WORKER_CHECK_DATABASE": "true",
+    result = cycle.run(pool, WORK | {"PREFECT_WORKER_CHECK_DATABASE": "true",
                               "DATABASE_URL": postgres.url(port=port)})
     assert_preflight_failed(result, prefect, pool)
     assert "Connection refused" in result.output

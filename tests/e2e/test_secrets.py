@@ -13,6 +13,7 @@ from git_server import Repo
 from harness import Cycle, Prefect, PrefectServer, free_port, self_signed_cert
 
 AUTH_USER = "admin"
+DRAIN = {"PREFECT_CYCLE_DRAIN": "true"}
 CANARIES = {
     "PREFECT_API_KEY": "pc-canary-apikey-5512",
     "PREFECT_API_AUTH_STRING": "pc-canary-authpw-7781",
@@ -58,9 +59,10 @@ def test_no_canary_in_any_output(auth_server, tmp_path):
         "run ok": (["run"], {}, 0),
         "run 401": (["run"], {"PREFECT_API_AUTH_STRING": f"{AUTH_USER}:wrong-"
                               + CANARIES["PREFECT_API_AUTH_STRING"]}, 3),
-        "run bad branch": (["run"], {"PREFECT_WORKER_BRANCH": "nope"}, 4),
-        "run bad repo host": (["run"], {"PREFECT_WORKER_REPOSITORY": bad_repo}, 4),
-        "run bad db": (["run"], {"PREFECT_WORKER_CHECK_DATABASE": "true"}, 4),
+        # A drain cycle is never idle: it runs the preflight (an idle tick does not).
+        "run bad branch": (["run"], {"PREFECT_WORKER_BRANCH": "nope", **DRAIN}, 4),
+        "run bad repo host": (["run"], {"PREFECT_WORKER_REPOSITORY": bad_repo, **DRAIN}, 4),
+        "run bad db": (["run"], {"PREFECT_WORKER_CHECK_DATABASE": "true", **DRAIN}, 4),
         "doctor bad db+branch": (["doctor"], {"PREFECT_WORKER_CHECK_DATABASE": "true",
                                               "PREFECT_WORKER_BRANCH": "nope"}, None),
         "doctor 401": (["doctor", "--json"], {"PREFECT_API_AUTH_STRING": "x:"

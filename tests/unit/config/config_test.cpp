@@ -357,3 +357,20 @@ TEST_CASE("load_config: DATABASE_PUBLIC_URL alone shows as its origin", "[config
   }
   CHECK(seen);
 }
+
+TEST_CASE("load_config: the installer and the cache directory", "[config]") {
+  CHECK(load_config(base_env(), {}).config.installer == InstallerChoice::kAuto);
+  CHECK(load_config(with("PREFECT_CYCLE_INSTALLER", " UV "), {}).config.installer ==
+        InstallerChoice::kUv);
+  CHECK(load_config(with("PREFECT_CYCLE_INSTALLER", "pip"), {}).config.installer ==
+        InstallerChoice::kPip);
+  CHECK(usage_message(with("PREFECT_CYCLE_INSTALLER", "conda")) ==
+        "PREFECT_CYCLE_INSTALLER: invalid installer \"conda\" (expected auto, uv or pip)");
+
+  CHECK(load_config(base_env(), {}).config.cache_dir.empty());
+  auto railway = with("RAILWAY_VOLUME_MOUNT_PATH", "/data");
+  auto loaded = load_config(railway, {});
+  CHECK(loaded.config.cache_dir == "/data/prefect-cycle-cache");
+  railway["PREFECT_CYCLE_CACHE_DIR"] = "/cache";
+  CHECK(load_config(railway, {}).config.cache_dir == "/cache");
+}

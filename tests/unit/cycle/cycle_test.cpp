@@ -154,11 +154,15 @@ TEST_CASE("run_cycle: a pc::Error in the worker phase is reported once and pause
 TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") {
   Fixture f;
   bool worker_made = false;
+  int preflights = 0;
   auto run = [&](CycleSummary& summary) {
     CycleDeps deps{f.client,
                    pc::real_clock(),
                    f.sleeper,
-                   [](const Logger&) { return PreflightReport{}; },
+                   [&](const Logger&) {
+                     ++preflights;
+                     return PreflightReport{};
+                   },
                    [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
                      worker_made = true;
                      return std::make_unique<ThrowingWorker>([] {});
@@ -181,6 +185,11 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
     CHECK(summary.pool_paused_at_end == true);
     CHECK_FALSE(summary.pool_resumed);
     CHECK(f.out.str().find("nothing is changed on the server") != std::string::npos);
+    // Idle means idle: no sync, install or probe, whatever is configured.
+    CHECK(preflights == 0);
+    REQUIRE_FALSE(summary.phases.empty());
+    CHECK(summary.phases[0].status == PhaseStatus::kSkipped);
+    CHECK(summary.phases[0].message.rfind("nothing due or active", 0) == 0);
   }
   SECTION("a pool someone resumed is paused all the same") {
     f.transport
@@ -200,6 +209,7 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
     f.script_wait_and_pause();
     CHECK(run(summary) == ExitCode::kOk);
     CHECK(worker_made);
+    CHECK(preflights == 1);
     CHECK(f.paused());
     CHECK(f.transport.pending() == 0);
     // The pool with the due runs; the active count; the resume; the

@@ -19,8 +19,10 @@ TEST_CASE("CycleSummary JSON and one line", "[cycle]") {
   s.pool_resumed = true;
   s.pool_paused_at_end = true;
   s.exit_code = ExitCode::kRunsFailed;
+  s.preflight_install = std::chrono::milliseconds(840);
 
   auto j = s.to_json();
+  CHECK(j["preflight_ms"] == nlohmann::json{{"sync", 0}, {"install", 840}, {"checks", 0}});
   CHECK(j["exit_code"] == 1);
   CHECK(j["outcome"] == "runs_failed");
   CHECK(j["runs"]["COMPLETED"] == 2);

@@ -19,6 +19,9 @@ CycleSummary finished_cycle(ExitCode code) {
               {"wait", PhaseStatus::kOk, milliseconds(1200), ""},
               {"pause", PhaseStatus::kOk, milliseconds(150), ""}};
   s.runs = {{"1", "a", "COMPLETED", "Completed", ""}, {"2", "b", "FAILED", "Failed", "boom"}};
+  s.preflight_sync = milliseconds(40);
+  s.preflight_install = milliseconds(70);
+  s.preflight_checks = milliseconds(10);
   s.pool_resumed = true;
   s.pool_paused_at_end = true;
   s.exit_code = code;
@@ -45,6 +48,9 @@ TEST_CASE("render_cycle_metrics: the gauges of a cycle", "[monitor]") {
     CHECK(has_line(text, "prefect_cycle_phase_duration_seconds{phase=\"preflight\"} 0.120"));
     CHECK(has_line(text, "prefect_cycle_phase_duration_seconds{phase=\"worker\"} 11.000"));
     CHECK(has_line(text, "prefect_cycle_phase_duration_seconds{phase=\"trigger\"} 0.000"));
+    CHECK(has_line(text, "prefect_cycle_preflight_duration_seconds{step=\"sync\"} 0.040"));
+    CHECK(has_line(text, "prefect_cycle_preflight_duration_seconds{step=\"install\"} 0.070"));
+    CHECK(has_line(text, "prefect_cycle_preflight_duration_seconds{step=\"checks\"} 0.010"));
     CHECK(has_line(text, "prefect_cycle_flow_runs{state=\"COMPLETED\"} 1"));
     CHECK(has_line(text, "prefect_cycle_flow_runs{state=\"FAILED\"} 1"));
     CHECK(has_line(text, "prefect_cycle_flow_runs{state=\"CRASHED\"} 0"));
@@ -92,7 +98,7 @@ TEST_CASE("render_cycle_metrics: the gauges of a cycle", "[monitor]") {
     for (std::size_t pos = 0; (pos = text.find(" gauge\n", pos)) != std::string::npos; ++pos) {
       ++types;
     }
-    CHECK(helps == 8);
-    CHECK(types == 8);
+    CHECK(helps == 9);
+    CHECK(types == 9);
   }
 }

@@ -59,6 +59,7 @@ TEST_CASE("run_preflight", "[repo]") {
   Captured captured;
   Config config;
   config.python = probe_python(tmp.path(), "3.8.8", 0).string();
+  config.installer = InstallerChoice::kPip;  // whether uv is on PATH or not
 
   SECTION("nothing configured: did not run") {
     PreflightReport report = run_preflight(config, captured.log, nullptr);
