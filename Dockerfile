@@ -49,7 +49,9 @@ ARG SOURCE_URL=
 # with --build-arg PREFECT_PACKAGE=prefect (plus that worker's package, e.g.
 # prefect-docker) for those.
 ARG PREFECT_PACKAGE=prefect-client
-ARG PREFECT_VERSION=3.8.8
+# prefect-client has no 3.9.1 release (PyPI, 2026-12-07; prefect has): its
+# newest, 3.9.0, with the 3.9.1 server that scripts/setup.sh pins.
+ARG PREFECT_VERSION=3.9.0
 # On by default: Prefect's `git_clone` pull step (the usual deployment made by
 # `prefect deploy` from a git repository) runs the `git` command inside the flow
 # run, and `prefect-cycle doctor` reports a missing git as a failure. git pulls
