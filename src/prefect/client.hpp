@@ -203,6 +203,8 @@ class PrefectClient {
   static Read<std::optional<WorkPool>> work_pool_read(const std::string& name);
   static Read<std::vector<Worker>> workers_read(const std::string& pool);
   static Read<std::vector<FlowRun>> flow_runs_read(const FlowRunFilter& filter);
+  // read_flow_run_states() as a Read (the same order).
+  static Read<std::vector<State>> flow_run_states_read(const std::string& flow_run_id);
   static Read<std::int64_t> count_read(const FlowRunFilter& filter);
   static Read<std::vector<WorkerFlowRun>> scheduled_runs_read(
       const std::string& pool, const std::vector<std::string>& queues,

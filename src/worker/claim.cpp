@@ -112,7 +112,71 @@ void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResul
     ++skipped_;
     return;
   }
-  launch_claimed(c);
+  claimed(c, *outcome.value->state);
+}
+
+// Prefect accepts PENDING from COMPLETED, FAILED and CRASHED as well (a
+// rerun), so a claim that reaches the server after the run was claimed,
+// executed and ended by another worker since our re-read (a SQLite server
+// holds a proposal for seconds while its neighbours write) is ACCEPTed and
+// would run it again. Its rule CopyScheduledTime copies scheduled_time into
+// a PENDING state only from SCHEDULED: an accepted PENDING without it did
+// not replace the SCHEDULED state we read, and the run goes back to the
+// state it had instead of running.
+void NativeWorker::Impl::claimed(const Candidate& c, const State& pending) {
+  const auto it = pending.state_details.find("scheduled_time");
+  if (it != pending.state_details.end() && it->is_string() && !it->get<std::string>().empty()) {
+    launch_claimed(c);
+    return;
+  }
+  ++skipped_;
+  give_back(c);
+}
+
+// A claim accepted from another state than SCHEDULED (claimed()): the run's
+// previous state proposed again, forced, instead of our PENDING. Counted in
+// claiming_ until its answer is in.
+void NativeWorker::Impl::give_back(const Candidate& c) {
+  constexpr Tries kTries{3, std::chrono::seconds(1), true};
+  c.log.warn(
+      "not launched: the server accepted our PENDING proposal from another state than "
+      "SCHEDULED (another worker claimed and ended the run after we read it SCHEDULED); "
+      "setting its previous state again");
+  ++claiming_;
+  const Logger rlog = c.log;
+  start_tried<std::vector<State>>(
+      {PrefectClient::flow_run_states_read(c.run.id)}, kTries,
+      [rlog](std::size_t, int attempt, std::chrono::milliseconds next, const Error& e) {
+        rlog.warn("cannot read the run's states (attempt " + std::to_string(attempt) +
+                  ", next in " + std::to_string(next.count()) + " ms): " + e.what());
+      },
+      [this, c](std::vector<Outcome<std::vector<State>>> read) {
+        --claiming_;                    // before anything that may throw
+        const State* before = nullptr;  // the newest state that is not our PENDING
+        if (read[0].value) {
+          for (const auto& state : *read[0].value) {
+            if (!applied(claim_of(c), state)) {
+              before = &state;
+            }
+          }
+        }
+        if (before == nullptr) {
+          const auto e = error_of(read[0].error);
+          c.log.error("cannot set the run's previous state again (" +
+                      (e ? e->message() : std::string("no state before ours")) +
+                      "): it stays PENDING with transition_id " + c.transition_id);
+          return;
+        }
+        // Its type, name and message; its details were the server's.
+        StateCreate again{before->type, before->name, before->message};
+        ++claiming_;
+        propose(
+            {{c.run.id, std::move(again), true, new_uuid4()}},
+            [this, rlog = c.log](const std::vector<SetStateResult>& results) {
+              --claiming_;
+              rlog.info("previous state set again: " + std::string(to_string(results[0].status)));
+            });
+      });
 }
 
 // A run that is ours: labelled and launched. One claimed while the cycle
@@ -148,7 +212,8 @@ void NativeWorker::Impl::launch_claimed(const Candidate& c) {
 // manual rerun), so a PENDING proposal from a stale poll could run a
 // finished run again. Claim only what is still SCHEDULED now (one read for
 // the batch, with the lookups); a concurrent claim in the remaining window
-// is ABORTed by the server.
+// is ABORTed by the server while the run is PENDING or RUNNING, and one
+// accepted after the run ended is undone (claimed()).
 std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
     const std::vector<FlowRun>& polled, const Outcome<std::map<std::string, FlowRun>>& reread) {
   if (const auto e = error_of(reread.error)) {
@@ -365,7 +430,9 @@ void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error)
         c.log.warn(
             "the answer to our PENDING proposal was lost, but the server applied it: the run is "
             "ours");
-        launch_claimed(c);
+        claimed(c, *std::find_if(found.begin(), found.end(), [&](const FlowRun& run) {
+                      return run.state && applied(claim_of(c), *run.state);
+                    })->state);
       });
 }
 

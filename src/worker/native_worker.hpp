@@ -140,6 +140,8 @@ class NativeWorker::Impl {
   void claim_answered(Candidate c, const Outcome<SetStateResult>& outcome);
   void launch_claimed(const Candidate& c);
   void check_lost_claim(Candidate c, const std::string& error);
+  void claimed(const Candidate& c, const State& pending);
+  void give_back(const Candidate& c);
   std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled,
                                          const Outcome<std::map<std::string, FlowRun>>& reread);
   void look_up(const std::vector<FlowRun>& runs,
