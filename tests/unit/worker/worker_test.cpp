@@ -39,7 +39,11 @@ bool ends_with(const std::string& s, const std::string& tail) {
 class FakePrefect : public HttpTransport {
  public:
   void add_run(const std::string& id, const std::string& type = "SCHEDULED") {
-    runs_[id] = json{{"id", id}, {"name", "run-" + id}, {"state", {{"type", type}}}};
+    runs_[id] =
+        json{{"id", id},
+             {"name", "run-" + id},
+             {"state",
+              {{"type", type}, {"state_details", {{"scheduled_time", "2026-12-01T00:00:00Z"}}}}}};
   }
   std::string type_of(const std::string& id) const { return runs_.at(id)["state"]["type"]; }
   const json& run(const std::string& id) const { return runs_.at(id); }
@@ -99,6 +103,10 @@ class FakePrefect : public HttpTransport {
     const std::string prefix = "/flow_runs/";
     const std::string rest = path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : "";
     const std::string id = rest.substr(0, rest.find('/'));
+    const std::string states = "/flow_run_states/?flow_run_id=";
+    if (r.method == "GET" && path.rfind(states, 0) == 0) {
+      return answer(200, history_[path.substr(states.size())]);
+    }
     if (r.method == "GET" && path == "/flow_runs/" + id) {
       return runs_.count(id) ? answer(200, runs_[id]) : answer(404, {{"detail", "not found"}});
     }
@@ -111,8 +119,9 @@ class FakePrefect : public HttpTransport {
           return *scripted;
         }
       }
-      runs_[id]["state"] = state;
-      return answer(201, {{"status", "ACCEPT"}, {"state", state}, {"details", json::object()}});
+      apply(id, state);
+      return answer(
+          201, {{"status", "ACCEPT"}, {"state", run(id)["state"]}, {"details", json::object()}});
     }
     return answer(500, {{"detail", "not scripted: " + r.method + " " + path}});
   }
@@ -209,8 +218,19 @@ class FakePrefect : public HttpTransport {
     return label;
   }
 
-  // Applies a proposal without answering it (its answer was lost).
-  void apply(const std::string& id, const json& state) { runs_[id]["state"] = state; }
+  // Applies a proposal without answering it (its answer was lost). As
+  // Prefect's CopyScheduledTime rule, a PENDING state that replaces a
+  // SCHEDULED one gets its scheduled_time; each state goes to the history.
+  void apply(const std::string& id, json state) {
+    const json& current = runs_[id]["state"];
+    if (state["type"] == "PENDING" && current.is_object() &&
+        current.value("type", "") == "SCHEDULED" && current.contains("state_details")) {
+      state["state_details"]["scheduled_time"] = current["state_details"]["scheduled_time"];
+    }
+    state["timestamp"] = "2026-12-01T00:00:" + std::to_string(10 + history_[id].size()) + "Z";
+    history_[id].push_back(state);
+    runs_[id]["state"] = std::move(state);
+  }
   // Gives a run a deployment (every deployment is gone: 404).
   void set_deployment(const std::string& id, const std::string& deployment_id) {
     runs_[id]["deployment_id"] = deployment_id;
@@ -226,6 +246,7 @@ class FakePrefect : public HttpTransport {
   int heartbeats = 0;
 
  private:
+  std::map<std::string, json> history_;  // each run's applied states, oldest first
   json filter(const json& body) const {
     json out = json::array();
     const json runs = body.value("flow_runs", json::object());
@@ -424,7 +445,11 @@ json state_answer(const std::string& status, const std::string& type, json detai
   if (details.is_null()) {
     details = json::object();
   }
-  return {{"status", status}, {"state", {{"type", type}}}, {"details", details}};
+  json state{{"type", type}};
+  if (status == "ACCEPT" && type == "PENDING") {
+    state["state_details"] = {{"scheduled_time", "2026-12-01T00:00:00Z"}};  // from SCHEDULED
+  }
+  return {{"status", status}, {"state", state}, {"details", details}};
 }
 
 }  // namespace
@@ -529,6 +554,30 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.launcher->started.empty());
+    CHECK(result.runs.empty());
+  }
+
+  SECTION("accepted after another worker ran the run: not launched, its state set again") {
+    // Prefect accepts PENDING from COMPLETED (a rerun): our claim, held by
+    // a busy server, arrives after another worker claimed, ran and ended it.
+    h.server.on_set_state = [&](const std::string& id, const json& state,
+                                int nth) -> std::optional<HttpResponse> {
+      if (nth == 1) {
+        h.server.apply(id, {{"type", "PENDING"}, {"state_details", json::object()}});
+        h.server.apply(id, {{"type", "RUNNING"}});
+        h.server.apply(id, {{"type", "COMPLETED"}, {"name", "Completed"}, {"message", "done"}});
+        h.server.apply(id, state);  // from COMPLETED: no scheduled_time
+        return answer(201, {{"status", "ACCEPT"},
+                            {"state", h.server.run(id)["state"]},
+                            {"details", json::object()}});
+      }
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.launcher->started.empty());
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 COMPLETED forced"});
+    CHECK(h.server.type_of("r1") == "COMPLETED");
+    CHECK(h.server.run("r1")["state"]["message"] == "done");
     CHECK(result.runs.empty());
   }
 
