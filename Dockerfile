@@ -53,7 +53,9 @@ ARG PREFECT_CYCLE_SOURCE_URL=
 # with --build-arg PREFECT_CYCLE_PREFECT_PACKAGE=prefect (plus that worker's
 # package, e.g. prefect-docker) for those.
 ARG PREFECT_CYCLE_PREFECT_PACKAGE=prefect-client
-ARG PREFECT_CYCLE_PREFECT_VERSION=3.8.8
+# prefect-client has no 3.9.1 release (PyPI, 2026-12-07; prefect has): its
+# newest, 3.9.0, with the 3.9.1 server that scripts/setup.sh pins.
+ARG PREFECT_CYCLE_PREFECT_VERSION=3.9.0
 # uv installs the flows' requirements (PREFECT_CYCLE_INSTALLER=auto finds it
 # beside /opt/prefect/bin/python); about 40 MB. pip stays for the fallback.
 ARG PREFECT_CYCLE_UV_VERSION=0.13.9

@@ -3,13 +3,13 @@
 # several versions and prints a markdown table (version x feature).
 #
 #   scripts/compat.sh                 # default versions below
-#   scripts/compat.sh 2.20.27 3.8.8   # only these
+#   scripts/compat.sh 2.20.27 3.9.1   # only these
 #
 # COMPAT_SKIP_DONE=1 keeps a version's results from an earlier run (resume).
 # Needs build/prefect-cycle (scripts/build.sh) or PREFECT_CYCLE_BIN, python3
 # (3.9-3.12) with venv, and PyPI. For each version it creates or reuses a venv
-# ${COMPAT_DIR:-.cache/compat}/venv-VERSION with the pins below (3.8.8 reuses
-# .venv when that has Prefect 3.8.8), starts that version's server on SQLite on
+# ${COMPAT_DIR:-.cache/compat}/venv-VERSION with the pins below (3.9.1 reuses
+# .venv when that has Prefect 3.9.1), starts that version's server on SQLite on
 # a free 127.0.0.1 port, and runs, with that version's own Python client for
 # pools, deployments and runs: route probes, an empty-pool cycle, a cycle of 2
 # runs, a --trigger cycle, stale recovery (a cycle SIGKILLed with its flow as
@@ -27,7 +27,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-DEFAULT_VERSIONS="2.20.27 3.0.11 3.4.25 3.8.8"
+DEFAULT_VERSIONS="2.20.27 3.0.11 3.4.25 3.8.8 3.9.1"
 # Pins found by trying (2026-12-01), next to each version:
 pins_for() {
   case "$1" in
@@ -37,7 +37,10 @@ pins_for() {
     # ("Body() got an unexpected keyword argument 'min_items'"), and its
     # prefect.workers.base imports importlib_metadata without requiring it.
     3.4.*) echo "fastapi==0.115.14 importlib_metadata" ;;
-    *) echo "" ;;       # 3.8.8: as pinned by scripts/setup.sh's .venv
+    # 3.8.8 does not cap FastAPI: 0.151+ answers 422 to its client's null
+    # fields and 0.155+ stops its server (scripts/setup.sh).
+    3.8.*) echo "fastapi==0.150.0" ;;
+    *) echo "" ;;       # 3.9.1: as pinned by scripts/setup.sh's .venv (it caps fastapi<0.151 itself)
   esac
 }
 

@@ -6,9 +6,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-PREFECT_VERSION=${PREFECT_VERSION:-3.8.8}
+PREFECT_VERSION=${PREFECT_VERSION:-3.9.1}
 # FastAPI 0.151+ answers 422 to the null fields Prefect's own client sends and
-# 0.155+ stops Prefect 3.8's server from starting: pin the last good one.
+# 0.155+ stops Prefect 3.8's server from starting. Prefect 3.9 caps it itself
+# (fastapi>=0.139,<0.151), so for 3.9.1 this pin only names the version the
+# resolver picks anyway; it stays for PREFECT_VERSION=3.8.x, which does not.
 FASTAPI_VERSION=${FASTAPI_VERSION:-0.150.0}
 
 debian_packages=(

@@ -175,7 +175,7 @@ void Doctor::check_version() {
     }
     add("api.version", features.supported, detail,
         features.supported ? ""
-                           : "prefect-cycle supports Prefect servers 2.20 to 3.8: upgrade the "
+                           : "prefect-cycle supports Prefect servers 2.20 to 3.9: upgrade the "
                              "server to 2.20 or newer",
         ExitCode::kApi);
   } catch (const Error& e) {

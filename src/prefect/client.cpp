@@ -266,14 +266,20 @@ std::optional<FlowRun> PrefectClient::read_flow_run(const std::string& id) {
   return decode_flow_run(response.body);
 }
 
+PrefectClient::Call<std::vector<State>> PrefectClient::flow_run_states_read(
+    const std::string& flow_run_id) {
+  std::string path = "/flow_run_states/?flow_run_id=" + url_encode_segment(flow_run_id);
+  return {{"GET", path, std::nullopt}, [path](const ApiResponse& response) {
+            auto states = list_answer("GET " + path, response, &decode_state, Missing::kError);
+            std::stable_sort(states.begin(), states.end(), [](const State& a, const State& b) {
+              return a.timestamp < b.timestamp;  // ISO 8601 in UTC sorts as text
+            });
+            return states;
+          }};
+}
+
 std::vector<State> PrefectClient::read_flow_run_states(const std::string& flow_run_id) {
-  const std::string path = "/flow_run_states/?flow_run_id=" + url_encode_segment(flow_run_id);
-  auto states =
-      list_answer("GET " + path, api_.request("GET", path), &decode_state, Missing::kError);
-  std::stable_sort(states.begin(), states.end(), [](const State& a, const State& b) {
-    return a.timestamp < b.timestamp;  // ISO 8601 in UTC sorts as text
-  });
-  return states;
+  return read(flow_run_states_read(flow_run_id));
 }
 
 ApiClient::CallId PrefectClient::start_heartbeat(const std::string& pool,

@@ -204,6 +204,8 @@ class PrefectClient {
   static Call<std::optional<WorkPool>> work_pool_read(const std::string& name);
   static Call<std::vector<Worker>> workers_read(const std::string& pool);
   static Call<std::vector<FlowRun>> flow_runs_read(const FlowRunFilter& filter);
+  // read_flow_run_states() as a Call (the same order).
+  static Call<std::vector<State>> flow_run_states_read(const std::string& flow_run_id);
   static Call<std::int64_t> count_read(const FlowRunFilter& filter);
   static Call<std::vector<WorkerFlowRun>> scheduled_runs_read(
       const std::string& pool, const std::vector<std::string>& queues,

@@ -3,7 +3,7 @@
 // GET /admin/version ("3.8.8", "2.20.27"); every difference between the
 // supported releases that changes a request the program sends is a field of
 // ServerFeatures, so that no request the server cannot answer is sent.
-// Supported: Prefect 2.20 to 3.8 (README, "Prefect servers").
+// Supported: Prefect 2.20 to 3.9 (README, "Prefect servers").
 
 #include <optional>
 #include <string>

@@ -153,7 +153,10 @@ def test_runtime_stage_choices():
     args = arg_defaults(text)
     setup = (ROOT / "scripts" / "setup.sh").read_text()
     pinned = re.search(r"PREFECT_VERSION=\$\{PREFECT_VERSION:-([^}]+)\}", setup).group(1)
-    assert args["PREFECT_CYCLE_PREFECT_VERSION"] == pinned, "the image and the test venv run the same Prefect"
+    # The same Prefect minor release (prefect-client's releases can lag
+    # prefect's: 3.9.1 has none, so the image pins 3.9.0).
+    assert args["PREFECT_CYCLE_PREFECT_VERSION"].split(".")[:2] == pinned.split(".")[:2], \
+        "the image and the test venv run the same Prefect release"
     assert args["PREFECT_CYCLE_PREFECT_PACKAGE"] == "prefect-client"
     assert args["PREFECT_CYCLE_INSTALL_GIT"] == "true"
     runtime = text[text.index("AS runtime"):]

@@ -11,13 +11,16 @@ with the DEFAULT worker name prefect-cycle-<hostname>.
    killed cycle's leftover runs CRASHED with the reason, and leaves the live
    cycles' runs alone.
 
-The Prefect server here runs on PostgreSQL (the session's `pg_prefect_server`):
-on Prefect's default SQLite backend two workers proposing PENDING for one
-SCHEDULED run at the same moment can BOTH be accepted (SQLite has no
-SELECT ... FOR UPDATE; PrefectHQ/prefect#9590), and this test then saw one
-run launched on two hosts (1 run of 30, in 2 of 6 runs of part 1 on SQLite;
-history SCHEDULED, PENDING, PENDING, RUNNING, ...). Several
-hosts against one pool need a PostgreSQL-backed server (or Prefect Cloud).
+Each test runs on Prefect's default SQLite backend and on PostgreSQL (the
+session's `pg_prefect_server`). On SQLite this test once saw one run of 30
+launched on two hosts (issue 33): host C claimed it, its flow ran and
+COMPLETED, and host B's PENDING proposal, sent after B had re-read the run
+SCHEDULED and held 2 s by the busy server, was then ACCEPTed from COMPLETED
+(Prefect lets a run leave COMPLETED, FAILED or CRASHED for PENDING: a
+rerun). The worker now launches only a claim whose accepted PENDING carries
+scheduled_time (copied by the server only from SCHEDULED) and sets the
+previous state again otherwise; each run's full state history (timestamps,
+transition ids, messages) is in the failure message.
 
 The flow runs' command is a stand-in for `python -m prefect.engine` (FAKE_ENGINE:
 stdlib only, ~20 ms of CPU instead of ~2 s for importing Prefect): it
@@ -33,6 +36,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+import uuid
 from datetime import datetime
 
 import pytest
@@ -68,11 +72,14 @@ propose("COMPLETED", "Completed")
 """
 
 
-@pytest.fixture(scope="module")
-def prefect_server(pg_prefect_server):
-    """The session's PostgreSQL-backed Prefect server (conftest.py): conftest's
-    pool and cycle fixtures use it in this module."""
-    return pg_prefect_server
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def prefect_server(request, prefect_server):
+    """The session's server (SQLite, unless PC_E2E_POSTGRES_ALL=1), then its
+    PostgreSQL-backed one (conftest.py): conftest's pool and cycle fixtures
+    use it in this module."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_prefect_server")
+    return prefect_server
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +97,14 @@ def _fake_deployment(prefect, pool, tmp_path, seconds):
     deployment_id, _ = prefect.deploy(pool, "flows.py:hello", job_variables={
         "command": f"{VENV_PYTHON} -S {script} {ledger} {seconds}"})
     return deployment_id, ledger
+
+
+def _history(prefect, run) -> list[str]:
+    """The run's states, oldest first: time, type, transition id, message."""
+    states = sorted(prefect.call("read_flow_run_states", uuid.UUID(str(run))),
+                    key=lambda s: s.timestamp)
+    return [f"{s.timestamp} {s.type.value} {s.state_details.transition_id} {s.message or ''}"
+            for s in states]
 
 
 def _ledger(ledger) -> dict[str, list[str]]:
@@ -191,7 +206,8 @@ def test_three_hosts_default_names_each_run_once_last_one_pauses(prefect, pool, 
     for host, r in results.items():
         (tmp_path / f"{host}.log").write_text(r.stdout + "\n--- stderr\n" + r.stderr)
     launches = _ledger(ledger)
-    twice = {run: (hosts, prefect.states(run)) for run, hosts in launches.items() if len(hosts) > 1}
+    twice = {run: (hosts, _history(prefect, run)) for run, hosts in launches.items()
+             if len(hosts) > 1}
     assert not twice, f"launched more than once: {twice}; logs in {tmp_path}"
     for r in results.values():
         assert r.returncode == 0, r
@@ -199,9 +215,12 @@ def test_three_hosts_default_names_each_run_once_last_one_pauses(prefect, pool, 
     assert sorted(launches) == sorted(ids), launches
     hosts_used = {}
     for run in ids:
+        # Executed once: one RUNNING, COMPLETED at the end. A claim accepted
+        # after the run had COMPLETED (PENDING without scheduled_time) is
+        # followed by the COMPLETED its worker set again.
         history = prefect.states(run)
-        assert history.count("RUNNING") == 1, (run, history)
-        assert history.count("COMPLETED") == 1 and history[-1] == "COMPLETED", (run, history)
+        assert history.count("RUNNING") == 1 and history[-1] == "COMPLETED", \
+            (run, _history(prefect, run))
         host = prefect.run(run).infrastructure_pid.split(":")[0]
         hosts_used[host] = hosts_used.get(host, 0) + 1
     assert set(hosts_used) <= set(HOSTS), hosts_used
@@ -211,8 +230,11 @@ def test_three_hosts_default_names_each_run_once_last_one_pauses(prefect, pool, 
     assert watcher.paused_at is not None and ended - watcher.paused_at < 5, \
         (watcher.paused_at, ended)
     assert prefect.pool(pool).is_paused
+    given_back = sum(r.output.count("not launched: the server accepted our PENDING")
+                     for r in results.values())
     print(f"durations { {h: round(r.duration, 1) for h, r in results.items()} }; "
-          f"runs per host {hosts_used}; paused by {pausers}; "
+          f"runs per host {hosts_used}; late claims given back {given_back}; "
+          f"paused by {pausers}; "
           f"left resumed for: { {h: r.summary.get('pool_left_resumed_for') for h, r in results.items()} }")
 
 
@@ -263,7 +285,7 @@ def test_a_host_killed_mid_run_is_recovered_by_the_next_host(prefect, pool, cycl
     for run in ids:
         history = prefect.states(run)
         state = prefect.run(run).state
-        assert history.count("RUNNING") <= 1, (run, history)
+        assert history.count("RUNNING") <= 1, (run, _history(prefect, run))
         if run in b_claimed:
             assert state.type.value == "CRASHED", (run, history, state)
             assert state.message.startswith("prefect-cycle found this flow run stale: "), state
@@ -277,3 +299,48 @@ def test_a_host_killed_mid_run_is_recovered_by_the_next_host(prefect, pool, cycl
     print(f"durations { {h: round(r.duration, 1) for h, r in results.items()} }; "
           f"{victim} left {len(b_claimed)} run(s); exit codes "
           f"{ {h: r.returncode for h, r in results.items()} }")
+
+
+def test_a_claim_that_arrives_after_the_run_ended_elsewhere_is_given_back(prefect, pool, cycle,
+                                                                           prefect_server,
+                                                                           tmp_path):
+    """The double launch of issue 33, made to happen: host B's PENDING
+    proposal is held 15 s by a proxy (as a busy SQLite server held one 2 s)
+    while host A claims, runs and completes the run. The server then ACCEPTs
+    B's PENDING from COMPLETED, on either backend; B must not launch it and
+    must set COMPLETED again."""
+    from fault_proxy import FaultProxy, Rule
+
+    deployment_id, ledger = _fake_deployment(prefect, pool, tmp_path, 0.5)
+    [run] = prefect.schedule_runs(deployment_id, 1)
+    proxy = FaultProxy(prefect_server.api_url.removesuffix("/api")).start()
+    try:
+        held = proxy.add(Rule("POST", r"/flow_runs/[^/]+/set_state$", "delay", seconds=15,
+                              body_contains='"PENDING"'))
+        b = _start(cycle, pool, tmp_path, "host-b", {"PREFECT_API_URL": proxy.api_url,
+                                                    "PREFECT_API_REQUEST_TIMEOUT": "60"})
+        wait_for(lambda: held.seen >= 1, 90, "host B's PENDING proposal at the proxy")
+        assert prefect.state_type(run) == "SCHEDULED"
+        a = Cycle(cycle.server, tmp_path / "host-a").run(
+            pool, {"PREFECT_WORKER_NAME": None, "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text"},
+            timeout=120, hostname="host-a")
+        assert a.returncode == 0, a
+        # A's run ended before B's proposal reached the server.
+        assert held.fired == 1 and prefect.state_type(run) == "COMPLETED", \
+            (held, _history(prefect, run), a)
+        b_result = b.finish(timeout=120)
+    finally:
+        proxy.stop()
+    (tmp_path / "host-b.log").write_text(b_result.stdout + "\n--- stderr\n" + b_result.stderr)
+    history = _history(prefect, run)
+    assert _ledger(ledger) == {run: ["host-a"]}, (history, b_result)
+    assert "not launched: the server accepted our PENDING proposal" in b_result.output, \
+        (history, b_result)
+    assert b_result.returncode == 0, b_result
+    types = prefect.states(run)
+    # B's PENDING was accepted from COMPLETED (the server's doing), then
+    # COMPLETED again (B's): one RUNNING, COMPLETED at the end.
+    assert types.count("PENDING") == 2 and types.count("RUNNING") == 1, history
+    assert types[-1] == "COMPLETED", history
+    assert prefect.pool(pool).is_paused
+    print("history:\n  " + "\n  ".join(history))

@@ -105,7 +105,68 @@ void Claims::answered(Candidate c, const Outcome<SetStateResult>& outcome) {
     ++skipped_;
     return;
   }
-  claimed(c);
+  claimed(c, *outcome.value->state);
+}
+
+// Prefect accepts PENDING from COMPLETED, FAILED and CRASHED as well (a
+// rerun), so a claim that reaches the server after the run was claimed,
+// executed and ended by another worker since our re-read (a SQLite server
+// holds a proposal for seconds while its neighbours write) is ACCEPTed and
+// would run it again. Its rule CopyScheduledTime copies scheduled_time into
+// a PENDING state only from SCHEDULED: an accepted PENDING without it did
+// not replace the SCHEDULED state we read, and the run goes back to the
+// state it had instead of running (give_back).
+void Claims::claimed(const Candidate& c, const State& pending) {
+  const auto it = pending.state_details.find("scheduled_time");
+  if (it == pending.state_details.end() || !it->is_string() || it->get<std::string>().empty()) {
+    ++skipped_;
+    give_back(c);
+    return;
+  }
+  label(c.run, c.log);
+  start_(c);
+}
+
+// A claim accepted from another state than SCHEDULED (claimed()): the run's
+// previous state is proposed again, forced, instead of our PENDING. The run
+// stays in claiming_ while its states are read, then in Reports' set until
+// that proposal's answer is in.
+void Claims::give_back(const Candidate& c) {
+  c.log.warn(
+      "not started: the server accepted our PENDING proposal from another state than "
+      "SCHEDULED (another worker claimed and ended the run after we read it SCHEDULED); "
+      "setting its previous state again");
+  claiming_.insert(c.run.id);
+  const Logger rlog = c.log;
+  start_tried<std::vector<State>>(
+      client_, timers_, {PrefectClient::flow_run_states_read(c.run.id)}, kMustNotBeLost,
+      [rlog](std::size_t, int attempt, std::chrono::milliseconds next, const Error& e) {
+        rlog.warn("cannot read the run's states (attempt " + std::to_string(attempt) +
+                  ", next in " + std::to_string(next.count()) + " ms): " + e.what());
+      },
+      [this, c](std::vector<Outcome<std::vector<State>>> read) {
+        claiming_.erase(c.run.id);      // before anything that may throw
+        const State* before = nullptr;  // the newest state that is not our PENDING
+        if (read[0].value) {
+          for (const auto& state : *read[0].value) {
+            if (!applied(claim_of(c), state)) {
+              before = &state;
+            }
+          }
+        }
+        if (before == nullptr) {
+          const auto e = error_of(read[0].error);
+          c.log.error("cannot set the run's previous state again (" +
+                      (e ? e->message() : std::string("no state before ours")) +
+                      "): it stays PENDING with transition_id " + c.transition_id);
+          return;
+        }
+        // Its type, name and message; its details were the server's.
+        reports_.propose_final({{.flow_run_id = c.run.id,
+                                 .state = {before->type, before->name, before->message, {}},
+                                 .force = true,
+                                 .transition_id = new_uuid4()}});
+      });
 }
 
 void Claims::skip(const std::string& id) {
@@ -113,18 +174,12 @@ void Claims::skip(const std::string& id) {
   ++skipped_;
 }
 
-// A run that is ours: labelled, and its process started (the loop's step,
-// which also handles a start that fails or a cycle that is stopping).
-void Claims::claimed(const Candidate& c) {
-  label(c.run, c.log);
-  start_(c);
-}
-
 // Prefect lets a deployment's run leave a terminal state for PENDING (a
 // manual rerun), so a PENDING proposal from a stale poll could run a
 // finished run again. Claim only what is still SCHEDULED now (one read for
 // the batch, with the lookups); a concurrent claim in the remaining window
-// is ABORTed by the server.
+// is ABORTed by the server while the run is PENDING or RUNNING, and one
+// accepted after the run ended is undone (claimed()).
 std::vector<Candidate> Claims::still_scheduled(
     const std::vector<FlowRun>& polled, const Outcome<std::map<std::string, FlowRun>>& reread) {
   if (const auto e = error_of(reread.error)) {
@@ -335,7 +390,9 @@ void Claims::lost_answer(Candidate c, const std::string& error) {
         c.log.warn(
             "the answer to our PENDING proposal was lost, but the server applied it: the run is "
             "ours");
-        claimed(c);
+        claimed(c, *std::find_if(found.begin(), found.end(), [&](const FlowRun& run) {
+                      return run.state && applied(claim_of(c), *run.state);
+                    })->state);
       });
 }
 

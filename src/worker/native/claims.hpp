@@ -77,7 +77,10 @@ class Claims {
  private:
   StateProposal claim_of(const Candidate& c) const;
   void answered(Candidate c, const Outcome<SetStateResult>& outcome);
-  void claimed(const Candidate& c);
+  // An accepted claim: the run's process started, or the run given back
+  // when the PENDING did not replace SCHEDULED.
+  void claimed(const Candidate& c, const State& pending);
+  void give_back(const Candidate& c);
   void lost_answer(Candidate c, const std::string& error);
   std::vector<Candidate> still_scheduled(const std::vector<FlowRun>& polled,
                                          const Outcome<std::map<std::string, FlowRun>>& reread);

@@ -40,7 +40,11 @@ inline bool ends_with(const std::string& s, const std::string& tail) {
 class FakePrefect : public HttpTransport {
  public:
   void add_run(const std::string& id, const std::string& type = "SCHEDULED") {
-    runs_[id] = json{{"id", id}, {"name", "run-" + id}, {"state", {{"type", type}}}};
+    runs_[id] =
+        json{{"id", id},
+             {"name", "run-" + id},
+             {"state",
+              {{"type", type}, {"state_details", {{"scheduled_time", "2026-12-01T00:00:00Z"}}}}}};
   }
   std::string type_of(const std::string& id) const { return runs_.at(id)["state"]["type"]; }
   const json& run(const std::string& id) const { return runs_.at(id); }
@@ -100,6 +104,10 @@ class FakePrefect : public HttpTransport {
     const std::string prefix = "/flow_runs/";
     const std::string rest = path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : "";
     const std::string id = rest.substr(0, rest.find('/'));
+    const std::string states = "/flow_run_states/?flow_run_id=";
+    if (r.method == "GET" && path.rfind(states, 0) == 0) {
+      return answer(200, history_[path.substr(states.size())]);
+    }
     if (r.method == "GET" && path == "/flow_runs/" + id) {
       return runs_.count(id) ? answer(200, runs_[id]) : answer(404, {{"detail", "not found"}});
     }
@@ -112,8 +120,9 @@ class FakePrefect : public HttpTransport {
           return *scripted;
         }
       }
-      runs_[id]["state"] = state;
-      return answer(201, {{"status", "ACCEPT"}, {"state", state}, {"details", json::object()}});
+      apply(id, state);
+      return answer(
+          201, {{"status", "ACCEPT"}, {"state", run(id)["state"]}, {"details", json::object()}});
     }
     return answer(500, {{"detail", "not scripted: " + r.method + " " + path}});
   }
@@ -210,8 +219,19 @@ class FakePrefect : public HttpTransport {
     return label;
   }
 
-  // Applies a proposal without answering it (its answer was lost).
-  void apply(const std::string& id, const json& state) { runs_[id]["state"] = state; }
+  // Applies a proposal without answering it (its answer was lost). As
+  // Prefect's CopyScheduledTime rule, a PENDING state that replaces a
+  // SCHEDULED one gets its scheduled_time; each state goes to the history.
+  void apply(const std::string& id, json state) {
+    const json& current = runs_[id]["state"];
+    if (state["type"] == "PENDING" && current.is_object() &&
+        current.value("type", "") == "SCHEDULED" && current.contains("state_details")) {
+      state["state_details"]["scheduled_time"] = current["state_details"]["scheduled_time"];
+    }
+    state["timestamp"] = "2026-12-01T00:00:" + std::to_string(10 + history_[id].size()) + "Z";
+    history_[id].push_back(state);
+    runs_[id]["state"] = std::move(state);
+  }
   // Gives a run a deployment (every deployment is gone: 404).
   void set_deployment(const std::string& id, const std::string& deployment_id) {
     runs_[id]["deployment_id"] = deployment_id;
@@ -227,6 +247,7 @@ class FakePrefect : public HttpTransport {
   int heartbeats = 0;
 
  private:
+  std::map<std::string, json> history_;  // each run's applied states, oldest first
   json filter(const json& body) const {
     json out = json::array();
     const json runs = body.value("flow_runs", json::object());

@@ -170,7 +170,11 @@ json state_answer(const std::string& status, const std::string& type, json detai
   if (details.is_null()) {
     details = json::object();
   }
-  return {{"status", status}, {"state", {{"type", type}}}, {"details", details}};
+  json state{{"type", type}};
+  if (status == "ACCEPT" && type == "PENDING") {
+    state["state_details"] = {{"scheduled_time", "2026-12-01T00:00:00Z"}};  // from SCHEDULED
+  }
+  return {{"status", status}, {"state", state}, {"details", details}};
 }
 
 }  // namespace
@@ -275,6 +279,30 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.starter->started.empty());
+    CHECK(result.runs.empty());
+  }
+
+  SECTION("accepted after another worker ran the run: not launched, its state set again") {
+    // Prefect accepts PENDING from COMPLETED (a rerun): our claim, held by
+    // a busy server, arrives after another worker claimed, ran and ended it.
+    h.server.on_set_state = [&](const std::string& id, const json& state,
+                                int nth) -> std::optional<HttpResponse> {
+      if (nth == 1) {
+        h.server.apply(id, {{"type", "PENDING"}, {"state_details", json::object()}});
+        h.server.apply(id, {{"type", "RUNNING"}});
+        h.server.apply(id, {{"type", "COMPLETED"}, {"name", "Completed"}, {"message", "done"}});
+        h.server.apply(id, state);  // from COMPLETED: no scheduled_time
+        return answer(201, {{"status", "ACCEPT"},
+                            {"state", h.server.run(id)["state"]},
+                            {"details", json::object()}});
+      }
+      return std::nullopt;
+    };
+    auto result = h.run();
+    CHECK(h.starter->started.empty());
+    CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 COMPLETED forced"});
+    CHECK(h.server.type_of("r1") == "COMPLETED");
+    CHECK(h.server.run("r1")["state"]["message"] == "done");
     CHECK(result.runs.empty());
   }
 
