@@ -10,8 +10,8 @@ namespace pc {
 using json = nlohmann::json;
 
 RunJournal::RunJournal(PrefectClient& client, const Redactor& redactor, WorkerEventContext worker,
-                       Options options, Logger log)
-    : client_(client), redactor_(redactor), worker_(std::move(worker)), log_(std::move(log)) {
+                       Options options, const Logger& log)
+    : client_(client), redactor_(redactor), worker_(std::move(worker)), log_(log) {
   logs_.wanted = options.logs;
   events_.wanted = options.events;
 }
@@ -112,6 +112,20 @@ void RunJournal::send() {
   }
   start(logs_, false);
   start(events_, true);
+}
+
+void RunJournal::finish() {
+  if (!features_known_ && (!logs_.queued.items.empty() || !events_.queued.items.empty())) {
+    try {
+      learn(features_of(ServerVersion::parse(client_.read_server_version())));
+    } catch (const Error& e) {
+      log_.debug(
+          std::string("cannot read the server's version; the worker's lines are not sent: ") +
+          e.what());
+      return;
+    }
+  }
+  send();
 }
 
 bool RunJournal::pending() const {

@@ -42,8 +42,9 @@ class RunJournal {
     bool logs = true;    // PREFECT_CYCLE_SEND_LOGS
     bool events = true;  // PREFECT_CYCLE_EMIT_EVENTS
   };
+  // `log` (its debug lines) must outlive the journal.
   RunJournal(PrefectClient& client, const Redactor& redactor, WorkerEventContext worker,
-             Options options, Logger log);
+             Options options, const Logger& log);
 
   // What the server takes, once known (the worker learns its version with
   // its first lookups); until then everything stays queued. Cloud and
@@ -78,6 +79,11 @@ class RunJournal {
   void send();
   // Lines and events queued or in flight.
   bool pending() const;
+  // At the worker's end: the server's release is read (one GET
+  // /admin/version) if it is still unknown and something is queued (the
+  // lines of stale runs a worker that claimed nothing recovered), then what
+  // is queued is started; the caller waits for the calls in flight.
+  void finish();
 
  private:
   struct Batch {
@@ -98,7 +104,7 @@ class RunJournal {
   PrefectClient& client_;
   const Redactor& redactor_;
   WorkerEventContext worker_;
-  Logger log_;
+  const Logger& log_;
   bool features_known_ = false;
   Route logs_{"logs", true, false, {}};
   Route events_{"events", true, false, {}};

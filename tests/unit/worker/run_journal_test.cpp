@@ -15,11 +15,11 @@ namespace {
 struct Journal {
   FakeClient f;
   Redactor redactor;
+  Logger log = Logger::null();
   RunJournal journal;
 
   explicit Journal(RunJournal::Options options = {})
-      : journal(f.client, redactor, {"w", "process", "1.0", "pool-id", "pool"}, options,
-                Logger::null()) {}
+      : journal(f.client, redactor, {"w", "process", "1.0", "pool-id", "pool"}, options, log) {}
 
   // The calls in flight end (the worker's pump does this in its loop).
   void pump() {
@@ -179,5 +179,24 @@ TEST_CASE("RunJournal: best effort", "[worker][journal]") {
     j.pump();
     CHECK(j.f.transport.requests[0].body.find("hunter2") == std::string::npos);
     CHECK(j.body(0)[1]["message"] == "token *** leaked");
+  }
+}
+
+TEST_CASE("RunJournal::finish: the version read only when something waits", "[worker][journal]") {
+  SECTION("nothing queued: no request") {
+    Journal j;
+    j.journal.finish();
+    CHECK(j.f.transport.requests.empty());
+  }
+  SECTION("a stale run's line, no claim: the version, then the line") {
+    Journal j;
+    FlowRun stale = run();
+    j.journal.state_set(stale, "CRASHED", "found stale");
+    j.f.transport.reply(200, R"("3.8.8")").reply(201);
+    j.journal.finish();
+    j.pump();
+    CHECK(j.paths() ==
+          std::vector<std::string>{"GET http://h/api/admin/version", "POST http://h/api/logs/"});
+    CHECK(j.body(1)[0]["message"] == "Worker 'w' set flow run 'silly-fox' to CRASHED: found stale");
   }
 }
