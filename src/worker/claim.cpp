@@ -119,6 +119,7 @@ void NativeWorker::Impl::claim_answered(Candidate c, const Outcome<SetStateResul
 // stops is launched and stopped at once, as one claimed just before it: its
 // report then says why it did not run (final_state.hpp).
 void NativeWorker::Impl::launch_claimed(const Candidate& c) {
+  journal_.claimed(c.run, c.deployment.name, flow_name(c.run.flow_id));
   label(c.run, c.log);
   try {
     launch(c.run, c.deployment, c.log);
@@ -130,6 +131,8 @@ void NativeWorker::Impl::launch_claimed(const Candidate& c) {
   } catch (const Error& e) {
     // The run is ours and PENDING: it must not stay so.
     c.log.error(std::string("could not start the flow run: ") + e.what());
+    journal_.state_set(c.run, "CRASHED",
+                       std::string("its process could not be started: ") + e.what());
     ++claiming_;  // until its CRASHED report is recorded
     const StateProposal crashed{
         c.run.id,
@@ -190,6 +193,8 @@ std::vector<NativeWorker::Impl::Candidate> NativeWorker::Impl::still_scheduled(
       }
       if (!known->second) {
         rlog.info("skipped: its deployment no longer exists; cancelling the run");
+        journal_.state_set(run, "CANCELLED",
+                           "its deployment " + run.deployment_id + " no longer exists");
         cancels.push_back(
             {run.id,
              {StateType::kCancelled, "",
@@ -256,6 +261,7 @@ void NativeWorker::Impl::look_up(
         learn_features(found.server_version->get());
       } catch (const Error& e) {
         labels_ = true;  // a server that cannot say is assumed new
+        journal_.learn(features_of(std::nullopt));
         log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
       }
     }
@@ -323,6 +329,7 @@ void NativeWorker::Impl::label(const FlowRun& run, const Logger& rlog) {
 void NativeWorker::Impl::learn_features(const std::string& version) {
   const ServerFeatures features = features_of(ServerVersion::parse(version));
   labels_ = features.flow_run_labels;
+  journal_.learn(features);
   if (!features.missing().empty()) {
     log_.info("Prefect server " + version + ": " + features.missing());
   }
@@ -365,6 +372,9 @@ void NativeWorker::Impl::check_lost_claim(Candidate c, const std::string& error)
         c.log.warn(
             "the answer to our PENDING proposal was lost, but the server applied it: the run is "
             "ours");
+        journal_.line(c.run.id, RunLogLevel::kWarning,
+                      "The answer to the worker's PENDING proposal was lost, but the server "
+                      "applied it: the run is this worker's");
         launch_claimed(c);
       });
 }

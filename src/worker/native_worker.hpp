@@ -37,6 +37,7 @@
 #include "worker/final_state.hpp"
 #include "worker/flow_output.hpp"
 #include "worker/launcher.hpp"
+#include "worker/run_journal.hpp"
 #include "worker/run_updates.hpp"
 #include "worker/worker.hpp"
 
@@ -205,6 +206,7 @@ class NativeWorker::Impl {
   std::map<std::string, std::string> flow_names_;
   std::vector<RunRecord> records_;
   RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
+  RunJournal journal_;  // lines and events for Prefect's UI (run_journal.hpp)
   TimePoint next_heartbeat_{};
   std::optional<ApiClient::CallId> heartbeat_call_;  // a heartbeat in flight
   // Our worker row exists before any run says we claimed it, so that a

@@ -85,6 +85,9 @@ void NativeWorker::Impl::decide(const std::shared_ptr<ReportBatch>& batch,
       end.state = seen->second.current_type();
     }
     FinalDecision decision = decide_final_state(end, now);
+    if (r.spawn_error.empty()) {
+      journal_.ended(r.run.id, ended.status);
+    }
     if (decision.action != FinalAction::kKeep) {
       proposals.push_back({r.run.id, decision.state, decision.force, new_uuid4()});
     }
@@ -112,6 +115,10 @@ void NativeWorker::Impl::conclude(ReportBatch& batch, const std::vector<SetState
       continue;
     }
     log_report(report.r, report.end, report.decision, *result);
+    if (result->status == SetStateStatus::kAccept) {
+      journal_.state_set(report.r.run, std::string(to_string(report.decision.state.type)),
+                         report.decision.state.message);
+    }
     records_.push_back(run_record(report.run, result->state));
     ++result;
   }

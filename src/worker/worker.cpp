@@ -59,6 +59,10 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       log_(Logger::null()),
       processes_(options_.launcher ? options_.launcher : real_processes()),
       updates_(client, clock_),
+      journal_(client, *config.redactor,
+               WorkerEventContext{config.worker_name, "process", PREFECT_CYCLE_VERSION, pool_.id,
+                                  pool_.name},
+               RunJournal::Options{config.send_logs, config.emit_events}, log_),
       heartbeat_failures_(std::chrono::seconds(1),
                           std::min<std::chrono::milliseconds>(std::chrono::seconds(32),
                                                               config.heartbeat_interval)) {
@@ -67,6 +71,7 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
   }
   if (is_prefect_cloud(config_.api_url)) {
     labels_ = true;  // Cloud has flow-run labels (and no /admin/version to ask)
+    journal_.learn(features_of(std::nullopt));
   }
 }
 
@@ -100,7 +105,10 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   if (config_.recover_stale_runs) {
     auto [candidates, polled] = client_.read_together(
         PrefectClient::flow_runs_read(stale_candidates_filter(config_)), poll_read());
-    recover_stale_runs(config_, client_, options_.hostname, log_, std::move(candidates));
+    recover_stale_runs(config_, client_, options_.hostname, log_, std::move(candidates),
+                       [this](const FlowRun& run, const std::string& why) {
+                         journal_.state_set(run, "CRASHED", "found stale: " + why);
+                       });
     first_poll = std::move(polled);
   }
   // Poll first: a run-once worker with nothing due stops here, without a
@@ -114,6 +122,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
     polled(std::move(*first_poll));
     idle = finished();
     if (!idle) {
+      journal_.worker_started();
       heartbeat();  // in flight during the first re-read; done before the first claim
       loop();
     }
@@ -128,6 +137,10 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
     }
     throw;
   }
+  if (!idle) {
+    journal_.worker_stopped();
+  }
+  journal_.finish();  // its calls end within kJournalSendBound each
   while (busy()) {
     pump(kSupervisePoll);  // each call ends within its request timeout
   }
@@ -156,6 +169,7 @@ void NativeWorker::Impl::loop() {
     supervise();
     updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
+    journal_.send();
     send_claims();  // those re-read, or whose WAIT has passed, in this round
     const auto now = clock_.now();
     report_progress(now);
