@@ -143,7 +143,11 @@ void RunJournal::start(Route& route, bool events) {
   const auto call =
       events ? PrefectClient::events_call(batch.items) : PrefectClient::logs_call(batch.items);
   client_.start_write(call, RequestOptions{false, kJournalSendBound},
-                      [this, &route, batch = std::move(batch)](std::exception_ptr error) mutable {
+                      [this, &route, alive = std::weak_ptr<int>(alive_),
+                       batch = std::move(batch)](std::exception_ptr error) mutable {
+                        if (alive.expired()) {
+                          return;
+                        }
                         route.in_flight = false;
                         if (error) {
                           failed(route, std::move(batch), error);

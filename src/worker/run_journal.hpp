@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -115,6 +116,9 @@ class RunJournal {
     std::optional<std::string> submitted_event;
   };
   std::map<std::string, Run> runs_;
+  // Expires with the journal: an answer that comes after it (a worker that
+  // threw with a batch in flight) is ignored.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace pc
