@@ -47,6 +47,10 @@ class FakePrefect : public HttpTransport {
     runs_[id]["state"] = json{{"type", type}, {"message", message}};
   }
 
+  std::string version = "3.8.8";  // GET /admin/version
+  std::vector<std::string> logs;  // POST /logs/: "<flow run id> <message>"
+  std::vector<json> events;       // POST /events
+
   // Returns an answer to send instead of applying the proposal, or nullopt.
   std::function<std::optional<HttpResponse>(const std::string& id, const json& state, int nth)>
       on_set_state;
@@ -85,7 +89,20 @@ class FakePrefect : public HttpTransport {
       return answer(200, filter(body));
     }
     if (path == "/admin/version") {
-      return answer(200, "3.8.8");
+      return answer(200, version);
+    }
+    if (r.method == "POST" && path == "/logs/") {
+      for (const auto& line : body) {
+        logs.push_back(line["flow_run_id"].get<std::string>() + " " +
+                       line["message"].get<std::string>());
+      }
+      return answer(201);
+    }
+    if (r.method == "POST" && path == "/events") {
+      for (const auto& event : body) {
+        events.push_back(event);
+      }
+      return answer(204);
     }
     if (r.method == "PATCH") {
       patches.push_back(path + " " + r.body);
@@ -468,6 +485,37 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
             return p.rfind("/flow_runs/r1/labels ", 0) == 0 &&
                    p.find(R"("prefect-cycle.claimed-by":"w")") != std::string::npos;
           }) == 1);
+  }
+
+  SECTION("ACCEPT: the run's lines and events for Prefect's UI") {
+    h.launcher->plan = [](const std::string&) {
+      return FakeLauncher::Plan{2, ExitStatus{-1, 9}, ""};
+    };
+    h.run();
+    REQUIRE(h.server.logs.size() >= 4);
+    CHECK(h.server.logs[0] == "r1 Worker 'w' submitting flow run 'r1'");
+    CHECK(h.server.logs[1].rfind("r1 Opened process 4243 for flow run 'run-r1' (cold", 0) == 0);
+    CHECK(h.server.logs[2].rfind(
+              "r1 Process for flow run 'run-r1' exited with status code: -9; Process exited due "
+              "to a SIGKILL signal.",
+              0) == 0);
+    std::vector<std::string> names;
+    for (const auto& e : h.server.events) {
+      names.push_back(e["event"]);
+    }
+    CHECK(names ==
+          std::vector<std::string>{"prefect.worker.started", "prefect.worker.submitted-flow-run",
+                                   "prefect.worker.executed-flow-run", "prefect.worker.stopped"});
+  }
+
+  SECTION("Prefect 2.20: the lines, no event") {
+    h.server.version = "2.20.27";
+    h.run();
+    CHECK_FALSE(h.server.logs.empty());
+    CHECK(h.server.events.empty());
+    for (const auto& r : h.server.requests) {
+      CHECK_FALSE(ends_with(r.url, "/events"));
+    }
   }
 
   SECTION("WAIT: the claim is proposed again after the delay, a timer of the loop") {
