@@ -129,8 +129,10 @@ void RunJournal::finish() {
 }
 
 bool RunJournal::pending() const {
-  return logs_.in_flight || events_.in_flight || !logs_.queued.items.empty() ||
-         !events_.queued.items.empty();
+  auto waits = [this](const Route& r) {
+    return r.in_flight || (features_known_ && r.wanted && !r.queued.items.empty());
+  };
+  return waits(logs_) || waits(events_);
 }
 
 void RunJournal::start(Route& route, bool events) {
@@ -150,9 +152,10 @@ void RunJournal::start(Route& route, bool events) {
                         }
                         route.in_flight = false;
                         if (error) {
-                          failed(route, std::move(batch), error);
+                          failed(route, std::move(batch), error);  // again from the next send()
+                          return;
                         }
-                        start(route, &route == &events_);
+                        start(route, &route == &events_);  // what was queued meanwhile
                       });
 }
 

@@ -9,12 +9,13 @@
 // in flight with the loop's other requests, one POST /logs/ and one POST
 // /events at a time (the next batch holds everything queued meanwhile).
 // Each send is one attempt with a deadline of kJournalSendBound and no
-// retries; a failed batch is sent once more with the next one, then
+// retries; a failed batch goes once more with the next send, then is
 // dropped with a debug line. A route the server does not have (events
 // before Prefect 3.0, a 404) is not used again: one debug line, never a
-// failed request per run. So the worker's end waits at most
-// kJournalSendBound per batch still queued: in practice one bound for the
-// last lines, and a failure never changes a run's state or the exit code.
+// failed request per run. The worker's end waits for the last batch of
+// each route, sent at once: at most 2 x kJournalSendBound (10 s) when the
+// server hangs, a few milliseconds when it answers. A failure never changes
+// a run's state or the exit code.
 // Secrets are redacted from every line and event (the config's Redactor).
 
 #include <chrono>
@@ -78,7 +79,8 @@ class RunJournal {
   // Starts what is queued, if nothing of its kind is in flight (the loop
   // calls it once a round; the client's poll_started() ends the calls).
   void send();
-  // Lines and events queued or in flight.
+  // Lines and events in flight, or queued to be sent by a later send() (a
+  // failed batch waits for the next one): false once nothing more would go.
   bool pending() const;
   // At the worker's end: the server's release is read (one GET
   // /admin/version) if it is still unknown and something is queued (the

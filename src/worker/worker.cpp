@@ -141,7 +141,8 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
     journal_.worker_stopped();
   }
   journal_.finish();  // its calls end within kJournalSendBound each
-  while (busy()) {
+  while (busy() || journal_.pending()) {
+    journal_.send();       // a batch that failed goes once more
     pump(kSupervisePoll);  // each call ends within its request timeout
   }
   updates_.send_due(true);
