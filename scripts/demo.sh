@@ -15,7 +15,7 @@ if [ -n "${PREFECT_CYCLE_BIN:-}" ]; then
   bash scripts/setup.sh
   bin=$PREFECT_CYCLE_BIN
 else
-  bash scripts/build.sh
+  bash scripts/build.sh prefect-cycle
   bin="$root/build/prefect-cycle"
 fi
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The warm launcher's unit tests (tests/unit/worker/warm_launcher_test.cpp,
+# The warm launcher's unit tests (tests/unit/worker/launch/zygote_test.cpp,
 # a stand-in engine, no Prefect needed) with each Python named, default the
 # pyenv 3.11, 3.12 and 3.13 of this machine image. 3.12+ warn on fork() in a
 # multi-threaded process; the tests check that a forked run's stderr holds

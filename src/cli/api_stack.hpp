@@ -5,7 +5,7 @@
 
 #include "config/config.hpp"
 #include "http/api_client.hpp"
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 #include "log/logger.hpp"
 #include "prefect/client.hpp"

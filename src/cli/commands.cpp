@@ -8,6 +8,7 @@
 #include "cli/doctor.hpp"
 #include "cli/dry_run.hpp"
 #include "common/error.hpp"
+#include "common/host.hpp"
 #include "config/child_env.hpp"
 #include "cycle/cycle.hpp"
 #include "cycle/signals.hpp"
@@ -16,8 +17,6 @@
 #include "repo/preflight.hpp"
 #include "worker/cli_worker.hpp"
 #include "worker/worker.hpp"
-
-#include <unistd.h>
 
 namespace pc {
 namespace {
@@ -32,14 +31,6 @@ std::string origin_name(const ConfigEntry& entry) {
       return "flag " + entry.source;
   }
   return "default";
-}
-
-std::string host_name() {
-  char buffer[256] = {};
-  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') {
-    return "localhost";
-  }
-  return buffer;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "common/exit_code.hpp"
 
+#include <signal.h>
+
 namespace pc {
 
 std::string_view exit_code_name(ExitCode code) {
@@ -22,6 +24,14 @@ std::string_view exit_code_name(ExitCode code) {
       return "terminated";
   }
   return "unknown";
+}
+
+ExitCode exit_code_for_signal(int sig) {
+  return sig == SIGINT ? ExitCode::kInterrupted : ExitCode::kTerminated;
+}
+
+std::string_view stop_signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : "SIGTERM";
 }
 
 }  // namespace pc

@@ -20,6 +20,13 @@ enum class ExitCode : int {
 // A short lower-case name for logs and the JSON summary, e.g. "wait_timeout".
 std::string_view exit_code_name(ExitCode code);
 
+// The exit code of a cycle ended by stop signal `sig`: 130 for SIGINT, 143
+// for SIGTERM (and any other signal the cycle treats as a stop).
+ExitCode exit_code_for_signal(int sig);
+
+// The signal's name for lines and the summary: "SIGINT" or "SIGTERM".
+std::string_view stop_signal_name(int sig);
+
 inline int to_int(ExitCode code) {
   return static_cast<int>(code);
 }

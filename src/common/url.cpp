@@ -170,4 +170,61 @@ std::string strip_userinfo(std::string_view url) {
   return std::string(url.substr(0, span->begin)) + std::string(url.substr(span->end + 1));
 }
 
+namespace {
+
+// A libpq "keyword = value" pair's value after `at` (just past "password"):
+// optional spaces, '=', optional spaces, then a single-quoted value (up to the
+// closing quote, backslash escapes kept) or a bare one (up to white space).
+std::optional<std::string> key_value_after(std::string_view text, std::size_t at) {
+  auto skip_spaces = [&] {
+    while (at < text.size() && (text[at] == ' ' || text[at] == '\t')) {
+      ++at;
+    }
+  };
+  skip_spaces();
+  if (at >= text.size() || text[at] != '=') {
+    return std::nullopt;
+  }
+  ++at;
+  skip_spaces();
+  std::string value;
+  if (at < text.size() && text[at] == '\'') {
+    for (++at; at < text.size() && text[at] != '\''; ++at) {
+      if (text[at] == '\\' && at + 1 < text.size()) {
+        value += text[at++];
+      }
+      value += text[at];
+    }
+  } else {
+    for (; at < text.size() && text[at] != ' ' && text[at] != '\t'; ++at) {
+      value += text[at];
+    }
+  }
+  if (value.empty()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace
+
+std::optional<std::string> password_of(std::string_view connection) {
+  if (auto userinfo = userinfo_of(connection);
+      userinfo && userinfo->password && !userinfo->password->empty()) {
+    return userinfo->password;
+  }
+  constexpr std::string_view kKey = "password";
+  for (auto at = connection.find(kKey); at != std::string_view::npos;
+       at = connection.find(kKey, at + 1)) {
+    const bool word_start = at == 0 || connection[at - 1] == ' ' || connection[at - 1] == '\t';
+    if (!word_start) {
+      continue;
+    }
+    if (auto value = key_value_after(connection, at + kKey.size())) {
+      return value;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace pc

@@ -70,4 +70,12 @@ struct Userinfo {
 };
 std::optional<Userinfo> userinfo_of(std::string_view url);
 
+// The password a connection string carries, as written: the user-info's in
+// "scheme://user:password@host..." (any scheme, postgresql:// too), else a
+// libpq key/value "password=..." (quoted values may hold spaces and \'
+// escapes, kept as written). nullopt when there is none or it is empty. The
+// one place the configuration's redactor and the database check learn a
+// URL's secret from.
+std::optional<std::string> password_of(std::string_view connection);
+
 }  // namespace pc

@@ -1,7 +1,5 @@
 #include "config/config.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <functional>
@@ -9,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "common/host.hpp"
 #include "common/spellcheck.hpp"
 #include "common/text.hpp"
 #include "common/url.hpp"
@@ -31,18 +30,6 @@ std::vector<std::string> split_list(std::string_view value) {
   }
   return items;
 }
-
-namespace {
-
-std::string hostname() {
-  char buffer[256] = {};
-  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') {
-    return "localhost";
-  }
-  return buffer;
-}
-
-}  // namespace
 
 // A Cloud workspace API path: /api/accounts/<id>/workspaces/<id>.
 bool is_cloud_workspace_path(std::string_view path) {
@@ -353,7 +340,7 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
         Hint::kConfigValue);
   }
   if (config.worker_name.empty()) {
-    config.worker_name = "prefect-cycle-" + hostname();
+    config.worker_name = "prefect-cycle-" + host_name();
   }
   if (!was_set("PREFECT_WAIT_FOR_COMPLETION")) {
     config.wait_for_completion = !config.run_forever;
@@ -409,7 +396,7 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
     config.redactor->add_secret(secret);
   }
   for (const auto* url : {&config.repository, &config.database_url, &config.pushgateway_url}) {
-    if (auto password = url_password(*url)) {
+    if (auto password = password_of(*url)) {
       config.redactor->add_secret(*password);
     }
   }
@@ -425,20 +412,6 @@ LoadedConfig load_config(const Environment& env, const FlagValues& flags,
     entry.value = config.redactor->redact(shown);
   }
   return loaded;
-}
-
-std::optional<std::string> url_password(const std::string& url) {
-  if (auto userinfo = userinfo_of(url);
-      userinfo && userinfo->password && !userinfo->password->empty()) {
-    return userinfo->password;
-  }
-  // postgres "password=..." key/value form
-  std::smatch match;
-  static const std::regex kKeyValue(R"(password\s*=\s*'?([^'\s]+))");
-  if (std::regex_search(url, match, kKeyValue)) {
-    return match[1].str();
-  }
-  return std::nullopt;
 }
 
 }  // namespace pc

@@ -128,7 +128,7 @@ std::vector<std::string> ping_url_secrets(const std::string& url) {
     }
     start = end + 1;
   }
-  if (auto password = url_password(url)) {
+  if (auto password = password_of(url)) {
     secrets.push_back(*password);
   }
   return secrets;

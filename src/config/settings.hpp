@@ -52,8 +52,4 @@ std::string show_seconds(std::chrono::seconds s);
 std::string show_list(const std::vector<std::string>& items);
 std::string show_log_level(LogLevel level);
 
-// The password in "scheme://user:password@host..." or a libpq "password=..."
-// string; nullopt when there is none.
-std::optional<std::string> url_password(const std::string& url);
-
 }  // namespace pc

@@ -1,7 +1,5 @@
 #include "cycle/cycle.hpp"
 
-#include <signal.h>
-
 #include <algorithm>
 #include <set>
 #include <utility>
@@ -9,7 +7,7 @@
 #include "common/error.hpp"
 #include "cycle/cycle_run.hpp"
 #include "cycle/plan_reads.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/default_template.hpp"
 
 namespace pc {
 namespace cycle_detail {
@@ -28,12 +26,11 @@ ExitCode CycleRun::run() {
     phase("preflight", [&] { preflight(); });
     phase("resume", [&] { resume(); });
     phase("trigger", [&] { trigger(); });
-    phase("worker", [&] { work(); });
-    phase("wait", [&] { wait(); });
+    phase("worker", [&] { work(); });  // worker/native/loop.hpp
+    phase("wait", [&] { wait(); });    // cycle_end.cpp
   } catch (const Stopped&) {
-    code = deps_.stop_signal() == SIGINT ? ExitCode::kInterrupted : ExitCode::kTerminated;
-    summary_.message =
-        "stopped by " + std::string(code == ExitCode::kInterrupted ? "SIGINT" : "SIGTERM");
+    code = exit_code_for_signal(deps_.stop_signal());
+    summary_.message = "stopped by " + std::string(stop_signal_name(deps_.stop_signal()));
   } catch (const Error& e) {
     // The phase's "failed" line has said it already.
     code = e.code();
@@ -46,10 +43,10 @@ ExitCode CycleRun::run() {
   }
   // A signal that arrived during a phase which then failed still decides.
   if (deps_.stop_signal() != 0 && code != ExitCode::kUsage) {
-    code = deps_.stop_signal() == SIGINT ? ExitCode::kInterrupted : ExitCode::kTerminated;
+    code = exit_code_for_signal(deps_.stop_signal());
   }
 
-  phase_always("pause", [&] { pause(); });
+  phase_always("pause", [&] { pause(); });  // cycle_end.cpp
   if (summary_.pool_paused_at_end == false &&
       (code == ExitCode::kOk || code == ExitCode::kRunsFailed)) {
     code = ExitCode::kApi;
@@ -226,7 +223,7 @@ void CycleRun::work() {
   }
   auto stop_reason = [this]() -> std::string {
     if (int sig = deps_.stop_signal(); sig != 0) {
-      return sig == SIGINT ? "SIGINT received" : "SIGTERM received";
+      return std::string(stop_signal_name(sig)) + " received";
     }
     if (deadline_passed()) {
       return "wait timeout of " + std::to_string(config_.wait_timeout.count()) +

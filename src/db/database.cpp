@@ -9,7 +9,7 @@
 
 #include "common/error.hpp"
 #include "common/redact.hpp"
-#include "config/settings.hpp"
+#include "common/url.hpp"
 
 namespace pc {
 namespace {
@@ -48,7 +48,7 @@ std::string clean(std::string message, const Target& target, const std::string& 
   }
   Redactor redactor;
   redactor.add_secret(target.password);
-  if (auto password = url_password(url)) {
+  if (auto password = password_of(url)) {
     redactor.add_secret(*password);
   }
   return redactor.redact(message);

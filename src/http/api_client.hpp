@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 #include "log/logger.hpp"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 
 namespace pc {

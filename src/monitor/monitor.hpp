@@ -20,7 +20,7 @@
 #include "common/clock.hpp"
 #include "config/config.hpp"
 #include "cycle/summary.hpp"
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 #include "log/logger.hpp"
 #include "monitor/ping.hpp"

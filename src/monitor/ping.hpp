@@ -20,7 +20,7 @@
 #include "common/clock.hpp"
 #include "common/exit_code.hpp"
 #include "common/redact.hpp"
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 #include "log/logger.hpp"
 #include "monitor/delivery.hpp"

@@ -125,7 +125,7 @@ std::string new_uuid4() {
   return out;
 }
 
-PrefectClient::Read<std::optional<WorkPool>> PrefectClient::work_pool_read(
+PrefectClient::Call<std::optional<WorkPool>> PrefectClient::work_pool_read(
     const std::string& name) {
   return {{"GET", pool_path(name), std::nullopt},
           [](const ApiResponse& response) -> std::optional<WorkPool> {
@@ -165,7 +165,7 @@ void PrefectClient::set_work_pool_paused(const std::string& name, bool paused,
   }
 }
 
-PrefectClient::Read<std::vector<Worker>> PrefectClient::workers_read(const std::string& pool) {
+PrefectClient::Call<std::vector<Worker>> PrefectClient::workers_read(const std::string& pool) {
   std::string path = pool_path(pool) + "/workers/filter";
   return {{"POST", path, json::object()}, [path](const ApiResponse& response) {
             return list_answer("POST " + path, response, &decode_worker, Missing::kEmpty);
@@ -215,7 +215,7 @@ json PrefectClient::read_flow(const std::string& id) {
   return flow_answer(id, api_.request("GET", flow_path(id)));
 }
 
-PrefectClient::Read<std::vector<FlowRun>> PrefectClient::flow_runs_read(
+PrefectClient::Call<std::vector<FlowRun>> PrefectClient::flow_runs_read(
     const FlowRunFilter& filter) {
   return {{"POST", "/flow_runs/filter", flow_run_filter_body(filter, true)},
           [](const ApiResponse& response) {
@@ -244,7 +244,7 @@ std::map<std::string, FlowRun> PrefectClient::read_flow_runs_by_id(
   return found;
 }
 
-PrefectClient::Read<std::int64_t> PrefectClient::count_read(const FlowRunFilter& filter) {
+PrefectClient::Call<std::int64_t> PrefectClient::count_read(const FlowRunFilter& filter) {
   return {{"POST", "/flow_runs/count", flow_run_filter_body(filter, false)},
           [](const ApiResponse& response) {
             if (!response.body.is_number_integer()) {
@@ -291,7 +291,7 @@ ApiClient::CallId PrefectClient::start_heartbeat(const std::string& pool,
                });
 }
 
-PrefectClient::Read<std::vector<WorkerFlowRun>> PrefectClient::scheduled_runs_read(
+PrefectClient::Call<std::vector<WorkerFlowRun>> PrefectClient::scheduled_runs_read(
     const std::string& pool, const std::vector<std::string>& queues,
     std::chrono::system_clock::time_point scheduled_before, std::optional<int> limit) {
   json body{{"work_queue_names", queues}, {"scheduled_before", format_iso8601(scheduled_before)}};
@@ -346,7 +346,7 @@ std::string PrefectClient::read_server_version() {
 }
 
 std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups& wanted) {
-  // Each lookup a Read decoded as its single read would be (or that read's error).
+  // Each lookup a Call decoded as its single read would be (or that read's error).
   std::vector<LookupPart> parts;
   if (!wanted.flow_run_ids.empty()) {
     FlowRunFilter runs_filter;
@@ -355,7 +355,7 @@ std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups
       throw std::logic_error("look_up: more flow run ids than one page holds");
     }
     auto runs = flow_runs_read(runs_filter);
-    const Read<std::map<std::string, FlowRun>> by_id{runs.call,
+    const Call<std::map<std::string, FlowRun>> by_id{runs.call,
                                                      [decode = runs.decode](const ApiResponse& r) {
                                                        std::map<std::string, FlowRun> found;
                                                        for (auto& run : decode(r)) {
@@ -368,21 +368,21 @@ std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups
     });
   }
   for (const auto& id : wanted.deployment_ids) {
-    const Read<std::optional<Deployment>> read{{"GET", deployment_path(id), std::nullopt},
+    const Call<std::optional<Deployment>> read{{"GET", deployment_path(id), std::nullopt},
                                                deployment_answer};
     parts.emplace_back(read.call, [read, id](LookupResults& found, const ApiClient::Result& r) {
       found.deployments[id] = decoded(read, r);
     });
   }
   for (const auto& id : wanted.flow_ids) {
-    const Read<json> read{{"GET", flow_path(id), std::nullopt},
+    const Call<json> read{{"GET", flow_path(id), std::nullopt},
                           [id](const ApiResponse& r) { return flow_answer(id, r); }};
     parts.emplace_back(read.call, [read, id](LookupResults& found, const ApiClient::Result& r) {
       found.flows[id] = decoded(read, r);
     });
   }
   if (wanted.server_version) {
-    const Read<std::string> read{{"GET", kVersionPath, std::nullopt}, version_answer};
+    const Call<std::string> read{{"GET", kVersionPath, std::nullopt}, version_answer};
     parts.emplace_back(read.call, [read](LookupResults& found, const ApiClient::Result& r) {
       found.server_version = decoded(read, r);
     });

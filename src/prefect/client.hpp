@@ -138,7 +138,7 @@ class PrefectClient {
                                     const RequestOptions& options = {});
   ApiClient::CallId start_delete_worker(const std::string& pool, const std::string& name);
   //
-  // A call started with start_read() or start_look_up() is not returned:
+  // A call started with start_call() or start_look_up() is not returned:
   // poll_started() hands its answer to its handler (which may start more
   // calls). Every answer of a poll reaches its handler; when one threw, the
   // first exception is rethrown after the last handler.
@@ -191,43 +191,44 @@ class PrefectClient {
   };
   LookupResults look_up(const Lookups& wanted);
   // --- reads sent together
-  // A read as a value: its call, and the decoding of its answer exactly as
-  // the blocking method of the same name does it. read_together() sends
-  // several in one round (ApiClient::request_all), each with its retries;
-  // each comes back with its value or the error its blocking method throws.
+  // A call as a value (a read, or a proposal: proposal_call): its
+  // request, and the decoding of its answer exactly as the blocking method
+  // of the same name does it. read_together() sends several in one round
+  // (ApiClient::request_all), each with its retries; each comes back with
+  // its value or the error its blocking method throws.
   template <typename T>
-  struct Read {
+  struct Call {
     ApiClient::Call call;
     std::function<T(const ApiResponse&)> decode;
   };
-  static Read<std::optional<WorkPool>> work_pool_read(const std::string& name);
-  static Read<std::vector<Worker>> workers_read(const std::string& pool);
-  static Read<std::vector<FlowRun>> flow_runs_read(const FlowRunFilter& filter);
-  static Read<std::int64_t> count_read(const FlowRunFilter& filter);
-  static Read<std::vector<WorkerFlowRun>> scheduled_runs_read(
+  static Call<std::optional<WorkPool>> work_pool_read(const std::string& name);
+  static Call<std::vector<Worker>> workers_read(const std::string& pool);
+  static Call<std::vector<FlowRun>> flow_runs_read(const FlowRunFilter& filter);
+  static Call<std::int64_t> count_read(const FlowRunFilter& filter);
+  static Call<std::vector<WorkerFlowRun>> scheduled_runs_read(
       const std::string& pool, const std::vector<std::string>& queues,
       std::chrono::system_clock::time_point scheduled_before,
       std::optional<int> limit = std::nullopt);
   // A read alone: its blocking method.
   template <typename T>
-  T read(const Read<T>& one, const RequestOptions& options = {}) {
+  T read(const Call<T>& one, const RequestOptions& options = {}) {
     return one.decode(api_.request(one.call.method, one.call.path, one.call.body, options));
   }
   template <typename... T>
-  std::tuple<Outcome<T>...> read_together(const Read<T>&... reads) {
+  std::tuple<Outcome<T>...> read_together(const Call<T>&... reads) {
     return decoded_all(api_.request_all({reads.call...}), std::index_sequence_for<T...>{},
                        reads...);
   }
   // read_together with `options` (a deadline, no retries) for every read.
   template <typename... T>
-  std::tuple<Outcome<T>...> read_together(const RequestOptions& options, const Read<T>&... reads) {
+  std::tuple<Outcome<T>...> read_together(const RequestOptions& options, const Call<T>&... reads) {
     return decoded_all(api_.request_all({reads.call...}, options), std::index_sequence_for<T...>{},
                        reads...);
   }
-  // A Read started without waiting: `done` gets its value or the error its
+  // A Call started without waiting: `done` gets its value or the error its
   // blocking method would throw, from the poll_started() that sees it end.
   template <typename T>
-  ApiClient::CallId start_read(const Read<T>& read,
+  ApiClient::CallId start_call(const Call<T>& read,
                                std::type_identity_t<std::function<void(Outcome<T>)>> done) {
     return start_answered(
         read.call, {},
@@ -243,7 +244,7 @@ class PrefectClient {
   // Reads of one kind started together; `done` gets each one's value or
   // error, in their order.
   template <typename T>
-  void start_all(const std::vector<Read<T>>& reads,
+  void start_all(const std::vector<Call<T>>& reads,
                  std::type_identity_t<std::function<void(std::vector<Outcome<T>>)>> done) {
     std::vector<ApiClient::Call> calls;
     calls.reserve(reads.size());
@@ -260,8 +261,8 @@ class PrefectClient {
                      done(std::move(outcomes));
                    });
   }
-  // set_flow_run_state's proposal as a Read (its answer decoded the same way).
-  static Read<SetStateResult> set_state_read(const StateProposal& proposal);
+  // set_flow_run_state's proposal as a Call (its answer decoded the same way).
+  static Call<SetStateResult> proposal_call(const StateProposal& proposal);
   // look_up()'s reads started without waiting; `done` gets them all when the
   // last one has ended (at once when nothing is wanted).
   void start_look_up(const Lookups& wanted, std::function<void(LookupResults)> done);
@@ -278,8 +279,8 @@ class PrefectClient {
                    std::function<void(std::exception_ptr)> done);
   // The same write, waited for; throws pc::Error(kApi) as start_write reports.
   void write(const ApiClient::Call& call, const RequestOptions& options);
-  // GET /admin/version as a Read (read_server_version's decoding).
-  static Read<std::string> server_version_read();
+  // GET /admin/version as a Call (read_server_version's decoding).
+  static Call<std::string> server_version_read();
 
   // GET /health without retries: true when it answers 200 `true`, false for
   // any other answer; throws pc::Error(kApi) when the server is unreachable.
@@ -287,7 +288,7 @@ class PrefectClient {
 
  private:
   template <typename T>
-  static Outcome<T> decoded(const Read<T>& read, const ApiClient::Result& result) {
+  static Outcome<T> decoded(const Call<T>& read, const ApiClient::Result& result) {
     Outcome<T> outcome;
     try {
       outcome.value = read.decode(result.get());
@@ -299,7 +300,7 @@ class PrefectClient {
   template <typename... T, std::size_t... I>
   static std::tuple<Outcome<T>...> decoded_all(const std::vector<ApiClient::Result>& results,
                                                std::index_sequence<I...> /*each read's answer*/,
-                                               const Read<T>&... reads) {
+                                               const Call<T>&... reads) {
     return {decoded(reads, results[I])...};
   }
 

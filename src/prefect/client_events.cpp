@@ -43,7 +43,7 @@ void PrefectClient::write(const ApiClient::Call& call, const RequestOptions& opt
   check_written(call, api_.request(call.method, call.path, call.body, options));
 }
 
-PrefectClient::Read<std::string> PrefectClient::server_version_read() {
+PrefectClient::Call<std::string> PrefectClient::server_version_read() {
   return {{"GET", "/admin/version", std::nullopt}, [](const ApiResponse& response) {
             if (!response.body.is_string()) {
               throw api_error(

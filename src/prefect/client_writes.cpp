@@ -131,7 +131,7 @@ ApiClient::CallId PrefectClient::start_patch(const FlowRunPatch& patch,
                [patch](const ApiResponse& response) { check_patched(response, patch); });
 }
 
-PrefectClient::Read<SetStateResult> PrefectClient::set_state_read(const StateProposal& proposal) {
+PrefectClient::Call<SetStateResult> PrefectClient::proposal_call(const StateProposal& proposal) {
   return {set_state_call(proposal),
           [proposal](const ApiResponse& response) { return set_state_result(response, proposal); }};
 }

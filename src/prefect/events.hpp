@@ -3,7 +3,8 @@
 // Prefect's UI links them to the run, the pool and the deployment, and its
 // automations can trigger on them (prefect/workers/base.py: the worker's
 // resource, its related resources with their roles, `follows`). Pure
-// builders: nothing here sends (worker/run_journal.hpp, monitor/cycle_event.hpp).
+// builders: nothing here sends (worker/native/run_journal.hpp,
+// monitor/cycle_event.hpp).
 
 #include <chrono>
 #include <optional>

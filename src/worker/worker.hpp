@@ -1,6 +1,6 @@
 #pragma once
 // The native run-once process worker, protocol-compatible with Prefect's
-// ProcessWorker (../shared/docs/prefect-protocol.md §2-7, §14):
+// ProcessWorker (prefect.workers.process, prefect.workers.base):
 //
 //   heartbeat  at start and every PREFECT_WORKER_HEARTBEAT_SECONDS, also while
 //              waiting for its runs
@@ -10,9 +10,9 @@
 //              and run-forever modes poll every PREFECT_WORKER_QUERY_SECONDS
 //              with a moving horizon
 //   claim      PENDING proposal (force=false, fresh transition_id): ACCEPT +
-//              PENDING -> launch; WAIT -> retry after delay_seconds;
+//              PENDING -> start; WAIT -> retry after delay_seconds;
 //              ABORT/REJECT -> skip (another worker has it, or a limit)
-//   launch     job configuration from the pool template + deployment + run
+//   start      job configuration from the pool template + deployment + run
 //              job variables; the command in its own process group; the
 //              infrastructure_pid recorded as "<host>:<pid>"
 //   exit       non-zero and the run not terminal -> CRASHED with the exit code
@@ -32,7 +32,7 @@
 #include "config/config.hpp"
 #include "http/retry.hpp"
 #include "prefect/client.hpp"
-#include "worker/launcher.hpp"
+#include "worker/launch/process_starter.hpp"
 #include "worker/phase.hpp"
 
 namespace pc {
@@ -43,9 +43,9 @@ struct NativeWorkerOptions {
   std::string hostname;
   // "" while the worker may go on; else why it must stop ("SIGTERM received").
   std::function<std::string()> stop_reason;
-  // Seams for tests: null = real processes (ProcessLauncherImpl) and
+  // Seams for tests: null = real processes (ProcessStarterImpl) and
   // std::chrono::steady_clock. The clock must outlive the worker.
-  std::shared_ptr<ProcessLauncher> launcher;
+  std::shared_ptr<ProcessStarter> starter;
   const Clock* clock = nullptr;
 };
 

@@ -1,4 +1,4 @@
-"""Warm start (issue 19): the launcher (src/worker/warm_launcher.py) on its
+"""Warm start (issue 19): the launcher (src/worker/launch/zygote.py) on its
 own, its protocol driven from Python (warm_driver.py plays the cycle's side),
 then whole cycles with PREFECT_CYCLE_WARM_START — real flow runs run by
 Prefect's engine against the real server. The worker's other e2e tests run in
@@ -19,7 +19,7 @@ from fault_proxy import FaultProxy
 from harness import VENV_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCHER = ROOT / "src" / "worker" / "warm_launcher.py"
+LAUNCHER = ROOT / "src" / "worker" / "launch" / "zygote.py"
 DRIVER = Path(__file__).with_name("warm_driver.py")
 FLOWS_DIR = Path(__file__).with_name("flows")
 PYTHON = str(VENV_BIN / "python")

@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "common/error.hpp"
-#include "worker/command_split.hpp"
+#include "job_config/command_split.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view command(reinterpret_cast<const char*>(data), size);

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
-#include "worker/job_config.hpp"
+#include "job_config/job_config.hpp"
 
 namespace {
 

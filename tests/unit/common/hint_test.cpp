@@ -18,12 +18,12 @@
 #include "db/database.hpp"
 #include "http/api_client.hpp"
 #include "http/fake_transport.hpp"
+#include "job_config/command_split.hpp"
 #include "prefect/client.hpp"
 #include "repo/git_ops.hpp"
 #include "repo/preflight.hpp"
 #include "repo/repo_fixture.hpp"
 #include "worker/cli_worker.hpp"
-#include "worker/command_split.hpp"
 #include "worker/worker.hpp"
 
 // The table of error classes: every Hint is driven end to end through the

@@ -105,3 +105,18 @@ TEST_CASE("curl_reads_userinfo: the authority, whatever the scheme", "[common]")
   CHECK_FALSE(curl_reads_userinfo("://host"));
   CHECK_FALSE(curl_reads_userinfo("://host\",\"mail\":\"a@b\"}"));  // curl refuses: no rule
 }
+
+TEST_CASE("password_of: a URL's user-info or libpq's key/value form", "[common]") {
+  CHECK(password_of("postgresql://app:s3cret@db:5432/prod") ==
+        std::optional<std::string>("s3cret"));
+  CHECK(password_of("https://user@host/x") == std::nullopt);
+  CHECK(password_of("https://user:@host/x") == std::nullopt);
+  CHECK(password_of("host=db user=app password=s3cret dbname=prod") ==
+        std::optional<std::string>("s3cret"));
+  CHECK(password_of("host=db password = 'with space' user=app") ==
+        std::optional<std::string>("with space"));
+  CHECK(password_of(R"(password='it\'s')") == std::optional<std::string>(R"(it\'s)"));
+  CHECK(password_of("host=db mypassword=x") == std::nullopt);
+  CHECK(password_of("host=db password=") == std::nullopt);
+  CHECK(password_of("") == std::nullopt);
+}

@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/loopback_server.hpp"
 
 using namespace pc;

@@ -11,7 +11,7 @@
 #include <variant>
 #include <vector>
 
-#include "http/http_client.hpp"
+#include "http/curl_transport.hpp"
 #include "http/retry.hpp"
 
 namespace pc::testing {

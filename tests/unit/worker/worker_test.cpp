@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "http/fake_transport.hpp"
-#include "monitor/fake_clock.hpp"
 #include "prefect/client.hpp"
+#include "worker/fake_prefect.hpp"
 
 using namespace pc;
 using namespace pc::testing;
@@ -21,276 +21,10 @@ using json = nlohmann::json;
 
 namespace {
 
-HttpResponse answer(long status, const json& body = nullptr) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.is_null() ? "" : body.dump();
-  return r;
-}
-
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-// A Prefect server in memory, as far as the worker asks it: scheduled runs,
-// the filter, states, heartbeats, PATCHes. Every request is recorded;
-// `on_set_state` may answer a proposal itself (a WAIT, an ABORT, a lost
-// answer), else the proposal is applied and ACCEPTed.
-class FakePrefect : public HttpTransport {
- public:
-  void add_run(const std::string& id, const std::string& type = "SCHEDULED") {
-    runs_[id] = json{{"id", id}, {"name", "run-" + id}, {"state", {{"type", type}}}};
-  }
-  std::string type_of(const std::string& id) const { return runs_.at(id)["state"]["type"]; }
-  const json& run(const std::string& id) const { return runs_.at(id); }
-  void set_type(const std::string& id, const std::string& type, const std::string& message = "") {
-    runs_[id]["state"] = json{{"type", type}, {"message", message}};
-  }
-
-  std::string version = "3.8.8";  // GET /admin/version
-  std::vector<std::string> logs;  // POST /logs/: "<flow run id> <message>"
-  std::vector<json> events;       // POST /events
-
-  // Returns an answer to send instead of applying the proposal, or nullopt.
-  std::function<std::optional<HttpResponse>(const std::string& id, const json& state, int nth)>
-      on_set_state;
-
-  // Called with each request's method and path before it is answered.
-  std::function<void(const std::string& method, const std::string& path)> before;
-
-  HttpResponse send(const HttpRequest& r) override {
-    requests.push_back(r);
-    const std::string path = r.url.substr(r.url.find("/api") + 4);
-    const json body = r.body.empty() ? json() : json::parse(r.body);
-    if (before) {
-      before(r.method, path);
-    }
-    if (ends_with(path, "/get_scheduled_flow_runs")) {
-      json due = json::array();
-      for (const auto& [id, run] : runs_) {
-        if (run["state"]["type"] == "SCHEDULED") {
-          due.push_back({{"work_pool_id", "p1"}, {"work_queue_id", "q1"}, {"flow_run", run}});
-        }
-      }
-      return answer(200, due);
-    }
-    if (fail_reads_of > 0 && reads_run(r, path, body)) {
-      --fail_reads_of;
-      return answer(500, {{"detail", "internal error"}});
-    }
-    if (path.rfind("/deployments/", 0) == 0) {
-      return answer(404, {{"detail", "Deployment not found"}});  // every deployment is gone
-    }
-    if (ends_with(path, "/workers/heartbeat")) {
-      ++heartbeats;
-      return answer(204);
-    }
-    if (path == "/flow_runs/filter") {
-      return answer(200, filter(body));
-    }
-    if (path == "/admin/version") {
-      return answer(200, version);
-    }
-    if (r.method == "POST" && path == "/logs/") {
-      for (const auto& line : body) {
-        logs.push_back(line["flow_run_id"].get<std::string>() + " " +
-                       line["message"].get<std::string>());
-      }
-      return answer(201);
-    }
-    if (r.method == "POST" && path == "/events") {
-      for (const auto& event : body) {
-        events.push_back(event);
-      }
-      return answer(204);
-    }
-    if (r.method == "PATCH") {
-      patches.push_back(path + " " + r.body);
-      if (fail_patches > 0) {
-        --fail_patches;
-        return answer(503, {{"detail", "database is locked"}});
-      }
-      return answer(204);
-    }
-    // "/flow_runs/{id}" and "/flow_runs/{id}/set_state"
-    const std::string prefix = "/flow_runs/";
-    const std::string rest = path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : "";
-    const std::string id = rest.substr(0, rest.find('/'));
-    if (r.method == "GET" && path == "/flow_runs/" + id) {
-      return runs_.count(id) ? answer(200, runs_[id]) : answer(404, {{"detail", "not found"}});
-    }
-    if (r.method == "POST" && path == "/flow_runs/" + id + "/set_state") {
-      const json& state = body["state"];
-      proposals.push_back(id + " " + state["type"].get<std::string>() +
-                          (body["force"].get<bool>() ? " forced" : ""));
-      if (on_set_state) {
-        if (auto scripted = on_set_state(id, state, ++proposals_of_[id])) {
-          return *scripted;
-        }
-      }
-      runs_[id]["state"] = state;
-      return answer(201, {{"status", "ACCEPT"}, {"state", state}, {"details", json::object()}});
-    }
-    return answer(500, {{"detail", "not scripted: " + r.method + " " + path}});
-  }
-
-  // A batch (ApiClient::request_all), or the requests started between two
-  // polls, arrive last request first, as concurrent requests may; answers
-  // still go back to their own requests.
-  bool reverse_batches = false;
-  std::vector<std::set<std::string>> batches;  // each batch's "METHOD /path"s
-  std::vector<TransportOutcome> send_all(const std::vector<HttpRequest>& batch) override {
-    auto& paths = batches.emplace_back();
-    for (const auto& r : batch) {
-      paths.insert(r.method + " " + r.url.substr(r.url.find("/api") + 4));
-    }
-    std::vector<TransportOutcome> outcomes(batch.size());
-    for (std::size_t n = 0; n < batch.size(); ++n) {
-      const std::size_t i = reverse_batches ? batch.size() - 1 - n : n;
-      outcomes[i].response = send(batch[i]);
-    }
-    return outcomes;
-  }
-
-  // A request started without waiting (HttpTransport::start) is answered
-  // only by the `slow_starts`-th poll() after its start: a far API, as the
-  // loop sees it.
-  int slow_starts = 0;
-  int fail_patches = 0;  // the next PATCHes answered 503
-  std::vector<std::string> started_paths;
-  // The "METHOD /path"s of the requests started between two polls: in
-  // flight at the same time.
-  std::vector<std::set<std::string>> started_together;
-  // When a request is started: its label (label_of) and those of the
-  // started requests not answered yet.
-  std::function<void(const std::string& label, const std::vector<std::string>& in_flight)> on_start;
-  Ticket start(const HttpRequest& request) override {
-    const std::string what =
-        request.method + " " + request.url.substr(request.url.find("/api") + 4);
-    if (on_start) {
-      std::vector<std::string> in_flight;
-      for (const auto& s : started_) {
-        in_flight.push_back(label_of(s.request));
-      }
-      on_start(label_of(request), in_flight);
-    }
-    started_paths.push_back(what);
-    if (std::exchange(polled_, false) || started_together.empty()) {
-      started_together.emplace_back();
-    }
-    started_together.back().insert(what);
-    if (slow_starts == 0 && !reverse_batches) {
-      return HttpTransport::start(request);
-    }
-    started_.push_back({new_ticket(), request, std::max(1, slow_starts)});
-    return started_.back().ticket;
-  }
-  std::vector<std::pair<Ticket, TransportOutcome>> poll(std::chrono::milliseconds wait) override {
-    polled_ = true;
-    if (slow_starts == 0 && !reverse_batches) {
-      return HttpTransport::poll(wait);
-    }
-    std::vector<std::pair<Ticket, TransportOutcome>> answered;
-    std::vector<Started> waiting;
-    auto started = std::exchange(started_, {});
-    if (reverse_batches) {
-      std::reverse(started.begin(), started.end());
-    }
-    for (auto& s : started) {
-      if (--s.polls_left > 0) {
-        waiting.push_back(std::move(s));
-      } else {
-        answered.emplace_back(s.ticket, TransportOutcome{send(s.request), std::nullopt});
-      }
-    }
-    started_ = std::move(waiting);
-    return answered;
-  }
-
-  // "METHOD /path", and for a filter by ids the ids: "POST /flow_runs/filter r1,r3"
-  // ("... r1,r3 by state" when it filters by state types too).
-  static std::string label_of(const HttpRequest& r) {
-    std::string label = r.method + " " + r.url.substr(r.url.find("/api") + 4);
-    if (ends_with(label, "/flow_runs/filter") && !r.body.empty()) {
-      const json body = json::parse(r.body);
-      const json ids = body.value("flow_runs", json::object()).value("id", json::object());
-      std::string joined;
-      for (const auto& id : ids.value("any_", json::array())) {
-        joined += (joined.empty() ? " " : ",") + id.get<std::string>();
-      }
-      label += joined;
-      if (body.value("flow_runs", json::object()).contains("state")) {
-        label += " by state";  // the cancellation check
-      }
-    }
-    return label;
-  }
-
-  // Applies a proposal without answering it (its answer was lost).
-  void apply(const std::string& id, const json& state) { runs_[id]["state"] = state; }
-  // Gives a run a deployment (every deployment is gone: 404).
-  void set_deployment(const std::string& id, const std::string& deployment_id) {
-    runs_[id]["deployment_id"] = deployment_id;
-  }
-  // The next reads of `failing_run`'s state (GET, or a filter by ids that
-  // holds it) are answered 500.
-  int fail_reads_of = 0;
-  std::string failing_run;
-
-  std::vector<HttpRequest> requests;
-  std::vector<std::string> proposals;  // "r1 PENDING", "r1 CANCELLED forced", ...
-  std::vector<std::string> patches;
-  int heartbeats = 0;
-
- private:
-  json filter(const json& body) const {
-    json out = json::array();
-    const json runs = body.value("flow_runs", json::object());
-    for (const auto& [id, run] : runs_) {
-      if (runs.contains("id")) {
-        const auto& ids = runs["id"]["any_"];
-        if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
-          continue;
-        }
-      }
-      if (runs.contains("state")) {
-        const auto& types = runs["state"]["type"]["any_"];
-        if (std::find(types.begin(), types.end(), run["state"]["type"]) == types.end()) {
-          continue;
-        }
-      }
-      out.push_back(run);
-    }
-    return out;
-  }
-
-  bool reads_run(const HttpRequest& r, const std::string& path, const json& body) const {
-    if (r.method == "GET") {
-      return path == "/flow_runs/" + failing_run;
-    }
-    if (path != "/flow_runs/filter") {
-      return false;
-    }
-    const json ids = body.value("flow_runs", json::object()).value("id", json::object());
-    const json any = ids.value("any_", json::array());
-    return std::find(any.begin(), any.end(), failing_run) != any.end();
-  }
-
-  std::map<std::string, json> runs_;
-  std::map<std::string, int> proposals_of_;
-  struct Started {
-    Ticket ticket;
-    HttpRequest request;
-    int polls_left;
-  };
-  std::vector<Started> started_;
-  bool polled_ = false;  // since the last start()
-};
-
 // Processes that are not: records what it was asked to start
 // (`started`, like ninja's FakeCommandRunner::commands_ran_); each process
 // ends as `plan` says, on a later run_once(), which also moves the clock.
-class FakeLauncher : public ProcessLauncher {
+class FakeStarter : public ProcessStarter {
  public:
   struct Plan {
     int rounds = 1;  // run_once() rounds before it exits; 0 = until terminated
@@ -298,7 +32,7 @@ class FakeLauncher : public ProcessLauncher {
     std::string spawn_error;
   };
 
-  explicit FakeLauncher(FakeClock& clock) : clock_(clock) {}
+  explicit FakeStarter(FakeClock& clock) : clock_(clock) {}
 
   // start() throws an Error with this message instead (when not empty).
   std::string start_error;
@@ -368,16 +102,10 @@ class FakeLauncher : public ProcessLauncher {
   Id next_id_ = 1;
 };
 
-// One worker over the fakes: `server`'s runs, `launcher`'s processes, time
+// One worker over the fakes: `server`'s runs, `starter`'s processes, time
 // from `clock` (sleeping moves it).
-struct Harness {
-  FakeClock clock;
-  ClockedSleeper sleeper{clock};
-  FakePrefect server;
-  ApiClient api{server, ApiOptions{"http://h/api", "", "", std::chrono::seconds(5)}, Logger::null(),
-                RetryPolicy{}, sleeper};
-  PrefectClient client{api};
-  std::shared_ptr<FakeLauncher> launcher = std::make_shared<FakeLauncher>(clock);
+struct Harness : FakeApi {
+  std::shared_ptr<FakeStarter> starter = std::make_shared<FakeStarter>(clock);
   Config config;
   std::string stop;                  // the cycle's stop reason, "" = go on
   std::function<void()> each_round;  // called whenever the worker asks for `stop`
@@ -388,7 +116,7 @@ struct Harness {
     config.worker_name = "w";
     config.recover_stale_runs = false;
     // The engine: exit 0 completes a run, anything else fails it.
-    launcher->on_end = [this](const std::string& id, const ExitStatus& status) {
+    starter->on_end = [this](const std::string& id, const ExitStatus& status) {
       if (server.type_of(id) == "PENDING" || server.type_of(id) == "RUNNING") {
         server.set_type(id, status.exited() && status.code == 0 ? "COMPLETED" : "FAILED");
       }
@@ -405,7 +133,7 @@ struct Harness {
       }
       return stop;
     };
-    options.launcher = launcher;
+    options.starter = starter;
     options.clock = &clock;
     WorkPool pool;
     pool.id = "p1";
@@ -423,8 +151,8 @@ struct Harness {
     }
     config.flow_limit = limit;
     server.slow_starts = 3;
-    launcher->plan = [rounds](const std::string& id) {
-      return FakeLauncher::Plan{rounds(id), ExitStatus{0, 0}, ""};
+    starter->plan = [rounds](const std::string& id) {
+      return FakeStarter::Plan{rounds(id), ExitStatus{0, 0}, ""};
     };
   }
 
@@ -450,7 +178,7 @@ TEST_CASE("NativeWorker: nothing due", "[worker]") {
   Harness h;
   auto result = h.run();
   CHECK(result.runs.empty());
-  CHECK(h.launcher->started.empty());
+  CHECK(h.starter->started.empty());
   // One empty poll may hide runs a neighbour's poll holds locked
   // (PostgreSQL), so a second one, 500 ms later, decides; the worker has
   // heartbeated by then.
@@ -469,8 +197,8 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
 
   SECTION("ACCEPT: launched, infrastructure_pid and labels recorded, COMPLETED") {
     auto result = h.run();
-    REQUIRE(h.launcher->started.size() == 1);
-    const SpawnOptions& spawned = h.launcher->started[0];
+    REQUIRE(h.starter->started.size() == 1);
+    const SpawnOptions& spawned = h.starter->started[0];
     CHECK(spawned.argv == std::vector<std::string>{"python3", "-m", "prefect.engine"});
     CHECK(spawned.env->at("PREFECT__FLOW_RUN_ID") == "r1");
     CHECK(spawned.env->at("PREFECT__WORKER_NAME") == "w");
@@ -533,7 +261,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     // No sleep of the whole delay: the loop (other runs, heartbeats) goes on.
     CHECK(std::all_of(h.sleeper.slept.begin(), h.sleeper.slept.end(),
                       [](auto d) { return d <= std::chrono::milliseconds(100); }));
-    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.starter->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
   }
 
@@ -544,7 +272,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
     CHECK(h.server.patches.empty());
   };
@@ -566,7 +294,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING"});
-    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.starter->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
   }
 
@@ -576,7 +304,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
       return answer(201, json("not an orchestration result"));
     };
     auto result = h.run();
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
   }
 
@@ -589,7 +317,7 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals.empty());
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
   }
 }
@@ -635,13 +363,13 @@ TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
       }
       return std::nullopt;
     };
-    h.launcher->plan = [](const std::string& id) {
-      return id == "r3" ? FakeLauncher::Plan{2, ExitStatus{1, 0}, ""} : FakeLauncher::Plan{};
+    h.starter->plan = [](const std::string& id) {
+      return id == "r3" ? FakeStarter::Plan{2, ExitStatus{1, 0}, ""} : FakeStarter::Plan{};
     };
     auto result = h.run();
-    REQUIRE(h.launcher->started.size() == 2);
-    CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
-    CHECK(h.launcher->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+    REQUIRE(h.starter->started.size() == 2);
+    CHECK(h.starter->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r1");
+    CHECK(h.starter->started[1].env->at("PREFECT__FLOW_RUN_ID") == "r3");
     CHECK(h.records(result) ==
           std::map<std::string, std::string>{{"r1", "COMPLETED"}, {"r3", "FAILED"}});
     CHECK(h.server.type_of("r2") == "SCHEDULED");
@@ -663,8 +391,8 @@ TEST_CASE("NativeWorker: batch answers go to their own runs", "[worker]") {
     };
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r3 PENDING", "r2 PENDING", "r1 PENDING"});
-    REQUIRE(h.launcher->started.size() == 1);
-    CHECK(h.launcher->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r3");
+    REQUIRE(h.starter->started.size() == 1);
+    CHECK(h.starter->started[0].env->at("PREFECT__FLOW_RUN_ID") == "r3");
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r3", "COMPLETED"}});
     CHECK(h.server.type_of("r1") == "SCHEDULED");
     CHECK(h.server.type_of("r2") == "SCHEDULED");
@@ -676,10 +404,8 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   h.server.add_run("r1");
 
   SECTION("exit 1 and the run still RUNNING: CRASHED proposed with the exit status") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{1, ExitStatus{1, 0}, ""};
-    };
-    h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{1, ExitStatus{1, 0}, ""}; };
+    h.starter->on_end = [&](const std::string& id, const ExitStatus&) {
       h.server.set_type(id, "RUNNING");  // the engine died before reporting
     };
     auto result = h.run();
@@ -690,10 +416,10 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   }
 
   SECTION("the command cannot be started: CRASHED with the spawn error") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{1, ExitStatus{127, 0}, "cannot run \"python3\": not found"};
+    h.starter->plan = [](const std::string&) {
+      return FakeStarter::Plan{1, ExitStatus{127, 0}, "cannot run \"python3\": not found"};
     };
-    h.launcher->on_end = nullptr;
+    h.starter->on_end = nullptr;
     auto result = h.run();
     CHECK(h.server.run("r1")["state"]["message"] ==
           "Failed to submit flow run to infrastructure: cannot run \"python3\": not found.");
@@ -704,8 +430,8 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   }
 
   SECTION("cancelled in Prefect: SIGTERM, then CANCELLED forced") {
-    h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
-    h.launcher->on_end = nullptr;
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+    h.starter->on_end = nullptr;
     // The user cancels the run 3 s after its start; the worker looks every 10 s.
     h.each_round = [&] {
       if (h.clock.elapsed() >= std::chrono::seconds(3) && h.server.type_of("r1") == "PENDING") {
@@ -713,7 +439,7 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
       }
     };
     auto result = h.run();
-    CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+    CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
     CHECK(h.clock.elapsed() >= std::chrono::seconds(10));
     CHECK(h.clock.elapsed() < std::chrono::seconds(11));
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CANCELLED forced"});
@@ -723,8 +449,8 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
   }
 
   SECTION("SIGTERM to the cycle while the flow runs: SIGTERM, then CRASHED forced") {
-    h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
-    h.launcher->on_end = nullptr;
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+    h.starter->on_end = nullptr;
     h.server.on_set_state = [&](const std::string& id, const json& state,
                                 int) -> std::optional<HttpResponse> {
       if (state["type"] == "PENDING") {
@@ -736,7 +462,7 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
       return std::nullopt;
     };
     auto result = h.run();
-    CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+    CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED forced"});
     CHECK(h.server.run("r1")["state"]["message"] ==
           "prefect-cycle stopped this flow run: SIGTERM received; the process was killed by "
@@ -752,16 +478,16 @@ TEST_CASE("NativeWorker: processes that end together are reported together", "[w
   }
   h.config.flow_limit = 3;
   // r1 completes; r2 and r3 die before their engine reports (RUNNING).
-  h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+  h.starter->on_end = [&](const std::string& id, const ExitStatus&) {
     h.server.set_type(id, id == "r1" ? "COMPLETED" : "RUNNING");
   };
-  h.launcher->plan = [](const std::string& id) {
-    return FakeLauncher::Plan{1, ExitStatus{id == "r1" ? 0 : 1, 0}, ""};
+  h.starter->plan = [](const std::string& id) {
+    return FakeStarter::Plan{1, ExitStatus{id == "r1" ? 0 : 1, 0}, ""};
   };
   std::size_t first_report = 0;
   h.server.before = [&](const std::string& method, const std::string& path) {
     if (first_report == 0 && method == "POST" && path == "/flow_runs/filter" &&
-        h.launcher->empty() && h.launcher->started.size() == 3) {
+        h.starter->empty() && h.starter->started.size() == 3) {
       first_report = h.server.requests.size();  // the read after the exits
     }
   };
@@ -791,9 +517,7 @@ TEST_CASE("NativeWorker: a failed label goes out again in flight, not as a stall
   h.server.add_run("r1");
   h.server.fail_patches = 1;  // the label: 503 once
   // Runs 3 s: the label's second try is due 1 s after the first.
-  h.launcher->plan = [](const std::string&) {
-    return FakeLauncher::Plan{30, ExitStatus{0, 0}, ""};
-  };
+  h.starter->plan = [](const std::string&) { return FakeStarter::Plan{30, ExitStatus{0, 0}, ""}; };
 
   auto result = h.run();
 
@@ -853,8 +577,8 @@ TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
   Harness h;
   h.server.add_run("r1");
   h.server.slow_starts = 3;  // the claim is still on its way when the stop comes
-  h.launcher->plan = [](const std::string&) { return FakeLauncher::Plan{0, {}, ""}; };
-  h.launcher->on_end = nullptr;  // killed before its engine said anything: PENDING
+  h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+  h.starter->on_end = nullptr;  // killed before its engine said anything: PENDING
   h.server.on_start = [&](const std::string& label, const std::vector<std::string>&) {
     if (label == "POST /flow_runs/r1/set_state" && h.server.type_of("r1") == "SCHEDULED") {
       h.stop = "SIGTERM received";
@@ -865,7 +589,7 @@ TEST_CASE("NativeWorker: a stop while a claim is in flight", "[worker]") {
 
   // Accepted after the stop began: the run is ours, launched and stopped at
   // once, and handed back for the next cycle; it does not stay PENDING.
-  CHECK(h.launcher->terminated == std::vector<std::string>{"r1"});
+  CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
   CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 SCHEDULED forced"});
   CHECK(h.server.type_of("r1") == "SCHEDULED");
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "SCHEDULED"}});
@@ -919,10 +643,8 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
   };
 
   SECTION("a final proposal: CRASHED tried three times, 1 s then 2 s apart") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{1, ExitStatus{1, 0}, ""};
-    };
-    h.launcher->on_end = [&](const std::string& id, const ExitStatus&) {
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{1, ExitStatus{1, 0}, ""}; };
+    h.starter->on_end = [&](const std::string& id, const ExitStatus&) {
       h.server.set_type(id, "RUNNING");
     };
     failing("CRASHED", 2);
@@ -947,13 +669,13 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
     };
     auto result = h.run();
     CHECK(h.server.fail_reads_of == 0);
-    CHECK(h.launcher->started.size() == 1);
+    CHECK(h.starter->started.size() == 1);
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
     CHECK(no_long_sleep(h));
   }
 
   SECTION("a launch that fails: CRASHED with the reason, its failed answer tried again") {
-    h.launcher->start_error = "cannot create the directory";
+    h.starter->start_error = "cannot create the directory";
     failing("CRASHED", 1);
     auto result = h.run();
     CHECK(h.server.proposals == std::vector<std::string>{"r1 PENDING", "r1 CRASHED", "r1 CRASHED"});
@@ -971,7 +693,7 @@ TEST_CASE("NativeWorker: calls that must not be lost are tried again on timers",
     CHECK(h.server.proposals ==
           std::vector<std::string>{"r1 CANCELLED forced", "r1 CANCELLED forced"});
     CHECK(h.server.type_of("r1") == "CANCELLED");
-    CHECK(h.launcher->started.empty());
+    CHECK(h.starter->started.empty());
     CHECK(result.runs.empty());
     CHECK(no_long_sleep(h));
   }
