@@ -28,7 +28,7 @@ void RunJournal::learn(const ServerFeatures& features) {
 void RunJournal::worker_started() {
   json event = worker_started_event(worker_);
   started_event_ = event["id"].get<std::string>();
-  add(events_, std::move(event));
+  add(events_, event);
 }
 
 void RunJournal::worker_stopped() {
@@ -54,7 +54,7 @@ void RunJournal::started(const std::string& flow_run_id, const std::string& pid,
   if (events_.wanted) {
     json event = run_submitted_event(worker_, it->second.resources);
     it->second.submitted_event = event["id"].get<std::string>();
-    add(events_, std::move(event));
+    add(events_, event);
   }
 }
 
@@ -90,7 +90,7 @@ void RunJournal::line(const std::string& flow_run_id, RunLogLevel level,
   add(logs_, run_log_record(flow_run_id, level, message, std::chrono::system_clock::now()));
 }
 
-void RunJournal::add(Route& route, json item) {
+void RunJournal::add(Route& route, const json& item) {
   if (route.wanted) {
     route.queued.items.push_back(redacted(item));
   }
@@ -146,7 +146,7 @@ void RunJournal::start(Route& route, bool events) {
       events ? PrefectClient::events_call(batch.items) : PrefectClient::logs_call(batch.items);
   client_.start_write(call, RequestOptions{false, kJournalSendBound},
                       [this, &route, alive = std::weak_ptr<int>(alive_),
-                       batch = std::move(batch)](std::exception_ptr error) mutable {
+                       batch = std::move(batch)](const std::exception_ptr& error) mutable {
                         if (alive.expired()) {
                           return;
                         }

@@ -99,7 +99,7 @@ class RunJournal {
     bool in_flight = false;
     Batch queued;
   };
-  void add(Route& route, nlohmann::json item);
+  void add(Route& route, const nlohmann::json& item);
   void start(Route& route, bool events);
   void failed(Route& route, Batch batch, const std::exception_ptr& error);
   nlohmann::json redacted(const nlohmann::json& item) const;
