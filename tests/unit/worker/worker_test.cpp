@@ -216,8 +216,8 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
   }
 
   SECTION("ACCEPT: the run's lines and events for Prefect's UI") {
-    h.launcher->plan = [](const std::string&) {
-      return FakeLauncher::Plan{2, ExitStatus{-1, 9}, ""};
+    h.starter->plan = [](const std::string&) {
+      return FakeStarter::Plan{2, ExitStatus{-1, 9}, ""};
     };
     h.run();
     REQUIRE(h.server.logs.size() >= 4);
