@@ -12,6 +12,7 @@
 #include "config/child_env.hpp"
 #include "cycle/cycle.hpp"
 #include "cycle/signals.hpp"
+#include "monitor/cycle_event.hpp"
 #include "monitor/monitor.hpp"
 #include "repo/preflight.hpp"
 #include "worker/cli_worker.hpp"
@@ -128,6 +129,7 @@ ExitCode run_command(const Config& config) {
   }
   // run_cycle returned: the pool is paused, monitoring cannot delay that.
   monitoring.monitor().cycle_finished(summary);
+  send_cycle_event(config, stack.client(), summary, log);  // for Prefect's automations
   return code;
 }
 

@@ -168,7 +168,7 @@ void Doctor::check_version() {
     // run agree on what is supported.
     std::string version = stack_.client().read_server_version();
     ServerFeatures features = features_of(ServerVersion::parse(version));
-    has_automations_ = features.automations;
+    has_automations_ = features.events;
     std::string detail = "server is Prefect " + version;
     if (!features.missing().empty()) {
       detail += "; " + features.missing();

@@ -116,7 +116,7 @@ ExitCode apply_on_demand(ApiClient& api, const OnDemandOptions& options, bool cl
   PrefectClient client(api);
   if (!cloud) {
     const std::string version = client.read_server_version();
-    if (!features_of(ServerVersion::parse(version)).automations) {
+    if (!features_of(ServerVersion::parse(version)).events) {
       out << "on-demand: the server is Prefect " << version
           << ", which has no automations (they came with Prefect 3.0): nothing changed; runs "
              "start at the next cron tick\n";

@@ -57,6 +57,8 @@ struct Config {
   bool drain = false;
   std::chrono::seconds grace{20};  // SIGTERM -> SIGKILL for runs we stop
   bool recover_stale_runs = true;  // CRASH runs a killed cycle left behind
+  bool send_logs = true;           // the worker's lines on each run's Logs tab
+  bool emit_events = true;         // the worker's events and the cycle event
 
   // --- cycle
   std::vector<DeploymentRef> trigger_deployments;

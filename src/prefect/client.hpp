@@ -213,12 +213,18 @@ class PrefectClient {
       std::optional<int> limit = std::nullopt);
   // A read alone: its blocking method.
   template <typename T>
-  T read(const Call<T>& one) {
-    return one.decode(api_.request(one.call.method, one.call.path, one.call.body));
+  T read(const Call<T>& one, const RequestOptions& options = {}) {
+    return one.decode(api_.request(one.call.method, one.call.path, one.call.body, options));
   }
   template <typename... T>
   std::tuple<Outcome<T>...> read_together(const Call<T>&... reads) {
     return decoded_all(api_.request_all({reads.call...}), std::index_sequence_for<T...>{},
+                       reads...);
+  }
+  // read_together with `options` (a deadline, no retries) for every read.
+  template <typename... T>
+  std::tuple<Outcome<T>...> read_together(const RequestOptions& options, const Call<T>&... reads) {
+    return decoded_all(api_.request_all({reads.call...}, options), std::index_sequence_for<T...>{},
                        reads...);
   }
   // A Call started without waiting: `done` gets its value or the error its
@@ -262,6 +268,21 @@ class PrefectClient {
   // look_up()'s reads started without waiting; `done` gets them all when the
   // last one has ended (at once when nothing is wanted).
   void start_look_up(const Lookups& wanted, std::function<void(LookupResults)> done);
+
+  // --- logs and events (client_events.cpp)
+  // POST /logs/ with a JSON list of log records (events.hpp: run_log_record);
+  // POST /events with a JSON list of events (201/204, nothing to read).
+  static ApiClient::Call logs_call(nlohmann::json records);
+  static ApiClient::Call events_call(nlohmann::json events);
+  // A write started without waiting: `done` gets its error (any answer but
+  // 2xx, 404 included, is an HttpStatusError), or null, from the poll_started() that sees it end;
+  // poll_started() does not return it.
+  void start_write(const ApiClient::Call& call, const RequestOptions& options,
+                   std::function<void(std::exception_ptr)> done);
+  // The same write, waited for; throws pc::Error(kApi) as start_write reports.
+  void write(const ApiClient::Call& call, const RequestOptions& options);
+  // GET /admin/version as a Call (read_server_version's decoding).
+  static Call<std::string> server_version_read();
 
   // GET /health without retries: true when it answers 200 `true`, false for
   // any other answer; throws pc::Error(kApi) when the server is unreachable.

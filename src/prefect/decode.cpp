@@ -144,6 +144,7 @@ FlowRun decode_flow_run(const json& j) {
   r.flow_id = str(j, "flow_id", "flow run");
   r.deployment_id = str(j, "deployment_id", "flow run");
   r.work_queue_name = str(j, "work_queue_name", "flow run");
+  r.work_queue_id = str(j, "work_queue_id", "flow run");
   r.work_pool_name = str(j, "work_pool_name", "flow run");
   if (auto it = j.find("state"); it != j.end() && !it->is_null()) {
     r.state = decode_state(*it);

@@ -60,19 +60,30 @@ ServerFeatures features_of(const std::optional<ServerVersion>& version) {
       version->at_least(kOldestSupported.major, kOldestSupported.minor, kOldestSupported.patch);
   features.flow_run_labels = version->at_least(
       kFirstWithFlowRunLabels.major, kFirstWithFlowRunLabels.minor, kFirstWithFlowRunLabels.patch);
-  features.automations = version->at_least(kFirstWithAutomations.major, kFirstWithAutomations.minor,
-                                           kFirstWithAutomations.patch);
+  features.events =
+      version->at_least(kFirstWithEvents.major, kFirstWithEvents.minor, kFirstWithEvents.patch);
   return features;
 }
 
+namespace {
+
+std::string release(const ServerVersion& v) {
+  return std::to_string(v.major) + "." + std::to_string(v.minor) + "." + std::to_string(v.patch);
+}
+
+}  // namespace
+
 std::string ServerFeatures::missing() const {
-  if (flow_run_labels) {
-    return "";
+  std::string missing;
+  if (!flow_run_labels) {
+    missing = "no flow-run labels (before Prefect " + release(kFirstWithFlowRunLabels) +
+              "): runs are not labelled; stale runs are recognised by their claim message";
   }
-  return "no flow-run labels (before Prefect " + std::to_string(kFirstWithFlowRunLabels.major) +
-         "." + std::to_string(kFirstWithFlowRunLabels.minor) + "." +
-         std::to_string(kFirstWithFlowRunLabels.patch) +
-         "): runs are not labelled; stale runs are recognised by their claim message";
+  if (!events) {
+    missing += std::string(missing.empty() ? "" : "; ") + "no events (before Prefect " +
+               release(kFirstWithEvents) + "): the worker and cycle events are not sent";
+  }
+  return missing;
 }
 
 }  // namespace pc

@@ -24,14 +24,17 @@ struct ServerVersion {
 inline constexpr ServerVersion kOldestSupported{2, 20, 0};
 // The first release with PATCH /flow_runs/{id}/labels (PrefectHQ/prefect#16122).
 inline constexpr ServerVersion kFirstWithFlowRunLabels{3, 1, 6};
-// The first open-source release whose server runs automations (event
-// triggers, call-webhook actions): `prefect-cycle on-demand` needs them.
-inline constexpr ServerVersion kFirstWithAutomations{3, 0, 0};
+// The first release whose open-source server takes POST /events and runs
+// automations on them (event triggers, call-webhook actions; 2.x had them
+// behind PREFECT_EXPERIMENTAL_EVENTS, off by default): the worker and cycle
+// events and `prefect-cycle on-demand` need it. POST /logs/ exists in every
+// supported release.
+inline constexpr ServerVersion kFirstWithEvents{3, 0, 0};
 
 struct ServerFeatures {
   bool supported = true;        // at least kOldestSupported
   bool flow_run_labels = true;  // PATCH /flow_runs/{id}/labels exists
-  bool automations = true;      // /automations/ and the Webhook block
+  bool events = true;           // POST /events and /automations/ (kFirstWithEvents)
   // What is missing on this server, for doctor and the log ("" = nothing).
   std::string missing() const;
 };

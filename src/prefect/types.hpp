@@ -52,6 +52,7 @@ struct FlowRun {
   std::string flow_id;
   std::string deployment_id;
   std::string work_queue_name;
+  std::string work_queue_id;
   std::string work_pool_name;
   std::optional<State> state;
   std::optional<StateType> state_type;  // the run's flat state_type field

@@ -19,7 +19,7 @@ ProcessStarter::Started ProcessStarterImpl::start(const SpawnOptions& options, L
                                                   ExitCallback on_exit) {
   std::optional<Child> warm = warm_options_ ? start_warm(options) : std::nullopt;
   Child child = warm ? std::move(*warm) : Child::spawn(options);
-  Started started{0, child.pid(), child.spawn_error()};
+  Started started{0, child.pid(), child.spawn_error(), warm.has_value()};
   started.id = supervisor_.add(std::move(child), std::move(on_line), std::move(on_exit));
   return started;
 }

@@ -27,6 +27,7 @@ class ProcessStarter {
     Id id = 0;
     pid_t pid = -1;           // -1 when the command could not be started
     std::string spawn_error;  // why, then; the process still ends (127/126) via on_exit
+    bool warm = false;        // forked by the warm launcher, not spawned
   };
 
   virtual ~ProcessStarter() = default;

@@ -123,6 +123,7 @@ void Claims::claimed(const Candidate& c, const State& pending) {
     give_back(c);
     return;
   }
+  journal_.claimed(c.run, c.deployment.name, flow_name(c.run.flow_id));
   label(c.run, c.log);
   start_(c);
 }
@@ -136,6 +137,10 @@ void Claims::give_back(const Candidate& c) {
       "not started: the server accepted our PENDING proposal from another state than "
       "SCHEDULED (another worker claimed and ended the run after we read it SCHEDULED); "
       "setting its previous state again");
+  journal_.line(c.run.id, RunLogLevel::kWarning,
+                "Not started: the server accepted this worker's PENDING proposal from another "
+                "state than SCHEDULED (another worker ran the flow run after this one read it); "
+                "its previous state is set again");
   claiming_.insert(c.run.id);
   const Logger rlog = c.log;
   start_tried<std::vector<State>>(
@@ -221,6 +226,8 @@ std::vector<Candidate> Claims::still_scheduled(
       }
       if (!known->second) {
         rlog.info("skipped: its deployment no longer exists; cancelling the run");
+        journal_.state_set(run, "CANCELLED",
+                           "its deployment " + run.deployment_id + " no longer exists");
         cancels.push_back(
             {.flow_run_id = run.id,
              .state = {StateType::kCancelled, "",
@@ -282,6 +289,7 @@ void Claims::look_up(const std::vector<FlowRun>& runs,
         learn_features(found.server_version->get());
       } catch (const Error& e) {
         labels_ = true;  // a server that cannot say is assumed new
+        journal_.learn(features_of(std::nullopt));
         log_.debug(std::string("cannot read the server's version, assuming labels: ") + e.what());
       }
     }
@@ -348,6 +356,7 @@ void Claims::label(const FlowRun& run, const Logger& rlog) {
 void Claims::learn_features(const std::string& version) {
   const ServerFeatures features = features_of(ServerVersion::parse(version));
   labels_ = features.flow_run_labels;
+  journal_.learn(features);
   if (!features.missing().empty()) {
     log_.info("Prefect server " + version + ": " + features.missing());
   }
@@ -390,6 +399,9 @@ void Claims::lost_answer(Candidate c, const std::string& error) {
         c.log.warn(
             "the answer to our PENDING proposal was lost, but the server applied it: the run is "
             "ours");
+        journal_.line(c.run.id, RunLogLevel::kWarning,
+                      "The answer to the worker's PENDING proposal was lost, but the server "
+                      "applied it: the run is this worker's");
         claimed(c, *std::find_if(found.begin(), found.end(), [&](const FlowRun& run) {
                       return run.state && applied(claim_of(c), *run.state);
                     })->state);
@@ -397,17 +409,20 @@ void Claims::lost_answer(Candidate c, const std::string& error) {
 }
 
 Claims::Claims(const Config& config, const WorkPool& pool, PrefectClient& client, Timers& timers,
-               const Logger& log, RunUpdates& updates, Reports& reports, Start start)
+               const Logger& log, RunUpdates& updates, RunJournal& journal, Reports& reports,
+               Start start)
     : config_(config),
       pool_(pool),
       client_(client),
       timers_(timers),
       log_(log),
       updates_(updates),
+      journal_(journal),
       reports_(reports),
       start_(std::move(start)) {
   if (is_prefect_cloud(config_.api_url)) {
     labels_ = true;  // Cloud has flow-run labels (and no /admin/version to ask)
+    journal_.learn(features_of(std::nullopt));
   }
 }
 

@@ -32,6 +32,7 @@
 #include "log/logger.hpp"
 #include "prefect/client.hpp"
 #include "worker/native/reports.hpp"
+#include "worker/native/run_journal.hpp"
 #include "worker/native/run_updates.hpp"
 #include "worker/native/timers.hpp"
 
@@ -53,7 +54,8 @@ class Claims {
   using Start = std::function<void(const Candidate&)>;
   // Every reference must outlive this; `log` is the worker's.
   Claims(const Config& config, const WorkPool& pool, PrefectClient& client, Timers& timers,
-         const Logger& log, RunUpdates& updates, Reports& reports, Start start);
+         const Logger& log, RunUpdates& updates, RunJournal& journal, Reports& reports,
+         Start start);
 
   // Takes `polled` (one re-read's page at most) in flight. Not while
   // reading(): the slots that free meanwhile wait and go in one read.
@@ -99,6 +101,7 @@ class Claims {
   Timers& timers_;
   const Logger& log_;
   RunUpdates& updates_;
+  RunJournal& journal_;  // what Prefect's UI shows of a run (run_journal.hpp)
   Reports& reports_;
   Start start_;
 

@@ -63,8 +63,12 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       log_(Logger::null()),
       timers_(clock_),
       updates_(client, clock_),
-      reports_(client, timers_, log_),
-      claims_(config, pool_, client, timers_, log_, updates_, reports_,
+      journal_(client, *config.redactor,
+               WorkerEventContext{config.worker_name, "process", PREFECT_CYCLE_VERSION, pool_.id,
+                                  pool_.name},
+               RunJournal::Options{config.send_logs, config.emit_events}, log_),
+      reports_(client, timers_, log_, journal_),
+      claims_(config, pool_, client, timers_, log_, updates_, journal_, reports_,
               [this](const Candidate& c) { start_claimed(c); }),
       processes_(options_.starter ? options_.starter : real_processes()),
       heartbeat_failures_(std::chrono::seconds(1),
@@ -94,7 +98,10 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   if (config_.recover_stale_runs) {
     auto [candidates, polled] = client_.read_together(
         PrefectClient::flow_runs_read(stale_candidates_filter(config_)), poll_call());
-    recover_stale_runs(config_, client_, options_.hostname, log_, std::move(candidates));
+    recover_stale_runs(config_, client_, options_.hostname, log_, std::move(candidates),
+                       [this](const FlowRun& run, const std::string& why) {
+                         journal_.state_set(run, "CRASHED", "found stale: " + why);
+                       });
     first_poll = std::move(polled);
   }
   // Poll first: a run-once worker with nothing due stops here, without a
@@ -108,6 +115,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
     polled(std::move(*first_poll));
     idle = finished();
     if (!idle) {
+      journal_.worker_started();
       heartbeat();  // in flight during the first re-read; done before the first claim
       loop();
     }
@@ -115,7 +123,12 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
     settle_after_failure(std::string("the worker failed: ") + e.what());
     throw;
   }
-  while (busy()) {
+  if (!idle) {
+    journal_.worker_stopped();
+  }
+  journal_.finish();  // its calls end within kJournalSendBound each
+  while (busy() || journal_.pending()) {
+    journal_.send();       // a batch that failed goes once more
     pump(kSupervisePoll);  // each call ends within its request timeout
   }
   updates_.send_due(true);
@@ -143,6 +156,7 @@ void NativeWorker::Impl::loop() {
     supervise();
     updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
+    journal_.send();
     claims_.send();  // those re-read, or whose WAIT has passed, in this round
     const auto now = clock_.now();
     report_progress(now);

@@ -34,6 +34,7 @@
 #include "worker/launch/process_starter.hpp"
 #include "worker/native/claims.hpp"
 #include "worker/native/reports.hpp"
+#include "worker/native/run_journal.hpp"
 #include "worker/native/run_updates.hpp"
 #include "worker/native/running.hpp"
 #include "worker/native/timers.hpp"
@@ -101,6 +102,7 @@ class NativeWorker::Impl {
   Logger log_;
   Timers timers_;
   RunUpdates updates_;  // labels and infrastructure_pids (run_updates.hpp)
+  RunJournal journal_;  // lines and events for Prefect's UI (run_journal.hpp)
   Reports reports_;
   Claims claims_;
 

@@ -118,8 +118,10 @@ FlowRunFilter stale_candidates_filter(const Config& config) {
   return filter;
 }
 
-int recover_stale_runs(const Config& config, PrefectClient& client, const std::string& hostname,
-                       const Logger& log, std::optional<Outcome<std::vector<FlowRun>>> candidates) {
+int recover_stale_runs(
+    const Config& config, PrefectClient& client, const std::string& hostname, const Logger& log,
+    std::optional<Outcome<std::vector<FlowRun>>> candidates,
+    const std::function<void(const FlowRun& run, const std::string& why)>& marked) {
   int recovered = 0;
   try {
     const auto runs = candidates ? std::move(candidates->get())
@@ -162,6 +164,9 @@ int recover_stale_runs(const Config& config, PrefectClient& client, const std::s
       log.warn("stale flow run " + run.name + " (" + run.id + "): " + why + "; marked CRASHED (" +
                    std::string(to_string(result.status)) + ")",
                {{"flow_run_id", run.id}});
+      if (marked) {
+        marked(run, why);
+      }
       ++recovered;
     }
   } catch (const Error& e) {

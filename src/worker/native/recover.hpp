@@ -15,6 +15,7 @@
 // whose process is alive here, whose claimer still heartbeats, or whose
 // claimer is unknown (Prefect's own workers, a person) is left alone.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,9 +55,11 @@ std::string stale_reason(const FlowRun& run, const std::string& hostname,
 // thrown: recovery must never stop a cycle. `candidates`: the runs of
 // stale_candidates_filter() already read (with other reads), or their
 // error; none: read here.
-int recover_stale_runs(const Config& config, PrefectClient& client, const std::string& hostname,
-                       const Logger& log,
-                       std::optional<Outcome<std::vector<FlowRun>>> candidates = std::nullopt);
+// `marked` hears of each run marked CRASHED, and why.
+int recover_stale_runs(
+    const Config& config, PrefectClient& client, const std::string& hostname, const Logger& log,
+    std::optional<Outcome<std::vector<FlowRun>>> candidates = std::nullopt,
+    const std::function<void(const FlowRun& run, const std::string& why)>& marked = {});
 
 // The runs recover_stale_runs() judges: the pool's PENDING and RUNNING ones.
 FlowRunFilter stale_candidates_filter(const Config& config);

@@ -110,6 +110,9 @@ void Reports::decide(const std::shared_ptr<Batch>& batch,
       end.state = seen->second.current_type();
     }
     FinalDecision decision = decide_final_state(end, now);
+    if (r.spawn_error.empty()) {
+      journal_.ended(r.run.id, ended.status);
+    }
     if (decision.action != FinalAction::kKeep) {
       proposals.push_back({.flow_run_id = r.run.id,
                            .state = decision.state,
@@ -140,6 +143,10 @@ void Reports::conclude(Batch& batch, const std::vector<SetStateResult>& results)
       continue;
     }
     log_report(report.r, report.end, report.decision, *result);
+    if (result->status == SetStateStatus::kAccept) {
+      journal_.state_set(report.r.run, std::string(to_string(report.decision.state.type)),
+                         report.decision.state.message);
+    }
     records_.push_back(run_record(report.run, result->state));
     ++result;
   }
@@ -153,6 +160,7 @@ void Reports::reported(const Batch& batch) {
 }
 
 void Reports::crash_unstarted(const FlowRun& run, const std::string& why) {
+  journal_.state_set(run, "CRASHED", "its process could not be started: " + why);
   const StateProposal crashed{
       .flow_run_id = run.id,
       .state = {StateType::kCrashed, "", "Failed to submit flow run to infrastructure: " + why},

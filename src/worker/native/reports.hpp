@@ -26,6 +26,7 @@
 #include "prefect/client.hpp"
 #include "process/process.hpp"
 #include "worker/native/final_state.hpp"
+#include "worker/native/run_journal.hpp"
 #include "worker/native/running.hpp"
 #include "worker/native/timers.hpp"
 #include "worker/phase.hpp"
@@ -34,9 +35,10 @@ namespace pc {
 
 class Reports {
  public:
-  // `log` (the worker's) must outlive this, as must `client` and `timers`.
-  Reports(PrefectClient& client, Timers& timers, const Logger& log)
-      : client_(client), timers_(timers), log_(log) {}
+  // `log` (the worker's) must outlive this, as must `client`, `timers` and
+  // `journal` (what Prefect's UI shows of a run: its exit, the states we set).
+  Reports(PrefectClient& client, Timers& timers, const Logger& log, RunJournal& journal)
+      : client_(client), timers_(timers), log_(log), journal_(journal) {}
 
   // A run whose process ended, taken out of the running map; reported with
   // the others of its round by the next send().
@@ -85,6 +87,7 @@ class Reports {
   PrefectClient& client_;
   Timers& timers_;
   const Logger& log_;
+  RunJournal& journal_;
   std::deque<std::shared_ptr<Batch>> unsent_;
   bool read_in_flight_ = false;
   std::set<std::string> in_flight_;  // run ids not yet recorded (or answered)

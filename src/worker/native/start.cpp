@@ -162,8 +162,10 @@ void NativeWorker::Impl::start(FlowRun run, const Deployment& deployment, const 
     updates_.add(
         "record infrastructure_pid", rlog,
         {id, json{{"infrastructure_pid", options_.hostname + ":" + std::to_string(pid)}}, false});
+    journal_.started(id, std::to_string(pid), started.warm);
   } else {
     rlog.error(r.spawn_error);
+    journal_.not_started(id, r.spawn_error);
   }
 }
 

@@ -1,6 +1,7 @@
 """Tiny flows the end-to-end tests deploy from this directory."""
 
 import os
+import signal
 import time
 
 from prefect import flow
@@ -30,6 +31,12 @@ def sleeper(seconds: float = 300):
 @flow
 def hard_exit(code: int = 3):
     os._exit(code)
+
+
+@flow
+def killed_for_memory():
+    # What the kernel's OOM killer does to a flow that outgrows its memory.
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @flow(log_prints=True)

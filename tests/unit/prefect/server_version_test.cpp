@@ -27,12 +27,17 @@ TEST_CASE("features_of: what each supported release can do", "[prefect]") {
   CHECK(features("3.0.11").missing().find("no flow-run labels") == 0);
   CHECK(features("2.20.27").supported);
   CHECK_FALSE(features("2.20.27").flow_run_labels);
-  CHECK(features("3.0.0").automations);
-  CHECK_FALSE(features("2.20.27").automations);
+  // Events: from 3.0 (2.x kept them behind an experimental setting).
+  CHECK(features("3.0.0").events);
+  CHECK(features("3.8.8").events);
+  CHECK_FALSE(features("2.20.27").events);
+  CHECK(features("2.20.27").missing().find("; no events (before Prefect 3.0.0)") !=
+        std::string::npos);
+  CHECK(features_of(std::nullopt).events);
   CHECK_FALSE(features("2.19.9").supported);
   CHECK_FALSE(features("1.4.0").supported);
   // Prefect Cloud (no /admin/version) and garbage: the newest.
   CHECK(features_of(std::nullopt).flow_run_labels);
   CHECK(features_of(std::nullopt).supported);
-  CHECK(features_of(std::nullopt).automations);
+  CHECK(features_of(std::nullopt).events);
 }

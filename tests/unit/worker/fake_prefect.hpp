@@ -52,6 +52,10 @@ class FakePrefect : public HttpTransport {
     runs_[id]["state"] = json{{"type", type}, {"message", message}};
   }
 
+  std::string version = "3.8.8";  // GET /admin/version
+  std::vector<std::string> logs;  // POST /logs/: "<flow run id> <message>"
+  std::vector<json> events;       // POST /events
+
   // Returns an answer to send instead of applying the proposal, or nullopt.
   std::function<std::optional<HttpResponse>(const std::string& id, const json& state, int nth)>
       on_set_state;
@@ -90,7 +94,20 @@ class FakePrefect : public HttpTransport {
       return answer(200, filter(body));
     }
     if (path == "/admin/version") {
-      return answer(200, "3.8.8");
+      return answer(200, version);
+    }
+    if (r.method == "POST" && path == "/logs/") {
+      for (const auto& line : body) {
+        logs.push_back(line["flow_run_id"].get<std::string>() + " " +
+                       line["message"].get<std::string>());
+      }
+      return answer(201);
+    }
+    if (r.method == "POST" && path == "/events") {
+      for (const auto& event : body) {
+        events.push_back(event);
+      }
+      return answer(204);
     }
     if (r.method == "PATCH") {
       patches.push_back(path + " " + r.body);

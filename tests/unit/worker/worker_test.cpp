@@ -220,6 +220,37 @@ TEST_CASE("NativeWorker: claim answers", "[worker]") {
           }) == 1);
   }
 
+  SECTION("ACCEPT: the run's lines and events for Prefect's UI") {
+    h.starter->plan = [](const std::string&) {
+      return FakeStarter::Plan{2, ExitStatus{-1, 9}, ""};
+    };
+    h.run();
+    REQUIRE(h.server.logs.size() >= 4);
+    CHECK(h.server.logs[0] == "r1 Worker 'w' submitting flow run 'r1'");
+    CHECK(h.server.logs[1].rfind("r1 Opened process 4243 for flow run 'run-r1' (cold", 0) == 0);
+    CHECK(h.server.logs[2].rfind(
+              "r1 Process for flow run 'run-r1' exited with status code: -9; Process exited due "
+              "to a SIGKILL signal.",
+              0) == 0);
+    std::vector<std::string> names;
+    for (const auto& e : h.server.events) {
+      names.push_back(e["event"]);
+    }
+    CHECK(names ==
+          std::vector<std::string>{"prefect.worker.started", "prefect.worker.submitted-flow-run",
+                                   "prefect.worker.executed-flow-run", "prefect.worker.stopped"});
+  }
+
+  SECTION("Prefect 2.20: the lines, no event") {
+    h.server.version = "2.20.27";
+    h.run();
+    CHECK_FALSE(h.server.logs.empty());
+    CHECK(h.server.events.empty());
+    for (const auto& r : h.server.requests) {
+      CHECK_FALSE(ends_with(r.url, "/events"));
+    }
+  }
+
   SECTION("WAIT: the claim is proposed again after the delay, a timer of the loop") {
     h.server.on_set_state = [](const std::string&, const json&,
                                int nth) -> std::optional<HttpResponse> {

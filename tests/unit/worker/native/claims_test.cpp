@@ -20,11 +20,13 @@ struct ClaimsHarness : FakeApi {
   Config config;
   WorkPool pool;
   RunUpdates updates{client, clock};
-  Reports reports{client, timers, log};
+  Redactor redactor;
+  RunJournal journal{client, redactor, {"w", "process", "1.0", "p1", "etl"}, {}, log};
+  Reports reports{client, timers, log, journal};
   std::vector<std::string> started;
-  Claims claims{
-      config, pool,    client,  timers,
-      log,    updates, reports, [this](const Candidate& c) { started.push_back(c.run.id); }};
+  Claims claims{config,  pool,    client,
+                timers,  log,     updates,
+                journal, reports, [this](const Candidate& c) { started.push_back(c.run.id); }};
 
   ClaimsHarness() {
     config.api_url = "http://h/api";

@@ -17,7 +17,9 @@ namespace {
 struct ReportsHarness : FakeApi {
   Timers timers{clock};
   Logger log = Logger::null();
-  Reports reports{client, timers, log};
+  Redactor redactor;
+  RunJournal journal{client, redactor, {"w", "process", "1.0", "p1", "etl"}, {}, log};
+  Reports reports{client, timers, log, journal};
   RunningMap running;
 
   // Run `id`'s process ended with `status`; the server holds it RUNNING.
