@@ -230,7 +230,7 @@ def test_three_hosts_default_names_each_run_once_last_one_pauses(prefect, pool, 
     assert watcher.paused_at is not None and ended - watcher.paused_at < 5, \
         (watcher.paused_at, ended)
     assert prefect.pool(pool).is_paused
-    given_back = sum(r.output.count("not launched: the server accepted our PENDING")
+    given_back = sum(r.output.count("not started: the server accepted our PENDING")
                      for r in results.values())
     print(f"durations { {h: round(r.duration, 1) for h, r in results.items()} }; "
           f"runs per host {hosts_used}; late claims given back {given_back}; "
@@ -334,7 +334,7 @@ def test_a_claim_that_arrives_after_the_run_ended_elsewhere_is_given_back(prefec
     (tmp_path / "host-b.log").write_text(b_result.stdout + "\n--- stderr\n" + b_result.stderr)
     history = _history(prefect, run)
     assert _ledger(ledger) == {run: ["host-a"]}, (history, b_result)
-    assert "not launched: the server accepted our PENDING proposal" in b_result.output, \
+    assert "not started: the server accepted our PENDING proposal" in b_result.output, \
         (history, b_result)
     assert b_result.returncode == 0, b_result
     types = prefect.states(run)
