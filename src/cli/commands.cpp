@@ -116,6 +116,9 @@ ExitCode run_command(const Config& config) {
   monitoring.monitor().cycle_started();
   CycleSummary summary;
   ExitCode code = run_cycle(config, log, deps, summary);
+  // The pool is paused: the event for Prefect's automations (bounded) goes
+  // before the last line, which carries the outcome.
+  send_cycle_event(config, stack.client(), summary, log);
   // The last line carries the outcome: an error when the exit code is not 0,
   // so that a log viewer's level filter finds every failed cycle.
   log.log(code == ExitCode::kOk ? LogLevel::kInfo : LogLevel::kError, summary.one_line(),
@@ -129,7 +132,6 @@ ExitCode run_command(const Config& config) {
   }
   // run_cycle returned: the pool is paused, monitoring cannot delay that.
   monitoring.monitor().cycle_finished(summary);
-  send_cycle_event(config, stack.client(), summary, log);  // for Prefect's automations
   return code;
 }
 

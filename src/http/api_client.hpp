@@ -40,6 +40,11 @@ struct RequestOptions {
   // even after a first stop signal (Sleeper::sleep_through); only a second
   // one ends them. Calls started with start() are never ended by a signal.
   bool through_stop = false;
+  // A started call nobody waits for (labels, infrastructure_pid, the run
+  // journal): once the server takes one call at a time, it goes after the
+  // calls that are not background, so that a run's claim or report never
+  // queues behind descriptions of other runs.
+  bool background = false;
 };
 
 // nlohmann::json's move is noexcept; clang-tidy cannot see through it.
@@ -119,6 +124,10 @@ class ApiClient {
   std::vector<std::pair<CallId, Result>> poll(std::chrono::milliseconds wait);
   // Calls started and not yet returned by poll().
   std::size_t in_flight() const { return started_.size(); }
+  // Withdraws started call `id` when it is not on its way (it waits for its
+  // turn or for a retry's delay): true, and poll() never returns it. A call
+  // on its way, or one already returned, is left alone: false.
+  bool withdraw(CallId id);
 
   // The base URL for messages, user-info password redacted.
   const std::string& base_url() const { return redacted_base_url_; }
@@ -146,6 +155,7 @@ class ApiClient {
   // is due.
   struct Started {
     std::unique_ptr<Call::State> state;
+    bool background = false;
     HttpTransport::Ticket ticket = 0;
     std::chrono::steady_clock::time_point retry_at{};
   };

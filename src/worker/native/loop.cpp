@@ -303,6 +303,7 @@ void NativeWorker::Impl::supervise() {
   for (const auto& [id, status] : exited) {
     auto node = running_.extract(id);
     if (!node.empty()) {
+      updates_.forget(node.mapped().run.id);
       reports_.add(std::move(node), status);
     }
   }
