@@ -124,10 +124,6 @@ class ApiClient {
   std::vector<std::pair<CallId, Result>> poll(std::chrono::milliseconds wait);
   // Calls started and not yet returned by poll().
   std::size_t in_flight() const { return started_.size(); }
-  // Withdraws started call `id` when it is not on its way (it waits for its
-  // turn or for a retry's delay): true, and poll() never returns it. A call
-  // on its way, or one already returned, is left alone: false.
-  bool withdraw(CallId id);
 
   // The base URL for messages, user-info password redacted.
   const std::string& base_url() const { return redacted_base_url_; }

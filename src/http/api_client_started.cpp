@@ -21,15 +21,6 @@ ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& optio
   return id;
 }
 
-bool ApiClient::withdraw(CallId id) {
-  auto it = started_.find(id);
-  if (it == started_.end() || it->second.ticket != 0) {
-    return false;
-  }
-  started_.erase(it);
-  return true;
-}
-
 std::chrono::milliseconds ApiClient::send_due() {
   auto next = std::chrono::milliseconds::max();
   const auto now = clock_.now();

@@ -146,9 +146,6 @@ class PrefectClient {
       std::chrono::milliseconds wait);
   // Calls started and not yet handed to their handler or returned.
   bool in_flight() const { return !answered_.empty(); }
-  // ApiClient::withdraw: a started call not yet on its way is dropped, and
-  // neither its handler nor poll_started() hears of it.
-  bool withdraw(ApiClient::CallId id);
   // GET /flow_run_states/?flow_run_id={id}: the run's state history, oldest
   // first (every supported server has it).
   std::vector<State> read_flow_run_states(const std::string& flow_run_id);

@@ -168,14 +168,6 @@ void PrefectClient::start_together(
   }
 }
 
-bool PrefectClient::withdraw(ApiClient::CallId id) {
-  if (!api_.withdraw(id)) {
-    return false;
-  }
-  answered_.erase(id);
-  return true;
-}
-
 std::vector<std::pair<ApiClient::CallId, std::exception_ptr>> PrefectClient::poll_started(
     std::chrono::milliseconds wait) {
   // Every answer goes to its handler, even after one of them threw: the

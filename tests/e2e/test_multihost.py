@@ -269,8 +269,19 @@ def test_a_host_killed_mid_run_is_recovered_by_the_next_host(prefect, pool, cycl
     b_claimed = {str(r.id) for r in leftovers}
     assert b_claimed, f"{victim} had no run left PENDING/RUNNING"
 
-    # The victim's worker row is silent for more than three intervals (2 s).
+    # The victim's worker row is silent for more than three intervals (2 s)
+    # as the server sees it: a busy SQLite server applies a heartbeat sent
+    # just before the kill seconds later, so a fixed wait is not enough.
+    def victim_silent():
+        from datetime import timezone
+        rows = {w.name: w for w in prefect.call("read_workers_for_work_pool", pool)}
+        row = rows.get(f"prefect-cycle-{victim}")
+        if row is None or row.last_heartbeat_time is None:
+            return True
+        age = datetime.now(timezone.utc) - row.last_heartbeat_time
+        return age.total_seconds() > 3 * 2 + 1
     time.sleep(max(0.0, killed_at + 8 - time.monotonic()))
+    wait_for(victim_silent, 60, f"the server to see {victim}'s worker row silent")
     d = Cycle(cycle.server, tmp_path / "host-d").run(
         pool, {"PREFECT_WORKER_FLOW_LIMIT": "5", "PREFECT_WORKER_NAME": None,
                "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text"} | fast,

@@ -282,6 +282,8 @@ def test_sync_install_and_a_flow_importing_from_the_repository(
     result = cycle.run(pool, WORK | {
         "PREFECT_WORKER_REPOSITORY": repo.file_url,
         "PREFECT_WORKER_CODE_DIR": str(code_dir),
+        # pip's own lines are asserted here; uv's are in test_install.py.
+        "PREFECT_CYCLE_INSTALLER": "pip",
         "PYTHONPATH": "/opt/existing-path",
         "DATABASE_PUBLIC_URL": f"postgresql://app:{db_password}@db.example.invalid:5432/app",
     })
@@ -322,7 +324,8 @@ def test_failing_requirements_install_is_exit_4(prefect, pool, cycle, tmp_path):
     repo = Repo(root, "code")
     repo.commit({"requirements.txt": "--no-index\nno-such-package-pc-e2e==1.0\n"})
     result = cycle.run(pool, WORK | {"PREFECT_WORKER_REPOSITORY": repo.file_url,
-                              "PREFECT_WORKER_CODE_DIR": str(tmp_path / "code")})
+                              "PREFECT_WORKER_CODE_DIR": str(tmp_path / "code"),
+                              "PREFECT_CYCLE_INSTALLER": "pip"})  # pip's message, below
     assert_preflight_failed(result, prefect, pool)
     assert "installing requirements from" in result.summary["message"]
     assert "No matching distribution found for no-such-package-pc-e2e" in result.output

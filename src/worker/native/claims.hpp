@@ -9,7 +9,7 @@
 //             CANCELLED (Reports::propose_final), one whose deployment
 //             cannot be read stays SCHEDULED.
 //   send()    their PENDING proposals (fresh transition_id, force=false),
-//             once the first heartbeat has ended (allow()): ACCEPT into
+//             once a heartbeat has made our worker row (allow()): ACCEPT into
 //             PENDING -> labelled, handed to `start`; WAIT -> proposed again
 //             after its delay (a due time, never a sleep), at most 20 times;
 //             ABORT/REJECT -> skipped.
@@ -66,6 +66,7 @@ class Claims {
   // The first heartbeat has ended: our worker row exists, so that a cycle
   // that finds a run of ours orphaned can judge it (recover.hpp).
   void allow() { allowed_ = true; }
+  bool allowed() const { return allowed_; }
   // The cycle stops: what was not proposed stays SCHEDULED, nobody's, and a
   // WAIT answer is not waited for.
   void stop();

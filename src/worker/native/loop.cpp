@@ -29,6 +29,8 @@ constexpr std::chrono::milliseconds kRequestsPoll{10};
 // After a failure, how long past the grace the worker waits for its runs'
 // reports (settle_after_failure).
 constexpr std::chrono::seconds kSettleLimit{60};
+// Failed heartbeats in a row after which claims go without a worker row.
+constexpr int kFirstHeartbeatTries = 3;
 namespace fs = std::filesystem;
 
 // "N (S sockets)": the entries of /proc/self/fd and how many are sockets.
@@ -226,13 +228,25 @@ void NativeWorker::Impl::heartbeat() {
 
 void NativeWorker::Impl::heartbeat_ended(const std::exception_ptr& error) {
   heartbeat_call_.reset();
-  claims_.allow();  // answered or not: a failed one is not waited for again
   const auto e = error_of(error);
   if (!e) {
     heartbeat_failures_.succeeded();
+    claims_.allow();
     return;
   }
   const int in_a_row = heartbeat_failures_.failed();
+  // A claim goes out once our worker row exists: a cycle killed later is
+  // then judged by that row going silent (recover.hpp); without one its runs
+  // would be nobody's to recover. A busy SQLite server fails a heartbeat
+  // now and then: the claims wait for the next one, 1 s and 2 s later, and
+  // go without a row only after kFirstHeartbeatTries failures in a row.
+  if (in_a_row >= kFirstHeartbeatTries && !claims_.allowed()) {
+    log_.warn("no worker row after " + std::to_string(in_a_row) +
+              " failed heartbeats: claiming without one (a cycle killed now leaves runs that "
+              "only a cycle with its name can recover): " +
+              e->what());
+    claims_.allow();
+  }
   const auto retry_in = heartbeat_failures_.delay();
   // One failure that the next try repairs (a 503 from a busy SQLite server)
   // is routine; two in a row are worth a warning.
@@ -303,7 +317,6 @@ void NativeWorker::Impl::supervise() {
   for (const auto& [id, status] : exited) {
     auto node = running_.extract(id);
     if (!node.empty()) {
-      updates_.forget(node.mapped().run.id);
       reports_.add(std::move(node), status);
     }
   }

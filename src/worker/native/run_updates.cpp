@@ -1,8 +1,6 @@
 #include "worker/native/run_updates.hpp"
 
-#include <algorithm>
 #include <exception>
-#include <iterator>
 #include <utility>
 
 namespace pc {
@@ -55,17 +53,6 @@ void RunUpdates::send(std::vector<Update> updates, Mode mode) {
     if (const auto e = error_of(errors[i])) {
       updates[i].log.warn("could not " + updates[i].what + ": " + e->what());
     }
-  }
-}
-
-void RunUpdates::forget(const std::string& flow_run_id) {
-  auto of_run = [&](const Update& u) {
-    return u.patch.flow_run_id == flow_run_id && !u.patch.labels;
-  };
-  new_.erase(std::remove_if(new_.begin(), new_.end(), of_run), new_.end());
-  retry_.erase(std::remove_if(retry_.begin(), retry_.end(), of_run), retry_.end());
-  for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-    it = of_run(it->second) && client_.withdraw(it->first) ? in_flight_.erase(it) : std::next(it);
   }
 }
 

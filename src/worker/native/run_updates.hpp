@@ -37,11 +37,6 @@ class RunUpdates {
   // failed one with the client's retries and waits for them, since nothing
   // else waits.
   void send_due(bool last);
-  // The process of run `flow_run_id` has ended: its infrastructure_pid, if
-  // not on its way yet, is dropped (it would name a process that is gone,
-  // and on a server that takes one call at a time it would hold up the rest).
-  // Its labels still go: they say which worker ran it.
-  void forget(const std::string& flow_run_id);
   // A started call ended (PrefectClient::poll_started); false when it is not
   // one of ours. A failed update is due again later (a timer of the loop).
   bool ended(ApiClient::CallId id, const std::exception_ptr& error);

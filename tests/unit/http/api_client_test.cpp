@@ -508,34 +508,6 @@ TEST_CASE("ApiClient::start: after a busy answer to calls in flight together, on
   CHECK(f.sleeper.slept.empty());
 }
 
-TEST_CASE("ApiClient::withdraw: a started call that waits its turn is dropped", "[http]") {
-  Fixture f;
-  f.policy.initial = milliseconds(10);
-  auto client = f.client_with(f.transport);
-  f.transport.reply(204).reply(503);
-  client.start({"PATCH", "/a", std::nullopt});
-  client.start({"PATCH", "/b", std::nullopt});
-  REQUIRE(client.poll(milliseconds(0)).size() == 1);  // busy: one at a time from now on
-
-  f.transport.reply(204).reply(204);
-  const auto on_its_way = client.start({"PATCH", "/c", std::nullopt});
-  const auto waiting = client.start({"PATCH", "/d", std::nullopt});  // behind /c (and /b)
-  CHECK_FALSE(client.withdraw(on_its_way));
-  CHECK(client.withdraw(waiting));
-  CHECK_FALSE(client.withdraw(waiting));  // gone
-  std::vector<ApiClient::CallId> ended;
-  for (int i = 0; i < 50 && client.in_flight() > 0; ++i) {
-    for (const auto& [id, result] : client.poll(milliseconds(0))) {
-      ended.push_back(id);
-    }
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  CHECK(ended.size() == 2);  // /b again and /c; /d never sent, never returned
-  CHECK(std::find(ended.begin(), ended.end(), waiting) == ended.end());
-  CHECK(f.transport.requests.size() == 4);
-  CHECK(f.transport.requests.back().url.find("/d") == std::string::npos);
-}
-
 TEST_CASE("ApiClient::start: one at a time, background calls go after the others", "[http]") {
   Fixture f;
   f.policy.initial = milliseconds(10);

@@ -88,6 +88,10 @@ class FakePrefect : public HttpTransport {
     }
     if (ends_with(path, "/workers/heartbeat")) {
       ++heartbeats;
+      if (fail_heartbeats > 0) {
+        --fail_heartbeats;
+        return answer(503, {{"detail", "database is locked"}});
+      }
       return answer(204);
     }
     if (path == "/flow_runs/filter") {
@@ -166,7 +170,8 @@ class FakePrefect : public HttpTransport {
   // only by the `slow_starts`-th poll() after its start: a far API, as the
   // loop sees it.
   int slow_starts = 0;
-  int fail_patches = 0;  // the next PATCHes answered 503
+  int fail_patches = 0;     // the next PATCHes answered 503
+  int fail_heartbeats = 0;  // the next heartbeats answered 503
   std::vector<std::string> started_paths;
   // The "METHOD /path"s of the requests started between two polls: in
   // flight at the same time.

@@ -560,6 +560,31 @@ TEST_CASE("NativeWorker: a failed label goes out again in flight, not as a stall
   CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
 }
 
+TEST_CASE("NativeWorker: a failed first heartbeat holds the claims until one succeeds",
+          "[worker]") {
+  // Without a worker row, a cycle killed mid-run leaves runs that no other
+  // host can judge stale: the claims wait for the row (a busy SQLite server
+  // answers 503 now and then).
+  Harness h;
+  h.server.add_run("r1");
+  std::vector<std::string> order;
+  int heartbeats = 0;
+  h.server.before = [&](const std::string&, const std::string& path) {
+    if (ends_with(path, "/workers/heartbeat")) {
+      order.push_back(++heartbeats == 1 ? "heartbeat 503" : "heartbeat");
+    } else if (ends_with(path, "/set_state")) {
+      order.push_back("claim");
+    }
+  };
+  h.server.fail_heartbeats = 1;
+  auto result = h.run();
+  REQUIRE(order.size() >= 3);
+  CHECK(order[0] == "heartbeat 503");
+  CHECK(order[1] == "heartbeat");
+  CHECK(order[2] == "claim");
+  CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "COMPLETED"}});
+}
+
 TEST_CASE("NativeWorker: the first heartbeat is answered before the first claim", "[worker]") {
   Harness h;
   h.server.add_run("r1");
