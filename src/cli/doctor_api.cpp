@@ -131,7 +131,8 @@ bool Doctor::check_network() {
 bool Doctor::check_health() {
   const bool https = url_->scheme == "https";
   try {
-    auto response = stack_.api().request("GET", "/health", std::nullopt, {false, {}});
+    auto response = stack_.api().request("GET", "/health", std::nullopt,
+                                         {.retry = false, .deadline = std::nullopt});
     if (https) {
       add("api.tls", true,
           config_.tls_insecure_skip_verify ? "TLS handshake ok (verification OFF)"

@@ -49,7 +49,7 @@ void send_cycle_event(const Config& config, PrefectClient& client, const CycleSu
   if (!config.emit_events || !wants_cycle_event(summary) || summary.pool.empty()) {
     return;
   }
-  const RequestOptions half{true, kCycleEventBudget / 2};
+  const RequestOptions half{.retry = true, .deadline = kCycleEventBudget / 2};
   try {
     std::optional<WorkPool> pool;
     std::optional<ServerVersion> version;

@@ -430,7 +430,8 @@ void PrefectClient::start_look_up(const Lookups& wanted, std::function<void(Look
 
 bool PrefectClient::health() {
   try {
-    auto response = api_.request("GET", "/health", std::nullopt, {false, {}});
+    auto response =
+        api_.request("GET", "/health", std::nullopt, {.retry = false, .deadline = std::nullopt});
     return response.status == 200 && response.body == true;
   } catch (const HttpStatusError&) {
     return false;  // it answered, unhealthy; unreachable still throws

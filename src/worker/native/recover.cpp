@@ -41,8 +41,9 @@ std::map<std::string, WorkerLiveness> read_liveness(PrefectClient& client,
   const auto now = SysClock::now();
   for (const auto& worker : client.read_workers(pool)) {
     auto since = worker.since_heartbeat(now);
-    rows[worker.name] = {true, !since || *since > 3 * worker.heartbeat_interval(),
-                         worker.last_heartbeat_time};
+    rows[worker.name] = {.found = true,
+                         .silent = !since || *since > 3 * worker.heartbeat_interval(),
+                         .last_seen = worker.last_heartbeat_time};
   }
   return rows;
 }
