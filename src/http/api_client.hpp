@@ -40,11 +40,6 @@ struct RequestOptions {
   // even after a first stop signal (Sleeper::sleep_through); only a second
   // one ends them. Calls started with start() are never ended by a signal.
   bool through_stop = false;
-  // A started call nobody waits for (labels, infrastructure_pid, the run
-  // journal): once the server takes one call at a time, it goes after the
-  // calls that are not background, so that a run's claim or report never
-  // queues behind descriptions of other runs.
-  bool background = false;
 };
 
 // nlohmann::json's move is noexcept; clang-tidy cannot see through it.
@@ -151,7 +146,6 @@ class ApiClient {
   // is due.
   struct Started {
     std::unique_ptr<Call::State> state;
-    bool background = false;
     HttpTransport::Ticket ticket = 0;
     std::chrono::steady_clock::time_point retry_at{};
   };

@@ -14,7 +14,7 @@ using api_detail::TimePoint;
 
 ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& options) {
   const CallId id = next_call_++;
-  Started entry{std::make_unique<Call::State>(*this, call, options), options.background};
+  Started entry{std::make_unique<Call::State>(*this, call, options)};
   entry.retry_at = clock_.now();
   started_.emplace(id, std::move(entry));
   send_due();
@@ -26,33 +26,30 @@ std::chrono::milliseconds ApiClient::send_due() {
   const auto now = clock_.now();
   bool in_flight = std::any_of(started_.begin(), started_.end(),
                                [](const auto& e) { return e.second.ticket != 0; });
-  // Two passes: the background calls go last when only one may go.
-  for (const bool background : {false, true}) {
-    for (auto& [id, entry] : started_) {
-      if (entry.ticket != 0 || entry.background != background) {
-        continue;
-      }
-      if (entry.retry_at > now) {
-        next = std::min(
-            next, std::chrono::duration_cast<std::chrono::milliseconds>(entry.retry_at - now));
-        continue;
-      }
-      if (one_at_a_time_ && in_flight) {
-        continue;  // its turn comes when the one in flight has ended
-      }
-      if (entry.state->attempts() > 0) {
-        entry.state->waited(entry.state->delay(), true);  // a retry: its delay has passed
-      }
-      try {
-        entry.ticket = transport_.start(entry.state->next_request());
-        in_flight = true;
-      } catch (const TransportError& e) {
-        // Not on its way (libcurl could not take it): the attempt's outcome,
-        // judged by the next poll() as any other, so the call still ends
-        // there, and its owner hears of it.
-        entry.retry_at = TimePoint::max();
-        not_started_.emplace_back(id, TransportOutcome{std::nullopt, e});
-      }
+  for (auto& [id, entry] : started_) {
+    if (entry.ticket != 0) {
+      continue;
+    }
+    if (entry.retry_at > now) {
+      next = std::min(next,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(entry.retry_at - now));
+      continue;
+    }
+    if (one_at_a_time_ && in_flight) {
+      continue;  // its turn comes when the one in flight has ended
+    }
+    if (entry.state->attempts() > 0) {
+      entry.state->waited(entry.state->delay(), true);  // a retry: its delay has passed
+    }
+    try {
+      entry.ticket = transport_.start(entry.state->next_request());
+      in_flight = true;
+    } catch (const TransportError& e) {
+      // Not on its way (libcurl could not take it): the attempt's outcome,
+      // judged by the next poll() as any other, so the call still ends
+      // there, and its owner hears of it.
+      entry.retry_at = TimePoint::max();
+      not_started_.emplace_back(id, TransportOutcome{std::nullopt, e});
     }
   }
   return next;

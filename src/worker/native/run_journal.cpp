@@ -144,20 +144,19 @@ void RunJournal::start(Route& route, bool events) {
   route.in_flight = true;
   const auto call =
       events ? PrefectClient::events_call(batch.items) : PrefectClient::logs_call(batch.items);
-  client_.start_write(
-      call, RequestOptions{.retry = false, .deadline = kJournalSendBound, .background = true},
-      [this, &route, alive = std::weak_ptr<int>(alive_),
-       batch = std::move(batch)](const std::exception_ptr& error) mutable {
-        if (alive.expired()) {
-          return;
-        }
-        route.in_flight = false;
-        if (error) {
-          failed(route, std::move(batch), error);  // again from the next send()
-          return;
-        }
-        start(route, &route == &events_);  // what was queued meanwhile
-      });
+  client_.start_write(call, RequestOptions{.retry = false, .deadline = kJournalSendBound},
+                      [this, &route, alive = std::weak_ptr<int>(alive_),
+                       batch = std::move(batch)](const std::exception_ptr& error) mutable {
+                        if (alive.expired()) {
+                          return;
+                        }
+                        route.in_flight = false;
+                        if (error) {
+                          failed(route, std::move(batch), error);  // again from the next send()
+                          return;
+                        }
+                        start(route, &route == &events_);  // what was queued meanwhile
+                      });
 }
 
 // Once more with the next batch; a 404 means the route is not there at all.

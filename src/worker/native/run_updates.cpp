@@ -36,9 +36,8 @@ void RunUpdates::send(std::vector<Update> updates, Mode mode) {
   }
   if (mode == Mode::kInFlight) {
     for (auto& update : updates) {
-      const auto id = client_.start_patch(
-          update.patch,
-          RequestOptions{.retry = false, .deadline = std::nullopt, .background = true});
+      const auto id = client_.start_patch(update.patch,
+                                          RequestOptions{.retry = false, .deadline = std::nullopt});
       in_flight_.emplace(id, std::move(update));
     }
     return;

@@ -508,33 +508,6 @@ TEST_CASE("ApiClient::start: after a busy answer to calls in flight together, on
   CHECK(f.sleeper.slept.empty());
 }
 
-TEST_CASE("ApiClient::start: one at a time, background calls go after the others", "[http]") {
-  Fixture f;
-  f.policy.initial = milliseconds(10);
-  auto client = f.client_with(f.transport);
-  f.transport.reply(204).reply(503);
-  client.start({"PATCH", "/a", std::nullopt});
-  client.start({"PATCH", "/b", std::nullopt});
-  REQUIRE(client.poll(milliseconds(0)).size() == 1);  // busy: one at a time from now on
-  std::this_thread::sleep_for(milliseconds(15));      // /b's retry is due
-
-  f.transport.reply(204).reply(204).reply(204).reply(204);
-  RequestOptions background;
-  background.background = true;
-  client.start({"PATCH", "/labels-1", std::nullopt}, background);
-  client.start({"PATCH", "/labels-2", std::nullopt}, background);
-  client.start({"POST", "/report", std::nullopt});
-  for (int i = 0; i < 50 && client.in_flight() > 0; ++i) {
-    client.poll(milliseconds(0));
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  std::vector<std::string> order;
-  for (const auto& request : f.transport.requests) {
-    order.push_back(request.url.substr(request.url.rfind('/')));
-  }
-  CHECK(order == std::vector<std::string>{"/a", "/b", "/b", "/report", "/labels-1", "/labels-2"});
-}
-
 TEST_CASE("ApiClient: a call that must not be lost is retried through a first stop signal",
           "[http]") {
   Fixture f;
