@@ -40,6 +40,10 @@ struct RequestOptions {
   // even after a first stop signal (Sleeper::sleep_through); only a second
   // one ends them. Calls started with start() are never ended by a signal.
   bool through_stop = false;
+  // The server answers it without its database's write lock (Prefect
+  // queues POST /events for its event persister): a started call so marked
+  // never waits its turn after a busy answer, nor holds up another's.
+  bool takes_no_lock = false;
 };
 
 // nlohmann::json's move is noexcept; clang-tidy cannot see through it.
@@ -146,11 +150,13 @@ class ApiClient {
   // is due.
   struct Started {
     std::unique_ptr<Call::State> state;
+    bool takes_no_lock = false;  // RequestOptions::takes_no_lock
     HttpTransport::Ticket ticket = 0;
     std::chrono::steady_clock::time_point retry_at{};
   };
   // Sends the started calls that are due (one at a time: only when none is
-  // in flight); returns the time until the next one waiting for its delay.
+  // in flight, takes_no_lock calls aside); returns the time until the next one waiting for its
+  // delay.
   std::chrono::milliseconds send_due();
   // A 503 or 429 to requests sent together: one at a time from now on.
   void answered_busy();

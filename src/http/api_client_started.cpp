@@ -14,7 +14,7 @@ using api_detail::TimePoint;
 
 ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& options) {
   const CallId id = next_call_++;
-  Started entry{std::make_unique<Call::State>(*this, call, options)};
+  Started entry{std::make_unique<Call::State>(*this, call, options), options.takes_no_lock};
   entry.retry_at = clock_.now();
   started_.emplace(id, std::move(entry));
   send_due();
@@ -24,8 +24,10 @@ ApiClient::CallId ApiClient::start(const Call& call, const RequestOptions& optio
 std::chrono::milliseconds ApiClient::send_due() {
   auto next = std::chrono::milliseconds::max();
   const auto now = clock_.now();
-  bool in_flight = std::any_of(started_.begin(), started_.end(),
-                               [](const auto& e) { return e.second.ticket != 0; });
+  // A call holding the server's write lock, on its way.
+  bool in_flight = std::any_of(started_.begin(), started_.end(), [](const auto& e) {
+    return e.second.ticket != 0 && !e.second.takes_no_lock;
+  });
   for (auto& [id, entry] : started_) {
     if (entry.ticket != 0) {
       continue;
@@ -35,7 +37,7 @@ std::chrono::milliseconds ApiClient::send_due() {
                       std::chrono::duration_cast<std::chrono::milliseconds>(entry.retry_at - now));
       continue;
     }
-    if (one_at_a_time_ && in_flight) {
+    if (one_at_a_time_ && in_flight && !entry.takes_no_lock) {
       continue;  // its turn comes when the one in flight has ended
     }
     if (entry.state->attempts() > 0) {
@@ -43,7 +45,7 @@ std::chrono::milliseconds ApiClient::send_due() {
     }
     try {
       entry.ticket = transport_.start(entry.state->next_request());
-      in_flight = true;
+      in_flight = in_flight || !entry.takes_no_lock;
     } catch (const TransportError& e) {
       // Not on its way (libcurl could not take it): the attempt's outcome,
       // judged by the next poll() as any other, so the call still ends

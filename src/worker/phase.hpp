@@ -50,6 +50,10 @@ struct WorkerPhaseResult {
   // False when the worker never heartbeated (nothing was due): it left no
   // worker row for the pause phase to delete.
   bool registered = true;
+
+  // The Prefect server's release, when the worker read it (the cycle's
+  // event needs no read of its own then).
+  std::optional<std::string> server_version;
 };
 
 // The native worker, Prefect's worker CLI, or a fake.

@@ -354,6 +354,7 @@ void Claims::label(const FlowRun& run, const Logger& rlog) {
 
 // What the server's release tells: whether it has flow-run labels.
 void Claims::learn_features(const std::string& version) {
+  server_version_ = version;
   const ServerFeatures features = features_of(ServerVersion::parse(version));
   labels_ = features.flow_run_labels;
   journal_.learn(features);

@@ -76,6 +76,9 @@ class Claims {
   int skipped() const { return skipped_; }
   // The flow's name, as looked up with the run's batch ("" when that failed).
   std::string flow_name(const std::string& flow_id) const;
+  // The server's release, as read with the first batch's lookups (none
+  // before, or when that read failed).
+  const std::optional<std::string>& server_version() const { return server_version_; }
 
  private:
   StateProposal claim_of(const Candidate& c) const;
@@ -116,6 +119,7 @@ class Claims {
   std::map<std::string, std::string> flow_names_;
   // The server has flow-run labels; unknown until the first batch's lookups.
   std::optional<bool> labels_;
+  std::optional<std::string> server_version_;
 };
 
 }  // namespace pc

@@ -65,10 +65,13 @@ NativeWorker::Impl::Impl(const Config& config, PrefectClient& client, Sleeper& s
       log_(Logger::null()),
       timers_(clock_),
       updates_(client, clock_),
-      journal_(client, *config.redactor,
+      journal_(client, clock_, *config.redactor,
                WorkerEventContext{config.worker_name, "process", PREFECT_CYCLE_VERSION, pool_.id,
                                   pool_.name},
-               RunJournal::Options{config.send_logs, config.emit_events}, log_),
+               RunJournal::Options{.logs = config.send_logs,
+                                   .events = config.emit_events,
+                                   .batch_interval = kJournalBatchInterval},
+               log_),
       reports_(client, timers_, log_, journal_),
       claims_(config, pool_, client, timers_, log_, updates_, journal_, reports_,
               [this](const Candidate& c) { start_claimed(c); }),
@@ -140,6 +143,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
   WorkerPhaseResult result;
   result.runs = reports_.take_records();
   result.registered = !idle;
+  result.server_version = claims_.server_version();
   return result;
 }
 
@@ -158,6 +162,12 @@ void NativeWorker::Impl::loop() {
     supervise();
     updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
+    if (last_lap()) {
+      // The last exit lines and the stopped event go with the reads of the
+      // final states, not after them.
+      journal_.worker_stopped();
+      journal_.finish();
+    }
     journal_.send();
     claims_.send();  // those re-read, or whose WAIT has passed, in this round
     const auto now = clock_.now();

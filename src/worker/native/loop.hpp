@@ -78,6 +78,9 @@ class NativeWorker::Impl {
   void polled(Outcome<std::vector<WorkerFlowRun>> answered);
   PrefectClient::Call<std::vector<WorkerFlowRun>> poll_call();
   bool finished() const;
+  // A run-once worker whose last process has ended: no run will start any
+  // more, only reports are left.
+  bool last_lap() const;
 
   // --- cancellations (cancel.cpp) ---
   void stop_process(Running& r);

@@ -95,4 +95,9 @@ bool NativeWorker::Impl::finished() const {
   return exhausted_;
 }
 
+bool NativeWorker::Impl::last_lap() const {
+  return !config_.run_forever && !config_.drain && exhausted_ && queue_.empty() &&
+         !poll_in_flight_ && claims_.settled() && running_.empty();
+}
+
 }  // namespace pc

@@ -71,6 +71,9 @@ void Reports::finish(const std::shared_ptr<Batch>& batch) {
       std::filesystem::remove_all(*r.temp_dir, ec);
     }
     filter.ids.push_back(r.run.id);
+    if (r.spawn_error.empty()) {
+      journal_.ended(r.run.id, ended.status);  // the exit line needs no state
+    }
   }
   // Their current states, in one read.
   read_in_flight_ = true;
@@ -110,9 +113,6 @@ void Reports::decide(const std::shared_ptr<Batch>& batch,
       end.state = seen->second.current_type();
     }
     FinalDecision decision = decide_final_state(end, now);
-    if (r.spawn_error.empty()) {
-      journal_.ended(r.run.id, ended.status);
-    }
     if (decision.action != FinalAction::kKeep) {
       proposals.push_back({.flow_run_id = r.run.id,
                            .state = decision.state,

@@ -9,9 +9,14 @@ namespace pc {
 
 using json = nlohmann::json;
 
-RunJournal::RunJournal(PrefectClient& client, const Redactor& redactor, WorkerEventContext worker,
-                       Options options, const Logger& log)
-    : client_(client), redactor_(redactor), worker_(std::move(worker)), log_(log) {
+RunJournal::RunJournal(PrefectClient& client, const Clock& clock, const Redactor& redactor,
+                       WorkerEventContext worker, Options options, const Logger& log)
+    : client_(client),
+      clock_(clock),
+      redactor_(redactor),
+      worker_(std::move(worker)),
+      log_(log),
+      batch_interval_(options.batch_interval) {
   logs_.wanted = options.logs;
   events_.wanted = options.events;
 }
@@ -32,6 +37,9 @@ void RunJournal::worker_started() {
 }
 
 void RunJournal::worker_stopped() {
+  if (!started_event_ || std::exchange(stopped_, true)) {
+    return;  // no worker started, or said already
+  }
   add(events_, worker_stopped_event(worker_, started_event_));
 }
 
@@ -92,6 +100,9 @@ void RunJournal::line(const std::string& flow_run_id, RunLogLevel level,
 
 void RunJournal::add(Route& route, const json& item) {
   if (route.wanted) {
+    if (route.queued.items.empty()) {
+      route.queued.since = clock_.now();
+    }
     route.queued.items.push_back(redacted(item));
   }
 }
@@ -115,6 +126,7 @@ void RunJournal::send() {
 }
 
 void RunJournal::finish() {
+  finishing_ = true;
   if (!features_known_ && (!logs_.queued.items.empty() || !events_.queued.items.empty())) {
     try {
       learn(features_of(ServerVersion::parse(client_.read_server_version())));
@@ -136,7 +148,8 @@ bool RunJournal::pending() const {
 }
 
 void RunJournal::start(Route& route, bool events) {
-  if (!route.wanted || route.in_flight || route.queued.items.empty()) {
+  if (!route.wanted || route.in_flight || route.queued.items.empty() ||
+      (!finishing_ && clock_.now() - route.queued.since < batch_interval_)) {
     return;
   }
   Batch batch = std::exchange(route.queued, {});
@@ -144,7 +157,11 @@ void RunJournal::start(Route& route, bool events) {
   route.in_flight = true;
   const auto call =
       events ? PrefectClient::events_call(batch.items) : PrefectClient::logs_call(batch.items);
-  client_.start_write(call, RequestOptions{.retry = false, .deadline = kJournalSendBound},
+  const RequestOptions options{.retry = false,
+                               .deadline = kJournalSendBound,
+                               .through_stop = false,
+                               .takes_no_lock = events};
+  client_.start_write(call, options,
                       [this, &route, alive = std::weak_ptr<int>(alive_),
                        batch = std::move(batch)](const std::exception_ptr& error) mutable {
                         if (alive.expired()) {

@@ -7,7 +7,14 @@
 //
 // Best effort, never in a run's way: lines and events are queued and sent
 // in flight with the loop's other requests, one POST /logs/ and one POST
-// /events at a time (the next batch holds everything queued meanwhile).
+// /events at a time, each batch once its oldest item has waited
+// kJournalBatchInterval or in the worker's last lap: a few requests a
+// cycle, not a few per run. (Prefect's own log handler batches every 2 s;
+// on a SQLite-backed server, where writes go one after another, each
+// POST /logs/ holds up the claims and reports for a round trip.) POST
+// /events takes no database lock on the server (Prefect queues events for
+// its persister), so on a server that answered 503 it goes beside the
+// other writes, not in their line.
 // Each send is one attempt with a deadline of kJournalSendBound and no
 // retries; a failed batch goes once more with the next send, then is
 // dropped with a debug line. A route the server does not have (events
@@ -26,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/clock.hpp"
 #include "common/redact.hpp"
 #include "log/logger.hpp"
 #include "prefect/client.hpp"
@@ -37,16 +45,19 @@ namespace pc {
 
 // How long one send may take (its deadline, connection included).
 inline constexpr std::chrono::milliseconds kJournalSendBound{5000};
+// How long a line or event waits for others to share its request.
+inline constexpr std::chrono::milliseconds kJournalBatchInterval{5000};
 
 class RunJournal {
  public:
   struct Options {
     bool logs = true;    // PREFECT_CYCLE_SEND_LOGS
     bool events = true;  // PREFECT_CYCLE_EMIT_EVENTS
+    std::chrono::milliseconds batch_interval = kJournalBatchInterval;
   };
-  // `log` (its debug lines) must outlive the journal.
-  RunJournal(PrefectClient& client, const Redactor& redactor, WorkerEventContext worker,
-             Options options, const Logger& log);
+  // `clock` and `log` (its debug lines) must outlive the journal.
+  RunJournal(PrefectClient& client, const Clock& clock, const Redactor& redactor,
+             WorkerEventContext worker, Options options, const Logger& log);
 
   // What the server takes, once known (the worker learns its version with
   // its first lookups); until then everything stays queued. Cloud and
@@ -54,7 +65,8 @@ class RunJournal {
   void learn(const ServerFeatures& features);
 
   // --- what happened (each one call at its site in the worker)
-  // prefect.worker.started / .stopped (the stopped one follows it).
+  // prefect.worker.started / .stopped (the stopped one follows it; said
+  // once, and only after a started one).
   void worker_started();
   void worker_stopped();
   // "Worker 'w' submitting flow run '<id>'": the run is ours (its PENDING
@@ -76,22 +88,27 @@ class RunJournal {
   // Any other line on a run's Logs tab.
   void line(const std::string& flow_run_id, RunLogLevel level, const std::string& message);
 
-  // Starts what is queued, if nothing of its kind is in flight (the loop
-  // calls it once a round; the client's poll_started() ends the calls).
+  // Starts what is queued, if nothing of its kind is in flight and its
+  // oldest item has waited the batch interval (the loop calls it once a
+  // round; the client's poll_started() ends the calls); after finish(),
+  // at once.
   void send();
   // Lines and events in flight, or queued to be sent by a later send() (a
   // failed batch waits for the next one): false once nothing more would go.
   bool pending() const;
-  // At the worker's end: the server's release is read (one GET
+  // Once no run will start any more (the last lap: only reports left) and
+  // at the worker's end: the server's release is read (one GET
   // /admin/version) if it is still unknown and something is queued (the
   // lines of stale runs a worker that claimed nothing recovered), then what
-  // is queued is started; the caller waits for the calls in flight.
+  // is queued is started, and all that is queued later goes at once. The
+  // caller waits for the calls in flight. Called again, it only sends.
   void finish();
 
  private:
   struct Batch {
     nlohmann::json items = nlohmann::json::array();
-    int tries = 0;  // sends of its oldest items so far
+    int tries = 0;                                  // sends of its oldest items so far
+    std::chrono::steady_clock::time_point since{};  // when its first item came
   };
   struct Route {
     const char* name;  // "logs", "events"
@@ -105,13 +122,17 @@ class RunJournal {
   nlohmann::json redacted(const nlohmann::json& item) const;
 
   PrefectClient& client_;
+  const Clock& clock_;
   const Redactor& redactor_;
   WorkerEventContext worker_;
   const Logger& log_;
+  std::chrono::milliseconds batch_interval_;
+  bool finishing_ = false;  // finish() was called: no more waiting to batch
   bool features_known_ = false;
   Route logs_{"logs", true, false, {}};
   Route events_{"events", true, false, {}};
   std::optional<std::string> started_event_;
+  bool stopped_ = false;
   struct Run {
     RunResources resources;
     std::string pid;

@@ -21,7 +21,7 @@ struct ClaimsHarness : FakeApi {
   WorkPool pool;
   RunUpdates updates{client, clock};
   Redactor redactor;
-  RunJournal journal{client, redactor, {"w", "process", "1.0", "p1", "etl"}, {}, log};
+  RunJournal journal{client, clock, redactor, {"w", "process", "1.0", "p1", "etl"}, {}, log};
   Reports reports{client, timers, log, journal};
   std::vector<std::string> started;
   Claims claims{config,  pool,    client,

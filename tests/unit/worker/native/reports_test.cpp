@@ -18,7 +18,7 @@ struct ReportsHarness : FakeApi {
   Timers timers{clock};
   Logger log = Logger::null();
   Redactor redactor;
-  RunJournal journal{client, redactor, {"w", "process", "1.0", "p1", "etl"}, {}, log};
+  RunJournal journal{client, clock, redactor, {"w", "process", "1.0", "p1", "etl"}, {}, log};
   Reports reports{client, timers, log, journal};
   RunningMap running;
 

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/fake_clock.hpp"
 #include "prefect/fake_client.hpp"
 
 using namespace pc;
@@ -12,18 +13,25 @@ using json = nlohmann::json;
 
 namespace {
 
+// Without a batch interval unless a test asks for one: each send() sends.
+constexpr RunJournal::Options kAtOnce{
+    .logs = true, .events = true, .batch_interval = std::chrono::milliseconds(0)};
+
 struct Journal {
   FakeClient f;
+  FakeClock clock;
   Redactor redactor;
   Logger log = Logger::null();
   RunJournal journal;
 
-  explicit Journal(RunJournal::Options options = {})
-      : journal(f.client, redactor, {"w", "process", "1.0", "pool-id", "pool"}, options, log) {}
+  explicit Journal(RunJournal::Options options = kAtOnce)
+      : journal(f.client, clock, redactor, {"w", "process", "1.0", "pool-id", "pool"}, options,
+                log) {}
 
-  // The calls in flight end (the worker's pump does this in its loop).
+  // The calls in flight end (the worker's pump does this in its loop),
+  // those started on the ApiClient itself included.
   void pump() {
-    while (f.client.in_flight()) {
+    while (f.client.in_flight() || f.api.in_flight() != 0) {
       f.client.poll_started(std::chrono::milliseconds(0));
     }
   }
@@ -131,7 +139,8 @@ TEST_CASE("RunJournal: a server without events gets none of them", "[worker][jou
   }
 
   SECTION("PREFECT_CYCLE_SEND_LOGS and PREFECT_CYCLE_EMIT_EVENTS off: nothing") {
-    Journal j(RunJournal::Options{false, false});
+    Journal j(RunJournal::Options{
+        .logs = false, .events = false, .batch_interval = std::chrono::milliseconds(0)});
     j.journal.learn(features("3.8.8"));
     j.journal.worker_started();
     j.journal.claimed(run(), "nightly", "etl");
@@ -180,6 +189,68 @@ TEST_CASE("RunJournal: best effort", "[worker][journal]") {
     CHECK(j.f.transport.requests[0].body.find("hunter2") == std::string::npos);
     CHECK(j.body(0)[1]["message"] == "token *** leaked");
   }
+}
+
+TEST_CASE("RunJournal: a batch waits the interval for company, not at the end",
+          "[worker][journal]") {
+  Journal j(RunJournal::Options{});  // kJournalBatchInterval
+  j.journal.learn(features("3.8.8"));
+  j.journal.worker_started();
+  j.journal.claimed(run(), "nightly", "etl");
+  j.journal.send();
+  CHECK(j.f.transport.requests.empty());
+  CHECK(j.journal.pending());
+  j.clock.advance(kJournalBatchInterval - std::chrono::milliseconds(1));
+  j.journal.started("run-1", "4242", false);
+  j.journal.send();
+  CHECK(j.f.transport.requests.empty());
+  j.clock.advance(std::chrono::milliseconds(1));  // the oldest line's interval is up
+  j.f.transport.reply(201).reply(204);
+  j.journal.send();
+  j.pump();
+  CHECK(j.paths() ==
+        std::vector<std::string>{"POST http://h/api/logs/", "POST http://h/api/events"});
+  CHECK(j.body(0).size() == 2);  // both lines in one request
+  CHECK(j.body(1).size() == 2);  // both events in one request
+
+  SECTION("finish() sends what is queued at once") {
+    j.journal.ended("run-1", ExitStatus{0, 0});
+    j.journal.send();
+    CHECK(j.f.transport.requests.size() == 2);
+    j.f.transport.reply(201).reply(204);
+    j.journal.finish();
+    j.pump();
+    CHECK(j.f.transport.requests.size() == 4);
+    CHECK_FALSE(j.journal.pending());
+  }
+}
+
+TEST_CASE("RunJournal: events go beside a one-at-a-time client's writes", "[worker][journal]") {
+  Journal j;
+  j.journal.learn(features("3.8.8"));
+  // Two writes sent together, one answered 429 (as 503): the client goes
+  // one at a time from then on.
+  j.f.transport.reply(201).reply(429, "", {{"Retry-After", "0"}}).reply(201);
+  const ApiClient::Call write{"POST", "/flow_runs/x/set_state", json::object()};
+  j.f.api.start(write);
+  j.f.api.start(write);
+  j.pump();
+  const std::size_t before = j.f.transport.requests.size();
+  REQUIRE(before == 3);  // the retry included
+  // A write in flight, then the journal's logs and events.
+  j.f.transport.reply(201).reply(204).reply(201);
+  j.f.api.start(write);
+  j.journal.worker_started();
+  j.journal.line("run-1", RunLogLevel::kInfo, "one");
+  j.journal.send();
+  // The logs wait for the write's turn; the events do not.
+  REQUIRE(j.f.transport.requests.size() == before + 2);
+  CHECK(j.f.transport.requests[before].url == "http://h/api/flow_runs/x/set_state");
+  CHECK(j.f.transport.requests[before + 1].url == "http://h/api/events");
+  j.pump();
+  REQUIRE(j.f.transport.requests.size() == before + 3);
+  CHECK(j.f.transport.requests[before + 2].url == "http://h/api/logs/");
+  CHECK_FALSE(j.journal.pending());
 }
 
 TEST_CASE("RunJournal::finish: the version read only when something waits", "[worker][journal]") {
