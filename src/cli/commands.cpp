@@ -110,15 +110,17 @@ ExitCode run_command(const Config& config) {
       },
       [] { return StopSignal::first(); },
       [] { return StopSignal::hurry(); },
+      // The pool is paused: the event for Prefect's automations (bounded)
+      // goes before the last line, which carries the outcome.
+      [&config, &stack, &log](const CycleSummary& ended) {
+        send_cycle_event(config, stack.client(), ended, log);
+      },
   };
 
   MonitorStack monitoring(config, log);
   monitoring.monitor().cycle_started();
   CycleSummary summary;
   ExitCode code = run_cycle(config, log, deps, summary);
-  // The pool is paused: the event for Prefect's automations (bounded) goes
-  // before the last line, which carries the outcome.
-  send_cycle_event(config, stack.client(), summary, log);
   // The last line carries the outcome: an error when the exit code is not 0,
   // so that a log viewer's level filter finds every failed cycle.
   log.log(code == ExitCode::kOk ? LogLevel::kInfo : LogLevel::kError, summary.one_line(),

@@ -58,6 +58,11 @@ ExitCode CycleRun::run() {
   }
   summary_.exit_code = code;
   summary_.duration = since(start);
+  start_forgetting_own_worker();  // unless pause() has
+  if (deps_.ended) {
+    deps_.ended(summary_);  // with our worker row's DELETE in flight
+  }
+  finish_forgetting_own_worker();
   return code;
 }
 
@@ -89,6 +94,7 @@ void CycleRun::preflight() {
                       Hint::kPoolNotFound);
   }
   pool_ = *pool;
+  summary_.pool_id = pool_.id;
   if (config_.worker_type == "process" && pool_.type != "process") {
     throw usage_error("work pool \"" + pool_.name + "\" is of type \"" + pool_.type +
                           "\" but PREFECT_WORKER_TYPE is \"process\": the native worker runs "
@@ -243,6 +249,8 @@ void CycleRun::work() {
   auto worker = deps_.make_worker(pool_, preflight_, stop_reason);
   WorkerPhaseResult result = worker->run(log_.with({{"phase", "worker"}}));
   worker_registered_ = result.registered;
+  worker_ended_at_ = deps_.clock.now();
+  summary_.server_version = result.server_version;
   for (auto& run : result.runs) {
     tracked_ids_.insert(run.id);
     worker_records_[run.id] = std::move(run);

@@ -45,6 +45,10 @@ struct CycleDeps {
   std::function<int()> stop_signal;
   // A second signal: hurry (one short try of the pause), but still pause.
   std::function<bool()> hurry;
+  // The summary is complete: told while the cycle's last request (the
+  // DELETE of its worker row) is in flight, so that a request made here
+  // (the cycle's event, monitor/cycle_event.hpp) costs no round trip more.
+  std::function<void(const CycleSummary&)> ended = nullptr;
 };
 
 // Runs one cycle and fills `summary`; returns the exit code. Never throws for

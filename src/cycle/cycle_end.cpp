@@ -38,12 +38,9 @@ void CycleRun::wait() {
   const bool bounded = wait_deadline_.has_value();
   const auto deadline = wait_deadline_.value_or(start);
   const FlowRunFilter filter = active_runs_filter();
-  // Our worker has ended: its row goes now, the DELETE in flight during the
-  // first count, which goes with the read of the pool's workers that
-  // pause() needs next (one round trip fewer when nothing is active any
-  // more). Not with the pause's PATCH: two writes at once are a 503 and a
-  // 1-s retry on Prefect's SQLite server.
-  start_forgetting_own_worker();
+  // The first count goes with the read of the pool's workers that pause()
+  // needs next: one round trip fewer when nothing is active any more. Our
+  // worker row stays until the pool is paused (pause()).
   bool with_workers = config_.auto_pause == AutoPause::kOn && resume_attempted_;
   auto count = [&] {
     if (!std::exchange(with_workers, false)) {
@@ -112,16 +109,16 @@ void CycleRun::pause() {
     skip(quiet_ ? "nothing due or active: the pool stayed paused" : "the pool was not resumed");
     return;
   }
-  start_forgetting_own_worker();  // unless the wait has
-  // Read while our DELETE is in flight.
+  // Their names exclude ours: our row may stay while they are read.
   const std::string others =
       config_.auto_pause == AutoPause::kOn ? wait_for_other_workers() : std::string();
-  finish_forgetting_own_worker();
   if (config_.auto_pause == AutoPause::kOff) {
+    start_forgetting_own_worker();
     skip("PREFECT_AUTO_PAUSE is off: the pool stays resumed");
     return;
   }
   if (!others.empty()) {
+    start_forgetting_own_worker();
     summary_.pool_left_resumed_for = others;
     skip("other worker(s) of the pool are active (" + others +
          "): not pausing so as not to stop them; the last cycle to finish pauses "
@@ -129,9 +126,15 @@ void CycleRun::pause() {
     log_.warn(current_message_);
     return;
   }
+  // Our worker row, ONLINE, outlives the pause: Prefect's Foreman marks
+  // only a READY pool without an online worker NOT_READY, so it cannot
+  // write NOT_READY over our PAUSED. The row goes after the pause, its
+  // DELETE in flight while the cycle's event is sent (run()).
+  const bool our_row_online = row_online();
   try {
     send_pause();
   } catch (const Error& e) {
+    start_forgetting_own_worker();
     summary_.pool_paused_at_end = false;
     Error error(ExitCode::kApi,
                 std::string("could not pause work pool \"") + config_.work_pool +
@@ -145,16 +148,27 @@ void CycleRun::pause() {
   }
   summary_.pool_paused_at_end = true;
   log_.info("work pool \"" + config_.work_pool + "\" paused");
-  if (!quiet_) {  // quiet: no worker of ours made it READY, the Foreman leaves it alone
+  start_forgetting_own_worker();
+  // Quiet: no worker of ours made it READY, the Foreman leaves it alone.
+  if (!quiet_ && !our_row_online) {
     keep_status_paused();
   }
 }
 
+// Whether our worker row is surely ONLINE now: the native worker made it,
+// and its last heartbeat was less than two intervals ago (the Foreman
+// marks a row OFFLINE after three). Prefect's worker CLI keeps its own row.
+bool CycleRun::row_online() const {
+  return worker_registered_ && worker_ended_at_ &&
+         deps_.clock.now() - *worker_ended_at_ < config_.heartbeat_interval;
+}
+
 // Prefect's Foreman marks a READY pool with no online worker NOT_READY. One
-// that selected the pool before the pause committed (our worker row had
-// just gone) writes NOT_READY over PAUSED after it: is_paused stays true,
-// so no run is offered, but the pool shows "Not Ready". Read back, it is
-// paused again (at most twice) while it says so.
+// that selected the pool before the pause committed (the last online
+// worker had just gone OFFLINE: a long wait after our worker's end, or
+// Prefect's worker CLI) writes NOT_READY over PAUSED after it: is_paused
+// stays true, so no run is offered, but the pool shows "Not Ready". Read
+// back, it is paused again (at most twice) while it says so.
 void CycleRun::keep_status_paused() {
   for (int again = 0; again < 2 && !paused_as_read(); ++again) {
     log_.info("work pool \"" + config_.work_pool +
@@ -231,17 +245,22 @@ bool CycleRun::paused_as_read() {
 }
 
 // Our worker row goes away at the end, so that other cycles deciding
-// whether to pause do not count us as active. The DELETE is in flight while
-// the other workers are read (they exclude our name): over an API 100 ms
-// away, one round trip instead of two. Started once, by the wait or else
-// by the pause.
+// whether to pause do not count us as active: once the pool is paused (or
+// left resumed), its DELETE in flight while the cycle's event is sent.
+// Started once, by the pause or else by run().
 void CycleRun::start_forgetting_own_worker() {
   if (!worker_registered_) {
     return;  // none, or its DELETE already sent
   }
   worker_registered_ = false;
+  // After a stop signal the platform's grace is running out: one short try.
+  RequestOptions options;
+  if (deps_.stop_signal() != 0) {
+    options.retry = false;
+    options.deadline = kHurriedTry;
+  }
   try {
-    forgetting_ = deps_.client.start_delete_worker(config_.work_pool, config_.worker_name);
+    forgetting_ = deps_.client.start_delete_worker(config_.work_pool, config_.worker_name, options);
   } catch (const Error& e) {
     log_.debug(std::string("could not delete our worker row: ") + e.what());
   }

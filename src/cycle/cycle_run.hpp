@@ -117,6 +117,7 @@ class CycleRun {
   void keep_status_paused();
   RequestOptions pause_options();
   bool paused_as_read();
+  bool row_online() const;
   void start_forgetting_own_worker();
   void finish_forgetting_own_worker();
   std::string wait_for_other_workers();
@@ -134,7 +135,8 @@ class CycleRun {
   std::set<std::string> tracked_ids_;
   std::map<std::string, RunRecord> worker_records_;  // what the worker saw of its runs, by id
   std::optional<ApiClient::CallId> forgetting_;      // the DELETE of our worker row, in flight
-  bool worker_registered_ = true;  // a worker row of ours may exist, its DELETE not sent
+  bool worker_registered_ = true;             // a worker row of ours may exist, its DELETE not sent
+  std::optional<TimePoint> worker_ended_at_;  // the native worker's end (its last heartbeat)
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()
   bool due_read_ = false;  // remember_due_runs() has run

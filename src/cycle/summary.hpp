@@ -27,6 +27,7 @@ struct PhaseRecord {
 
 struct CycleSummary {
   std::string pool;
+  std::string pool_id;  // as read by the preflight ("" before); not in to_json()
   std::string worker_name;
   std::chrono::system_clock::time_point started_at{};
   std::chrono::milliseconds duration{0};
@@ -44,6 +45,8 @@ struct CycleSummary {
   std::string pool_left_resumed_for;       // other active workers, when that was why
   ExitCode exit_code = ExitCode::kOk;
   std::string message;  // the error that decided the exit code, if any
+  // The Prefect server's release, when the worker read it; not in to_json().
+  std::optional<std::string> server_version;
 
   // Runs by final state type, e.g. {"COMPLETED": 3}.
   std::map<std::string, int> runs_by_state() const;

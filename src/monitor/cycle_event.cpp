@@ -51,25 +51,40 @@ void send_cycle_event(const Config& config, PrefectClient& client, const CycleSu
   }
   const RequestOptions half{.retry = true, .deadline = kCycleEventBudget / 2};
   try {
-    std::optional<WorkPool> pool;
+    // What the cycle has not learned yet is read in one round: the pool's
+    // id (a cycle that failed before its preflight read it) and the
+    // server's release (one whose worker did not read it).
+    std::string pool_id = summary.pool_id;
     std::optional<ServerVersion> version;
-    if (is_prefect_cloud(config.api_url)) {
-      pool = client.read(PrefectClient::work_pool_read(summary.pool), half);
-    } else {
-      auto [release, found] = client.read_together(half, PrefectClient::server_version_read(),
-                                                   PrefectClient::work_pool_read(summary.pool));
-      version = ServerVersion::parse(release.get());
-      pool = found.get();
+    const bool version_known = is_prefect_cloud(config.api_url) || summary.server_version;
+    if (summary.server_version) {
+      version = ServerVersion::parse(*summary.server_version);
+    }
+    if (!version_known || pool_id.empty()) {
+      std::optional<WorkPool> pool;
+      if (version_known) {
+        pool = client.read(PrefectClient::work_pool_read(summary.pool), half);
+      } else if (!pool_id.empty()) {
+        version = ServerVersion::parse(client.read(PrefectClient::server_version_read(), half));
+      } else {
+        auto [release, found] = client.read_together(half, PrefectClient::server_version_read(),
+                                                     PrefectClient::work_pool_read(summary.pool));
+        version = ServerVersion::parse(release.get());
+        pool = found.get();
+      }
+      if (pool) {
+        pool_id = pool->id;
+      }
     }
     if (!features_of(version).events) {
       log.debug("Prefect server without events: no cycle event");
       return;
     }
-    if (!pool) {
+    if (pool_id.empty()) {
       log.debug("no cycle event: work pool \"" + summary.pool + "\" not found");
       return;
     }
-    const json event = cycle_event(summary, pool->id);
+    const json event = cycle_event(summary, pool_id);
     const std::string text = config.redactor->redact(json::array({event}).dump());
     client.write(PrefectClient::events_call(json::parse(text)), half);
     log.debug("sent " + event["event"].get<std::string>() + " for work pool \"" + summary.pool +

@@ -7,10 +7,13 @@
 // still costs no write. run_command sends it after run_cycle returned, so it
 // never delays the pause.
 //
-// Its time is bounded by kCycleEventBudget: one round for the server's
-// release and the pool's id (a server before Prefect 3.0 has no events:
-// nothing more is sent, one debug line), then POST /events, each at most
-// half of it. A failure is a warning line; it never changes the exit code.
+// Its time is bounded by kCycleEventBudget. It needs the pool's id (read
+// by the preflight) and the server's release (read by the worker; Prefect
+// Cloud has events): what the cycle has not learned is read in one round
+// first. A server before Prefect 3.0 has no events: nothing is sent, one
+// debug line. Then POST /events. The read and the POST take at most half
+// of the budget each. A failure is a warning line; it never changes the
+// exit code.
 
 #include <chrono>
 #include <optional>

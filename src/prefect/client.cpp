@@ -177,9 +177,10 @@ std::vector<Worker> PrefectClient::read_workers(const std::string& pool) {
 }
 
 ApiClient::CallId PrefectClient::start_delete_worker(const std::string& pool,
-                                                     const std::string& name) {
+                                                     const std::string& name,
+                                                     const RequestOptions& options) {
   return start({"DELETE", pool_path(pool) + "/workers/" + url_encode_segment(name), std::nullopt},
-               {}, [](const ApiResponse&) {});  // a missing worker is fine
+               options, [](const ApiResponse&) {});  // a missing worker is fine
 }
 
 std::optional<Deployment> PrefectClient::read_deployment_by_name(const std::string& flow,

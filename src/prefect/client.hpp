@@ -136,7 +136,8 @@ class PrefectClient {
   ApiClient::CallId start_heartbeat(const std::string& pool, const std::string& worker_name,
                                     std::chrono::seconds interval,
                                     const RequestOptions& options = {});
-  ApiClient::CallId start_delete_worker(const std::string& pool, const std::string& name);
+  ApiClient::CallId start_delete_worker(const std::string& pool, const std::string& name,
+                                        const RequestOptions& options = {});
   //
   // A call started with start_call() or start_look_up() is not returned:
   // poll_started() hands its answer to its handler (which may start more

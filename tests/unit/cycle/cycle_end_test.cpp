@@ -1,7 +1,8 @@
 // The end of a cycle (cycle_end.cpp) on the FakeClock: the wait, its
 // timeout, a stop signal during it, the wait for other workers, the pause's
-// tries (after a stop signal too, and hurried by a second one) and the
-// pause read back for Prefect's Foreman.
+// tries (after a stop signal too, and hurried by a second one), our worker
+// row's DELETE after the pause, and the pause read back for Prefect's
+// Foreman when no row of ours was online.
 #include <signal.h>
 
 #include <catch2/catch.hpp>
@@ -90,10 +91,9 @@ struct Fixture {
 
   // Preflight (the pool, with the due runs) and the resume.
   void script_start() { transport.reply(200, kPool).reply(200, kDueRun).reply(204); }
-  // The wait's first round: our worker row's DELETE (started), the count
-  // with the pool's workers.
+  // The wait's first round: the count with the pool's workers.
   void script_wait(const std::string& active, const std::string& workers = "[]") {
-    transport.reply(204).reply(200, active).reply(200, workers);
+    transport.reply(200, active).reply(200, workers);
   }
 
   int pauses() const {
@@ -128,8 +128,8 @@ TEST_CASE("cycle end: the wait polls every PREFECT_WAIT_POLL_SECONDS until nothi
   f.config.wait_poll = seconds(10);
   f.script_start();
   f.script_wait("2");
-  f.transport.reply(200, "1").reply(200, "0");                // counts 10 s and 20 s later
-  f.transport.reply(200, "[]").reply(204).reply(200, kPool);  // workers, pause, read back
+  f.transport.reply(200, "1").reply(200, "0");         // counts 10 s and 20 s later
+  f.transport.reply(200, "[]").reply(204).reply(204);  // workers, pause, our row's DELETE
   CHECK(f.run() == ExitCode::kOk);
   CHECK(f.sleeper.slept == std::vector<milliseconds>{seconds(10), seconds(10)});
   CHECK(f.clock.elapsed() == seconds(20));
@@ -146,7 +146,7 @@ TEST_CASE("cycle end: the wait times out at PREFECT_WAIT_TIMEOUT_SECONDS", "[cyc
   f.script_start();
   f.script_wait("1");
   f.transport.reply(200, "1").reply(200, "1").reply(200, "1");  // at 10, 20 and 25 s
-  f.transport.reply(200, "[]").reply(204).reply(200, kPool);
+  f.transport.reply(200, "[]").reply(204).reply(204);
   CHECK(f.run() == ExitCode::kWaitTimeout);
   // The last sleep is what was left of the 25 s.
   CHECK(f.sleeper.slept == std::vector<milliseconds>{seconds(10), seconds(10), seconds(5)});
@@ -161,7 +161,7 @@ TEST_CASE("cycle end: SIGTERM during the wait ends it at once, and the pool is p
   f.config.wait_poll = seconds(10);
   f.script_start();
   f.script_wait("1");
-  f.transport.reply(200, "[]").reply(204).reply(200, kPool);  // workers, pause, read back
+  f.transport.reply(200, "[]").reply(204).reply(204);  // workers, pause, our row's DELETE
   f.sleeper.on_sleep = [&](milliseconds) { f.signal(SIGTERM); };
   CHECK(f.run() == ExitCode::kTerminated);
   CHECK(f.clock.elapsed() == milliseconds(0));  // the wait's sleep was cut short
@@ -181,7 +181,7 @@ TEST_CASE("cycle end: the pause waits up to 10 s for the other workers of the po
   SECTION("they finish within the 10 s: paused") {
     f.script_wait("0", busy);  // the wait's count came with the workers
     f.transport.reply(200, busy).reply(200, busy).reply(200, "[]");  // at 1, 2 and 3 s
-    f.transport.reply(204).reply(200, kPool);
+    f.transport.reply(204).reply(204);                               // the pause, our row's DELETE
     CHECK(f.run() == ExitCode::kOk);
     CHECK(f.sleeper.slept == std::vector<milliseconds>(3, seconds(1)));
     CHECK(f.said("other worker(s) of the pool are active (other): waiting up to 10 s"));
@@ -193,6 +193,7 @@ TEST_CASE("cycle end: the pause waits up to 10 s for the other workers of the po
     for (int i = 0; i < 10; ++i) {
       f.transport.reply(200, busy);
     }
+    f.transport.reply(204);  // our row's DELETE
     CHECK(f.run() == ExitCode::kOk);
     CHECK(f.clock.elapsed() == seconds(10));
     CHECK(f.pauses() == 0);
@@ -203,7 +204,7 @@ TEST_CASE("cycle end: the pause waits up to 10 s for the other workers of the po
   }
   SECTION("after a stop signal: not waited for") {
     f.during_worker = [&] { f.signal(SIGTERM); };
-    f.transport.reply(204).reply(200, busy);  // the DELETE; the workers, once
+    f.transport.reply(200, busy).reply(204);  // the workers, once; our row's DELETE
     CHECK(f.run() == ExitCode::kTerminated);
     CHECK(f.clock.elapsed() == seconds(0));
     CHECK(f.pauses() == 0);
@@ -216,10 +217,10 @@ TEST_CASE("cycle end: after SIGTERM the pause's tries keep their spacing", "[cyc
   Fixture f;
   f.script_start();
   f.during_worker = [&] { f.signal(SIGTERM); };  // SIGTERM while the runs execute
-  f.transport.reply(204).reply(200, "[]");       // the DELETE, the other workers
+  f.transport.reply(200, "[]");                  // the other workers
 
   SECTION("a 500 twice: tried again 1 s and 2 s later") {
-    f.transport.reply(500).reply(500).reply(204).reply(200, kPool);
+    f.transport.reply(500).reply(500).reply(204).reply(204);  // then our row's DELETE
     CHECK(f.run() == ExitCode::kTerminated);
     CHECK(f.sleeper.slept == std::vector<milliseconds>{seconds(1), seconds(2)});
     CHECK(f.clock.elapsed() == seconds(3));
@@ -231,7 +232,7 @@ TEST_CASE("cycle end: after SIGTERM the pause's tries keep their spacing", "[cyc
     CHECK(f.transport.pending() == 0);
   }
   SECTION("a 502 for 2.5 s: the client's own retries wait through the stop") {
-    f.transport.reply(502).reply(502).reply(204).reply(200, kPool);
+    f.transport.reply(502).reply(502).reply(204).reply(204);
     CHECK(f.run() == ExitCode::kTerminated);
     REQUIRE(f.sleeper.slept.size() == 2);
     CHECK(f.clock.elapsed() >= milliseconds(2700));  // 1 s and 2 s, ±10 % jitter
@@ -264,10 +265,10 @@ TEST_CASE("cycle end: a second signal hurries the pause to one short try", "[cyc
   Fixture f;
   f.script_start();
   f.during_worker = [&] { f.signal(SIGTERM); };
-  f.transport.reply(204).reply(200, "[]");
+  f.transport.reply(200, "[]");
 
   SECTION("during the spacing of the tries: one more, short, try") {
-    f.transport.reply(500).reply(500);
+    f.transport.reply(500).reply(500).reply(204);  // then our row's DELETE
     f.sleeper.on_sleep = [&](milliseconds) { f.signal(SIGTERM); };
     CHECK(f.run() == ExitCode::kTerminated);
     CHECK(f.pauses() == 2);
@@ -275,7 +276,7 @@ TEST_CASE("cycle end: a second signal hurries the pause to one short try", "[cyc
     CHECK(f.summary.pool_paused_at_end == false);
   }
   SECTION("during the client's retries: they end") {
-    f.transport.reply(502).reply(500);
+    f.transport.reply(502).reply(500).reply(204);
     f.sleeper.on_sleep = [&](milliseconds) {
       if (f.signals == 1) {
         f.signal(SIGTERM);
@@ -291,7 +292,7 @@ TEST_CASE("cycle end: a second signal hurries the pause to one short try", "[cyc
       f.signal(SIGTERM);
       f.signal(SIGTERM);
     };
-    f.transport.reply(500);
+    f.transport.reply(500).reply(204);
     CHECK(f.run() == ExitCode::kTerminated);
     CHECK(f.pauses() == 1);
     CHECK(f.sleeper.slept.empty());
@@ -300,8 +301,52 @@ TEST_CASE("cycle end: a second signal hurries the pause to one short try", "[cyc
   CHECK(f.transport.pending() == 0);
 }
 
+TEST_CASE("cycle end: our worker row goes after the pause, not before", "[cycle]") {
+  Fixture f;
+  f.script_start();
+  f.script_wait("0");
+  f.transport.reply(204).reply(204);  // the pause, our row's DELETE: no read back
+  CHECK(f.run() == ExitCode::kOk);
+  REQUIRE(f.transport.requests.size() == 7);
+  CHECK(f.transport.requests[5].method == "PATCH");
+  CHECK(f.transport.requests[6].method == "DELETE");
+  CHECK(f.transport.requests[6].url == "http://h/api/work_pools/etl/workers/w");
+  CHECK(f.transport.pending() == 0);
+}
+
+TEST_CASE("cycle end: the summary is told while our row's DELETE is in flight", "[cycle]") {
+  {
+    Fixture g;
+    g.script_start();
+    g.script_wait("0");
+    g.transport.reply(204).reply(204).reply(204);
+    bool told = false;
+    CycleDeps deps{g.client,
+                   g.clock,
+                   g.sleeper,
+                   [](const Logger&) { return PreflightReport{}; },
+                   [&g](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
+                     return std::make_unique<ScriptedWorker>(nullptr, g.worker_result);
+                   },
+                   [] { return 0; },
+                   [] { return false; },
+                   [&](const CycleSummary& s) {
+                     told = true;
+                     CHECK(s.pool_paused_at_end == true);
+                     CHECK(g.api.in_flight() == 1);  // the DELETE
+                     g.client.write({"POST", "/events", nlohmann::json::array()}, {});
+                   }};
+    CHECK(run_cycle(g.config, g.log, deps, g.summary) == ExitCode::kOk);
+    CHECK(told);
+    CHECK(g.api.in_flight() == 0);
+  }
+}
+
 TEST_CASE("cycle end: a pause the Foreman overwrote with NOT_READY is made again", "[cycle]") {
   Fixture f;
+  // No row of ours (Prefect's worker CLI, or a worker that ended long
+  // ago): the pause is read back.
+  f.worker_result.registered = false;
   f.script_start();
   f.script_wait("0");
   f.transport.reply(204);  // the pause

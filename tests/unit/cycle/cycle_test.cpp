@@ -69,20 +69,19 @@ struct Fixture : pc::testing::FakeClient {
   // The pause after a failed worker phase (no wait).
   void script_pause() {
     transport
-        .reply(204)         // delete our worker row
         .reply(200, "[]")   // other workers of the pool
         .reply(204)         // pause
-        .reply(200, kPool)  // the pool read back: PAUSED
+        .reply(204)         // delete our worker row
+        .reply(200, kPool)  // the pool read back (our row's heartbeats unknown): PAUSED
         ;
   }
   // The wait, then the pause.
   void script_wait_and_pause() {
     transport
-        .reply(204)         // the wait: delete our worker row (started)
-        .reply(200, "0")    // nothing active, with
-        .reply(200, "[]")   // the other workers of the pool
-        .reply(204)         // pause
-        .reply(200, kPool)  // the pool read back: PAUSED
+        .reply(200, "0")   // the wait: nothing active, with
+        .reply(200, "[]")  // the other workers of the pool
+        .reply(204)        // pause, while our worker row is online
+        .reply(204)        // then delete that row
         ;
   }
   bool paused() const {
@@ -212,10 +211,9 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
     CHECK(preflights == 1);
     CHECK(f.paused());
     CHECK(f.transport.pending() == 0);
-    // The pool with the due runs; the active count; the resume; the
-    // DELETE (started) and the wait's count with the workers; the pause;
-    // the pool read back.
-    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 1, 2, 1, 1});
+    // The pool with the due runs; the active count; the resume; the wait's
+    // count with the workers; the pause; our worker row's DELETE.
+    CHECK(f.transport.rounds == std::vector<std::size_t>{2, 1, 1, 2, 1, 1});
   }
   SECTION("a deployment to trigger is never an empty cycle") {
     f.config.trigger_deployments = {{"flow", "dep"}};
@@ -268,7 +266,7 @@ TEST_CASE("run_cycle: the summary reads again only the runs the worker did not s
   CHECK(run_cycle(f.config, f.log, deps, summary) == ExitCode::kRunsFailed);
 
   CHECK(f.transport.pending() == 0);
-  const auto& last = f.transport.requests.back();
+  const auto& last = f.transport.requests.back();  // after the pause and the DELETE
   CHECK(last.url == "http://h/api/flow_runs/filter");
   CHECK(json::parse(last.body)["flow_runs"]["id"]["any_"] == json::array({"r2"}));
   REQUIRE(summary.runs.size() == 2);

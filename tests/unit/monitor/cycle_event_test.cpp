@@ -75,6 +75,36 @@ TEST_CASE("send_cycle_event: when, and to which servers", "[monitor][events]") {
     CHECK(sent[0]["event"] == "prefect-cycle.cycle.failed");
   }
 
+  SECTION("the pool's id and the server's release known from the cycle: the POST alone") {
+    CycleSummary s = failed_cycle();
+    s.pool_id = "pool-id";
+    s.server_version = "3.9.1";
+    f.transport.reply(204);
+    send_cycle_event(config, f.client, s, Logger::null());
+    REQUIRE(f.transport.requests.size() == 1);
+    CHECK(f.transport.requests[0].url == "http://h/api/events");
+    const json sent = json::parse(f.transport.requests[0].body);
+    CHECK(sent[0]["resource"]["prefect.resource.id"] == "prefect.work-pool.pool-id");
+  }
+
+  SECTION("the pool's id known, the release not (no worker ran): the release, then the POST") {
+    CycleSummary s = failed_cycle();
+    s.pool_id = "pool-id";
+    f.transport.reply(200, R"("3.8.8")").reply(204);
+    send_cycle_event(config, f.client, s, Logger::null());
+    REQUIRE(f.transport.requests.size() == 2);
+    CHECK(f.transport.requests[0].url == "http://h/api/admin/version");
+    CHECK(f.transport.requests[1].url == "http://h/api/events");
+  }
+
+  SECTION("a 2.20 release known from the worker: no request at all") {
+    CycleSummary s = failed_cycle();
+    s.pool_id = "pool-id";
+    s.server_version = "2.20.27";
+    send_cycle_event(config, f.client, s, Logger::null());
+    CHECK(f.transport.requests.empty());
+  }
+
   SECTION("Prefect 2.20 has no events: nothing is posted") {
     f.transport.reply(200, R"("2.20.27")").reply(200, kPool);
     send_cycle_event(config, f.client, failed_cycle(), Logger::null());
