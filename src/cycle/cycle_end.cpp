@@ -126,10 +126,11 @@ void CycleRun::pause() {
     log_.warn(current_message_);
     return;
   }
-  // Our worker row, ONLINE, outlives the pause: Prefect's Foreman marks
-  // only a READY pool without an online worker NOT_READY, so it cannot
-  // write NOT_READY over our PAUSED. The row goes after the pause, its
-  // DELETE in flight while the cycle's event is sent (run()).
+  // Our worker row, ONLINE, outlives the pause (unless other workers were
+  // waited for): Prefect's Foreman marks only a READY pool without an
+  // online worker NOT_READY, so it cannot write NOT_READY over our PAUSED.
+  // The row goes after the pause, its DELETE in flight while the cycle's
+  // event is sent (run()).
   const bool our_row_online = row_online();
   try {
     send_pause();
@@ -313,6 +314,10 @@ std::string CycleRun::wait_for_other_workers() {
       log_.info("other worker(s) of the pool are active (" + names +
                 "): waiting up to 10 s for them to finish before pausing");
       logged = true;
+      // They may be waiting for us as we wait for them: our row goes now,
+      // so that they do not count us, and the last to finish pauses.
+      start_forgetting_own_worker();
+      finish_forgetting_own_worker();
     }
     deps_.sleeper.sleep_for(std::chrono::milliseconds(1000));
   }

@@ -48,6 +48,9 @@ void Reports::add(RunningMap::node_type node, ExitStatus status) {
     unsent_.push_back(std::make_shared<Batch>());
   }
   in_flight_.insert(node.key());
+  if (node.mapped().spawn_error.empty()) {
+    journal_.ended(node.key(), status);  // the exit line needs no state
+  }
   unsent_.back()->runs.push_back({std::move(node), status});
 }
 
@@ -71,9 +74,6 @@ void Reports::finish(const std::shared_ptr<Batch>& batch) {
       std::filesystem::remove_all(*r.temp_dir, ec);
     }
     filter.ids.push_back(r.run.id);
-    if (r.spawn_error.empty()) {
-      journal_.ended(r.run.id, ended.status);  // the exit line needs no state
-    }
   }
   // Their current states, in one read.
   read_in_flight_ = true;
