@@ -247,6 +247,7 @@ void CycleRun::work() {
     return "";
   };
   auto worker = deps_.make_worker(pool_, preflight_, stop_reason);
+  worker_registered_ = true;  // until it says otherwise: it may throw after its heartbeat
   WorkerPhaseResult result = worker->run(log_.with({{"phase", "worker"}}));
   worker_registered_ = result.registered;
   worker_ended_at_ = deps_.clock.now();

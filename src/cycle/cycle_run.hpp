@@ -135,7 +135,7 @@ class CycleRun {
   std::set<std::string> tracked_ids_;
   std::map<std::string, RunRecord> worker_records_;  // what the worker saw of its runs, by id
   std::optional<ApiClient::CallId> forgetting_;      // the DELETE of our worker row, in flight
-  bool worker_registered_ = true;             // a worker row of ours may exist, its DELETE not sent
+  bool worker_registered_ = false;            // a worker row of ours may exist, its DELETE not sent
   std::optional<TimePoint> worker_ended_at_;  // the native worker's end (its last heartbeat)
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()

@@ -136,6 +136,15 @@ TEST_CASE("run_cycle: any exception escaping a phase still reaches the pause", "
   CHECK(text.find(expected) == text.rfind(expected));
 }
 
+TEST_CASE("run_cycle: a cycle that ends before its worker deletes no worker row", "[cycle]") {
+  Fixture f;  // nothing scripted: every request fails as a refused connection would
+  CycleSummary summary;
+  CHECK(f.run([] {}, summary) == ExitCode::kApi);
+  for (const auto& r : f.transport.requests) {
+    CHECK(r.method != "DELETE");
+  }
+}
+
 TEST_CASE("run_cycle: a pc::Error in the worker phase is reported once and paused", "[cycle]") {
   Fixture f;
   f.script_until_worker();
