@@ -135,8 +135,10 @@ class CycleRun {
   std::set<std::string> tracked_ids_;
   std::map<std::string, RunRecord> worker_records_;  // what the worker saw of its runs, by id
   std::optional<ApiClient::CallId> forgetting_;      // the DELETE of our worker row, in flight
-  bool worker_registered_ = false;            // a worker row of ours may exist, its DELETE not sent
-  std::optional<TimePoint> worker_ended_at_;  // the native worker's end (its last heartbeat)
+  bool worker_registered_ = false;  // a worker row of ours may exist, its DELETE not sent
+  // The worker phase's end: our row's last heartbeat was at most one
+  // interval before (row_online).
+  std::optional<TimePoint> worker_ended_at_;
   bool resume_attempted_ = false;
   bool quiet_ = false;     // nothing to do: see check_quiet()
   bool due_read_ = false;  // remember_due_runs() has run

@@ -126,7 +126,10 @@ void RunJournal::send() {
 }
 
 void RunJournal::finish() {
-  finishing_ = true;
+  if (std::exchange(finishing_, true)) {
+    send();  // the release was read, or could not be, the first time
+    return;
+  }
   if (!features_known_ && (!logs_.queued.items.empty() || !events_.queued.items.empty())) {
     try {
       learn(features_of(ServerVersion::parse(client_.read_server_version())));

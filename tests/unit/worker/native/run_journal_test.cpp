@@ -270,4 +270,14 @@ TEST_CASE("RunJournal::finish: the version read only when something waits", "[wo
           std::vector<std::string>{"GET http://h/api/admin/version", "POST http://h/api/logs/"});
     CHECK(j.body(1)[0]["message"] == "Worker 'w' set flow run 'silly-fox' to CRASHED: found stale");
   }
+  SECTION("the version read failed: called again, finish() does not read it again") {
+    Journal j;
+    j.journal.state_set(run(), "CRASHED", "found stale");
+    j.f.transport.reply(500);  // not retried: the client gives up on a 500
+    j.journal.finish();
+    j.journal.finish();
+    j.pump();
+    CHECK(j.paths() == std::vector<std::string>{"GET http://h/api/admin/version"});
+    CHECK_FALSE(j.journal.pending());
+  }
 }
