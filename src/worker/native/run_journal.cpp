@@ -98,23 +98,17 @@ void RunJournal::line(const std::string& flow_run_id, RunLogLevel level,
   add(logs_, run_log_record(flow_run_id, level, message, std::chrono::system_clock::now()));
 }
 
-void RunJournal::add(Route& route, const json& item) {
-  if (route.wanted) {
-    if (route.queued.items.empty()) {
-      route.queued.since = clock_.now();
-    }
-    route.queued.items.push_back(redacted(item));
-  }
-}
-
 // Through the Redactor as text: a secret anywhere in a message or a label.
-json RunJournal::redacted(const json& item) const {
-  const std::string text = item.dump();
-  const std::string clean = redactor_.redact(text);
-  if (clean == text) {
-    return item;
+void RunJournal::add(Route& route, const json& item) {
+  if (!route.wanted) {
+    return;
   }
-  return json::parse(clean, nullptr, false);
+  if (route.queued.items.empty()) {
+    route.queued.since = clock_.now();
+  }
+  std::string text = redactor_.redact(item.dump());
+  route.queued.bytes += text.size();
+  route.queued.items.push_back(std::move(text));
 }
 
 void RunJournal::send() {
@@ -152,14 +146,21 @@ bool RunJournal::pending() const {
 
 void RunJournal::start(Route& route, bool events) {
   if (!route.wanted || route.in_flight || route.queued.items.empty() ||
-      (!finishing_ && clock_.now() - route.queued.since < batch_interval_)) {
+      (!finishing_ && route.queued.bytes < kJournalBatchBytes &&
+       clock_.now() - route.queued.since < batch_interval_)) {
     return;
   }
   Batch batch = std::exchange(route.queued, {});
   ++batch.tries;
   route.in_flight = true;
-  const auto call =
-      events ? PrefectClient::events_call(batch.items) : PrefectClient::logs_call(batch.items);
+  json items = json::array();
+  for (const auto& text : batch.items) {
+    json item = json::parse(text, nullptr, false);
+    if (!item.is_discarded()) {  // a redaction that broke the JSON: that item is lost
+      items.push_back(std::move(item));
+    }
+  }
+  const auto call = events ? PrefectClient::events_call(items) : PrefectClient::logs_call(items);
   const RequestOptions options{.retry = false,
                                .deadline = kJournalSendBound,
                                .through_stop = false,
@@ -206,6 +207,7 @@ void RunJournal::failed(Route& route, Batch batch, const std::exception_ptr& err
   for (auto& item : route.queued.items) {
     batch.items.push_back(std::move(item));
   }
+  batch.bytes += route.queued.bytes;
   route.queued = std::move(batch);
 }
 

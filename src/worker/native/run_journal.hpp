@@ -8,12 +8,11 @@
 // Best effort, never in a run's way: lines and events are queued and sent
 // in flight with the loop's other requests, one POST /logs/ and one POST
 // /events at a time, each batch once its oldest item has waited
-// kJournalBatchInterval or in the worker's last lap: a few requests a
-// cycle, not a few per run. (Prefect's own log handler batches every 2 s;
-// on a SQLite-backed server, where writes go one after another, each
-// POST /logs/ holds up the claims and reports for a round trip.) POST
-// /events takes no database lock on the server (Prefect queues events for
-// its persister), so on a server that answered 503 it goes beside the
+// kJournalBatchInterval, once it holds kJournalBatchBytes, or in the
+// worker's last lap: a few requests a cycle, not a few per run. (Prefect's own log handler batches
+// every 2 s; on a SQLite-backed server, where writes go one after another, each POST /logs/ holds
+// up the claims and reports for a round trip.) POST /events takes no database lock on the server
+// (Prefect queues events for its persister), so on a server that answered 503 it goes beside the
 // other writes, not in their line.
 // Each send is one attempt with a deadline of kJournalSendBound and no
 // retries; a failed batch goes once more with the next send, then is
@@ -30,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +47,9 @@ namespace pc {
 inline constexpr std::chrono::milliseconds kJournalSendBound{5000};
 // How long a line or event waits for others to share its request.
 inline constexpr std::chrono::milliseconds kJournalBatchInterval{5000};
+// A batch this large goes without waiting: what is queued stays small
+// however many runs a cycle starts.
+inline constexpr std::size_t kJournalBatchBytes = std::size_t{32} * 1024;
 
 class RunJournal {
  public:
@@ -105,8 +108,11 @@ class RunJournal {
   void finish();
 
  private:
+  // Items kept as their (redacted) JSON text: a quarter of what parsed
+  // objects take, while they wait for their batch.
   struct Batch {
-    nlohmann::json items = nlohmann::json::array();
+    std::vector<std::string> items;
+    std::size_t bytes = 0;
     int tries = 0;                                  // sends of its oldest items so far
     std::chrono::steady_clock::time_point since{};  // when its first item came
   };
@@ -119,7 +125,6 @@ class RunJournal {
   void add(Route& route, const nlohmann::json& item);
   void start(Route& route, bool events);
   void failed(Route& route, Batch batch, const std::exception_ptr& error);
-  nlohmann::json redacted(const nlohmann::json& item) const;
 
   PrefectClient& client_;
   const Clock& clock_;

@@ -225,6 +225,25 @@ TEST_CASE("RunJournal: a batch waits the interval for company, not at the end",
   }
 }
 
+TEST_CASE("RunJournal: a batch of kJournalBatchBytes goes without waiting", "[worker][journal]") {
+  Journal j(RunJournal::Options{});  // kJournalBatchInterval
+  j.journal.learn(features("3.8.8"));
+  const std::string long_line(10 * 1024, 'x');
+  std::size_t lines = 0;
+  for (; lines * long_line.size() < kJournalBatchBytes - long_line.size(); ++lines) {
+    j.journal.line("run-1", RunLogLevel::kInfo, long_line);
+  }
+  j.journal.send();
+  CHECK(j.f.transport.requests.empty());  // just under the size, not waited for long enough
+  j.journal.line("run-1", RunLogLevel::kInfo, long_line);
+  j.f.transport.reply(201);
+  j.journal.send();
+  j.pump();
+  REQUIRE(j.paths() == std::vector<std::string>{"POST http://h/api/logs/"});
+  CHECK(j.body(0).size() == lines + 1);
+  CHECK(j.clock.elapsed() == std::chrono::milliseconds(0));
+}
+
 TEST_CASE("RunJournal: events go beside a one-at-a-time client's writes", "[worker][journal]") {
   Journal j;
   j.journal.learn(features("3.8.8"));
