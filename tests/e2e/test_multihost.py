@@ -263,9 +263,17 @@ def test_a_host_killed_mid_run_is_recovered_by_the_next_host(prefect, pool, cycl
     b = procs.pop(victim)
     kill_like_a_dead_container(b.popen, _tree(b.pid)[1:])
     killed_at = time.monotonic()
+
+    def claimed_by_victim(r) -> bool:
+        # Its pid or its state's message says so; or, for a run RUNNING
+        # before its infrastructure_pid was written, its PENDING's message.
+        if victim in (r.infrastructure_pid or "") + (r.state.message or ""):
+            return True
+        return any(" PENDING " in line and f"prefect-cycle-{victim}" in line
+                   for line in _history(prefect, r.id))
+
     leftovers = [r for r in prefect.pool_runs(pool)
-                 if r.state.type.value in ("PENDING", "RUNNING")
-                 and victim in ((r.infrastructure_pid or "") + (r.state.message or ""))]
+                 if r.state.type.value in ("PENDING", "RUNNING") and claimed_by_victim(r)]
     b_claimed = {str(r.id) for r in leftovers}
     assert b_claimed, f"{victim} had no run left PENDING/RUNNING"
 
