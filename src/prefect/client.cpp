@@ -348,8 +348,12 @@ std::optional<json> PrefectClient::read_block_document_by_id(const std::string& 
   return response.body;
 }
 
+PrefectClient::Call<std::string> PrefectClient::server_version_read() {
+  return {{"GET", kVersionPath, std::nullopt}, version_answer};
+}
+
 std::string PrefectClient::read_server_version() {
-  return version_answer(api_.request("GET", kVersionPath));
+  return read(server_version_read());
 }
 
 std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups& wanted) {
@@ -389,7 +393,7 @@ std::vector<PrefectClient::LookupPart> PrefectClient::lookup_parts(const Lookups
     });
   }
   if (wanted.server_version) {
-    const Call<std::string> read{{"GET", kVersionPath, std::nullopt}, version_answer};
+    const Call<std::string> read = server_version_read();
     parts.emplace_back(read.call, [read](LookupResults& found, const ApiClient::Result& r) {
       found.server_version = decoded(read, r);
     });

@@ -43,15 +43,4 @@ void PrefectClient::write(const ApiClient::Call& call, const RequestOptions& opt
   check_written(call, api_.request(call.method, call.path, call.body, options));
 }
 
-PrefectClient::Call<std::string> PrefectClient::server_version_read() {
-  return {{"GET", "/admin/version", std::nullopt}, [](const ApiResponse& response) {
-            if (!response.body.is_string()) {
-              throw api_error(
-                  "GET /admin/version: unexpected HTTP " + std::to_string(response.status),
-                  Hint::kApiAnswer);
-            }
-            return response.body.get<std::string>();
-          }};
-}
-
 }  // namespace pc
