@@ -92,7 +92,7 @@ ExitCode run_command(const Config& config) {
         return run_preflight(config, plog, [] { return StopSignal::stop_requested(); });
       },
       [&config, &base_env, &stack](const WorkPool& pool, const PreflightReport& preflight,
-                                   std::function<std::string()> stop_reason) {
+                                   WorkerHooks hooks) {
         Environment env = child_environment(config, base_env, preflight.flow_env);
         std::unique_ptr<WorkerPhase> worker;
         if (config.worker_type == "process") {
@@ -100,11 +100,13 @@ ExitCode run_command(const Config& config) {
           options.child_env = std::move(env);
           options.default_working_dir = preflight.working_dir;
           options.hostname = host_name();
-          options.stop_reason = std::move(stop_reason);
+          options.stop_reason = std::move(hooks.stop_reason);
+          options.last_lap = std::move(hooks.last_lap);
           worker = std::make_unique<NativeWorker>(config, stack.client(), stack.sleeper(), pool,
                                                   std::move(options));
         } else {
-          worker = std::make_unique<CliWorker>(config, std::move(env), std::move(stop_reason));
+          worker =
+              std::make_unique<CliWorker>(config, std::move(env), std::move(hooks.stop_reason));
         }
         return worker;
       },

@@ -246,7 +246,8 @@ void CycleRun::work() {
     }
     return "";
   };
-  auto worker = deps_.make_worker(pool_, preflight_, stop_reason);
+  auto worker = deps_.make_worker(pool_, preflight_,
+                                  WorkerHooks{stop_reason, [this] { start_first_count(); }});
   worker_registered_ = true;  // until it says otherwise: it may throw after its heartbeat
   WorkerPhaseResult result = worker->run(log_.with({{"phase", "worker"}}));
   worker_registered_ = result.registered;

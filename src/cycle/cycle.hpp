@@ -35,11 +35,9 @@ struct CycleDeps {
   Sleeper& sleeper;
   // Runs the repository, code sync and database checks (throws on failure).
   std::function<PreflightReport(const Logger&)> preflight;
-  // Builds the worker once the preflight has said what the flows need. The
-  // worker must stop (and account for its runs) once `stop_reason` returns
-  // something: a signal arrived or the wait timeout passed.
-  std::function<std::unique_ptr<WorkerPhase>(const WorkPool&, const PreflightReport&,
-                                             std::function<std::string()> stop_reason)>
+  // Builds the worker once the preflight has said what the flows need, with
+  // the cycle's hooks (worker/phase.hpp: when to stop, its last lap).
+  std::function<std::unique_ptr<WorkerPhase>(const WorkPool&, const PreflightReport&, WorkerHooks)>
       make_worker;
   // Whether a stop signal arrived, and which one (SIGINT/SIGTERM).
   std::function<int()> stop_signal;

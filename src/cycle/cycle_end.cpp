@@ -2,6 +2,7 @@
 // request that must not be lost) and reading the runs' final states.
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "common/error.hpp"
@@ -25,6 +26,46 @@ constexpr std::chrono::milliseconds kHurriedTry{5000};
 
 }  // namespace
 
+// Told by the worker in its last lap (WorkerHooks::last_lap): no run of
+// ours will start or run any more, and the last final states are being
+// read. The wait's first count, with the pool's workers pause() needs, goes
+// now, in flight with those reads: one round trip fewer at the end of a
+// cycle. A run whose process ended without a final state is still counted
+// active here (the worker sets one after its read): wait() then counts again
+// at once.
+void CycleRun::start_first_count() {
+  if (quiet_ || !config_.wait_for_completion || first_count_) {
+    return;
+  }
+  auto first = std::make_shared<FirstCount>();
+  first_count_ = first;
+  try {
+    deps_.client.start_call(
+        PrefectClient::count_read(active_runs_filter()),
+        [first](Outcome<std::int64_t> answered) { first->active = std::move(answered); });
+    if (config_.auto_pause == AutoPause::kOn && resume_attempted_) {
+      deps_.client.start_call(
+          PrefectClient::workers_read(config_.work_pool),
+          [first](Outcome<std::vector<Worker>> answered) { first->workers = std::move(answered); });
+    }
+  } catch (const Error& e) {
+    log_.debug(std::string("could not start the first count of the active flow runs: ") + e.what());
+  }
+}
+
+// The count start_first_count() started, if it was answered; the pool's
+// workers read with it go to early_workers_. None: wait() counts itself.
+std::optional<std::int64_t> CycleRun::take_first_count() {
+  const auto first = std::exchange(first_count_, nullptr);
+  if (!first || !first->active || !first->active->value) {
+    return std::nullopt;  // not started, not answered yet, or failed
+  }
+  if (first->workers && first->workers->value) {
+    early_workers_ = std::move(*first->workers->value);
+  }
+  return *first->active->value;
+}
+
 void CycleRun::wait() {
   if (quiet_) {
     skip(kQuiet);
@@ -40,7 +81,9 @@ void CycleRun::wait() {
   const FlowRunFilter filter = active_runs_filter();
   // The first count goes with the read of the pool's workers that pause()
   // needs next: one round trip fewer when nothing is active any more. Our
-  // worker row stays until the pool is paused (pause()).
+  // worker row stays until the pool is paused (pause()). The worker's last
+  // lap has usually started both (start_first_count).
+  std::optional<std::int64_t> first = take_first_count();
   bool with_workers = config_.auto_pause == AutoPause::kOn && resume_attempted_;
   auto count = [&] {
     if (!std::exchange(with_workers, false)) {
@@ -57,8 +100,9 @@ void CycleRun::wait() {
   while (true) {
     check_stop();
     std::int64_t active = 0;
+    const bool counted_early = first.has_value();
     try {
-      active = count();
+      active = counted_early ? *std::exchange(first, std::nullopt) : count();
       count_failures.succeeded();
     } catch (const Error& e) {
       early_workers_.reset();
@@ -86,6 +130,12 @@ void CycleRun::wait() {
                       " s (PREFECT_WAIT_TIMEOUT_SECONDS) with " + std::to_string(active) +
                       " flow run(s) still active in pool \"" + config_.work_pool + "\"",
                   Hint::kWaitTimeout);
+    }
+    if (counted_early) {
+      // Counted while the worker set the last final states: counted again now.
+      log_.debug(std::to_string(active) +
+                 " active flow run(s) counted in the worker's last lap: counting again");
+      continue;
     }
     std::string progress = std::to_string(active) + " active flow run(s) in pool \"" +
                            config_.work_pool + "\"; waited " + format_seconds(elapsed);

@@ -5,8 +5,10 @@
 // cycle_end.cpp: the wait, the pause and the final states of the runs.
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -111,6 +113,8 @@ class CycleRun {
   static constexpr const char* kQuiet = "nothing due or active";
 
   // --- the end (cycle_end.cpp) -----------------------------------------------
+  void start_first_count();
+  std::optional<std::int64_t> take_first_count();
   void wait();
   void pause();
   void send_pause();
@@ -148,6 +152,14 @@ class CycleRun {
   std::optional<std::vector<FlowRun>> early_due_;
   // The pool's workers, read with the wait's first count (wait); none: pause reads them.
   std::optional<std::vector<Worker>> early_workers_;
+  // The wait's first count and the pool's workers, started in the worker's
+  // last lap (start_first_count), each filled when its answer arrives.
+  struct FirstCount {
+    std::optional<Outcome<std::int64_t>> active;
+    std::optional<Outcome<std::vector<Worker>>> workers;
+  };
+  // Shared with the calls' handlers, which may run after the cycle's end.
+  std::shared_ptr<FirstCount> first_count_;
   std::optional<TimePoint> wait_deadline_;
   // After a stop signal: until when the pause may keep trying (pause_options).
   std::optional<TimePoint> pause_deadline_;

@@ -5,6 +5,7 @@
 // (cli_worker.hpp), or a fake in tests. The cycle depends on this file; nothing
 // here depends on the cycle.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -54,6 +55,20 @@ struct WorkerPhaseResult {
   // The Prefect server's release, when the worker read it (the cycle's
   // event needs no read of its own then).
   std::optional<std::string> server_version;
+};
+
+// What the cycle gives a worker to call.
+struct WorkerHooks {
+  // "" while the worker may go on; else why it must stop (a signal arrived,
+  // the wait timeout passed): it then stops and accounts for its runs.
+  std::function<std::string()> stop_reason;
+  // Called once, when no flow run of the worker will start or run any more
+  // (a run-once worker's last process reaped), while the last final states
+  // are still being read: the cycle starts its first count of the pool's
+  // active runs there (CycleRun::start_first_count). Not called by a worker
+  // that was stopped (the cycle does not wait then) or that cannot tell
+  // (Prefect's worker CLI). May be null.
+  std::function<void()> last_lap;
 };
 
 // The native worker, Prefect's worker CLI, or a fake.

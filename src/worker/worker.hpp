@@ -43,6 +43,8 @@ struct NativeWorkerOptions {
   std::string hostname;
   // "" while the worker may go on; else why it must stop ("SIGTERM received").
   std::function<std::string()> stop_reason;
+  // Called once in the last lap (WorkerHooks::last_lap); may be null.
+  std::function<void()> last_lap;
   // Seams for tests: null = real processes (ProcessStarterImpl) and
   // std::chrono::steady_clock. The clock must outlive the worker.
   std::shared_ptr<ProcessStarter> starter;

@@ -164,9 +164,12 @@ void NativeWorker::Impl::loop() {
     updates_.send_due(false);
     if (last_lap()) {
       // The last exit lines and the stopped event go with the reads of the
-      // final states, not after them.
+      // final states, not after them; so does the cycle's first count.
       journal_.worker_stopped();
       journal_.finish();
+      if (!std::exchange(told_last_lap_, true) && !stopping() && options_.last_lap) {
+        options_.last_lap();
+      }
     }
     journal_.send();
     claims_.send();  // those re-read, or whose WAIT has passed, in this round

@@ -137,9 +137,9 @@ std::string cycle_message(
                  sleeper,
                  [](const Logger&) { return PreflightReport{}; },
                  [&](const WorkPool& pool, const PreflightReport&,
-                     std::function<std::string()> stop_reason) -> std::unique_ptr<WorkerPhase> {
+                     WorkerHooks hooks) -> std::unique_ptr<WorkerPhase> {
                    if (worker) {
-                     return worker(client, sleeper, pool, std::move(stop_reason));
+                     return worker(client, sleeper, pool, std::move(hooks.stop_reason));
                    }
                    return std::make_unique<FixedWorker>(std::chrono::milliseconds(0));
                  },

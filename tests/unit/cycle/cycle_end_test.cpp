@@ -1,6 +1,7 @@
 // The end of a cycle (cycle_end.cpp) on the FakeClock: the wait, its
 // timeout, a stop signal during it, the wait for other workers, the pause's
-// tries (after a stop signal too, and hurried by a second one), our worker
+// tries (after a stop signal too, and hurried by a second one), the first
+// count made in the worker's last lap, our worker
 // row's DELETE after the pause, and the pause read back for Prefect's
 // Foreman when no row of ours was online.
 #include <signal.h>
@@ -26,14 +27,31 @@ const char* kDueRun = R"([{"id":"r1","name":"due","state":{"type":"SCHEDULED"}}]
 const char* kPatchPause = R"({"is_paused":true})";
 
 // A worker phase that runs `during` (a test delivers a signal there) and
-// returns `result`.
+// returns `result`. Given a client, it calls the cycle's last-lap hook, as
+// the native worker does once its last process has ended, and waits for
+// the calls the hook started.
 class ScriptedWorker final : public WorkerPhase {
  public:
-  ScriptedWorker(std::function<void()> during, WorkerPhaseResult result)
-      : during_(std::move(during)), result_(std::move(result)) {}
+  ScriptedWorker(std::function<void()> during, WorkerPhaseResult result,
+                 PrefectClient* client = nullptr, WorkerHooks hooks = {},
+                 std::function<void()> after = nullptr)
+      : during_(std::move(during)),
+        result_(std::move(result)),
+        client_(client),
+        hooks_(std::move(hooks)),
+        after_(std::move(after)) {}
   WorkerPhaseResult run(const Logger&) override {
     if (during_) {
       during_();
+    }
+    if (client_ != nullptr && hooks_.last_lap) {
+      hooks_.last_lap();
+      while (client_->in_flight()) {
+        client_->poll_started(milliseconds(0));
+      }
+    }
+    if (after_) {
+      after_();
     }
     return result_;
   }
@@ -41,6 +59,9 @@ class ScriptedWorker final : public WorkerPhase {
  private:
   std::function<void()> during_;
   WorkerPhaseResult result_;
+  PrefectClient* client_;
+  WorkerHooks hooks_;
+  std::function<void()> after_;
 };
 
 struct Fixture {
@@ -57,6 +78,8 @@ struct Fixture {
   int first_signal = 0;
   int signals = 0;
   std::function<void()> during_worker;
+  bool last_lap = false;           // the worker calls the cycle's last-lap hook
+  std::size_t sent_by_worker = 0;  // requests sent when the worker phase returned
   WorkerPhaseResult worker_result;
   CycleSummary summary;
 
@@ -81,8 +104,10 @@ struct Fixture {
                    clock,
                    sleeper,
                    [](const Logger&) { return PreflightReport{}; },
-                   [this](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
-                     return std::make_unique<ScriptedWorker>(during_worker, worker_result);
+                   [this](const WorkPool&, const PreflightReport&, WorkerHooks hooks) {
+                     return std::make_unique<ScriptedWorker>(
+                         during_worker, worker_result, last_lap ? &client : nullptr,
+                         std::move(hooks), [this] { sent_by_worker = transport.requests.size(); });
                    },
                    [this] { return first_signal; },
                    [this] { return signals > 1; }};
@@ -96,6 +121,13 @@ struct Fixture {
     transport.reply(200, active).reply(200, workers);
   }
 
+  int counts() const {
+    int n = 0;
+    for (const auto& r : transport.requests) {
+      n += r.url == "http://h/api/flow_runs/count";
+    }
+    return n;
+  }
   int pauses() const {
     int n = 0;
     for (const auto& r : transport.requests) {
@@ -136,6 +168,52 @@ TEST_CASE("cycle end: the wait polls every PREFECT_WAIT_POLL_SECONDS until nothi
   CHECK(f.pauses() == 1);
   CHECK(f.summary.pool_paused_at_end == true);
   CHECK(f.said("no active flow runs in pool \"etl\" after 20.0 s"));
+  CHECK(f.transport.pending() == 0);
+}
+
+TEST_CASE("cycle end: the wait's first count goes in the worker's last lap", "[cycle]") {
+  Fixture f;
+  f.last_lap = true;
+  f.script_start();
+
+  SECTION("nothing active: the wait makes no request, the pause follows") {
+    f.script_wait("0");                 // in the last lap: the count with the workers
+    f.transport.reply(204).reply(204);  // the pause, our row's DELETE
+    CHECK(f.run() == ExitCode::kOk);
+    REQUIRE(f.transport.requests.size() == 7);
+    CHECK(f.transport.requests[3].url == "http://h/api/flow_runs/count");
+    CHECK(f.transport.requests[4].url == "http://h/api/work_pools/etl/workers/filter");
+    CHECK(f.sent_by_worker == 5);  // the count and the workers went before the worker's end
+    CHECK(f.transport.requests[5].method == "PATCH");
+    CHECK(f.counts() == 1);
+    CHECK(f.said("no active flow runs in pool \"etl\" after 0.0 s"));
+  }
+  SECTION("a run still active then (its final state set after the count): counted again at once") {
+    f.script_wait("1");
+    f.script_wait("0");  // the wait's own count, with the workers again
+    f.transport.reply(204).reply(204);
+    CHECK(f.run() == ExitCode::kOk);
+    CHECK(f.counts() == 2);
+    CHECK(f.sleeper.slept.empty());
+    CHECK(f.said("counted in the worker's last lap: counting again"));
+  }
+  SECTION("the early count failed: the wait counts as usual, with no warning") {
+    f.transport.reply(400, R"({"detail":"bad"})").reply(200, "[]");
+    f.script_wait("0");
+    f.transport.reply(204).reply(204);
+    CHECK(f.run() == ExitCode::kOk);
+    CHECK(f.counts() == 2);
+    CHECK_FALSE(f.said("could not count"));
+  }
+  SECTION("PREFECT_WAIT_FOR_COMPLETION off: no count at all") {
+    f.config.wait_for_completion = false;
+    f.transport.reply(200, "[]").reply(204).reply(204);  // workers (pause), pause, DELETE
+    CHECK(f.run() == ExitCode::kOk);
+    CHECK(f.sent_by_worker == 3);
+    CHECK(f.counts() == 0);
+  }
+  CHECK(f.pauses() == 1);
+  CHECK(f.summary.pool_paused_at_end == true);
   CHECK(f.transport.pending() == 0);
 }
 
@@ -326,7 +404,7 @@ TEST_CASE("cycle end: the summary is told while our row's DELETE is in flight", 
                    g.clock,
                    g.sleeper,
                    [](const Logger&) { return PreflightReport{}; },
-                   [&g](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
+                   [&g](const WorkPool&, const PreflightReport&, WorkerHooks) {
                      return std::make_unique<ScriptedWorker>(nullptr, g.worker_result);
                    },
                    [] { return 0; },

@@ -46,16 +46,15 @@ struct Fixture : pc::testing::FakeClient {
   }
 
   ExitCode run(std::function<void()> thrower, CycleSummary& summary) {
-    CycleDeps deps{
-        client,
-        pc::real_clock(),
-        sleeper,
-        [](const Logger&) { return PreflightReport{}; },
-        [thrower](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
-          return std::make_unique<ThrowingWorker>(thrower);
-        },
-        [this] { return signal; },
-        [] { return false; }};
+    CycleDeps deps{client,
+                   pc::real_clock(),
+                   sleeper,
+                   [](const Logger&) { return PreflightReport{}; },
+                   [thrower](const WorkPool&, const PreflightReport&, WorkerHooks) {
+                     return std::make_unique<ThrowingWorker>(thrower);
+                   },
+                   [this] { return signal; },
+                   [] { return false; }};
     return run_cycle(config, log, deps, summary);
   }
 
@@ -171,7 +170,7 @@ TEST_CASE("run_cycle: an empty cycle changes nothing on the server", "[cycle]") 
                      ++preflights;
                      return PreflightReport{};
                    },
-                   [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
+                   [&](const WorkPool&, const PreflightReport&, WorkerHooks) {
                      worker_made = true;
                      return std::make_unique<ThrowingWorker>([] {});
                    },
@@ -265,7 +264,7 @@ TEST_CASE("run_cycle: the summary reads again only the runs the worker did not s
                  pc::real_clock(),
                  f.sleeper,
                  [](const Logger&) { return PreflightReport{}; },
-                 [&](const WorkPool&, const PreflightReport&, std::function<std::string()>) {
+                 [&](const WorkPool&, const PreflightReport&, WorkerHooks) {
                    return std::make_unique<RecordsWorker>(records);
                  },
                  [] { return 0; },

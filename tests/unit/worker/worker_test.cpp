@@ -110,6 +110,7 @@ struct Harness : FakeApi {
   Config config;
   std::string stop;                  // the cycle's stop reason, "" = go on
   std::function<void()> each_round;  // called whenever the worker asks for `stop`
+  std::function<void()> last_lap;    // the cycle's last-lap hook
 
   Harness() {
     config.api_url = "http://h/api";
@@ -134,6 +135,7 @@ struct Harness : FakeApi {
       }
       return stop;
     };
+    options.last_lap = last_lap;
     options.starter = starter;
     options.clock = &clock;
     WorkPool pool;
@@ -497,6 +499,47 @@ TEST_CASE("NativeWorker: after the process ends", "[worker]") {
           "prefect-cycle stopped this flow run: SIGTERM received; the process was killed by "
           "signal 15 (SIGTERM).");
     CHECK(h.records(result) == std::map<std::string, std::string>{{"r1", "CRASHED"}});
+  }
+}
+
+TEST_CASE("NativeWorker: the cycle's last-lap hook, once the last process has ended", "[worker]") {
+  Harness h;
+  int told = 0;
+  bool processes_left = true;
+  h.last_lap = [&] {
+    ++told;
+    processes_left = !h.starter->empty();
+  };
+
+  SECTION("two runs: told once, after both ended") {
+    h.server.add_run("r1");
+    h.server.add_run("r2");
+    h.config.flow_limit = 2;
+    h.starter->plan = [](const std::string& id) {
+      return FakeStarter::Plan{id == "r1" ? 1 : 3, ExitStatus{0, 0}, ""};
+    };
+    auto result = h.run();
+    CHECK(told == 1);
+    CHECK_FALSE(processes_left);
+    CHECK(h.records(result) ==
+          std::map<std::string, std::string>{{"r1", "COMPLETED"}, {"r2", "COMPLETED"}});
+  }
+  SECTION("nothing due after all (another worker took the runs): told at the second empty poll") {
+    h.run();
+    CHECK(told == 1);
+  }
+  SECTION("stopped by the cycle (a signal): not told, the cycle does not wait") {
+    h.server.add_run("r1");
+    h.starter->plan = [](const std::string&) { return FakeStarter::Plan{0, {}, ""}; };
+    h.starter->on_end = nullptr;
+    h.each_round = [&] {
+      if (h.clock.elapsed() >= std::chrono::seconds(2)) {  // after the poll that found no more
+        h.stop = "SIGTERM received";
+      }
+    };
+    h.run();
+    CHECK(h.starter->terminated == std::vector<std::string>{"r1"});
+    CHECK(told == 0);
   }
 }
 
