@@ -169,13 +169,18 @@ def _worker_phase_end(output: str) -> datetime | None:
     return None
 
 
+def _keep_logs(results: dict, tmp_path):
+    """Every host's output in tmp_path/<host>.log, for a failure's message."""
+    for host, r in results.items():
+        (tmp_path / f"{host}.log").write_text(r.stdout + "\n--- stderr\n" + r.stderr)
+
+
 def _check_pause_order(results: dict, tmp_path):
     """Whoever paused did so after every other cycle had finished its worker
     phase (= had claimed and run everything it would). A cycle still in its
     wait phase is not working: the pauser's own wait ended with no active run
     in the pool. Returns the hosts that paused; the logs go to tmp_path."""
-    for host, r in results.items():
-        (tmp_path / f"{host}.log").write_text(r.stdout + "\n--- stderr\n" + r.stderr)
+    _keep_logs(results, tmp_path)
     pausers = {h: r for h, r in results.items() if re.search(r'work pool "[^"]+" paused', r.output)}
     assert pausers, "no cycle paused the pool:\n" + "\n".join(map(str, results.values()))
     for host, r in pausers.items():
@@ -295,10 +300,14 @@ def test_a_host_killed_mid_run_is_recovered_by_the_next_host(prefect, pool, cycl
                "PREFECT_WORKER_CYCLE_LOG_FORMAT": "text"} | fast,
         timeout=240, hostname="host-d")
     results = {h: p.finish(timeout=240) for h, p in procs.items()} | {"host-d": d}
+    _keep_logs(results, tmp_path)  # before any assertion: a failure points to them
 
     for host, r in results.items():
         assert r.returncode in (0, 1), r  # 1: it accounted the victim's crashed runs
-    assert "stale flow run" in d.output, d
+    recovered_by = sorted(h for h, r in results.items() if "stale flow run" in r.output)
+    assert "stale flow run" in d.output, (
+        f"host-d's output has no recovery line; hosts whose output has one: {recovered_by}; "
+        f"logs in {tmp_path}")
     launches = _ledger(ledger)
     assert all(len(h) == 1 for h in launches.values()), launches
     for run in ids:
