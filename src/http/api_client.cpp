@@ -168,7 +168,7 @@ std::vector<ApiClient::Result> ApiClient::request_all(const std::vector<Call>& c
     for (std::size_t i : pending) {
       requests.push_back(states[i]->next_request());
     }
-    std::vector<TransportOutcome> outcomes = one_at_a_time_
+    std::vector<TransportOutcome> outcomes = one_at_a_time_ && !options.takes_no_lock
                                                  ? transport_.HttpTransport::send_all(requests)
                                                  : transport_.send_all(requests);
     if (requests.size() > 1 && std::any_of(outcomes.begin(), outcomes.end(), busy_answer)) {

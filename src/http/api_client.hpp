@@ -40,9 +40,10 @@ struct RequestOptions {
   // even after a first stop signal (Sleeper::sleep_through); only a second
   // one ends them. Calls started with start() are never ended by a signal.
   bool through_stop = false;
-  // The server answers it without its database's write lock (Prefect
-  // queues POST /events for its event persister): a started call so marked
-  // never waits its turn after a busy answer, nor holds up another's.
+  // The server answers it without its database's write lock (a read;
+  // Prefect queues POST /events for its event persister): after a busy
+  // answer, a started call so marked never waits its turn, nor holds up
+  // another's, and a round of such calls still goes together.
   bool takes_no_lock = false;
 };
 

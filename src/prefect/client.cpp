@@ -421,7 +421,8 @@ PrefectClient::LookupResults PrefectClient::gathered(
 
 PrefectClient::LookupResults PrefectClient::look_up(const Lookups& wanted) {
   const auto parts = lookup_parts(wanted);
-  return gathered(parts, api_.request_all(calls_of(parts)));
+  const auto calls = calls_of(parts);
+  return gathered(parts, api_.request_all(calls, lock_free_if_reads(calls, {})));
 }
 
 void PrefectClient::start_look_up(const Lookups& wanted, std::function<void(LookupResults)> done) {

@@ -219,14 +219,14 @@ class PrefectClient {
   }
   template <typename... T>
   std::tuple<Outcome<T>...> read_together(const Call<T>&... reads) {
-    return decoded_all(api_.request_all({reads.call...}), std::index_sequence_for<T...>{},
-                       reads...);
+    return read_together(RequestOptions{}, reads...);
   }
   // read_together with `options` (a deadline, no retries) for every read.
   template <typename... T>
   std::tuple<Outcome<T>...> read_together(const RequestOptions& options, const Call<T>&... reads) {
-    return decoded_all(api_.request_all({reads.call...}, options), std::index_sequence_for<T...>{},
-                       reads...);
+    std::vector<ApiClient::Call> calls{reads.call...};
+    auto results = api_.request_all(calls, lock_free_if_reads(calls, options));
+    return decoded_all(results, std::index_sequence_for<T...>{}, reads...);
   }
   // A Call started without waiting: `done` gets its value or the error its
   // blocking method would throw, from the poll_started() that sees it end.
@@ -290,6 +290,15 @@ class PrefectClient {
   bool health();
 
  private:
+  // Whether Prefect's server only reads to answer `call`: a GET, or a POST
+  // to one of its read routes (.../filter, /flow_runs/count). On SQLite,
+  // whose write-ahead log lets reads go beside a write, such a call is
+  // never answered 503 "database is locked".
+  static bool reads_only(const ApiClient::Call& call);
+  // `options`, marked takes_no_lock when every call only reads: after a
+  // busy answer such calls still go together, and beside the writes.
+  static RequestOptions lock_free_if_reads(const std::vector<ApiClient::Call>& calls,
+                                           RequestOptions options);
   template <typename T>
   static Outcome<T> decoded(const Call<T>& read, const ApiClient::Result& result) {
     Outcome<T> outcome;

@@ -3,7 +3,9 @@
 // started heartbeat and DELETE: client.cpp.
 #include "prefect/client.hpp"
 
+#include <algorithm>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 namespace pc {
@@ -136,9 +138,27 @@ PrefectClient::Call<SetStateResult> PrefectClient::proposal_call(const StateProp
           [proposal](const ApiResponse& response) { return set_state_result(response, proposal); }};
 }
 
+bool PrefectClient::reads_only(const ApiClient::Call& call) {
+  if (call.method == "GET") {
+    return true;
+  }
+  auto ends_with = [&call](std::string_view tail) {
+    return call.path.size() >= tail.size() &&
+           call.path.compare(call.path.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  return call.method == "POST" && (ends_with("/filter") || call.path == "/flow_runs/count");
+}
+
+RequestOptions PrefectClient::lock_free_if_reads(const std::vector<ApiClient::Call>& calls,
+                                                 RequestOptions options) {
+  options.takes_no_lock =
+      options.takes_no_lock || std::all_of(calls.begin(), calls.end(), reads_only);
+  return options;
+}
+
 ApiClient::CallId PrefectClient::start_answered(const ApiClient::Call& call,
                                                 const RequestOptions& options, Answered answered) {
-  const ApiClient::CallId id = api_.start(call, options);
+  const ApiClient::CallId id = api_.start(call, lock_free_if_reads({call}, options));
   answered_.emplace(id, std::move(answered));
   return id;
 }

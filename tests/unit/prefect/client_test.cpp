@@ -362,3 +362,46 @@ TEST_CASE("PrefectClient read_together: one round, each answer decoded as its re
   CHECK(count.value == std::optional<std::int64_t>(7));
   CHECK(f.req(2).url == "http://h/api/flow_runs/count");
 }
+
+TEST_CASE("PrefectClient: after a busy answer, reads still go together and beside the writes",
+          "[prefect]") {
+  Fixture f;
+  // Two writes together, one answered 503 (SQLite "database is locked"):
+  // from then on the client sends its writes one after another.
+  f.transport.reply(204).reply(503).reply(204);
+  f.client.patch_flow_runs(
+      {{"r1", json{{"name", "a"}}, false}, {"r2", json{{"name", "b"}}, false}});
+  REQUIRE(f.transport.requests.size() == 3);
+  f.transport.rounds.clear();
+
+  FlowRunFilter active;
+  active.work_pool_names = {"etl"};
+  SECTION("a round of reads: together") {
+    f.transport.reply(200, "2").reply(200, "[]").reply(200, kPool);
+    f.client.read_together(PrefectClient::count_read(active), PrefectClient::workers_read("etl"),
+                           PrefectClient::work_pool_read("etl"));
+    CHECK(f.transport.rounds == std::vector<std::size_t>{3});
+  }
+  SECTION("a round with the poll (its server marks the queue polled): one after another") {
+    f.transport.reply(200, "2").reply(200, "[]");
+    f.client.read_together(
+        PrefectClient::count_read(active),
+        PrefectClient::scheduled_runs_read("etl", {}, std::chrono::system_clock::now()));
+    CHECK(f.transport.rounds == std::vector<std::size_t>{1, 1});
+  }
+  SECTION("a started read goes beside a started write; a second write waits its turn") {
+    f.transport.reply(204).reply(200, "2").reply(204);
+    f.client.start_patch({"r1", json{{"name", "c"}}, false});
+    std::optional<std::int64_t> counted;
+    f.client.start_call(PrefectClient::count_read(active),
+                        [&](Outcome<std::int64_t> answered) { counted = answered.get(); });
+    f.client.start_patch({"r2", json{{"name", "d"}}, false});
+    CHECK(f.transport.requests.size() == 5);  // the PATCH and the count; not the second PATCH
+    while (f.client.in_flight()) {
+      f.client.poll_started(std::chrono::milliseconds(0));
+    }
+    CHECK(f.transport.requests.size() == 6);
+    CHECK(counted == std::optional<std::int64_t>(2));
+  }
+  CHECK(f.transport.pending() == 0);
+}
