@@ -100,8 +100,7 @@ ExitCode run_command(const Config& config) {
           options.child_env = std::move(env);
           options.default_working_dir = preflight.working_dir;
           options.hostname = host_name();
-          options.stop_reason = std::move(hooks.stop_reason);
-          options.last_lap = std::move(hooks.last_lap);
+          options.hooks = std::move(hooks);
           worker = std::make_unique<NativeWorker>(config, stack.client(), stack.sleeper(), pool,
                                                   std::move(options));
         } else {

@@ -24,7 +24,6 @@
 //              RUNNING.
 
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <string>
 
@@ -41,10 +40,8 @@ struct NativeWorkerOptions {
   Environment child_env;                      // environment of every flow process
   std::filesystem::path default_working_dir;  // empty = a fresh temp dir per run
   std::string hostname;
-  // "" while the worker may go on; else why it must stop ("SIGTERM received").
-  std::function<std::string()> stop_reason;
-  // Called once in the last lap (WorkerHooks::last_lap); may be null.
-  std::function<void()> last_lap;
+  // The cycle's: when to stop ("SIGTERM received"), and the last lap.
+  WorkerHooks hooks;
   // Seams for tests: null = real processes (ProcessStarterImpl) and
   // std::chrono::steady_clock. The clock must outlive the worker.
   std::shared_ptr<ProcessStarter> starter;

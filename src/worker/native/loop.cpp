@@ -149,7 +149,7 @@ WorkerPhaseResult NativeWorker::Impl::run(const Logger& log) {
 
 void NativeWorker::Impl::loop() {
   while (true) {
-    const std::string stop = options_.stop_reason();
+    const std::string stop = options_.hooks.stop_reason();
     if (!stop.empty() && !stopping()) {
       begin_stop(stop);
     }
@@ -167,8 +167,8 @@ void NativeWorker::Impl::loop() {
       // final states, not after them; so does the cycle's first count.
       journal_.worker_stopped();
       journal_.finish();
-      if (!std::exchange(told_last_lap_, true) && !stopping() && options_.last_lap) {
-        options_.last_lap();
+      if (!std::exchange(told_last_lap_, true) && !stopping() && options_.hooks.last_lap) {
+        options_.hooks.last_lap();
       }
     }
     journal_.send();
@@ -291,7 +291,7 @@ void NativeWorker::Impl::fill_slots() {
   const std::size_t most = static_cast<std::size_t>(FlowRunFilter{}.limit);
   while (static_cast<int>(running_.size() + claims_.in_flight() + batch.size()) <
              config_.flow_limit &&
-         batch.size() < most && !queue_.empty() && options_.stop_reason().empty()) {
+         batch.size() < most && !queue_.empty() && options_.hooks.stop_reason().empty()) {
     batch.push_back(std::move(queue_.front()));
     queue_.pop_front();
     if (config_.drain && queue_.empty()) {

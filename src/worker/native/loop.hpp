@@ -125,7 +125,7 @@ class NativeWorker::Impl {
   TimePoint next_cancel_check_{};
   TimePoint next_progress_{};
   bool exhausted_ = false;
-  bool told_last_lap_ = false;  // options_.last_lap was called
+  bool told_last_lap_ = false;  // options_.hooks.last_lap was called
   int empty_polls_ = 0;         // before the first start
   std::string stop_reason_;     // why the worker is stopping; empty: it is not
   int started_ = 0;

@@ -296,7 +296,7 @@ std::vector<Case> unit_cases(const TempDir& tmp, BareRepo& repo) {
                   std::function<std::string()> stop) {
                NativeWorkerOptions options;
                options.hostname = "h";
-               options.stop_reason = std::move(stop);
+               options.hooks.stop_reason = std::move(stop);
                return std::make_unique<NativeWorker>(c, client, sleeper, pool, options);
              });
        })},

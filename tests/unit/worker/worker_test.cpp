@@ -129,13 +129,13 @@ struct Harness : FakeApi {
     NativeWorkerOptions options;
     options.hostname = "h";
     options.default_working_dir = ".";
-    options.stop_reason = [this] {
+    options.hooks.stop_reason = [this] {
       if (each_round) {
         each_round();
       }
       return stop;
     };
-    options.last_lap = last_lap;
+    options.hooks.last_lap = last_lap;
     options.starter = starter;
     options.clock = &clock;
     WorkPool pool;
