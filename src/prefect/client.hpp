@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -297,7 +298,7 @@ class PrefectClient {
   static bool reads_only(const ApiClient::Call& call);
   // `options`, marked takes_no_lock when every call only reads: after a
   // busy answer such calls still go together, and beside the writes.
-  static RequestOptions lock_free_if_reads(const std::vector<ApiClient::Call>& calls,
+  static RequestOptions lock_free_if_reads(std::span<const ApiClient::Call> calls,
                                            RequestOptions options);
   template <typename T>
   static Outcome<T> decoded(const Call<T>& read, const ApiClient::Result& result) {

@@ -149,7 +149,7 @@ bool PrefectClient::reads_only(const ApiClient::Call& call) {
   return call.method == "POST" && (ends_with("/filter") || call.path == "/flow_runs/count");
 }
 
-RequestOptions PrefectClient::lock_free_if_reads(const std::vector<ApiClient::Call>& calls,
+RequestOptions PrefectClient::lock_free_if_reads(std::span<const ApiClient::Call> calls,
                                                  RequestOptions options) {
   options.takes_no_lock =
       options.takes_no_lock || std::all_of(calls.begin(), calls.end(), reads_only);
@@ -158,7 +158,7 @@ RequestOptions PrefectClient::lock_free_if_reads(const std::vector<ApiClient::Ca
 
 ApiClient::CallId PrefectClient::start_answered(const ApiClient::Call& call,
                                                 const RequestOptions& options, Answered answered) {
-  const ApiClient::CallId id = api_.start(call, lock_free_if_reads({call}, options));
+  const ApiClient::CallId id = api_.start(call, lock_free_if_reads({&call, 1}, options));
   answered_.emplace(id, std::move(answered));
   return id;
 }
