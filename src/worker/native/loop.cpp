@@ -162,12 +162,14 @@ void NativeWorker::Impl::loop() {
     supervise();
     updates_.send_new();  // the labels and infrastructure_pids of this round's launches
     updates_.send_due(false);
-    if (last_lap()) {
+    if (!in_last_lap_ && last_lap()) {
+      in_last_lap_ = true;
       // The last exit lines and the stopped event go with the reads of the
-      // final states, not after them; so does the cycle's first count.
+      // final states, not after them (finishing, the journal sends what
+      // comes later at once); so does the cycle's first count.
       journal_.worker_stopped();
       journal_.finish();
-      if (!std::exchange(told_last_lap_, true) && !stopping() && options_.hooks.last_lap) {
+      if (!stopping() && options_.hooks.last_lap) {
         options_.hooks.last_lap();
       }
     }

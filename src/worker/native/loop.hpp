@@ -125,9 +125,9 @@ class NativeWorker::Impl {
   TimePoint next_cancel_check_{};
   TimePoint next_progress_{};
   bool exhausted_ = false;
-  bool told_last_lap_ = false;  // options_.hooks.last_lap was called
-  int empty_polls_ = 0;         // before the first start
-  std::string stop_reason_;     // why the worker is stopping; empty: it is not
+  bool in_last_lap_ = false;  // last_lap() was true once: the journal and the cycle were told
+  int empty_polls_ = 0;       // before the first start
+  std::string stop_reason_;   // why the worker is stopping; empty: it is not
   int started_ = 0;
   // A failed poll (run forever) is tried again 1 s, 2 s, 4 s … later, up to
   // a minute; PREFECT_WORKER_MAX_CONSECUTIVE_FAILURES in a row end the worker.
