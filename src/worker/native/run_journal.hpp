@@ -9,11 +9,12 @@
 // in flight with the loop's other requests, one POST /logs/ and one POST
 // /events at a time, each batch once its oldest item has waited
 // kJournalBatchInterval, once it holds kJournalBatchBytes, or in the
-// worker's last lap: a few requests a cycle, not a few per run. (Prefect's own log handler batches
-// every 2 s; on a SQLite-backed server, where writes go one after another, each POST /logs/ holds
-// up the claims and reports for a round trip.) POST /events takes no database lock on the server
-// (Prefect queues events for its persister), so on a server that answered 503 it goes beside the
-// other writes, not in their line.
+// worker's last lap: a few requests a cycle, not a few per run. (Prefect's
+// own log handler batches every 2 s; on a SQLite-backed server, where
+// writes go one after another, each POST /logs/ holds up the claims and
+// the final states for a round trip.) POST /events takes no database lock
+// on the server (Prefect queues events for its persister), so on a server
+// that answered 503 it goes beside the other writes, not in their line.
 // Each send is one attempt with a deadline of kJournalSendBound and no
 // retries; a failed batch goes once more with the next send, then is
 // dropped with a debug line. A route the server does not have (events
